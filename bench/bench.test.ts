@@ -1,0 +1,257 @@
+// Tests of the benchmark harness's parsers and arithmetic (no load is generated here).
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { describe, it } from 'node:test';
+import { parse as parseYaml } from 'yaml';
+import type { Sample } from './aggregate.ts';
+import { checkGoals, median, summarize } from './aggregate.ts';
+import { CpuMeter, parseStat, parseStatus, processTree } from './procstat.ts';
+import { parseCpuProfile, topSelfTime } from './profile.ts';
+import type { TargetName } from './targets.ts';
+import { benchBootstrap, benchBootstrapYaml } from './weft-bootstrap.ts';
+import type { FixedRateResult, SaturationResult } from './wrk.ts';
+import { parseFixedRate, parseSaturation } from './wrk.ts';
+
+void describe('procstat', () => {
+  void it('counts stat fields after the last parenthesis, whatever the command name holds', () => {
+    const line =
+      '4242 (we) ird (name)) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 1 0 99 1000 200';
+    assert.deepEqual(parseStat(line), { pid: 4242, ppid: 17, cpuTicks: 325 });
+  });
+
+  void it('reads VmRSS and VmHWM in kB, and 0 when absent', () => {
+    const status = 'Name:\tnode\nVmHWM:\t   51234 kB\nVmRSS:\t   48000 kB\nThreads:\t7\n';
+    assert.deepEqual(parseStatus(status), { rssKb: 48000, hwmKb: 51234 });
+    assert.deepEqual(parseStatus('Name:\tkthreadd\n'), { rssKb: 0, hwmKb: 0 });
+  });
+
+  void it('finds a child process and measures the CPU it burns', { timeout: 20_000 }, async () => {
+    // A parent that forks a busy child: the child's CPU must be charged to the parent's tree.
+    const code =
+      "const c = require('node:child_process').spawn(process.execPath, ['-e', 'const t = Date.now(); while (Date.now() - t < 600);'], { stdio: 'inherit' });" +
+      "console.log('ready'); c.on('exit', () => process.exit(0));";
+    const parent = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await once(parent.stdout, 'data');
+      const tree = processTree(parent.pid!);
+      assert.equal(tree[0], parent.pid);
+      assert.ok(tree.length >= 2, `expected the child in the tree, got ${tree.join(',')}`);
+      const meter = new CpuMeter([parent.pid!]);
+      meter.start();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const cpu = meter.stop();
+      // 300 ms of wall time with one busy process: at least a third of it must show.
+      assert.ok(cpu >= 0.1 && cpu <= 0.8, `cpu ${cpu} s`);
+    } finally {
+      parent.kill('SIGKILL');
+    }
+  });
+});
+
+void describe('wrk output', () => {
+  void it('reads the fixed-rate script JSON line among other stderr output', () => {
+    const stderr =
+      'some warning\nJSON {"requests":2990,"duration_us":3001234,"rps":996.3,"errors":1,"non2xx":2,' +
+      '"p50":180,"p90":260,"p99":900,"p999":2100,"max":3000,"mean":201.5}\n';
+    const r = parseFixedRate(stderr);
+    assert.equal(r.requests, 2990);
+    assert.equal(r.p99Us, 900);
+    assert.equal(r.non2xx, 2);
+    assert.equal(r.meanUs, 201.5);
+  });
+
+  void it('fails clearly when the JSON line is missing', () => {
+    assert.throws(() => parseFixedRate('nothing here'), /no "JSON \{\.\.\.\}" line/);
+  });
+
+  void it('reads totals, rate, latency and errors from the plain summary', () => {
+    const stdout = [
+      'Running 3s test @ http://127.0.0.1:40000/',
+      '  1 threads and 64 connections',
+      '  Thread Stats   Avg      Stdev     Max   +/- Stdev',
+      '    Latency     1.16ms  326.52us  10.27ms   92.60%',
+      '    Req/Sec    55.35k     2.87k   58.93k    80.00%',
+      '  165219 requests in 3.00s, 193.18MB read',
+      '  Socket errors: connect 0, read 12, write 0, timeout 3',
+      '  Non-2xx or 3xx responses: 7',
+      'Requests/sec:  55065.27',
+      'Transfer/sec:     64.38MB',
+    ].join('\n');
+    const r = parseSaturation(stdout);
+    assert.equal(r.requests, 165219);
+    assert.equal(r.durationS, 3);
+    assert.equal(r.rps, 55065.27);
+    assert.equal(r.latencyAvgMs, 1.16);
+    assert.deepEqual(r.errors, { connect: 0, read: 12, write: 0, timeout: 3 });
+    assert.equal(r.non2xx, 7);
+  });
+
+  void it('converts microsecond latencies and defaults absent error lines to zero', () => {
+    const r = parseSaturation(
+      '    Latency   850.00us\n  1000 requests in 1.00m, 1MB read\nRequests/sec:     16.67\n',
+    );
+    assert.equal(r.latencyAvgMs, 0.85);
+    assert.equal(r.durationS, 60);
+    assert.equal(r.non2xx, 0);
+  });
+});
+
+function fixed(p50Us: number, p99Us: number, requests = 10_000): FixedRateResult {
+  return {
+    requests,
+    durationUs: 10e6,
+    rps: requests / 10,
+    errors: 0,
+    non2xx: 0,
+    p50Us,
+    p90Us: p50Us * 2,
+    p99Us,
+    p999Us: p99Us * 2,
+    maxUs: p99Us * 3,
+    meanUs: p50Us,
+  };
+}
+
+function saturation(requests: number): SaturationResult {
+  return {
+    requests,
+    durationS: 10,
+    rps: requests / 10,
+    latencyAvgMs: 1,
+    errors: { connect: 0, read: 0, write: 0, timeout: 0 },
+    non2xx: 0,
+  };
+}
+
+function sample(
+  rep: number,
+  target: TargetName,
+  p50Us: number,
+  cpuFixed: number | null,
+  cpuSat: number | null,
+  rssKb: number,
+): Sample {
+  const proxied = cpuFixed !== null;
+  const measured = (cpu: number | null) => ({
+    proxyCpuS: cpu,
+    upstreamCpuS: 1,
+    rssPeakKb: proxied ? rssKb : null,
+    rssPeakPerProxyKb: proxied ? [rssKb] : [],
+    hwmKb: proxied ? rssKb : null,
+    rssSamples: 40,
+  });
+  return {
+    rep,
+    position: 0,
+    target,
+    hops: target === 'direct' ? 0 : 1,
+    fixed: { wrk: fixed(p50Us, p50Us * 5), measured: measured(cpuFixed) },
+    saturation: { wrk: saturation(500_000), measured: measured(cpuSat) },
+  };
+}
+
+void describe('aggregation', () => {
+  void it('takes medians of odd and even counts', () => {
+    assert.equal(median([3, 1, 2]), 2);
+    assert.equal(median([4, 1, 3, 2]), 2.5);
+  });
+
+  void it('subtracts direct within the same repetition and takes ratios to nginx', () => {
+    const samples = [
+      // Repetition 0 is slow for everyone: per-repetition subtraction must cancel it.
+      sample(0, 'direct', 1100, null, null, 0),
+      sample(0, 'nginx', 1200, 0.6, 10, 13 * 1024),
+      sample(0, 'weft', 1400, 1.5, 50, 50 * 1024),
+      sample(1, 'direct', 100, null, null, 0),
+      sample(1, 'nginx', 200, 0.6, 10, 13 * 1024),
+      sample(1, 'weft', 400, 1.5, 50, 70 * 1024),
+      sample(2, 'direct', 100, null, null, 0),
+      sample(2, 'nginx', 200, 0.6, 10, 13 * 1024),
+      sample(2, 'weft', 400, 1.5, 50, 55 * 1024),
+    ];
+    const s = summarize(samples, ['direct', 'nginx', 'weft']);
+    assert.equal(s.direct.addedMs, null);
+    assert.equal(s.nginx.addedMs?.p50?.median, 0.1);
+    assert.equal(s.weft.addedMs?.p50?.median, 0.3);
+    assert.ok(Math.abs(s.weft.ratioToReference!.addedP50! - 3) < 1e-9);
+    // 0.6 CPU-s over 10 000 requests = 0.06 vCPU per 1000 rps.
+    assert.ok(Math.abs(s.nginx.vcpuPer1000Rps!.median - 0.06) < 1e-12);
+    assert.ok(Math.abs(s.weft.ratioToReference!.vcpuPer1000Rps! - 2.5) < 1e-9);
+    assert.equal(s.nginx.rpsPerCore?.median, 50_000);
+    assert.ok(Math.abs(s.weft.ratioToReference!.rpsPerCore! - 0.2) < 1e-9);
+    assert.equal(s.weft.rssPerProxyMb?.max, 70);
+
+    assert.deepEqual(
+      checkGoals(s).map((g) => [g.target, g.goal, g.met]),
+      [
+        ['weft', 'vCPU per 1000 rps ≤ 3× nginx', true],
+        ['weft', 'rps per proxy core ≥ 0.35× nginx', false],
+        ['weft', 'added p50 per hop ≤ 2× nginx', false],
+        ['weft', 'RSS under load ≤ 60 MB per proxy (worst repetition)', false],
+      ],
+    );
+  });
+});
+
+void describe('cpuprofile', () => {
+  void it('charges each sample the time until the next one and ranks by self time, idle excluded', () => {
+    const frame = (functionName: string, url = '', lineNumber = -1) => ({
+      functionName,
+      url,
+      lineNumber,
+      columnNumber: 0,
+    });
+    const profile = parseCpuProfile(
+      JSON.stringify({
+        nodes: [
+          { id: 1, callFrame: frame('(root)') },
+          { id: 2, callFrame: frame('hot', 'file:///repo/dist/a.js', 9) },
+          { id: 3, callFrame: frame('hot', 'file:///repo/dist/a.js', 9) },
+          { id: 4, callFrame: frame('(idle)') },
+          { id: 5, callFrame: frame('', 'node:http', 0) },
+        ],
+        samples: [2, 3, 4, 5, 2],
+        timeDeltas: [0, 1000, 3000, 5000, 1000],
+      }),
+    );
+    const top = topSelfTime(profile, 10, 'file:///repo/');
+    assert.deepEqual(
+      top.map((t) => [t.functionName, t.location, t.selfMs]),
+      [
+        ['hot', 'dist/a.js:10', 4],
+        ['(anonymous)', 'node:http:1', 1],
+      ],
+    );
+    assert.equal(top[0].share, 0.8);
+  });
+});
+
+void describe('weft bootstrap', () => {
+  void it('describes one listener routing everything to one static cluster, with admin', () => {
+    const options = {
+      nodeId: 'bench-1',
+      listen: { host: '127.0.0.1', port: 10001 },
+      admin: { host: '127.0.0.1', port: 10002 },
+      upstream: { host: '127.0.0.1', port: 10003 },
+    };
+    const parsed = parseYaml(benchBootstrapYaml(options));
+    assert.deepEqual(parsed, JSON.parse(JSON.stringify(benchBootstrap(options))));
+    assert.equal(parsed.admin.address.socket_address.port_value, 10002);
+    const listener = parsed.static_resources.listeners[0];
+    assert.equal(listener.address.socket_address.port_value, 10001);
+    const hcm = listener.filter_chains[0].filters[0].typed_config;
+    assert.equal(hcm.codec_type, 'AUTO');
+    assert.equal(hcm.stat_prefix, 'bench');
+    assert.deepEqual(hcm.route_config.virtual_hosts[0].routes, [
+      { match: { prefix: '/' }, route: { cluster: 'upstream' } },
+    ]);
+    const cluster = parsed.static_resources.clusters[0];
+    assert.equal(cluster.name, 'upstream');
+    assert.equal(cluster.type, 'STATIC');
+    assert.equal(
+      cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value,
+      10003,
+    );
+  });
+});

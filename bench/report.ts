@@ -1,0 +1,198 @@
+// The benchmark's results file format, its markdown summary, and the comparison with the previous run.
+import type { GoalCheck, Sample, Stat, TargetSummary } from './aggregate.ts';
+import type { MachineInfo } from './machine.ts';
+import type { TargetName } from './targets.ts';
+
+export interface BenchOptions {
+  readonly reps: number;
+  readonly quick: boolean;
+  readonly targets: readonly TargetName[];
+  readonly profile: boolean;
+  readonly weftNodeArgs: readonly string[];
+  readonly weftCli: string;
+  readonly warmupS: number;
+  readonly fixedRate: { readonly connections: number; readonly durationS: number; readonly gapMs: number };
+  readonly saturation: { readonly connections: number; readonly durationS: number };
+}
+
+export interface BenchResults {
+  readonly schema: 1;
+  readonly machine: MachineInfo;
+  readonly options: BenchOptions;
+  readonly samples: readonly Sample[];
+  readonly summaries: Record<string, TargetSummary>;
+  readonly goals: readonly GoalCheck[];
+  readonly warnings: readonly string[];
+}
+
+function num(value: number | null | undefined, digits: number): string {
+  return value === null || value === undefined || !Number.isFinite(value) ? '–' : value.toFixed(digits);
+}
+
+function withRatio(
+  value: number | null | undefined,
+  digits: number,
+  ratio: number | null | undefined,
+): string {
+  const base = num(value, digits);
+  return ratio === null || ratio === undefined || !Number.isFinite(ratio)
+    ? base
+    : `${base} (${ratio.toFixed(2)}×)`;
+}
+
+function range(s: Stat | null | undefined, digits: number): string {
+  return s && s.values.length > 1 ? ` [${s.min.toFixed(digits)}, ${s.max.toFixed(digits)}]` : '';
+}
+
+function kilo(value: number | null | undefined): string {
+  return value === null || value === undefined || !Number.isFinite(value)
+    ? '–'
+    : `${(value / 1000).toFixed(1)}k`;
+}
+
+function row(s: TargetSummary, twoHop: boolean): string {
+  const r = s.ratioToReference;
+  const added = s.addedMs;
+  const p99 = `${withRatio(added?.p99?.median, 3, r?.addedP99)}${range(added?.p99, 3)}`;
+  const cells = [
+    s.target,
+    withRatio(added?.p50?.median, 3, r?.addedP50),
+    withRatio(added?.p90?.median, 3, r?.addedP90),
+    p99,
+    withRatio(s.vcpuPer1000Rps?.median, 3, r?.vcpuPer1000Rps),
+    twoHop
+      ? withRatio(s.cpuUsPerRequest?.median, 0, r?.cpuUsPerRequest)
+      : `${kilo(s.rpsPerCore?.median)}${r?.rpsPerCore != null ? ` (${r.rpsPerCore.toFixed(2)}×)` : ''}`,
+    kilo(s.saturationRps?.median),
+    withRatio(s.rssMb?.median, 0, r?.rssMb),
+  ];
+  return `| ${cells.join(' | ')} |`;
+}
+
+function goalLine(g: GoalCheck): string {
+  const verdict = g.met === null ? 'not evaluated' : g.met ? 'met' : 'NOT met';
+  const value =
+    g.value === null ? '–' : g.unit === '×' ? `${g.value.toFixed(2)}×` : `${g.value.toFixed(1)} ${g.unit}`;
+  return `- ${g.target}: ${g.goal}: ${value} — ${verdict}`;
+}
+
+export function goalLines(goals: readonly GoalCheck[], ranTargets: readonly TargetName[]): string[] {
+  if (goals.length === 0) {
+    return [
+      ranTargets.some((t) => t.startsWith('weft'))
+        ? '- (no figures)'
+        : '- not evaluated: no Weft target was run',
+    ];
+  }
+  return goals.map(goalLine);
+}
+
+export function renderMarkdown(results: BenchResults): string {
+  const { machine: m, options: o } = results;
+  const summaries = o.targets
+    .map((t) => results.summaries[t])
+    .filter((s): s is TargetSummary => s !== undefined);
+  const commit =
+    m.gitCommit === null ? 'no commit' : `${m.gitCommit.slice(0, 10)}${m.gitDirty ? ' (dirty)' : ''}`;
+  const lines = [
+    '# Weft proxy benchmark',
+    '',
+    `${m.date} · ${commit} · Node ${m.node} · nginx ${m.nginx ?? '–'} · wrk ${m.wrk ?? '–'} · ${m.cpuModel ?? 'unknown CPU'}, ${m.cpus} vCPU`,
+    '',
+    `${o.reps} repetition(s)${o.quick ? ' (quick)' : ''}${o.profile ? ' under --cpu-prof (CPU figures inflated)' : ''}; ` +
+      `fixed rate: wrk -t1 -c${o.fixedRate.connections} -d${o.fixedRate.durationS}s, mean gap ${o.fixedRate.gapMs} ms; ` +
+      `saturation: wrk -t1 -c${o.saturation.connections} -d${o.saturation.durationS}s. ` +
+      'Added latency = target minus direct in the same repetition; medians over repetitions, p99 with its range; ' +
+      'ratios to nginx with the same number of hops. RSS = peak under load, all of the target’s proxy processes.',
+    '',
+  ];
+  const header = (first: string, cpuColumn: string): string[] => [
+    `| ${first} | added p50 ms | added p90 ms | added p99 ms [range] | vCPU per 1000 rps | ${cpuColumn} | saturation rps | RSS MB |`,
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  const oneHop = summaries.filter((s) => s.hops === 1);
+  if (oneHop.length > 0) {
+    lines.push(
+      '## One hop',
+      '',
+      ...header('proxy', 'rps per proxy core'),
+      ...oneHop.map((s) => row(s, false)),
+      '',
+    );
+  }
+  const twoHops = summaries.filter((s) => s.hops === 2);
+  if (twoHops.length > 0) {
+    lines.push(
+      '## Two hops (both proxies together)',
+      '',
+      ...header('chain', 'CPU µs per request at saturation'),
+      ...twoHops.map((s) => row(s, true)),
+      '',
+    );
+  }
+  const direct = results.summaries.direct;
+  if (direct) {
+    const l = direct.latencyMs;
+    lines.push(
+      `Direct (no proxy): p50 ${num(l.p50?.median, 3)} ms, p90 ${num(l.p90?.median, 3)} ms, ` +
+        `p99 ${num(l.p99?.median, 3)} ms${range(l.p99, 3)}; saturation ${kilo(direct.saturationRps?.median)} rps.`,
+      '',
+    );
+  }
+  lines.push('## Targets from the issue', '', ...goalLines(results.goals, o.targets), '');
+  if (results.warnings.length > 0)
+    lines.push('## Warnings', '', ...results.warnings.map((w) => `- ${w}`), '');
+  return lines.join('\n');
+}
+
+interface KeyFigure {
+  readonly label: string;
+  readonly pick: (s: TargetSummary) => number | null | undefined;
+  readonly digits: number;
+}
+
+const KEY_FIGURES: readonly KeyFigure[] = [
+  { label: 'added p50 ms', pick: (s) => s.addedMs?.p50?.median, digits: 3 },
+  { label: 'added p99 ms', pick: (s) => s.addedMs?.p99?.median, digits: 3 },
+  { label: 'vCPU/1000 rps', pick: (s) => s.vcpuPer1000Rps?.median, digits: 3 },
+  { label: 'rps per core', pick: (s) => s.rpsPerCore?.median, digits: 0 },
+  { label: 'saturation rps', pick: (s) => s.saturationRps?.median, digits: 0 },
+  { label: 'RSS MB', pick: (s) => s.rssMb?.median, digits: 1 },
+];
+
+/** Key figures of this run next to the previous one's, for each target both ran. */
+export function compareWithPrevious(current: BenchResults, previous: unknown): string[] {
+  const prevSummaries = (previous as Partial<BenchResults> | null)?.summaries;
+  if (typeof prevSummaries !== 'object' || prevSummaries === null)
+    return ['previous results unreadable: no comparison'];
+  const prevMachine = (previous as Partial<BenchResults>).machine;
+  const prevOptions = (previous as Partial<BenchResults>).options;
+  const differs =
+    prevOptions?.quick !== current.options.quick || prevOptions?.reps !== current.options.reps
+      ? ` — not comparable: ${prevOptions?.reps ?? '?'} rep(s)${prevOptions?.quick ? ' quick' : ''} then, ` +
+        `${current.options.reps} rep(s)${current.options.quick ? ' quick' : ''} now`
+      : '';
+  const lines = [
+    `vs previous run (${prevMachine?.date ?? '?'}, ${prevMachine?.gitCommit?.slice(0, 10) ?? 'no commit'})${differs}:`,
+  ];
+  for (const target of current.options.targets) {
+    const now = current.summaries[target];
+    const before = prevSummaries[target];
+    if (!now || !before) continue;
+    const cells: string[] = [];
+    for (const k of KEY_FIGURES) {
+      let a: number | null | undefined;
+      try {
+        a = k.pick(before);
+      } catch {
+        a = undefined; // an older file layout
+      }
+      const b = k.pick(now);
+      if (a == null || b == null) continue;
+      const change = a !== 0 ? ` (${b >= a ? '+' : ''}${(((b - a) / Math.abs(a)) * 100).toFixed(0)}%)` : '';
+      cells.push(`${k.label} ${a.toFixed(k.digits)} → ${b.toFixed(k.digits)}${change}`);
+    }
+    if (cells.length > 0) lines.push(`  ${target}: ${cells.join(', ')}`);
+  }
+  return lines;
+}

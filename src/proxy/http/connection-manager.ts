@@ -1,0 +1,246 @@
+/**
+ * The HTTP connection manager (Envoy's `envoy.filters.network.http_connection_manager`): owns the
+ * HTTP/1.1 and HTTP/2 codecs for its listener's connections, turns each request into an HttpStream,
+ * applies connection-level header policy (request id, x-forwarded-*), and runs the HTTP filter chain.
+ */
+import http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import http2 from 'node:http2';
+import type { Http2ServerRequest, Http2ServerResponse, Http2Session } from 'node:http2';
+import type { Socket } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Duplex } from 'node:stream';
+import type { HcmConfig } from '../listener/types.ts';
+import type { StatsStore } from '../stats/store.ts';
+import type { ClusterManager } from '../upstream/cluster-manager.ts';
+import type { OutgoingHeaders } from '../upstream/codec.ts';
+import type { HttpFilter } from './filter.ts';
+import { HcmStats } from './hcm-stats.ts';
+import { HttpStream } from './stream.ts';
+import { createHttpFilter } from './filter-registry.ts';
+import { plainIp } from './headers.ts';
+import { handleUpgrade } from './upgrade.ts';
+
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+const kStream = Symbol('weft.stream');
+
+type TaggedResponse = (ServerResponse | Http2ServerResponse) & { [kStream]?: HttpStream };
+
+function onResponseClose(this: TaggedResponse): void {
+  const s = this[kStream];
+  if (s !== undefined && !s.done) s.onDownstreamClose();
+}
+
+export interface HcmDeps {
+  readonly clusters: ClusterManager;
+  readonly stats: StatsStore;
+}
+
+export class HcmRuntime {
+  readonly config: HcmConfig;
+  readonly stats: HcmStats;
+  readonly clusters: ClusterManager;
+  readonly filters: readonly HttpFilter[];
+  draining = false;
+  private readonly h1: http.Server;
+  private readonly h2: http2.Http2Server;
+  private readonly h2Sessions = new Set<Http2Session>();
+
+  constructor(config: HcmConfig, deps: HcmDeps) {
+    this.config = config;
+    this.clusters = deps.clusters;
+    this.stats = new HcmStats(deps.stats, config.statPrefix);
+    this.filters = config.httpFilters.map((f) =>
+      createHttpFilter(f, { clusters: deps.clusters, stats: deps.stats }),
+    );
+
+    this.h1 = http.createServer(
+      {
+        maxHeaderSize: config.maxRequestHeadersKb * 1024,
+        requestTimeout: config.requestTimeoutMs,
+        headersTimeout: config.requestHeadersTimeoutMs,
+        keepAliveTimeout: config.idleTimeoutMs,
+        insecureHTTPParser: false,
+        requireHostHeader: true,
+        joinDuplicateHeaders: true,
+        // Upgrades other than h2c go to the upgrade path; "Upgrade: h2c" is ignored, as Envoy does.
+        shouldUpgradeCallback: (req: IncomingMessage) => {
+          const u = req.headers.upgrade;
+          return u !== undefined && u.toLowerCase() !== 'h2c';
+        },
+      },
+      (req, res) => this.onRequest(req, res, false),
+    );
+    this.h1.maxRequestsPerSocket = config.maxRequestsPerConnection ?? 0;
+    this.h1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.stats.rqTotal.inc();
+      this.stats.rqHttp1Total.inc();
+      handleUpgrade(this, req, socket as Socket, head);
+    });
+    this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
+      this.onClientError(err, socket),
+    );
+
+    const h2 = config.http2;
+    this.h2 = http2.createServer({
+      settings: {
+        ...(h2.maxConcurrentStreams !== undefined ? { maxConcurrentStreams: h2.maxConcurrentStreams } : {}),
+        ...(h2.initialStreamWindowSize !== undefined
+          ? { initialWindowSize: h2.initialStreamWindowSize }
+          : {}),
+        maxHeaderListSize: config.maxRequestHeadersKb * 1024,
+      },
+      maxSendHeaderBlockLength: 1024 * 1024,
+    });
+    this.h2.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) =>
+      this.onRequest(req, res, true),
+    );
+    this.h2.on('session', (session: Http2Session) => {
+      this.h2Sessions.add(session);
+      this.stats.cxHttp2Total.inc();
+      if (h2.initialConnectionWindowSize !== undefined) {
+        session.once('localSettings', () => {
+          try {
+            session.setLocalWindowSize(h2.initialConnectionWindowSize!);
+          } catch {
+            /* smaller than the default: keep the default */
+          }
+        });
+      }
+      session.once('close', () => this.h2Sessions.delete(session));
+      session.on('error', () => undefined);
+      if (this.draining) session.goaway();
+    });
+    this.h2.on('sessionError', () => this.stats.cxProtocolError.inc());
+    this.h2.setTimeout(config.idleTimeoutMs);
+  }
+
+  /** Takes over an accepted connection, choosing the codec (AUTO sniffs the HTTP/2 connection preface). */
+  handleConnection(socket: Socket): void {
+    this.stats.cxTotal.inc();
+    this.stats.cxActive.inc();
+    socket.once('close', () => this.stats.cxActive.dec());
+    const codec = this.config.codecType;
+    if (codec === 'HTTP1') return this.toHttp1(socket);
+    if (codec === 'HTTP2') return void this.h2.emit('connection', socket);
+    let seen: Buffer | null = null;
+    const onData = (chunk: Buffer): void => {
+      seen = seen === null ? chunk : Buffer.concat([seen, chunk]);
+      const n = Math.min(seen.length, H2_PREFACE.length);
+      const isPrefix = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+      if (isPrefix && seen.length < H2_PREFACE.length) return; // need more bytes to decide
+      socket.removeListener('data', onData);
+      socket.pause();
+      socket.unshift(seen);
+      if (isPrefix) this.h2.emit('connection', socket);
+      else this.toHttp1(socket);
+    };
+    socket.on('data', onData);
+  }
+
+  private toHttp1(socket: Socket): void {
+    this.stats.cxHttp1Total.inc();
+    this.h1.emit('connection', socket);
+    socket.resume();
+  }
+
+  private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    this.stats.cxProtocolError.inc();
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    // A response already in progress on this connection cannot be followed by an error reply.
+    if ((socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+      socket.destroy();
+      return;
+    }
+    let status = '400 Bad Request';
+    if (err.code === 'HPE_HEADER_OVERFLOW') status = '431 Request Header Fields Too Large';
+    else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') status = '408 Request Timeout';
+    this.stats.responseClass(Number(status.slice(0, 3)));
+    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    setTimeout(() => socket.destroy(), 1000).unref();
+  }
+
+  private onRequest(
+    req: IncomingMessage | Http2ServerRequest,
+    res: ServerResponse | Http2ServerResponse,
+    isH2: boolean,
+  ): void {
+    const stats = this.stats;
+    stats.rqTotal.inc();
+    stats.rqActive.inc();
+    if (isH2) stats.rqHttp2Total.inc();
+    else stats.rqHttp1Total.inc();
+    const stream = new HttpStream(req, res, this, isH2, performance.now());
+    (res as TaggedResponse)[kStream] = stream;
+    res.once('close', onResponseClose);
+    this.applyRequestHeaderPolicy(stream);
+    const filters = this.filters;
+    for (let i = 0; i < filters.length; i++) {
+      if (filters[i].onRequest(stream) === 'stop') return;
+    }
+    // The router always stops; reaching here means a misconfigured chain.
+    stream.sendLocalReply(500, null, 'no terminal filter');
+  }
+
+  /** x-request-id, x-forwarded-for and x-forwarded-proto, as Envoy's connection manager sets them. */
+  private applyRequestHeaderPolicy(stream: HttpStream): void {
+    const headers = stream.headers;
+    const cfg = this.config;
+    if (cfg.useRemoteAddress) {
+      const peer = plainIp(stream.req.socket?.remoteAddress);
+      if (!cfg.skipXffAppend && peer) {
+        const xff = headers['x-forwarded-for'];
+        headers['x-forwarded-for'] = xff ? `${String(xff)}, ${peer}` : peer;
+      }
+      headers['x-forwarded-proto'] = stream.scheme;
+      if (!cfg.preserveExternalRequestId && cfg.generateRequestId) headers['x-request-id'] = randomUUID();
+    } else if (headers['x-forwarded-proto'] === undefined) {
+      headers['x-forwarded-proto'] = stream.scheme;
+    }
+    if (cfg.generateRequestId && headers['x-request-id'] === undefined)
+      headers['x-request-id'] = randomUUID();
+  }
+
+  /** Connection-level response headers: server, request id, and `connection: close` while draining. */
+  decorateResponse(stream: HttpStream, headers: OutgoingHeaders): void {
+    const cfg = this.config;
+    if (cfg.serverHeaderTransformation === 'OVERWRITE') headers.server = cfg.serverName;
+    else if (cfg.serverHeaderTransformation === 'APPEND_IF_ABSENT' && headers.server === undefined)
+      headers.server = cfg.serverName;
+    if (cfg.alwaysSetRequestIdInResponse) {
+      const id = stream.headers['x-request-id'];
+      if (id !== undefined) headers['x-request-id'] = id;
+    }
+    if (this.draining && !stream.http2) headers.connection = 'close';
+  }
+
+  onStreamDone(stream: HttpStream): void {
+    const stats = this.stats;
+    stats.rqActive.dec();
+    stats.responseClass(stream.responseStatus);
+    stats.rqTime.record(performance.now() - stream.startMs);
+  }
+
+  /** Graceful drain: GOAWAY to HTTP/2 clients, `connection: close` on HTTP/1.1 responses, idle keep-alives closed. */
+  drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    for (const s of this.h2Sessions) s.goaway();
+    this.h1.closeIdleConnections();
+  }
+
+  /** Force-closes everything left. */
+  destroy(): void {
+    this.h1.closeAllConnections();
+    for (const s of this.h2Sessions) s.destroy();
+  }
+
+  /** True while any request is in flight. */
+  busy(): boolean {
+    return this.stats.rqActive.value > 0;
+  }
+}

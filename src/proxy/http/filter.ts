@@ -1,0 +1,16 @@
+/**
+ * The HTTP filter contract (Envoy's decoder/encoder filters, simplified): filters are built once per
+ * connection manager config and keep per-request state on the stream. The router is the last filter.
+ */
+import type { HttpStream } from './stream.ts';
+import type { OutgoingHeaders } from '../upstream/codec.ts';
+
+/** 'continue' passes the request to the next filter; 'stop' means the filter has answered or taken over. */
+export type FilterStatus = 'continue' | 'stop';
+
+export interface HttpFilter {
+  readonly name: string;
+  onRequest(stream: HttpStream): FilterStatus;
+  /** Called with the response headers before they are sent, in reverse filter order. */
+  onResponseHeaders?(stream: HttpStream, status: number, headers: OutgoingHeaders): void;
+}

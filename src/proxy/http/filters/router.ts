@@ -1,0 +1,387 @@
+/**
+ * The router filter (`envoy.filters.http.router`): the last HTTP filter. Matches the route, picks the
+ * concrete cluster and an endpoint, forwards the request and streams the response back.
+ */
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { Http2ServerResponse } from 'node:http2';
+import { performance } from 'node:perf_hooks';
+import type { FilterStatus, HttpFilter } from '../filter.ts';
+import type { HttpStream } from '../stream.ts';
+import type { ClusterEntry, ClusterManager } from '../../upstream/cluster-manager.ts';
+import { UpstreamError } from '../../upstream/codec.ts';
+import type { OutgoingHeaders, UpstreamHandler, UpstreamRequest } from '../../upstream/codec.ts';
+import type { Host } from '../../upstream/types.ts';
+import type { ForwardAction, MatchedRoute, WeightedPick } from '../../router/types.ts';
+import { downstreamResponseHeaders, upstreamRequestHeaders } from '../headers.ts';
+
+const FLAG_FOR_FAILURE: Readonly<Record<string, string>> = {
+  connect: 'UF',
+  termination: 'UC',
+  reset: 'UR',
+  refused: 'UR',
+  protocol: 'UPE',
+  local: 'LR',
+};
+
+export class RouterFilter implements HttpFilter {
+  readonly name = 'envoy.filters.http.router';
+  private readonly clusters: ClusterManager;
+
+  constructor(clusters: ClusterManager) {
+    this.clusters = clusters;
+  }
+
+  onRequest(stream: HttpStream): FilterStatus {
+    const hcm = stream.hcm;
+    const matched = hcm.config.routeTable.match(stream);
+    if (matched === null) {
+      hcm.stats.rqNoRoute.inc();
+      stream.sendLocalReply(404, 'NR');
+      return 'stop';
+    }
+    const action = matched.route.action;
+    if (action.kind === 'direct_response') {
+      hcm.stats.rqDirectResponse.inc();
+      const headers: OutgoingHeaders = {};
+      if (action.body !== undefined) {
+        headers['content-type'] = 'text/plain';
+        headers['content-length'] = String(action.body.length);
+      } else headers['content-length'] = '0';
+      respondLocally(stream, matched, action.status, headers, action.body);
+      return 'stop';
+    }
+    if (action.kind === 'redirect') {
+      hcm.stats.rqRedirect.inc();
+      const r = action.redirect(stream);
+      respondLocally(stream, matched, r.status, { location: r.location, 'content-length': '0' }, undefined);
+      return 'stop';
+    }
+    const pick = action.pickCluster(Math.random());
+    const entry = this.clusters.get(pick.cluster);
+    stream.clusterName = pick.cluster;
+    if (entry === undefined) {
+      stream.sendLocalReply(503, 'NC');
+      return 'stop';
+    }
+    new UpstreamExchange(stream, matched, action, pick, entry).start();
+    return 'stop';
+  }
+}
+
+function respondLocally(
+  stream: HttpStream,
+  matched: MatchedRoute,
+  status: number,
+  headers: OutgoingHeaders,
+  body: Buffer | undefined,
+): void {
+  for (const m of matched.responseHeaders) m.apply(headers, stream);
+  stream.hcm.decorateResponse(stream, headers);
+  stream.responseStatus = status;
+  const res = stream.res as ServerResponse;
+  try {
+    res.writeHead(status, headers);
+    res.end(stream.method === 'HEAD' ? undefined : body);
+  } catch {
+    stream.resetDownstream();
+  }
+  stream.finish(status);
+}
+
+function requestHasBody(stream: HttpStream): boolean {
+  if (stream.http2) return !(stream.res as Http2ServerResponse).stream.endAfterHeaders;
+  const h = stream.headers;
+  if (h['transfer-encoding'] !== undefined) return true;
+  const cl = h['content-length'];
+  return cl !== undefined && cl !== '0';
+}
+
+/** One request's journey upstream: endpoint choice, timeouts, response streaming, failure mapping. */
+class UpstreamExchange implements UpstreamHandler {
+  private readonly stream: HttpStream;
+  private readonly matched: MatchedRoute;
+  private readonly action: ForwardAction;
+  private readonly pick: WeightedPick;
+  private readonly entry: ClusterEntry;
+  private host: Host | null = null;
+  private abortUpstream: ((reason: Error) => void) | null = null;
+  private resumeUpstream: (() => void) | null = null;
+  private responseStarted = false;
+  private finished = false;
+  private attempts = 0;
+  private hasBody = false;
+  private hash: number | undefined;
+  private setCookie: string | undefined;
+  private timer: NodeJS.Timeout | null = null;
+  private routeDeadline = Infinity;
+  private lastActivity = 0;
+  private idleMs = 0;
+  private upstreamReq: UpstreamRequest | null = null;
+
+  constructor(
+    stream: HttpStream,
+    matched: MatchedRoute,
+    action: ForwardAction,
+    pick: WeightedPick,
+    entry: ClusterEntry,
+  ) {
+    this.stream = stream;
+    this.matched = matched;
+    this.action = action;
+    this.pick = pick;
+    this.entry = entry;
+  }
+
+  start(): void {
+    const stream = this.stream;
+    const h = this.action.computeHash(stream);
+    if (h !== undefined) {
+      this.hash = h.hash;
+      this.setCookie = h.setCookie;
+    }
+    this.hasBody = requestHasBody(stream);
+    this.upstreamReq = this.buildRequest();
+    stream.onAbort = () => this.onDownstreamAbort();
+    this.idleMs = this.action.idleTimeoutMs ?? stream.hcm.config.streamIdleTimeoutMs;
+    this.lastActivity = performance.now();
+    if (this.action.timeoutMs > 0) {
+      if (!this.hasBody) this.routeDeadline = this.lastActivity + this.action.timeoutMs;
+      else
+        stream.req.once('end', () => {
+          this.routeDeadline = performance.now() + this.action.timeoutMs;
+          this.schedule();
+        });
+    }
+    this.schedule();
+    this.attempt();
+  }
+
+  private buildRequest(): UpstreamRequest {
+    const stream = this.stream;
+    const headers = upstreamRequestHeaders(stream.headers);
+    const action = this.action;
+    let authority = stream.authority;
+    if (action.hostRewriteLiteral !== undefined) authority = action.hostRewriteLiteral;
+    headers.host = authority;
+    if (this.pick.requestHeaders !== undefined) this.pick.requestHeaders.apply(headers, stream);
+    const muts = this.matched.requestHeaders;
+    for (let i = 0; i < muts.length; i++) muts[i].apply(headers, stream);
+    return {
+      method: stream.method,
+      path: action.rewritePath(stream.path),
+      headers,
+      body: this.hasBody ? stream.req : null,
+    };
+  }
+
+  private attempt(): void {
+    const stream = this.stream;
+    const lb = this.entry.cluster.loadBalancer;
+    const host = lb.chooseHost({ hash: this.hash });
+    const cstats = this.entry.stats;
+    if (host === null) {
+      cstats.noHealthyUpstream.inc();
+      this.finished = true;
+      this.clearTimer();
+      stream.onAbort = null;
+      stream.sendLocalReply(503, 'UH');
+      return;
+    }
+    this.attempts++;
+    this.host = host;
+    stream.upstreamHost = host;
+    let req = this.upstreamReq!;
+    if (this.action.autoHostRewrite && host.hostname !== undefined) {
+      req = { ...req, headers: { ...req.headers, host: host.hostname } };
+    }
+    host.activeRequests++;
+    cstats.upstreamRqTotal.inc();
+    cstats.upstreamRqActive.inc();
+    this.entry.pool(host).send(req, this);
+  }
+
+  onStart(abort: (reason: Error) => void, _pause: () => void, resume: () => void): void {
+    this.abortUpstream = abort;
+    this.resumeUpstream = resume;
+  }
+
+  onHeaders(status: number, upstreamHeaders: IncomingHttpHeaders, endOfStream: boolean): void {
+    if (this.finished) return;
+    const stream = this.stream;
+    this.responseStarted = true;
+    this.lastActivity = performance.now();
+    this.entry.stats.response(status);
+    const headers = downstreamResponseHeaders(upstreamHeaders);
+    const filters = stream.hcm.filters;
+    for (let i = filters.length - 1; i >= 0; i--) filters[i].onResponseHeaders?.(stream, status, headers);
+    if (this.pick.responseHeaders !== undefined) this.pick.responseHeaders.apply(headers, stream);
+    const muts = this.matched.responseHeaders;
+    for (let i = 0; i < muts.length; i++) muts[i].apply(headers, stream);
+    if (this.setCookie !== undefined) {
+      const prev = headers['set-cookie'];
+      headers['set-cookie'] =
+        prev === undefined ? [this.setCookie] : [...([] as string[]).concat(prev), this.setCookie];
+    }
+    stream.hcm.decorateResponse(stream, headers);
+    stream.responseStatus = status;
+    try {
+      if (endOfStream && stream.http2) {
+        // Trailers-only (e.g. a gRPC error): one HEADERS frame with END_STREAM, as the upstream sent it.
+        const s = (stream.res as Http2ServerResponse).stream;
+        s.respond({ ...headers, ':status': status }, { endStream: true });
+        this.complete();
+        return;
+      }
+      (stream.res as ServerResponse).writeHead(status, headers);
+      if (endOfStream) {
+        stream.res.end();
+        this.complete();
+      }
+    } catch {
+      this.fail('UPE', true);
+    }
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.finished) return true;
+    this.lastActivity = performance.now();
+    const res = this.stream.res as ServerResponse;
+    if (res.write(chunk)) return true;
+    res.once('drain', () => this.resumeUpstream?.());
+    return false;
+  }
+
+  onEnd(trailers: IncomingHttpHeaders | null): void {
+    if (this.finished) return;
+    const res = this.stream.res as ServerResponse;
+    if (trailers !== null) {
+      try {
+        res.addTrailers(trailers);
+      } catch {
+        /* trailers the downstream codec cannot carry are dropped */
+      }
+    }
+    res.end();
+    this.complete();
+  }
+
+  onError(err: UpstreamError): void {
+    if (this.finished) return;
+    this.release();
+    const cstats = this.entry.stats;
+    if (err.failure === 'connect') cstats.upstreamCxConnectFail.inc();
+    else if (err.failure === 'reset' || err.failure === 'termination') cstats.upstreamRqResetRemote.inc();
+    else if (err.failure === 'protocol') cstats.upstreamRqProtocolError.inc();
+    // The classic keep-alive race: the upstream closed a pooled connection as we reused it. The request
+    // had no body and no response arrived, so it is safe to send once more on a fresh connection.
+    if (
+      !this.responseStarted &&
+      !this.hasBody &&
+      this.attempts === 1 &&
+      (err.failure === 'termination' || err.failure === 'reset' || err.failure === 'refused')
+    ) {
+      cstats.upstreamRqRetry.inc();
+      // Let the client finish tearing down the dead connection first, so the retry gets a fresh one.
+      setImmediate(() => {
+        if (!this.finished) this.attempt();
+      });
+      return;
+    }
+    this.fail(FLAG_FOR_FAILURE[err.failure] ?? 'UR', this.responseStarted);
+  }
+
+  onUpgrade(): void {
+    // Upgrades go through the upgrade path, never through the router's exchange.
+    this.abortUpstream?.(new UpstreamError('protocol', 'unexpected upgrade'));
+  }
+
+  private fail(flag: string, afterHeaders: boolean): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.clearTimer();
+    this.stream.onAbort = null;
+    if (afterHeaders) {
+      this.stream.addFlag(flag);
+      this.stream.resetDownstream();
+    } else {
+      const status = flag === 'UT' ? 504 : 503;
+      this.stream.sendLocalReply(status, flag);
+    }
+  }
+
+  private release(): void {
+    const host = this.host;
+    if (host !== null) {
+      host.activeRequests--;
+      this.entry.stats.upstreamRqActive.dec();
+      this.host = null;
+    }
+  }
+
+  private complete(): void {
+    this.finished = true;
+    this.clearTimer();
+    this.release();
+    this.stream.onAbort = null;
+    this.stream.finish(this.stream.responseStatus);
+  }
+
+  private onDownstreamAbort(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.clearTimer();
+    this.release();
+    this.abortUpstream?.(new UpstreamError('local', 'downstream disconnected'));
+  }
+
+  /** One timer per exchange covers both the route timeout and the stream idle timeout. */
+  private schedule(): void {
+    if (this.finished) return;
+    const idleAt = this.idleMs > 0 ? this.lastActivity + this.idleMs : Infinity;
+    const at = Math.min(this.routeDeadline, idleAt);
+    if (at === Infinity) return;
+    const delay = Math.max(1, at - performance.now());
+    if (this.timer === null) this.timer = setTimeout(() => this.onTimer(), delay);
+    else {
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.onTimer(), delay);
+    }
+  }
+
+  private onTimer(): void {
+    this.timer = null;
+    if (this.finished) return;
+    const now = performance.now();
+    if (now >= this.routeDeadline) {
+      this.entry.stats.upstreamRqTimeout.inc();
+      this.timeOut('UT', 504);
+      return;
+    }
+    if (this.idleMs > 0 && now - this.lastActivity >= this.idleMs) {
+      this.stream.hcm.stats.rqTimeout.inc();
+      this.timeOut('SI', 504);
+      return;
+    }
+    this.schedule();
+  }
+
+  /** Answers (or resets, once the response has started) with the timeout's flag, then cancels the upstream request. */
+  private timeOut(flag: string, status: number): void {
+    const abort = this.abortUpstream;
+    this.release();
+    if (this.responseStarted) this.fail(flag, true);
+    else {
+      this.finished = true;
+      this.stream.onAbort = null;
+      this.stream.sendLocalReply(status, flag);
+    }
+    abort?.(new UpstreamError('local', `${flag} timeout`));
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * One downstream request/response exchange (Envoy's ActiveStream + StreamInfo): what routing needs,
+ * what the access log and metrics will need, and the local-reply path.
+ */
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { constants as h2c } from 'node:http2';
+import { grpcStatusForHttp } from '../../core/errors.ts';
+import type { RouteRequest } from '../router/types.ts';
+import type { Host } from '../upstream/types.ts';
+import type { OutgoingHeaders } from '../upstream/codec.ts';
+import type { HcmRuntime } from './connection-manager.ts';
+import { plainIp } from './headers.ts';
+
+export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
+export type DownstreamResponse = ServerResponse | Http2ServerResponse;
+
+const LOCAL_REPLY_BODY: Readonly<Record<string, string>> = {
+  NR: '',
+  NC: 'cluster not found',
+  UH: 'no healthy upstream',
+  UF: 'upstream connect error or disconnect/reset before headers. reset reason: connection failure',
+  UC: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
+  UR: 'upstream connect error or disconnect/reset before headers. reset reason: remote reset',
+  UPE: 'upstream connect error or disconnect/reset before headers. reset reason: protocol error',
+  UO: 'upstream connect error or disconnect/reset before headers. reset reason: overflow',
+  UT: 'upstream request timeout',
+  SI: 'stream timeout',
+};
+
+export class HttpStream implements RouteRequest {
+  readonly req: DownstreamRequest;
+  readonly res: DownstreamResponse;
+  readonly hcm: HcmRuntime;
+  readonly http2: boolean;
+  readonly startMs: number;
+  readonly authority: string;
+  readonly path: string;
+  readonly method: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly scheme: string;
+  readonly isGrpc: boolean;
+  /** Envoy response flags, comma-separated as in access logs ('' = none). */
+  flags = '';
+  responseStatus = 0;
+  clusterName = '';
+  upstreamHost: Host | null = null;
+  /** Set once the response has finished or the stream was reset. */
+  done = false;
+  /** Installed by the filter that owns the upstream side, to cancel it when the downstream goes away. */
+  onAbort: (() => void) | null = null;
+  private _sourceIp: string | undefined;
+
+  constructor(
+    req: DownstreamRequest,
+    res: DownstreamResponse,
+    hcm: HcmRuntime,
+    http2: boolean,
+    startMs: number,
+  ) {
+    this.req = req;
+    this.res = res;
+    this.hcm = hcm;
+    this.http2 = http2;
+    this.startMs = startMs;
+    const headers = req.headers;
+    this.headers = headers;
+    this.method = req.method ?? 'GET';
+    if (http2) {
+      this.authority = (headers[':authority'] as string | undefined) ?? headers.host ?? '';
+      this.path = (headers[':path'] as string | undefined) ?? '/';
+      this.scheme = (headers[':scheme'] as string | undefined) ?? 'http';
+    } else {
+      this.authority = headers.host ?? '';
+      this.path = req.url ?? '/';
+      this.scheme = 'http';
+    }
+    const ct = headers['content-type'];
+    this.isGrpc = ct !== undefined && ct.startsWith('application/grpc');
+  }
+
+  /** The downstream client's address: the peer, or the trusted x-forwarded-for entry when use_remote_address is off. */
+  get sourceIp(): string {
+    if (this._sourceIp === undefined) {
+      const peer = plainIp(this.req.socket?.remoteAddress);
+      let ip = peer;
+      if (!this.hcm.config.useRemoteAddress) {
+        const xff = this.headers['x-forwarded-for'];
+        if (typeof xff === 'string' && xff.length > 0) {
+          const parts = xff.split(',');
+          const idx = parts.length - 1 - this.hcm.config.xffNumTrustedHops;
+          if (idx >= 0) ip = parts[idx].trim();
+        }
+      }
+      this._sourceIp = ip;
+    }
+    return this._sourceIp;
+  }
+
+  addFlag(flag: string): void {
+    this.flags = this.flags === '' ? flag : `${this.flags},${flag}`;
+  }
+
+  /**
+   * Answers from the proxy itself. gRPC requests get a trailers-only response whose grpc-status maps the
+   * HTTP status (e.g. 503 → 14 UNAVAILABLE), as gRPC clients expect.
+   */
+  sendLocalReply(status: number, flag: string | null, body?: string, extraHeaders?: OutgoingHeaders): void {
+    if (flag) this.addFlag(flag);
+    const res = this.res;
+    if (res.headersSent) {
+      this.resetDownstream();
+      return;
+    }
+    const text = body ?? (flag ? (LOCAL_REPLY_BODY[flag] ?? '') : '');
+    const headers: OutgoingHeaders = { ...extraHeaders };
+    if (this.isGrpc) {
+      this.responseStatus = 200;
+      headers['content-type'] = 'application/grpc';
+      headers['grpc-status'] = String(grpcStatusForHttp(status));
+      if (text) headers['grpc-message'] = encodeURIComponent(text);
+      this.hcm.decorateResponse(this, headers);
+      if (this.http2) {
+        const stream = (res as Http2ServerResponse).stream;
+        if (!stream.destroyed && !stream.headersSent)
+          stream.respond({ ...headers, ':status': 200 }, { endStream: true });
+        this.finish(200);
+        return;
+      }
+      headers['content-length'] = '0';
+      this.writeAndEnd(200, headers, undefined);
+      return;
+    }
+    this.responseStatus = status;
+    if (text) {
+      headers['content-type'] = 'text/plain';
+      headers['content-length'] = String(Buffer.byteLength(text));
+    } else {
+      headers['content-length'] = '0';
+    }
+    this.hcm.decorateResponse(this, headers);
+    this.writeAndEnd(status, headers, this.method === 'HEAD' ? undefined : text || undefined);
+  }
+
+  private writeAndEnd(status: number, headers: OutgoingHeaders, body: string | undefined): void {
+    const res = this.res as ServerResponse;
+    try {
+      res.writeHead(status, headers);
+      res.end(body);
+    } catch {
+      this.resetDownstream();
+    }
+    this.finish(status);
+  }
+
+  /** Marks the exchange complete for stats. Idempotent. */
+  finish(status: number): void {
+    if (this.done) return;
+    this.done = true;
+    if (status) this.responseStatus = status;
+    this.hcm.onStreamDone(this);
+  }
+
+  /** The downstream closed before the response completed (client abort): flag DC and cancel upstream work. */
+  onDownstreamClose(): void {
+    this.addFlag('DC');
+    const abort = this.onAbort;
+    this.onAbort = null;
+    if (abort !== null) abort();
+    this.finish(this.responseStatus);
+  }
+
+  /** Aborts the downstream exchange: RST_STREAM on HTTP/2, connection close on HTTP/1.1. */
+  resetDownstream(): void {
+    if (this.http2) {
+      const stream = (this.res as Http2ServerResponse).stream;
+      if (!stream.destroyed) stream.close(h2c.NGHTTP2_INTERNAL_ERROR);
+    } else {
+      (this.res as ServerResponse).destroy();
+    }
+    this.finish(this.responseStatus);
+  }
+}

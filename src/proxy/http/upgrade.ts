@@ -1,0 +1,148 @@
+/**
+ * HTTP/1.1 Upgrade (WebSocket): routed like any request, then, once the upstream answers 101, the two
+ * sockets are spliced and bytes flow both ways until either side closes. Timeouts do not apply to an
+ * upgraded stream, as in Envoy.
+ */
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { STATUS_CODES } from 'node:http';
+import type { RouteRequest } from '../router/types.ts';
+import type { UpstreamError, UpstreamHandler } from '../upstream/codec.ts';
+import type { HcmRuntime } from './connection-manager.ts';
+import { downstreamResponseHeaders, plainIp, upstreamRequestHeaders } from './headers.ts';
+
+function headerBlock(status: number, headers: Record<string, string | string[] | undefined>): string {
+  let out = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
+  for (const k in headers) {
+    const v = headers[k];
+    if (v === undefined) continue;
+    if (Array.isArray(v)) for (const x of v) out += `${k}: ${x}\r\n`;
+    else out += `${k}: ${v}\r\n`;
+  }
+  return out + '\r\n';
+}
+
+function rawReply(hcm: HcmRuntime, socket: Socket, status: number, body = ''): void {
+  hcm.stats.responseClass(status);
+  if (!socket.writable) return void socket.destroy();
+  socket.end(
+    headerBlock(status, {
+      server: hcm.config.serverName,
+      connection: 'close',
+      'content-length': String(Buffer.byteLength(body)),
+      ...(body ? { 'content-type': 'text/plain' } : {}),
+    }) + body,
+  );
+}
+
+export function handleUpgrade(hcm: HcmRuntime, req: IncomingMessage, socket: Socket, head: Buffer): void {
+  socket.on('error', () => socket.destroy());
+  const type = (req.headers.upgrade ?? '').toLowerCase();
+  const rr: RouteRequest = {
+    authority: req.headers.host ?? '',
+    path: req.url ?? '/',
+    method: req.method ?? 'GET',
+    headers: req.headers,
+    scheme: 'http',
+    sourceIp: plainIp(socket.remoteAddress),
+  };
+  const matched = hcm.config.routeTable.match(rr);
+  if (matched === null) {
+    hcm.stats.rqNoRoute.inc();
+    return rawReply(hcm, socket, 404);
+  }
+  const action = matched.route.action;
+  if (action.kind !== 'route') {
+    // Direct responses and redirects answer the upgrade request as a plain request.
+    if (action.kind === 'redirect') {
+      const r = action.redirect(rr);
+      hcm.stats.responseClass(r.status);
+      socket.end(headerBlock(r.status, { location: r.location, connection: 'close', 'content-length': '0' }));
+      return;
+    }
+    return rawReply(hcm, socket, action.status, action.body?.toString() ?? '');
+  }
+  const enabled = action.upgradeOverrides.get(type) ?? hcm.config.upgradeTypes.has(type);
+  if (!enabled) return rawReply(hcm, socket, 403, 'upgrade failed');
+  const pick = action.pickCluster(Math.random());
+  const entry = hcm.clusters.get(pick.cluster);
+  if (entry === undefined) return rawReply(hcm, socket, 503, 'cluster not found');
+  if (entry.config.http2) return rawReply(hcm, socket, 503, 'upgrade to an HTTP/2 cluster is not supported');
+  const host = entry.cluster.loadBalancer.chooseHost({ hash: action.computeHash(rr)?.hash });
+  if (host === null) {
+    entry.stats.noHealthyUpstream.inc();
+    return rawReply(hcm, socket, 503, 'no healthy upstream');
+  }
+  const headers = upstreamRequestHeaders(req.headers);
+  headers.host = action.hostRewriteLiteral ?? rr.authority;
+  if (pick.requestHeaders) pick.requestHeaders.apply(headers, rr);
+  for (const m of matched.requestHeaders) m.apply(headers, rr);
+  host.activeRequests++;
+  entry.stats.upstreamRqTotal.inc();
+  entry.stats.upstreamRqActive.inc();
+  let released = false;
+  const release = (): void => {
+    if (released) return;
+    released = true;
+    host.activeRequests--;
+    entry.stats.upstreamRqActive.dec();
+  };
+  let abort: ((e: Error) => void) | null = null;
+  socket.once('close', () => {
+    if (!released) abort?.(new Error('downstream closed'));
+    release();
+  });
+  const handler: UpstreamHandler = {
+    onStart(a) {
+      abort = a;
+    },
+    onUpgrade(status: number, upHeaders: IncomingHttpHeaders, upstream: Duplex) {
+      entry.stats.response(status);
+      hcm.stats.responseClass(status);
+      const out = downstreamResponseHeaders(upHeaders);
+      for (const m of matched.responseHeaders) m.apply(out, rr);
+      out.connection = 'upgrade';
+      out.upgrade = upHeaders.upgrade ?? type;
+      socket.write(headerBlock(status, out));
+      if (head.length > 0) upstream.write(head);
+      upstream.on('error', () => socket.destroy());
+      socket.on('error', () => upstream.destroy());
+      upstream.pipe(socket);
+      socket.pipe(upstream);
+      upstream.on('close', () => {
+        release();
+        socket.destroy();
+      });
+      socket.on('close', () => upstream.destroy());
+    },
+    onHeaders(status: number, upHeaders: IncomingHttpHeaders) {
+      // The upstream declined the upgrade: relay its answer and close.
+      entry.stats.response(status);
+      hcm.stats.responseClass(status);
+      const out = downstreamResponseHeaders(upHeaders);
+      out.connection = 'close';
+      delete out['content-length'];
+      socket.write(headerBlock(status, out));
+    },
+    onData(chunk: Buffer) {
+      return socket.write(chunk);
+    },
+    onEnd() {
+      release();
+      socket.end();
+    },
+    onError(err: UpstreamError) {
+      release();
+      const flag = err.failure === 'connect' ? 'UF' : 'UR';
+      if (flag === 'UF') entry.stats.upstreamCxConnectFail.inc();
+      rawReply(hcm, socket, 503, `upstream connect error or disconnect/reset before headers (${flag})`);
+    },
+  };
+  entry
+    .pool(host)
+    .send(
+      { method: req.method ?? 'GET', path: action.rewritePath(rr.path), headers, body: null, upgrade: type },
+      handler,
+    );
+}

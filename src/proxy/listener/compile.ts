@@ -1,0 +1,495 @@
+/**
+ * Compiles a normalized envoy.config.listener.v3.Listener into a ListenerConfig: address, filter chains
+ * and the two terminal network filters Weft implements (http_connection_manager, tcp_proxy).
+ * Every field Weft does not implement is refused, never ignored.
+ */
+import net from 'node:net';
+import { ConfigError } from '../../core/errors.ts';
+import type { Json, JsonObject } from '../../core/json.ts';
+import { typeNameOfUrl, typeUrlPrefix } from '../config-proto/envoy-types.ts';
+import {
+  asObject,
+  durationMs,
+  intInRange,
+  objectItems,
+  onlyFields,
+  optBool,
+  optObject,
+  optString,
+  requiredString,
+  stringItems,
+} from '../config-proto/fields.ts';
+import { fieldPath, indexPath } from '../config-proto/path.ts';
+import { compileRouteConfiguration } from '../router/compile.ts';
+import type {
+  FilterChainConfig,
+  FilterChainMatch,
+  HcmConfig,
+  HttpFilterConfig,
+  ListenerConfig,
+  NetworkFilterConfig,
+  SocketAddress,
+  TcpProxyConfig,
+} from './types.ts';
+
+const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+const TCP_PROXY_TYPE = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
+const ROUTER_TYPE = 'envoy.extensions.filters.http.router.v3.Router';
+
+/** Network filters Weft implements: canonical name ↔ typed_config message type. */
+const NETWORK_FILTERS = [
+  { name: 'envoy.filters.network.http_connection_manager', typeName: HCM_TYPE },
+  { name: 'envoy.filters.network.tcp_proxy', typeName: TCP_PROXY_TYPE },
+] as const;
+
+/** HTTP filters Weft implements. */
+const HTTP_FILTERS = [{ name: 'envoy.filters.http.router', typeName: ROUTER_TYPE }] as const;
+
+const MIB = 1024 * 1024;
+const MAX_INT32 = 2 ** 31 - 1;
+
+/** A cluster named by a route or a tcp_proxy, with the path of the field that names it. */
+export interface ClusterReference {
+  readonly cluster: string;
+  readonly path: string;
+}
+
+export function compileListener(json: Json, path: string): ListenerConfig {
+  return compileListenerWithReferences(json, path).listener;
+}
+
+/** Compiles a listener and also returns every cluster it names, so the caller can check they exist. */
+export function compileListenerWithReferences(
+  json: Json,
+  path: string,
+): { listener: ListenerConfig; references: ClusterReference[] } {
+  const obj = asObject(json, path);
+  onlyFields(obj, path, [
+    'name',
+    'address',
+    'filter_chains',
+    'default_filter_chain',
+    'per_connection_buffer_limit_bytes',
+  ]);
+  const address = compileAddress(obj.address, fieldPath(path, 'address'));
+  const references: ClusterReference[] = [];
+  const chains = objectItems(obj, 'filter_chains', path).map(({ item, path: p }) =>
+    compileFilterChain(item, p, references),
+  );
+  const defaultJson = optObject(obj, 'default_filter_chain', path);
+  const defaultFilterChain = defaultJson
+    ? compileFilterChain(defaultJson, fieldPath(path, 'default_filter_chain'), references)
+    : undefined;
+  if (chains.length === 0 && !defaultFilterChain) {
+    throw new ConfigError(
+      fieldPath(path, 'filter_chains'),
+      'a listener needs at least one filter chain (or a default_filter_chain)',
+    );
+  }
+  checkDistinctMatches(chains, fieldPath(path, 'filter_chains'));
+  const listener: ListenerConfig = {
+    // Envoy names an unnamed listener itself; an address-based name is stable and readable.
+    name: optString(obj, 'name', path) || `${address.host}_${address.port}`,
+    address,
+    filterChains: chains,
+    defaultFilterChain,
+    perConnectionBufferLimitBytes: intInRange(
+      obj,
+      'per_connection_buffer_limit_bytes',
+      path,
+      0,
+      2 ** 32 - 1,
+      MIB,
+    ),
+  };
+  return { listener, references };
+}
+
+/** An envoy.config.core.v3.Address that must be a TCP socket address with a literal IP (listeners, admin). */
+export function compileAddress(json: Json | undefined, path: string): SocketAddress {
+  if (json === undefined || json === null) throw new ConfigError(path, 'required');
+  const obj = asObject(json, path);
+  onlyFields(obj, path, ['socket_address']);
+  const socketPath = fieldPath(path, 'socket_address');
+  const socket = optObject(obj, 'socket_address', path);
+  if (!socket) throw new ConfigError(socketPath, 'required');
+  onlyFields(socket, socketPath, ['address', 'port_value', 'protocol']);
+  const protocol = optString(socket, 'protocol', socketPath) ?? 'TCP';
+  if (protocol !== 'TCP')
+    throw new ConfigError(
+      fieldPath(socketPath, 'protocol'),
+      `${protocol} is not supported by Weft (only TCP)`,
+    );
+  const host = requiredString(socket, 'address', socketPath);
+  if (net.isIP(host) === 0)
+    throw new ConfigError(
+      fieldPath(socketPath, 'address'),
+      `expected an IPv4 or IPv6 address, got ${JSON.stringify(host)}`,
+    );
+  return { host, port: intInRange(socket, 'port_value', socketPath, 0, 65535, 0) };
+}
+
+function compileFilterChain(
+  obj: JsonObject,
+  path: string,
+  references: ClusterReference[],
+): FilterChainConfig {
+  onlyFields(obj, path, ['name', 'filter_chain_match', 'filters'], {
+    transport_socket: 'TLS is not supported yet',
+  });
+  const matchJson = optObject(obj, 'filter_chain_match', path);
+  const filterItems = objectItems(obj, 'filters', path);
+  if (filterItems.length === 0) {
+    throw new ConfigError(
+      fieldPath(path, 'filters'),
+      'a filter chain needs a terminal filter (http_connection_manager or tcp_proxy)',
+    );
+  }
+  const filters = filterItems.map(({ item, path: p }, i) => {
+    const filter = compileNetworkFilter(item, p, references);
+    // Both filters Weft implements are terminal: nothing may follow them.
+    if (i < filterItems.length - 1)
+      throw new ConfigError(p, `${filter.name} is a terminal filter and must be the last in the chain`);
+    return filter;
+  });
+  return {
+    name: optString(obj, 'name', path) ?? '',
+    match: matchJson ? compileFilterChainMatch(matchJson, fieldPath(path, 'filter_chain_match')) : undefined,
+    filters,
+  };
+}
+
+function compileFilterChainMatch(obj: JsonObject, path: string): FilterChainMatch {
+  onlyFields(obj, path, [
+    'destination_port',
+    'prefix_ranges',
+    'source_prefix_ranges',
+    'server_names',
+    'transport_protocol',
+    'application_protocols',
+  ]);
+  return {
+    destinationPort: intInRange(obj, 'destination_port', path, 1, 65535, undefined),
+    serverNames: stringItems(obj, 'server_names', path),
+    transportProtocol: optString(obj, 'transport_protocol', path) || undefined,
+    applicationProtocols: stringItems(obj, 'application_protocols', path),
+    prefixRanges: objectItems(obj, 'prefix_ranges', path).map(({ item, path: p }) => compileCidr(item, p)),
+    sourcePrefixRanges: objectItems(obj, 'source_prefix_ranges', path).map(({ item, path: p }) =>
+      compileCidr(item, p),
+    ),
+  };
+}
+
+function compileCidr(obj: JsonObject, path: string): { address: string; prefixLen: number } {
+  onlyFields(obj, path, ['address_prefix', 'prefix_len']);
+  const address = requiredString(obj, 'address_prefix', path);
+  const family = net.isIP(address);
+  if (family === 0)
+    throw new ConfigError(
+      fieldPath(path, 'address_prefix'),
+      `expected an IP address, got ${JSON.stringify(address)}`,
+    );
+  return { address, prefixLen: intInRange(obj, 'prefix_len', path, 0, family === 4 ? 32 : 128, 0) };
+}
+
+/** Envoy refuses two filter chains with the same match: the second could never be chosen. */
+function checkDistinctMatches(chains: readonly FilterChainConfig[], path: string): void {
+  const seen = new Map<string, number>();
+  chains.forEach((chain, i) => {
+    const m = chain.match;
+    const sorted = <T>(xs: readonly T[]): string[] => xs.map((x) => JSON.stringify(x)).sort();
+    const key = JSON.stringify([
+      m?.destinationPort,
+      sorted(m?.serverNames ?? []),
+      m?.transportProtocol,
+      sorted(m?.applicationProtocols ?? []),
+      sorted(m?.prefixRanges ?? []),
+      sorted(m?.sourcePrefixRanges ?? []),
+    ]);
+    const first = seen.get(key);
+    if (first !== undefined) {
+      throw new ConfigError(indexPath(path, i), `has the same filter_chain_match as filter_chains[${first}]`);
+    }
+    seen.set(key, i);
+  });
+}
+
+interface Extension {
+  readonly name: string;
+  readonly typeName: string;
+}
+
+/**
+ * Which extension a filter entry means. Envoy identifies it by typed_config's @type; a bare name
+ * (no typed_config) selects the extension of that name with an empty config.
+ */
+function identify(
+  obj: JsonObject,
+  path: string,
+  known: readonly Extension[],
+  kind: string,
+): { extension: Extension; name: string; config: JsonObject | undefined } {
+  const name = optString(obj, 'name', path) ?? '';
+  const config = optObject(obj, 'typed_config', path);
+  if (config) {
+    const typeUrl = optString(config, '@type', fieldPath(path, 'typed_config')) ?? '';
+    const extension = known.find((e) => e.typeName === typeNameOfUrl(typeUrl));
+    if (!extension)
+      throw new ConfigError(
+        fieldPath(path, 'typed_config'),
+        `unsupported extension ${JSON.stringify(typeUrl)} for ${kind}`,
+      );
+    return { extension, name: name || extension.name, config };
+  }
+  if (!name) throw new ConfigError(path, 'either name or typed_config is required');
+  const extension = known.find((e) => e.name === name);
+  if (!extension)
+    throw new ConfigError(fieldPath(path, 'name'), `unsupported extension ${JSON.stringify(name)}`);
+  return { extension, name, config: undefined };
+}
+
+function compileNetworkFilter(
+  obj: JsonObject,
+  path: string,
+  references: ClusterReference[],
+): NetworkFilterConfig {
+  onlyFields(obj, path, ['name', 'typed_config'], { config_discovery: 'not supported by Weft (yet)' });
+  const { extension, name, config } = identify(obj, path, NETWORK_FILTERS, 'a network filter');
+  if (!config) throw new ConfigError(fieldPath(path, 'typed_config'), `required for ${extension.name}`);
+  const configPath = fieldPath(path, 'typed_config');
+  if (extension.typeName === HCM_TYPE) {
+    return { kind: 'http_connection_manager', name, hcm: compileHcm(config, configPath, references) };
+  }
+  return { kind: 'tcp_proxy', name, tcpProxy: compileTcpProxy(config, configPath, references) };
+}
+
+const HCM_FIELDS = [
+  '@type',
+  'stat_prefix',
+  'codec_type',
+  'route_config',
+  'http_filters',
+  'stream_idle_timeout',
+  'request_timeout',
+  'request_headers_timeout',
+  'max_request_headers_kb',
+  'common_http_protocol_options',
+  'use_remote_address',
+  'xff_num_trusted_hops',
+  'skip_xff_append',
+  'generate_request_id',
+  'preserve_external_request_id',
+  'always_set_request_id_in_response',
+  'server_name',
+  'server_header_transformation',
+  'upgrade_configs',
+  'http2_protocol_options',
+  'drain_timeout',
+];
+
+function compileHcm(obj: JsonObject, path: string, references: ClusterReference[]): HcmConfig {
+  onlyFields(obj, path, HCM_FIELDS, {
+    rds: 'not supported yet (use an inline route_config)',
+    scoped_routes: 'not supported by Weft (yet)',
+  });
+  const statPrefix = requiredString(obj, 'stat_prefix', path);
+  const codecType = optString(obj, 'codec_type', path) ?? 'AUTO';
+  if (codecType !== 'AUTO' && codecType !== 'HTTP1' && codecType !== 'HTTP2') {
+    throw new ConfigError(
+      fieldPath(path, 'codec_type'),
+      `${codecType} is not supported by Weft (AUTO, HTTP1 or HTTP2)`,
+    );
+  }
+  const routeConfigPath = fieldPath(path, 'route_config');
+  const routeConfig = obj.route_config;
+  if (routeConfig === undefined || routeConfig === null)
+    throw new ConfigError(routeConfigPath, 'required (an inline route configuration)');
+  const routeTable = compileRouteConfiguration(routeConfig, routeConfigPath);
+  references.push(...routeClusterReferences(routeConfig, routeConfigPath));
+  const common = optObject(obj, 'common_http_protocol_options', path);
+  const commonPath = fieldPath(path, 'common_http_protocol_options');
+  if (common) onlyFields(common, commonPath, ['idle_timeout', 'max_requests_per_connection']);
+  const transformation = optString(obj, 'server_header_transformation', path) ?? 'OVERWRITE';
+  if (
+    transformation !== 'OVERWRITE' &&
+    transformation !== 'APPEND_IF_ABSENT' &&
+    transformation !== 'PASS_THROUGH'
+  ) {
+    throw new ConfigError(
+      fieldPath(path, 'server_header_transformation'),
+      `unknown value ${JSON.stringify(transformation)}`,
+    );
+  }
+  return {
+    statPrefix,
+    codecType,
+    routeTable,
+    httpFilters: compileHttpFilters(obj, path),
+    streamIdleTimeoutMs: durationMs(obj, 'stream_idle_timeout', path, 5 * 60_000),
+    requestTimeoutMs: durationMs(obj, 'request_timeout', path, 0),
+    requestHeadersTimeoutMs: durationMs(obj, 'request_headers_timeout', path, 0),
+    maxRequestHeadersKb: intInRange(obj, 'max_request_headers_kb', path, 1, 8192, 60),
+    idleTimeoutMs: common ? durationMs(common, 'idle_timeout', commonPath, 3_600_000) : 3_600_000,
+    maxRequestsPerConnection: common
+      ? intInRange(common, 'max_requests_per_connection', commonPath, 0, 2 ** 32 - 1, undefined)
+      : undefined,
+    useRemoteAddress: optBool(obj, 'use_remote_address', path) ?? false,
+    xffNumTrustedHops: intInRange(obj, 'xff_num_trusted_hops', path, 0, 2 ** 32 - 1, 0),
+    skipXffAppend: optBool(obj, 'skip_xff_append', path) ?? false,
+    generateRequestId: optBool(obj, 'generate_request_id', path) ?? true,
+    preserveExternalRequestId: optBool(obj, 'preserve_external_request_id', path) ?? false,
+    alwaysSetRequestIdInResponse: optBool(obj, 'always_set_request_id_in_response', path) ?? false,
+    // An empty server_name means "the default" in Envoy too.
+    serverName: optString(obj, 'server_name', path) || 'weft',
+    serverHeaderTransformation: transformation,
+    upgradeTypes: compileUpgradeTypes(obj, path),
+    http2: compileHttp2Options(
+      optObject(obj, 'http2_protocol_options', path),
+      fieldPath(path, 'http2_protocol_options'),
+    ),
+    drainTimeoutMs: durationMs(obj, 'drain_timeout', path, 5000),
+  };
+}
+
+function compileHttpFilters(hcm: JsonObject, path: string): HttpFilterConfig[] {
+  const items = objectItems(hcm, 'http_filters', path);
+  if (items.length === 0) {
+    throw new ConfigError(
+      fieldPath(path, 'http_filters'),
+      'required: the chain must end with envoy.filters.http.router',
+    );
+  }
+  const filters = items.map(({ item, path: p }) => {
+    onlyFields(item, p, ['name', 'typed_config', 'is_optional', 'disabled'], {
+      config_discovery: 'not supported by Weft (yet)',
+    });
+    if (optBool(item, 'disabled', p))
+      throw new ConfigError(fieldPath(p, 'disabled'), 'not supported by Weft');
+    const { extension, name, config } = identify(item, p, HTTP_FILTERS, 'an HTTP filter');
+    const configPath = fieldPath(p, 'typed_config');
+    if (extension.typeName === ROUTER_TYPE && config) {
+      // Weft's router has no optional behaviour to switch on yet.
+      onlyFields(config, configPath, ['@type']);
+    }
+    return {
+      name,
+      typeUrl: `${typeUrlPrefix}${extension.typeName}`,
+      config: config ?? { '@type': `${typeUrlPrefix}${extension.typeName}` },
+    };
+  });
+  filters.forEach((filter, i) => {
+    const isRouter = filter.typeUrl === `${typeUrlPrefix}${ROUTER_TYPE}`;
+    const isLast = i === filters.length - 1;
+    if (isRouter && !isLast)
+      throw new ConfigError(items[i].path, 'envoy.filters.http.router must be the last HTTP filter');
+    if (!isRouter && isLast)
+      throw new ConfigError(items[i].path, 'the last HTTP filter must be envoy.filters.http.router');
+  });
+  return filters;
+}
+
+function compileUpgradeTypes(hcm: JsonObject, path: string): Set<string> {
+  const enabled = new Set<string>();
+  const seen = new Set<string>();
+  for (const { item, path: p } of objectItems(hcm, 'upgrade_configs', path)) {
+    onlyFields(item, p, ['upgrade_type', 'enabled']);
+    // Envoy compares upgrade types case-insensitively.
+    const type = requiredString(item, 'upgrade_type', p).toLowerCase();
+    if (seen.has(type))
+      throw new ConfigError(fieldPath(p, 'upgrade_type'), `duplicate upgrade type ${JSON.stringify(type)}`);
+    seen.add(type);
+    if (optBool(item, 'enabled', p) ?? true) enabled.add(type);
+  }
+  return enabled;
+}
+
+function compileHttp2Options(obj: JsonObject | undefined, path: string): HcmConfig['http2'] {
+  if (obj)
+    onlyFields(obj, path, [
+      'max_concurrent_streams',
+      'initial_stream_window_size',
+      'initial_connection_window_size',
+    ]);
+  const o = obj ?? {};
+  return {
+    maxConcurrentStreams: intInRange(o, 'max_concurrent_streams', path, 1, MAX_INT32, undefined),
+    initialStreamWindowSize: intInRange(o, 'initial_stream_window_size', path, 65535, MAX_INT32, undefined),
+    initialConnectionWindowSize: intInRange(
+      o,
+      'initial_connection_window_size',
+      path,
+      65535,
+      MAX_INT32,
+      undefined,
+    ),
+  };
+}
+
+function compileTcpProxy(obj: JsonObject, path: string, references: ClusterReference[]): TcpProxyConfig {
+  onlyFields(obj, path, ['@type', 'stat_prefix', 'cluster', 'weighted_clusters', 'idle_timeout']);
+  const statPrefix = requiredString(obj, 'stat_prefix', path);
+  const weighted = optObject(obj, 'weighted_clusters', path);
+  const clusters: { name: string; weight: number }[] = [];
+  if (weighted) {
+    const weightedPath = fieldPath(path, 'weighted_clusters');
+    onlyFields(weighted, weightedPath, ['clusters']);
+    const items = objectItems(weighted, 'clusters', weightedPath);
+    if (items.length === 0)
+      throw new ConfigError(fieldPath(weightedPath, 'clusters'), 'at least one cluster is required');
+    for (const { item, path: p } of items) {
+      onlyFields(item, p, ['name', 'weight']);
+      const name = requiredString(item, 'name', p);
+      const weight = intInRange(item, 'weight', p, 1, 2 ** 32 - 1, undefined);
+      if (weight === undefined) throw new ConfigError(fieldPath(p, 'weight'), 'required (at least 1)');
+      clusters.push({ name, weight });
+      references.push({ cluster: name, path: fieldPath(p, 'name') });
+    }
+  } else {
+    const name = optString(obj, 'cluster', path);
+    if (!name) throw new ConfigError(fieldPath(path, 'cluster'), 'required (or weighted_clusters)');
+    clusters.push({ name, weight: 1 });
+    references.push({ cluster: name, path: fieldPath(path, 'cluster') });
+  }
+  return { statPrefix, clusters, idleTimeoutMs: durationMs(obj, 'idle_timeout', path, 3_600_000) };
+}
+
+/**
+ * The clusters a normalized RouteConfiguration names. RouteTable hides them behind pickCluster, so the
+ * JSON is walked here for the bootstrap's "every referenced cluster exists" check.
+ */
+export function routeClusterReferences(json: Json, path: string): ClusterReference[] {
+  const references: ClusterReference[] = [];
+  const config = asObject(json, path);
+  for (const { item: vhost, path: vhostPath } of objectItems(config, 'virtual_hosts', path)) {
+    for (const { item: route, path: routePath } of objectItems(vhost, 'routes', vhostPath)) {
+      const action = optObject(route, 'route', routePath);
+      if (!action) continue;
+      const actionPath = fieldPath(routePath, 'route');
+      if (action.cluster_header !== undefined)
+        throw new ConfigError(fieldPath(actionPath, 'cluster_header'), 'not supported by Weft');
+      const cluster = optString(action, 'cluster', actionPath);
+      if (cluster) references.push({ cluster, path: fieldPath(actionPath, 'cluster') });
+      const weighted = optObject(action, 'weighted_clusters', actionPath);
+      if (weighted) {
+        for (const { item, path: p } of objectItems(
+          weighted,
+          'clusters',
+          fieldPath(actionPath, 'weighted_clusters'),
+        )) {
+          const name = optString(item, 'name', p);
+          if (name) references.push({ cluster: name, path: fieldPath(p, 'name') });
+        }
+      }
+      for (const { item, path: p } of objectItems(action, 'request_mirror_policies', actionPath)) {
+        const name = optString(item, 'cluster', p);
+        if (name) references.push({ cluster: name, path: fieldPath(p, 'cluster') });
+      }
+    }
+  }
+  return references;
+}
+
+/** A listener's address as `host:port` for messages ([::1]:80 for IPv6). */
+export function formatAddress(address: SocketAddress): string {
+  return net.isIPv6(address.host) ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}

@@ -1,0 +1,89 @@
+/** Listener, filter chain and network filter configuration after validation. */
+import type { RouteTable } from '../router/types.ts';
+
+export interface SocketAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface HcmConfig {
+  readonly statPrefix: string;
+  readonly codecType: 'AUTO' | 'HTTP1' | 'HTTP2';
+  readonly routeTable: RouteTable;
+  /** HTTP filters in order; the last is always the router. */
+  readonly httpFilters: readonly HttpFilterConfig[];
+  /** Default 5 min; 0 disables. */
+  readonly streamIdleTimeoutMs: number;
+  /** Whole-request timeout; default 0 (disabled). */
+  readonly requestTimeoutMs: number;
+  /** request_headers_timeout; Envoy's default is 0 (disabled). */
+  readonly requestHeadersTimeoutMs: number;
+  /** Default 60, max 8192 (Envoy); exceeded → 431. */
+  readonly maxRequestHeadersKb: number;
+  /** common_http_protocol_options.idle_timeout for downstream connections; default 1 h, 0 disables. */
+  readonly idleTimeoutMs: number;
+  /** common_http_protocol_options.max_requests_per_connection, if set. */
+  readonly maxRequestsPerConnection: number | undefined;
+  readonly useRemoteAddress: boolean;
+  readonly xffNumTrustedHops: number;
+  readonly skipXffAppend: boolean;
+  readonly generateRequestId: boolean;
+  readonly preserveExternalRequestId: boolean;
+  readonly alwaysSetRequestIdInResponse: boolean;
+  /** The `server` header value for responses (default "envoy" in Envoy; Weft uses "weft"). */
+  readonly serverName: string;
+  readonly serverHeaderTransformation: 'OVERWRITE' | 'APPEND_IF_ABSENT' | 'PASS_THROUGH';
+  /** Upgrade types enabled on this connection manager (e.g. "websocket"), lower-case. */
+  readonly upgradeTypes: ReadonlySet<string>;
+  readonly http2: {
+    readonly maxConcurrentStreams: number | undefined;
+    readonly initialStreamWindowSize: number | undefined;
+    readonly initialConnectionWindowSize: number | undefined;
+  };
+  /** Drain period for graceful close of this listener's connections (drain_timeout, default 5 s). */
+  readonly drainTimeoutMs: number;
+}
+
+export interface HttpFilterConfig {
+  readonly name: string;
+  /** The `@type` URL of typed_config, e.g. type.googleapis.com/envoy.extensions.filters.http.router.v3.Router. */
+  readonly typeUrl: string;
+  /** The normalized typed_config, for the filter's own factory. */
+  readonly config: unknown;
+}
+
+export interface TcpProxyConfig {
+  readonly statPrefix: string;
+  /** Weighted destinations; a single `cluster` becomes one entry of weight 1. */
+  readonly clusters: readonly { readonly name: string; readonly weight: number }[];
+  /** Default 1 h; 0 disables. */
+  readonly idleTimeoutMs: number;
+}
+
+export type NetworkFilterConfig =
+  | { readonly kind: 'http_connection_manager'; readonly name: string; readonly hcm: HcmConfig }
+  | { readonly kind: 'tcp_proxy'; readonly name: string; readonly tcpProxy: TcpProxyConfig };
+
+export interface FilterChainMatch {
+  readonly destinationPort: number | undefined;
+  readonly serverNames: readonly string[];
+  readonly transportProtocol: string | undefined;
+  readonly applicationProtocols: readonly string[];
+  readonly prefixRanges: readonly { readonly address: string; readonly prefixLen: number }[];
+  readonly sourcePrefixRanges: readonly { readonly address: string; readonly prefixLen: number }[];
+}
+
+export interface FilterChainConfig {
+  readonly name: string;
+  readonly match: FilterChainMatch | undefined;
+  /** Network filters; the last one is terminal (http_connection_manager or tcp_proxy). */
+  readonly filters: readonly NetworkFilterConfig[];
+}
+
+export interface ListenerConfig {
+  readonly name: string;
+  readonly address: SocketAddress;
+  readonly filterChains: readonly FilterChainConfig[];
+  readonly defaultFilterChain: FilterChainConfig | undefined;
+  readonly perConnectionBufferLimitBytes: number;
+}

@@ -1,0 +1,256 @@
+/**
+ * Compiles a normalized envoy.config.route.v3.RouteConfiguration into the immutable RouteTable of
+ * types.ts. All parsing, regex compilation and closure creation happens here; match() only walks
+ * precomputed structures and returns a MatchedRoute cached per route.
+ *
+ * Header mutations: MatchedRoute lists them in the order the router applies them. By default that is
+ * route, virtual host, route configuration (most specific first, so the route configuration's
+ * overwrites win, as in Envoy); with most_specific_header_mutations_wins it is reversed (route
+ * configuration first, so the route's win). A weighted cluster's own mutations (WeightedPick) are
+ * applied before all of these, as Envoy does.
+ */
+import { ConfigError } from '../../core/errors.ts';
+import type { Json, JsonObject } from '../../core/json.ts';
+import { asObject, objectItems, optBool, optNumber, optString, stringItems } from '../config-proto/fields.ts';
+import { fieldPath, indexPath } from '../config-proto/path.ts';
+import { checkFields } from './check-fields.ts';
+import { compileHeaderMutation } from './header-mutation.ts';
+import { compileRedirect } from './redirect.ts';
+import {
+  compileDirectResponse,
+  compileRouteAction,
+  DEFAULT_MAX_DIRECT_RESPONSE_BODY_BYTES,
+} from './route-action.ts';
+import { compileRouteMatch } from './route-matcher.ts';
+import type { RouteMatcher } from './route-matcher.ts';
+import { hasControlChar, pathEnd } from './strings.ts';
+import type {
+  CompiledRoute,
+  HeaderMutation,
+  MatchedRoute,
+  RouteAction,
+  RouteRequest,
+  RouteTable,
+} from './types.ts';
+import { VirtualHostIndex } from './vhost-matcher.ts';
+
+const HEADER_FIELDS = [
+  'request_headers_to_add',
+  'request_headers_to_remove',
+  'response_headers_to_add',
+  'response_headers_to_remove',
+];
+
+const ROUTE_CONFIGURATION_FIELDS = {
+  supported: [
+    'name',
+    'virtual_hosts',
+    ...HEADER_FIELDS,
+    'most_specific_header_mutations_wins',
+    // Weft's bootstrap always checks that the clusters an inline route configuration names exist.
+    'validate_clusters',
+    'max_direct_response_body_size_bytes',
+    'ignore_port_in_host_matching',
+    'ignore_path_parameters_in_path_matching',
+    // Opaque data for filters and logs; routing does not read it.
+    'metadata',
+  ],
+  refused: {
+    vhds: null,
+    internal_only_headers: null,
+    cluster_specifier_plugins: null,
+    request_mirror_policies: null,
+    typed_per_filter_config: null,
+  },
+  maps: ['typed_per_filter_config'],
+};
+
+const VIRTUAL_HOST_FIELDS = {
+  supported: ['name', 'domains', 'routes', ...HEADER_FIELDS, 'metadata'],
+  refused: {
+    matcher: null,
+    require_tls: 'NONE',
+    virtual_clusters: null,
+    rate_limits: null,
+    cors: null,
+    typed_per_filter_config: null,
+    include_request_attempt_count: null,
+    include_attempt_count_in_response: null,
+    retry_policy: null,
+    retry_policy_typed_config: null,
+    hedge_policy: null,
+    include_is_timeout_retry_header: null,
+    per_request_buffer_limit_bytes: null,
+    request_mirror_policies: null,
+  },
+  maps: ['typed_per_filter_config'],
+};
+
+const ROUTE_FIELDS = {
+  supported: ['name', 'match', 'route', 'redirect', 'direct_response', ...HEADER_FIELDS, 'metadata'],
+  refused: {
+    filter_action: null,
+    non_forwarding_action: null,
+    decorator: null,
+    typed_per_filter_config: null,
+    tracing: null,
+    per_request_buffer_limit_bytes: null,
+    stat_prefix: null,
+  },
+  maps: ['typed_per_filter_config'],
+};
+
+const ACTIONS = ['route', 'redirect', 'direct_response'] as const;
+
+interface RouteEntry {
+  readonly matcher: RouteMatcher;
+  readonly matched: MatchedRoute;
+}
+
+interface VirtualHostEntry {
+  readonly name: string;
+  readonly routes: readonly RouteEntry[];
+}
+
+interface Levels {
+  readonly request: readonly (HeaderMutation | undefined)[];
+  readonly response: readonly (HeaderMutation | undefined)[];
+}
+
+class CompiledRouteTable implements RouteTable {
+  readonly name: string;
+  private readonly hosts: VirtualHostIndex<VirtualHostEntry>;
+  private readonly ignorePathParameters: boolean;
+
+  constructor(name: string, hosts: VirtualHostIndex<VirtualHostEntry>, ignorePathParameters: boolean) {
+    this.name = name;
+    this.hosts = hosts;
+    this.ignorePathParameters = ignorePathParameters;
+  }
+
+  match(req: RouteRequest): MatchedRoute | null {
+    const vhost = this.hosts.find(req.authority);
+    if (vhost === undefined) return null;
+    const path = req.path;
+    let end = pathEnd(path);
+    if (this.ignorePathParameters) {
+      const semicolon = path.indexOf(';');
+      if (semicolon >= 0 && semicolon < end) end = semicolon;
+    }
+    const routes = vhost.routes;
+    for (let i = 0; i < routes.length; i++) {
+      if (routes[i].matcher.matches(req, path, end)) return routes[i].matched;
+    }
+    return null;
+  }
+}
+
+function present(obj: JsonObject, key: string): boolean {
+  return obj[key] !== undefined && obj[key] !== null;
+}
+
+function compileAction(
+  route: JsonObject,
+  path: string,
+  matcher: RouteMatcher,
+  maxBodyBytes: number,
+): RouteAction {
+  const set = ACTIONS.filter((k) => present(route, k));
+  if (set.length === 0) throw new ConfigError(path, 'one of route, redirect or direct_response is required');
+  if (set.length > 1)
+    throw new ConfigError(fieldPath(path, set[1]), `conflicts with "${set[0]}": only one action may be set`);
+  const kind = set[0];
+  const actionPath = fieldPath(path, kind);
+  switch (kind) {
+    case 'route':
+      return compileRouteAction(route.route, actionPath, matcher.matchedLength);
+    case 'redirect':
+      return compileRedirect(route.redirect, actionPath, matcher.matchedLength);
+    case 'direct_response':
+      return compileDirectResponse(route.direct_response, actionPath, maxBodyBytes);
+  }
+}
+
+/** Mutations in application order (see the file comment), without the levels that configure none. */
+function ordered(
+  levels: readonly (HeaderMutation | undefined)[],
+  mostSpecificWins: boolean,
+): readonly HeaderMutation[] {
+  const list = levels.filter((m): m is HeaderMutation => m !== undefined);
+  if (mostSpecificWins) list.reverse();
+  return Object.freeze(list);
+}
+
+function compileRoute(
+  json: Json,
+  path: string,
+  vhostName: string,
+  outer: Levels,
+  mostSpecificWins: boolean,
+  maxBodyBytes: number,
+): RouteEntry {
+  const obj = asObject(json, path);
+  checkFields(obj, path, ROUTE_FIELDS);
+  const matcher = compileRouteMatch(obj.match, fieldPath(path, 'match'));
+  const action = compileAction(obj, path, matcher, maxBodyBytes);
+  const route: CompiledRoute = Object.freeze({ name: optString(obj, 'name', path) ?? '', action });
+  const matched: MatchedRoute = Object.freeze({
+    virtualHostName: vhostName,
+    route,
+    requestHeaders: ordered(
+      [compileHeaderMutation(obj, path, 'request'), ...outer.request],
+      mostSpecificWins,
+    ),
+    responseHeaders: ordered(
+      [compileHeaderMutation(obj, path, 'response'), ...outer.response],
+      mostSpecificWins,
+    ),
+  });
+  return { matcher, matched };
+}
+
+/** Compiles a normalized RouteConfiguration; `path` is where it sits in the config, for error messages. */
+export function compileRouteConfiguration(json: Json, path: string): RouteTable {
+  const config = asObject(json, path);
+  checkFields(config, path, ROUTE_CONFIGURATION_FIELDS);
+  const mostSpecificWins = optBool(config, 'most_specific_header_mutations_wins', path) ?? false;
+  optBool(config, 'validate_clusters', path);
+  const maxBodyBytes =
+    optNumber(config, 'max_direct_response_body_size_bytes', path) ?? DEFAULT_MAX_DIRECT_RESPONSE_BODY_BYTES;
+  const hosts = new VirtualHostIndex<VirtualHostEntry>(
+    optBool(config, 'ignore_port_in_host_matching', path) ?? false,
+  );
+  const configLevel = {
+    request: compileHeaderMutation(config, path, 'request'),
+    response: compileHeaderMutation(config, path, 'response'),
+  };
+
+  for (const { item: vhost, path: vhostPath } of objectItems(config, 'virtual_hosts', path)) {
+    checkFields(vhost, vhostPath, VIRTUAL_HOST_FIELDS);
+    const name = optString(vhost, 'name', vhostPath);
+    if (!name) throw new ConfigError(fieldPath(vhostPath, 'name'), 'required');
+    const levels: Levels = {
+      request: [compileHeaderMutation(vhost, vhostPath, 'request'), configLevel.request],
+      response: [compileHeaderMutation(vhost, vhostPath, 'response'), configLevel.response],
+    };
+    const routes = Object.freeze(
+      objectItems(vhost, 'routes', vhostPath).map(({ item, path: routePath }) =>
+        compileRoute(item, routePath, name, levels, mostSpecificWins, maxBodyBytes),
+      ),
+    );
+    const entry: VirtualHostEntry = Object.freeze({ name, routes });
+    const domains = stringItems(vhost, 'domains', vhostPath);
+    if (domains.length === 0)
+      throw new ConfigError(fieldPath(vhostPath, 'domains'), 'at least one domain is required');
+    domains.forEach((domain, i) => {
+      const domainPath = indexPath(fieldPath(vhostPath, 'domains'), i);
+      if (hasControlChar(domain)) throw new ConfigError(domainPath, 'must not contain control characters');
+      hosts.add(domain, entry, name, domainPath);
+    });
+  }
+  return new CompiledRouteTable(
+    optString(config, 'name', path) ?? '',
+    hosts,
+    optBool(config, 'ignore_path_parameters_in_path_matching', path) ?? false,
+  );
+}

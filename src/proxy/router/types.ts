@@ -1,0 +1,96 @@
+/**
+ * The compiled routing model (RouteConfiguration → virtual hosts → routes), built once from config
+ * and then only read on the hot path.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** What routing needs to know about a request. Header names are lower-case. */
+export interface RouteRequest {
+  /** `:authority` / Host, as received (may include a port). */
+  readonly authority: string;
+  /** Path including the query string, as received. */
+  readonly path: string;
+  readonly method: string;
+  readonly headers: IncomingHttpHeaders;
+  /** `http` or `https`: the scheme the downstream used (for redirects and x-forwarded-proto). */
+  readonly scheme: string;
+  /** The downstream peer's IP address (after x-forwarded-for handling), for hash policies. */
+  readonly sourceIp: string;
+}
+
+/** A mutable header map on its way upstream or downstream (node's outgoing header shape). */
+export type HeaderMap = Record<string, string | string[] | undefined>;
+
+/** Adds/removes headers as configured at one level (route config, virtual host or route). */
+export interface HeaderMutation {
+  apply(headers: HeaderMap, req: RouteRequest): void;
+}
+
+export interface HashResult {
+  hash: number;
+  /** Set when a cookie hash policy generated a new cookie that the response must set. */
+  setCookie?: string;
+}
+
+export interface ForwardAction {
+  readonly kind: 'route';
+  /** Picks the concrete cluster (honouring weighted_clusters). `random` is in [0, 1). */
+  pickCluster(random: number): WeightedPick;
+  /** Rewrites the path (prefix_rewrite / regex_rewrite) or returns it unchanged. */
+  rewritePath(path: string): string;
+  readonly hostRewriteLiteral: string | undefined;
+  readonly autoHostRewrite: boolean;
+  /** Upstream response timeout in ms; 0 disables (Envoy's default is 15 s). */
+  readonly timeoutMs: number;
+  /** Per-route stream idle timeout override in ms, or undefined to inherit the connection manager's. */
+  readonly idleTimeoutMs: number | undefined;
+  /** Evaluates hash_policy for ring hash / maglev; undefined when no policy yields a value. */
+  computeHash(req: RouteRequest): HashResult | undefined;
+  /** Whether the route allows WebSocket upgrades (route-level upgrade_configs override). */
+  readonly upgradeOverrides: ReadonlyMap<string, boolean>;
+}
+
+export interface WeightedPick {
+  readonly cluster: string;
+  /** Header mutations of the chosen weighted cluster entry, if any. */
+  readonly requestHeaders?: HeaderMutation;
+  readonly responseHeaders?: HeaderMutation;
+}
+
+export interface RedirectAction {
+  readonly kind: 'redirect';
+  /** The status (301 by default) and Location for a request. */
+  redirect(req: RouteRequest): { status: number; location: string };
+}
+
+export interface DirectResponseAction {
+  readonly kind: 'direct_response';
+  readonly status: number;
+  readonly body: Buffer | undefined;
+}
+
+export type RouteAction = ForwardAction | RedirectAction | DirectResponseAction;
+
+export interface CompiledRoute {
+  readonly name: string;
+  readonly action: RouteAction;
+}
+
+/** The outcome of routing one request. */
+export interface MatchedRoute {
+  readonly virtualHostName: string;
+  readonly route: CompiledRoute;
+  /**
+   * Request header mutations in the order to apply them: route, virtual host, route configuration (so the
+   * least specific level's overwrites win, as in Envoy), reversed under most_specific_header_mutations_wins.
+   */
+  readonly requestHeaders: readonly HeaderMutation[];
+  /** Response header mutations in the same order. */
+  readonly responseHeaders: readonly HeaderMutation[];
+}
+
+export interface RouteTable {
+  readonly name: string;
+  /** Selects the virtual host by authority, then the first matching route; null when nothing matches (→ 404 NR). */
+  match(req: RouteRequest): MatchedRoute | null;
+}

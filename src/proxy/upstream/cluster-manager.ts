@@ -1,0 +1,107 @@
+/**
+ * Owns the runtime clusters and one connection pool per (cluster, host). Routers look clusters up
+ * by name on every request; config updates swap entries while in-flight requests keep the old ones.
+ */
+import type { StatsStore } from '../stats/store.ts';
+import type { ClusterConfig, Host } from './types.ts';
+import type { UpstreamPool } from './codec.ts';
+import { createCluster } from './cluster.ts';
+import type { Cluster } from './cluster.ts';
+import { Http1Pool } from './http1-pool.ts';
+import { Http2Pool } from './http2-pool.ts';
+import { ClusterStats } from './cluster-stats.ts';
+
+export class ClusterEntry {
+  readonly name: string;
+  readonly config: ClusterConfig;
+  readonly cluster: Cluster;
+  readonly stats: ClusterStats;
+  private readonly pools = new Map<Host, UpstreamPool>();
+
+  constructor(cluster: Cluster, stats: StatsStore) {
+    this.cluster = cluster;
+    this.config = cluster.config;
+    this.name = cluster.name;
+    this.stats = new ClusterStats(stats, this.name);
+    cluster.onHostsChanged((_added, removed) => {
+      for (const h of removed) {
+        const p = this.pools.get(h);
+        if (p) {
+          this.pools.delete(h);
+          void p.close();
+        }
+      }
+      this.stats.membershipTotal.set(cluster.hosts().length);
+    });
+  }
+
+  pool(host: Host): UpstreamPool {
+    let p = this.pools.get(host);
+    if (p === undefined) {
+      p = this.config.http2 ? new Http2Pool(host, this.config) : new Http1Pool(host, this.config);
+      this.pools.set(host, p);
+    }
+    return p;
+  }
+
+  connectionCount(host: Host): number {
+    return this.pools.get(host)?.connectionCount() ?? 0;
+  }
+
+  async close(): Promise<void> {
+    this.cluster.stop();
+    await Promise.all([...this.pools.values()].map((p) => p.close()));
+    this.pools.clear();
+  }
+
+  destroy(): void {
+    this.cluster.stop();
+    for (const p of this.pools.values()) p.destroy();
+    this.pools.clear();
+  }
+}
+
+export class ClusterManager {
+  private readonly entries = new Map<string, ClusterEntry>();
+  private readonly stats: StatsStore;
+
+  constructor(stats: StatsStore) {
+    this.stats = stats;
+  }
+
+  get(name: string): ClusterEntry | undefined {
+    return this.entries.get(name);
+  }
+
+  all(): IterableIterator<ClusterEntry> {
+    return this.entries.values();
+  }
+
+  /** Adds or replaces a cluster; resolves once its first host set is known (DNS clusters resolve first). */
+  async addOrUpdate(config: ClusterConfig): Promise<void> {
+    const cluster = createCluster(config);
+    await cluster.start();
+    const entry = new ClusterEntry(cluster, this.stats);
+    entry.stats.membershipTotal.set(cluster.hosts().length);
+    const old = this.entries.get(config.name);
+    this.entries.set(config.name, entry);
+    if (old) void old.close();
+  }
+
+  async remove(name: string): Promise<void> {
+    const old = this.entries.get(name);
+    if (!old) return;
+    this.entries.delete(name);
+    await old.close();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.entries.values()].map((e) => e.close()));
+    this.entries.clear();
+  }
+
+  destroy(): void {
+    for (const e of this.entries.values()) e.destroy();
+    this.entries.clear();
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * HTTP/1.1 upstream pool on undici's Pool.dispatch: the cheapest keep-alive client measured here
+ * (see bench/), with streaming bodies and backpressure in both directions.
+ */
+import { Pool, errors as undiciErrors } from 'undici';
+import type { Dispatcher } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { UpstreamError } from './codec.ts';
+import type { UpstreamFailure, UpstreamHandler, UpstreamPool, UpstreamRequest } from './codec.ts';
+import type { ClusterConfig, Host } from './types.ts';
+
+const CONNECT_CODES = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ETIMEDOUT',
+]);
+
+export function classifyUndiciError(err: unknown): UpstreamError {
+  if (err instanceof UpstreamError) return err;
+  const e = err as { code?: string; message?: string };
+  const code = e.code ?? '';
+  let failure: UpstreamFailure;
+  if (CONNECT_CODES.has(code)) failure = 'connect';
+  else if (code === 'ECONNRESET' || code === 'EPIPE') failure = 'reset';
+  else if (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CLOSED') failure = 'termination';
+  else if (code.startsWith('HPE_') || err instanceof undiciErrors.HTTPParserError) failure = 'protocol';
+  else if (code === 'UND_ERR_ABORTED' || code === 'UND_ERR_DESTROYED') failure = 'local';
+  else failure = 'reset';
+  return new UpstreamError(failure, e.message ?? String(err), failure === 'connect', err);
+}
+
+/** Adapts undici's DispatchHandler callbacks to an UpstreamHandler. */
+class DispatchAdapter implements Dispatcher.DispatchHandler {
+  private readonly h: UpstreamHandler;
+  private controller: Dispatcher.DispatchController | null = null;
+  constructor(h: UpstreamHandler) {
+    this.h = h;
+  }
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    this.h.onStart(
+      (reason) => controller.abort(reason),
+      () => controller.pause(),
+      () => controller.resume(),
+    );
+  }
+  onRequestUpgrade(
+    _c: Dispatcher.DispatchController,
+    status: number,
+    headers: IncomingHttpHeaders,
+    socket: Duplex,
+  ): void {
+    this.h.onUpgrade(status, headers, socket);
+  }
+  onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
+    this.h.onHeaders(status, headers, false);
+  }
+  onResponseData(c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.h.onData(chunk)) c.pause();
+  }
+  onResponseEnd(_c: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    this.h.onEnd(trailers && Object.keys(trailers).length > 0 ? trailers : null);
+  }
+  onResponseError(_c: Dispatcher.DispatchController, error: Error): void {
+    this.h.onError(classifyUndiciError(error));
+  }
+}
+
+export class Http1Pool implements UpstreamPool {
+  readonly protocol = 'http1' as const;
+  private readonly pool: Pool;
+  private readonly origin: string;
+
+  constructor(host: Host, cluster: ClusterConfig) {
+    const hostPart = host.address.includes(':') ? `[${host.address}]` : host.address;
+    this.origin = `http://${hostPart}:${host.port}`;
+    this.pool = new Pool(this.origin, {
+      connections: cluster.maxConnectionsPerHost,
+      pipelining: 1,
+      connectTimeout: cluster.connectTimeoutMs,
+      // Timeouts are the router's job (route timeout, stream idle timeout), not the client's.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      keepAliveTimeout: cluster.upstreamIdleTimeoutMs > 0 ? cluster.upstreamIdleTimeoutMs : 3_600_000,
+      keepAliveMaxTimeout: 3_600_000,
+      maxRequestsPerClient: cluster.maxRequestsPerConnection,
+      strictContentLength: true,
+    });
+  }
+
+  send(req: UpstreamRequest, handler: UpstreamHandler): void {
+    const opts: Dispatcher.DispatchOptions = {
+      path: req.path,
+      method: req.method,
+      headers: req.headers as Record<string, string | string[]>,
+      body: req.body,
+      upgrade: req.upgrade ?? null,
+      // The router decides about retries; a pipelined replay by the client would hide failures.
+      idempotent: false,
+      blocking: false,
+    };
+    try {
+      this.pool.dispatch(opts, new DispatchAdapter(handler));
+    } catch (err) {
+      handler.onError(classifyUndiciError(err));
+    }
+  }
+
+  connectionCount(): number {
+    return this.pool.stats.connected;
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+
+  destroy(): void {
+    this.pool.destroy().catch(() => undefined);
+  }
+}

@@ -1,0 +1,244 @@
+/**
+ * HTTP/2 upstream pool on node:http2: a few multiplexed sessions per endpoint, opened on demand,
+ * each used up to the peer's SETTINGS_MAX_CONCURRENT_STREAMS. Full duplex, so gRPC streaming works.
+ */
+import http2 from 'node:http2';
+import type { IncomingHttpHeaders } from 'node:http';
+import { UpstreamError } from './codec.ts';
+import type { UpstreamHandler, UpstreamPool, UpstreamRequest } from './codec.ts';
+import type { ClusterConfig, Host } from './types.ts';
+import { classifyUndiciError } from './http1-pool.ts';
+
+const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL } = http2.constants;
+
+interface Session {
+  readonly s: http2.ClientHttp2Session;
+  active: number;
+  served: number;
+  ready: boolean;
+  usable: boolean;
+}
+
+interface Waiter {
+  req: UpstreamRequest;
+  handler: UpstreamHandler;
+}
+
+export class Http2Pool implements UpstreamPool {
+  readonly protocol = 'http2' as const;
+  private readonly authority: string;
+  private readonly sessions: Session[] = [];
+  private readonly waiting: Waiter[] = [];
+  private readonly cluster: ClusterConfig;
+  private closed = false;
+
+  constructor(host: Host, cluster: ClusterConfig) {
+    const hostPart = host.address.includes(':') ? `[${host.address}]` : host.address;
+    this.authority = `http://${hostPart}:${host.port}`;
+    this.cluster = cluster;
+  }
+
+  private streamLimit(s: Session): number {
+    const remote = s.s.remoteSettings?.maxConcurrentStreams ?? 100;
+    const local = this.cluster.http2?.maxConcurrentStreams ?? 2147483647;
+    return Math.min(remote, local);
+  }
+
+  private pick(): Session | null {
+    for (const s of this.sessions) {
+      if (s.ready && s.usable && s.active < this.streamLimit(s)) return s;
+    }
+    return null;
+  }
+
+  private open(): Session {
+    const h2 = this.cluster.http2;
+    const s = http2.connect(this.authority, {
+      settings: {
+        enablePush: false,
+        ...(h2?.initialStreamWindowSize !== undefined
+          ? { initialWindowSize: h2.initialStreamWindowSize }
+          : {}),
+      },
+    });
+    const session: Session = { s, active: 0, served: 0, ready: false, usable: true };
+    this.sessions.push(session);
+    const timer = setTimeout(() => {
+      if (!session.ready) s.destroy(new UpstreamError('connect', 'upstream connect timeout', true));
+    }, this.cluster.connectTimeoutMs);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      session.ready = true;
+      if (h2?.initialConnectionWindowSize !== undefined) {
+        try {
+          s.setLocalWindowSize(h2.initialConnectionWindowSize);
+        } catch {
+          /* a window smaller than the default cannot be set; keep the default */
+        }
+      }
+      this.flush();
+    });
+    s.once('remoteSettings', () => this.flush());
+    s.on('goaway', () => {
+      session.usable = false;
+    });
+    const idle = this.cluster.upstreamIdleTimeoutMs;
+    if (idle > 0) {
+      s.setTimeout(idle, () => {
+        if (session.active === 0) s.close();
+      });
+    }
+    s.on('error', (err: Error) => {
+      clearTimeout(timer);
+      if (!session.ready) {
+        const e = err instanceof UpstreamError ? err : classifyUndiciError(err);
+        const failure = new UpstreamError('connect', e.message, true, err);
+        this.failWaiting(failure);
+      }
+    });
+    s.on('close', () => {
+      clearTimeout(timer);
+      session.usable = false;
+      const i = this.sessions.indexOf(session);
+      if (i >= 0) this.sessions.splice(i, 1);
+      if (this.waiting.length > 0 && !this.closed) this.flush();
+    });
+    s.unref();
+    return session;
+  }
+
+  private failWaiting(err: UpstreamError): void {
+    // Only fail waiters no other session can serve.
+    if (this.sessions.some((x) => x.ready && x.usable)) return;
+    const ws = this.waiting.splice(0);
+    for (const w of ws) w.handler.onError(err);
+  }
+
+  private flush(): void {
+    while (this.waiting.length > 0) {
+      const s = this.pick();
+      if (!s) {
+        if (!this.sessions.some((x) => !x.ready) && this.sessions.length < this.cluster.maxConnectionsPerHost)
+          this.open();
+        return;
+      }
+      const w = this.waiting.shift()!;
+      this.start(s, w.req, w.handler);
+    }
+  }
+
+  send(req: UpstreamRequest, handler: UpstreamHandler): void {
+    if (this.closed) {
+      handler.onError(new UpstreamError('connect', 'pool closed', true));
+      return;
+    }
+    const s = this.pick();
+    if (s) {
+      this.start(s, req, handler);
+      return;
+    }
+    this.waiting.push({ req, handler });
+    if (!this.sessions.some((x) => !x.ready) && this.sessions.length < this.cluster.maxConnectionsPerHost)
+      this.open();
+  }
+
+  private start(session: Session, req: UpstreamRequest, handler: UpstreamHandler): void {
+    const headers: http2.OutgoingHttpHeaders = {};
+    for (const k in req.headers) {
+      if (k === 'host') continue;
+      const v = req.headers[k];
+      if (v !== undefined) headers[k] = v;
+    }
+    headers[':method'] = req.method;
+    headers[':path'] = req.path;
+    headers[':scheme'] = 'http';
+    headers[':authority'] = req.headers.host ?? this.authority.slice(7);
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.s.request(headers, { endStream: req.body === null });
+    } catch (err) {
+      session.usable = false;
+      handler.onError(new UpstreamError('refused', (err as Error).message, true, err));
+      return;
+    }
+    session.active++;
+    session.served++;
+    const max = this.cluster.maxRequestsPerConnection;
+    if (max !== undefined && session.served >= max) session.usable = false;
+    let gotHeaders = false;
+    let finished = false;
+    handler.onStart(
+      (reason) => {
+        if (finished) return;
+        finished = true;
+        stream.close(NGHTTP2_CANCEL);
+        void reason;
+      },
+      () => stream.pause(),
+      () => stream.resume(),
+    );
+    stream.on('response', (h: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number) => {
+      if (finished) return;
+      const status = Number(h[':status']);
+      if (status >= 100 && status < 200) return;
+      gotHeaders = true;
+      const out: IncomingHttpHeaders = {};
+      for (const k in h) if (k.charCodeAt(0) !== 58 /* : */) out[k] = h[k];
+      const endOfStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+      handler.onHeaders(status, out, endOfStream);
+    });
+    stream.on('data', (chunk: Buffer) => {
+      if (!finished && !handler.onData(chunk)) stream.pause();
+    });
+    let trailers: IncomingHttpHeaders | null = null;
+    stream.on('trailers', (t: IncomingHttpHeaders) => {
+      trailers = t;
+    });
+    stream.on('end', () => {
+      if (finished) return;
+      finished = true;
+      if (!gotHeaders) {
+        handler.onError(new UpstreamError('protocol', 'upstream stream ended without headers'));
+        return;
+      }
+      handler.onEnd(trailers);
+    });
+    stream.on('error', () => undefined);
+    stream.on('close', () => {
+      session.active--;
+      if (!finished) {
+        finished = true;
+        const code = stream.rstCode;
+        const refused = code === NGHTTP2_REFUSED_STREAM;
+        handler.onError(
+          new UpstreamError(
+            refused ? 'refused' : gotHeaders || code ? 'reset' : 'termination',
+            `upstream stream closed (code ${code})`,
+            refused,
+          ),
+        );
+      }
+      if (this.waiting.length > 0) this.flush();
+    });
+    if (req.body) {
+      req.body.pipe(stream);
+      req.body.on('error', () => stream.close(NGHTTP2_CANCEL));
+    }
+  }
+
+  connectionCount(): number {
+    return this.sessions.length;
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    return Promise.all(
+      this.sessions.map((s) => new Promise<void>((resolve) => s.s.close(() => resolve()))),
+    ).then(() => undefined);
+  }
+
+  destroy(): void {
+    this.closed = true;
+    for (const s of this.sessions) s.s.destroy();
+  }
+}

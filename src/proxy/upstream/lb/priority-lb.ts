@@ -1,0 +1,103 @@
+/**
+ * The cluster load balancer: chooses a priority level (and healthy, degraded or — in panic — all
+ * hosts of it) from the priority load, then lets the policy pick within that list. Built once per
+ * host or health change; chooseHost does a table lookup and one policy pick.
+ */
+import type { PrioritySet } from '../host-set.ts';
+import type { ClusterConfig, Host, LbContext, LoadBalancer } from '../types.ts';
+import { isConsistentHashPolicy, pickerFactoryFor } from './factory.ts';
+import { isAttempted, randomIndex } from './picker.ts';
+import type { HostPicker, RandomSource } from './picker.ts';
+
+/** Picks the only host there is. */
+class SingleHostPicker implements HostPicker {
+  private readonly host: Host;
+  constructor(host: Host) {
+    this.host = host;
+  }
+  pick(): Host {
+    return this.host;
+  }
+}
+
+const NO_HOSTS = -1;
+
+class PriorityLoadBalancer implements LoadBalancer {
+  /** Distinct pickers, one per host list that receives load. */
+  private readonly pickers: readonly HostPicker[];
+  /** For each percent of load 0..99, the index of its picker, or NO_HOSTS. */
+  private readonly slots: Int32Array;
+  /** Set when every percent goes to one picker: no priority choice per request. */
+  private readonly only: HostPicker | null;
+  private readonly alwaysEmpty: boolean;
+  private readonly hashChoosesPriority: boolean;
+  private readonly random: RandomSource;
+
+  constructor(set: PrioritySet, config: ClusterConfig, random: RandomSource) {
+    this.random = random;
+    this.hashChoosesPriority = isConsistentHashPolicy(config.lbPolicy);
+    const factory = pickerFactoryFor(config.lbPolicy);
+    const pickers: HostPicker[] = [];
+    const pickerOf = new Map<readonly Host[], number>();
+    const indexFor = (hosts: readonly Host[]): number => {
+      if (hosts.length === 0) return NO_HOSTS;
+      let index = pickerOf.get(hosts);
+      if (index === undefined) {
+        index = pickers.length;
+        pickers.push(hosts.length === 1 ? new SingleHostPicker(hosts[0]) : factory(hosts, config, random));
+        pickerOf.set(hosts, index);
+      }
+      return index;
+    };
+
+    // Envoy's order: healthy load of every level first, then degraded load.
+    this.slots = new Int32Array(100).fill(NO_HOSTS);
+    const { healthy, degraded, panic } = set.load;
+    let slot = 0;
+    const assign = (percent: number, picker: number): void => {
+      for (let k = 0; k < percent && slot < 100; k++) this.slots[slot++] = picker;
+    };
+    set.hostSets.forEach((hs, p) => {
+      if (healthy[p] > 0) assign(healthy[p], indexFor(panic[p] ? hs.hosts : hs.healthyHosts));
+    });
+    set.hostSets.forEach((hs, p) => {
+      if (degraded[p] > 0) assign(degraded[p], indexFor(panic[p] ? hs.hosts : hs.degradedHosts));
+    });
+
+    this.pickers = pickers;
+    const first = this.slots[0];
+    const uniform = this.slots.every((s) => s === first);
+    this.only = uniform && first !== NO_HOSTS ? pickers[first] : null;
+    this.alwaysEmpty = uniform && first === NO_HOSTS;
+  }
+
+  chooseHost(ctx: LbContext): Host | null {
+    const only = this.only;
+    if (only !== null) return only.pick(ctx);
+    if (this.alwaysEmpty) return null;
+    const percent =
+      this.hashChoosesPriority && ctx.hash !== undefined
+        ? (ctx.hash >>> 0) % 100
+        : randomIndex(this.random, 100);
+    const index = this.slots[percent];
+    if (index === NO_HOSTS) return null;
+    const host = this.pickers[index].pick(ctx);
+    if (!isAttempted(ctx, host)) return host;
+    // Every host of the chosen level was tried: another level that receives load may have one left.
+    for (let i = 0; i < this.pickers.length; i++) {
+      if (i === index) continue;
+      const other = this.pickers[i].pick(ctx);
+      if (!isAttempted(ctx, other)) return other;
+    }
+    return host;
+  }
+}
+
+/** Builds the load balancer for a snapshot of hosts. `random` returns numbers in [0, 1). */
+export function createLoadBalancer(
+  set: PrioritySet,
+  config: ClusterConfig,
+  random: RandomSource = Math.random,
+): LoadBalancer {
+  return new PriorityLoadBalancer(set, config, random);
+}

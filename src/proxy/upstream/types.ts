@@ -1,0 +1,88 @@
+/** Clusters, hosts and load balancers: the upstream half of the Envoy model. */
+
+export interface Locality {
+  readonly region: string;
+  readonly zone: string;
+  readonly subZone: string;
+}
+
+export type HealthStatus = 'HEALTHY' | 'UNHEALTHY' | 'DRAINING' | 'DEGRADED';
+
+/** One endpoint of a cluster. Mutable counters are updated by the router on the hot path. */
+export interface Host {
+  /** `ip:port` (IPv6 as `[::1]:port`), unique within a cluster. */
+  readonly key: string;
+  readonly address: string;
+  readonly port: number;
+  /** For DNS clusters, the hostname the address was resolved from (used by auto_host_rewrite). */
+  readonly hostname: string | undefined;
+  readonly weight: number;
+  readonly locality: Locality;
+  readonly priority: number;
+  health: HealthStatus;
+  /** Requests currently in flight to this host (LEAST_REQUEST reads it). */
+  activeRequests: number;
+}
+
+export interface LbContext {
+  /** From the route's hash policy; RING_HASH and MAGLEV fall back to random when absent. */
+  readonly hash: number | undefined;
+  /** Hosts already tried by this request, to be avoided when possible. */
+  readonly attempted?: ReadonlySet<Host>;
+}
+
+export interface LoadBalancer {
+  /** Picks a host, or null when none is available (→ 503 UH). */
+  chooseHost(ctx: LbContext): Host | null;
+}
+
+export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
+export type ClusterType = 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'EDS';
+
+export interface EndpointConfig {
+  readonly address: string;
+  readonly port: number;
+  readonly weight: number;
+  readonly health: HealthStatus;
+  /** Set when the address is a hostname (DNS clusters). */
+  readonly hostname?: string;
+}
+
+export interface LocalityEndpoints {
+  readonly locality: Locality;
+  readonly priority: number;
+  readonly weight: number | undefined;
+  readonly endpoints: readonly EndpointConfig[];
+}
+
+export interface Http2UpstreamOptions {
+  readonly maxConcurrentStreams: number | undefined;
+  readonly initialStreamWindowSize: number | undefined;
+  readonly initialConnectionWindowSize: number | undefined;
+}
+
+/** A cluster's configuration after validation; the runtime Cluster is built from it. */
+export interface ClusterConfig {
+  readonly name: string;
+  readonly type: ClusterType;
+  readonly connectTimeoutMs: number;
+  readonly lbPolicy: LbPolicy;
+  readonly localityEndpoints: readonly LocalityEndpoints[];
+  /** Envoy's overprovisioning factor as a percentage (default 140). */
+  readonly overprovisioningFactor: number;
+  /** common_lb_config.healthy_panic_threshold, percent (default 50). */
+  readonly healthyPanicThreshold: number;
+  readonly leastRequest: { readonly choiceCount: number };
+  readonly ringHash: { readonly minimumRingSize: number; readonly maximumRingSize: number };
+  readonly maglev: { readonly tableSize: number };
+  /** Upstream protocol: HTTP/2 when explicit_http_config.http2_protocol_options is set. */
+  readonly http2: Http2UpstreamOptions | undefined;
+  /** common_http_protocol_options.idle_timeout for upstream connections (default 1 h). */
+  readonly upstreamIdleTimeoutMs: number;
+  readonly maxRequestsPerConnection: number | undefined;
+  /** Cap on connections per endpoint (circuit_breakers max_connections; Envoy default 1024). */
+  readonly maxConnectionsPerHost: number;
+  readonly dnsRefreshRateMs: number;
+  readonly dnsLookupFamily: 'AUTO' | 'V4_ONLY' | 'V6_ONLY' | 'V4_PREFERRED' | 'ALL';
+  readonly respectDnsTtl: boolean;
+}
