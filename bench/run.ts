@@ -34,7 +34,7 @@ function parseOptions(argv: readonly string[]): BenchOptions {
       quick: { type: 'boolean', default: false },
       targets: { type: 'string', default: TARGET_NAMES.join(',') },
       profile: { type: 'boolean', default: false },
-      'weft-node-args': { type: 'string', default: '' },
+      'weft-node-args': { type: 'string' },
       'weft-cli': { type: 'string', default: path.join(repoRoot, 'dist', 'cli', 'main.js') },
       help: { type: 'boolean', default: false },
     },
@@ -66,7 +66,8 @@ function parseOptions(argv: readonly string[]): BenchOptions {
     quick,
     targets,
     profile: values.profile,
-    weftNodeArgs: values['weft-node-args'].split(/\s+/).filter((a) => a !== ''),
+    // By default the proxy runs with the flags `npx weft` uses (the shebang of bin/weft.js).
+    weftNodeArgs: (values['weft-node-args'] ?? launcherFlags(repoRoot)).split(/\s+/).filter((a) => a !== ''),
     weftCli: path.resolve(values['weft-cli']),
     warmupS: quick ? 1 : 3,
     fixedRate: { connections: 16, durationS, gapMs },
@@ -329,3 +330,12 @@ main().catch((err: unknown) => {
   console.error(err instanceof Error ? (usage ? err.message : (err.stack ?? err.message)) : String(err));
   process.exitCode = 1;
 });
+
+/** The Node flags in bin/weft.js's shebang line. */
+function launcherFlags(root: string): string {
+  const first = readFileSync(path.join(root, 'bin', 'weft.js'), 'utf8').split('\n')[0];
+  return first
+    .split(/\s+/)
+    .filter((w) => w.startsWith('--'))
+    .join(' ');
+}

@@ -32,6 +32,7 @@ export class ProxyServer implements AdminTarget {
   private readonly startedAt = Date.now();
   private readonly opts: ProxyServerOptions;
   private stopping: Promise<void> | null = null;
+  private flushTimer: NodeJS.Timeout | null = null;
 
   constructor(bootstrap: BootstrapConfig, opts: ProxyServerOptions = {}) {
     this.bootstrap = bootstrap;
@@ -50,6 +51,8 @@ export class ProxyServer implements AdminTarget {
       await active.listen();
       this.listeners.push(active);
     }
+    this.flushTimer = setInterval(() => this.flushStats(), 5000).unref();
+    this.flushStats();
     this.ready = true;
     this.state = 'LIVE';
     this.stats.gauge('server.live').set(1);
@@ -57,6 +60,17 @@ export class ProxyServer implements AdminTarget {
       listeners: this.listeners.map((l) => `${l.config.name}@${l.config.address.host}:${l.boundPort}`),
       admin: this.admin ? this.admin.port : null,
     });
+  }
+
+  /** Periodic stats work, as Envoy's stats flush: memory gauges and the histogram interval. */
+  private flushStats(): void {
+    const m = process.memoryUsage();
+    this.stats.gauge('server.memory_allocated').set(m.heapUsed);
+    this.stats.gauge('server.memory_heap_size').set(m.heapTotal);
+    this.stats.gauge('server.memory_physical_size').set(m.rss);
+    this.stats.gauge('server.memory_external').set(m.external);
+    this.stats.gauge('server.uptime').set(Math.floor((Date.now() - this.startedAt) / 1000));
+    this.stats.mergeHistograms();
   }
 
   adminPort(): number | undefined {
@@ -124,6 +138,7 @@ export class ProxyServer implements AdminTarget {
       while (Date.now() < deadline && this.listeners.some((l) => l.busy())) {
         await new Promise((r) => setTimeout(r, 20));
       }
+      if (this.flushTimer) clearInterval(this.flushTimer);
       for (const l of this.listeners) l.destroy();
       this.clusterManager.destroy();
       await this.admin?.close();

@@ -32,6 +32,12 @@ function onResponseClose(this: TaggedResponse): void {
   if (s !== undefined && !s.done) s.onDownstreamClose();
 }
 
+function checkingInterval(...timeouts: number[]): number {
+  const set = timeouts.filter((t) => t > 0);
+  if (set.length === 0) return 30_000;
+  return Math.max(50, Math.min(30_000, Math.min(...set) / 4));
+}
+
 export interface HcmDeps {
   readonly clusters: ClusterManager;
   readonly stats: StatsStore;
@@ -60,6 +66,11 @@ export class HcmRuntime {
         maxHeaderSize: config.maxRequestHeadersKb * 1024,
         requestTimeout: config.requestTimeoutMs,
         headersTimeout: config.requestHeadersTimeoutMs,
+        // Node checks request and header deadlines on this interval (30 s by default): scale it to them.
+        connectionsCheckingInterval: checkingInterval(
+          config.requestTimeoutMs,
+          config.requestHeadersTimeoutMs,
+        ),
         keepAliveTimeout: config.idleTimeoutMs,
         insecureHTTPParser: false,
         requireHostHeader: true,
@@ -73,6 +84,9 @@ export class HcmRuntime {
       (req, res) => this.onRequest(req, res, false),
     );
     this.h1.maxRequestsPerSocket = config.maxRequestsPerConnection ?? 0;
+    // The codec servers never listen themselves (the listener hands them sockets), but node:http only
+    // tracks connections — request/header deadlines, idle closing on drain — once 'listening' fired.
+    this.h1.emit('listening');
     this.h1.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.stats.rqTotal.inc();
       this.stats.rqHttp1Total.inc();
@@ -151,8 +165,9 @@ export class HcmRuntime {
       socket.destroy();
       return;
     }
-    // A response already in progress on this connection cannot be followed by an error reply.
-    if ((socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+    // A response already on the wire cannot be followed by an error reply.
+    const inProgress = (socket as Socket & { _httpMessage?: { headersSent: boolean } })._httpMessage;
+    if (inProgress?.headersSent) {
       socket.destroy();
       return;
     }
@@ -236,6 +251,7 @@ export class HcmRuntime {
   /** Force-closes everything left. */
   destroy(): void {
     this.h1.closeAllConnections();
+    this.h1.close(() => undefined); // stops node's connection-checking timer
     for (const s of this.h2Sessions) s.destroy();
   }
 

@@ -13,6 +13,8 @@ const HOP_BY_HOP = new Set([
 
 function connectionTokens(value: string | string[] | undefined): string[] | null {
   if (value === undefined) return null;
+  // The common values name no other header: skip the split on the hot path.
+  if (value === 'keep-alive' || value === 'close' || value === 'Keep-Alive' || value === 'Close') return null;
   const v = Array.isArray(value) ? value.join(',') : value;
   const out: string[] = [];
   for (const t of v.split(',')) {

@@ -117,6 +117,7 @@ class UpstreamExchange implements UpstreamHandler {
   private lastActivity = 0;
   private idleMs = 0;
   private upstreamReq: UpstreamRequest | null = null;
+  private bodyPending = false;
 
   constructor(
     stream: HttpStream,
@@ -144,13 +145,19 @@ class UpstreamExchange implements UpstreamHandler {
     stream.onAbort = () => this.onDownstreamAbort();
     this.idleMs = this.action.idleTimeoutMs ?? stream.hcm.config.streamIdleTimeoutMs;
     this.lastActivity = performance.now();
-    if (this.action.timeoutMs > 0) {
-      if (!this.hasBody) this.routeDeadline = this.lastActivity + this.action.timeoutMs;
-      else
-        stream.req.once('end', () => {
-          this.routeDeadline = performance.now() + this.action.timeoutMs;
-          this.schedule();
-        });
+    if (!this.hasBody) {
+      if (this.action.timeoutMs > 0) this.routeDeadline = this.lastActivity + this.action.timeoutMs;
+    } else {
+      // The client library consumes the request body, so its chunks are not observed here: while the body
+      // is still arriving the stream counts as active (request_timeout bounds a slow upload), and both
+      // the idle clock and the route timeout start when it ends, as Envoy's route timeout does.
+      this.bodyPending = true;
+      stream.req.once('end', () => {
+        this.bodyPending = false;
+        this.lastActivity = performance.now();
+        if (this.action.timeoutMs > 0) this.routeDeadline = this.lastActivity + this.action.timeoutMs;
+        this.schedule();
+      });
     }
     this.schedule();
     this.attempt();
@@ -337,7 +344,7 @@ class UpstreamExchange implements UpstreamHandler {
   /** One timer per exchange covers both the route timeout and the stream idle timeout. */
   private schedule(): void {
     if (this.finished) return;
-    const idleAt = this.idleMs > 0 ? this.lastActivity + this.idleMs : Infinity;
+    const idleAt = this.idleMs > 0 && !this.bodyPending ? this.lastActivity + this.idleMs : Infinity;
     const at = Math.min(this.routeDeadline, idleAt);
     if (at === Infinity) return;
     const delay = Math.max(1, at - performance.now());
@@ -357,7 +364,7 @@ class UpstreamExchange implements UpstreamHandler {
       this.timeOut('UT', 504);
       return;
     }
-    if (this.idleMs > 0 && now - this.lastActivity >= this.idleMs) {
+    if (this.idleMs > 0 && !this.bodyPending && now - this.lastActivity >= this.idleMs) {
       this.stream.hcm.stats.rqTimeout.inc();
       this.timeOut('SI', 504);
       return;
