@@ -12,7 +12,7 @@ program
   .command('proxy')
   .description('run the Weft proxy from an Envoy v3 bootstrap file (YAML or JSON)')
   .requiredOption('-c, --bootstrap <file>', 'Envoy v3 bootstrap file')
-  .addOption(new Option('--drain-time-s <seconds>', 'drain period on SIGTERM').default('5').argParser(Number))
+  .addOption(new Option('--drain-time-s <seconds>', 'drain period on SIGTERM').default(5).argParser(Number))
   .addOption(
     new Option('--log-level <level>', 'log level')
       .choices(['debug', 'info', 'warn', 'error'])

@@ -118,6 +118,7 @@ export class ProxyServer implements AdminTarget {
         name: e.name,
         hosts: e.cluster.hosts(),
         extras: { added_via_api: 'false', lb_policy: e.config.lbPolicy },
+        connectionCount: (h) => e.connectionCount(h),
       });
     }
     return out;

@@ -60,6 +60,7 @@ describe('the weft proxy process', { timeout: 60_000 }, () => {
       await request(ports.http, { path: '/' });
       const clusters = (await request(ports.admin, { path: '/clusters' })).body;
       assert.match(clusters, new RegExp(`backend::127\\.0\\.0\\.1:${up.port}::health_flags::healthy`));
+      assert.match(clusters, new RegExp(`backend::127\\.0\\.0\\.1:${up.port}::cx_active::1`));
       const stats = (await request(ports.admin, { path: '/stats' })).body;
       assert.match(stats, /http\.ingress_http\.downstream_rq_total: 1/);
       assert.match(stats, /cluster\.backend\.upstream_rq_2xx: 1/);

@@ -2,7 +2,7 @@
  * Envoy's /clusters output: `cluster::key::value` lines (what scripts and `istioctl`-style tools
  * grep), and the admin.v3.Clusters message as proto3 JSON for `?format=json`.
  */
-import type { HealthStatus, Host } from '../upstream/types.ts';
+import type { HealthStatus } from '../upstream/types.ts';
 import type { AdminClusterStatus } from './types.ts';
 
 /**
@@ -16,15 +16,6 @@ const HEALTH_FLAGS: Readonly<Record<HealthStatus, string>> = {
   DRAINING: '/eds_status_draining',
 };
 
-/**
- * Open connections to a host, when the object carries them. The Host contract has no such field
- * yet; a runtime host that tracks `activeConnections` gets Envoy's cx_active line for free.
- */
-function activeConnections(host: Host): number | undefined {
-  const v = (host as unknown as { readonly activeConnections?: unknown }).activeConnections;
-  return typeof v === 'number' ? v : undefined;
-}
-
 export function renderClustersText(clusters: readonly AdminClusterStatus[]): string {
   const out: string[] = [];
   for (const c of clusters) {
@@ -33,7 +24,7 @@ export function renderClustersText(clusters: readonly AdminClusterStatus[]): str
     for (const [k, v] of Object.entries(c.extras ?? {})) out.push(`${n}::${k}::${v}\n`);
     for (const h of c.hosts) {
       const p = `${n}::${h.key}::`;
-      const cx = activeConnections(h);
+      const cx = c.connectionCount?.(h);
       if (cx !== undefined) out.push(`${p}cx_active::${cx}\n`);
       out.push(
         `${p}rq_active::${h.activeRequests}\n`,
@@ -62,7 +53,7 @@ export function renderClustersJson(clusters: readonly AdminClusterStatus[]): unk
       observability_name: c.name,
       host_statuses: c.hosts.map((h) => {
         const stats: { name: string; type: string; value: string }[] = [];
-        const cx = activeConnections(h);
+        const cx = c.connectionCount?.(h);
         if (cx !== undefined) stats.push({ name: 'cx_active', type: 'GAUGE', value: String(cx) });
         stats.push({ name: 'rq_active', type: 'GAUGE', value: String(h.activeRequests) });
         return {

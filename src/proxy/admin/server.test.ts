@@ -49,8 +49,16 @@ class FakeTarget implements AdminTarget {
     if (this.configDumpThrows) throw new Error('dump exploded');
     return { configs: [{ '@type': 'type.googleapis.com/envoy.admin.v3.BootstrapConfigDump' }] };
   }
+  connections: ((h: Host) => number) | undefined = undefined;
   clusters(): readonly AdminClusterStatus[] {
-    return [{ name: 'backend', hosts: this.hosts, extras: { 'default_priority::max_connections': 1024 } }];
+    return [
+      {
+        name: 'backend',
+        hosts: this.hosts,
+        extras: { 'default_priority::max_connections': 1024 },
+        ...(this.connections ? { connectionCount: this.connections } : {}),
+      },
+    ];
   }
   drainListeners(): Promise<void> {
     this.drained++;
@@ -171,9 +179,9 @@ void test('/clusters: Envoy text lines and JSON', { timeout: 10_000 }, () =>
   }),
 );
 
-void test('/clusters prints cx_active when a host tracks connections', { timeout: 10_000 }, () =>
+void test('/clusters prints cx_active when the pool layer counts connections', { timeout: 10_000 }, () =>
   withServer(async (base, target) => {
-    target.hosts = [{ ...target.hosts[0], activeConnections: 5 } as Host];
+    target.connections = (h) => (h.port === 8080 ? 5 : 0);
     const t = await get(`${base}/clusters`);
     assert.ok(t.body.split('\n').includes('backend::127.0.0.1:8080::cx_active::5'));
   }),

@@ -6,6 +6,8 @@ export interface AdminClusterStatus {
   readonly hosts: readonly Host[];
   /** Free-form per-cluster extras (e.g. circuit breaker settings) rendered as `name::key::value`. */
   readonly extras?: Readonly<Record<string, string | number>>;
+  /** Open upstream connections to a host (Envoy's cx_active), when the pool layer knows them. */
+  readonly connectionCount?: (host: Host) => number;
 }
 
 export interface AdminTarget {
