@@ -8,7 +8,7 @@ import { startAdminServer } from './admin/server.ts';
 import type { BootstrapConfig } from './bootstrap/types.ts';
 import { ActiveListener } from './listener/listener-manager.ts';
 import { StatsStore } from './stats/store.ts';
-import { ClusterManager } from './upstream/cluster-manager.ts';
+import { ClusterManager, useUndiciForHttp1 } from './upstream/cluster-manager.ts';
 import { createLogger } from '../core/logger.ts';
 import { VERSION } from '../core/version.ts';
 
@@ -43,6 +43,7 @@ export class ProxyServer implements AdminTarget {
 
   /** Starts admin first (so /ready can report initialisation), then clusters, then listeners. */
   async start(): Promise<void> {
+    if (process.env.WEFT_H1_CLIENT === 'undici') await useUndiciForHttp1();
     const admin = this.bootstrap.admin;
     if (admin) this.admin = await startAdminServer({ ...admin.address, target: this, stats: this.stats });
     for (const c of this.bootstrap.clusters) await this.clusterManager.addOrUpdate(c);

@@ -7,9 +7,23 @@ import type { ClusterConfig, Host } from './types.ts';
 import type { UpstreamPool } from './codec.ts';
 import { createCluster } from './cluster.ts';
 import type { Cluster } from './cluster.ts';
-import { Http1Pool } from './http1-pool.ts';
+import { NativeHttp1Pool } from './http1-native-pool.ts';
 import { Http2Pool } from './http2-pool.ts';
 import { ClusterStats } from './cluster-stats.ts';
+
+type Http1PoolFactory = (host: Host, cluster: ClusterConfig) => UpstreamPool;
+
+/** HTTP/1.1 upstreams use the native-parser pool; undici's pool stays available as a fallback. */
+let http1PoolFactory: Http1PoolFactory = (host, cluster) => new NativeHttp1Pool(host, cluster);
+
+/**
+ * Switches HTTP/1.1 upstreams to undici's Pool (WEFT_H1_CLIENT=undici): a fallback should a Node upgrade
+ * change the parser internals the native pool relies on. Loaded lazily: undici costs ~25 MB of RSS.
+ */
+export async function useUndiciForHttp1(): Promise<void> {
+  const { Http1Pool } = await import('./http1-pool.ts');
+  http1PoolFactory = (host, cluster) => new Http1Pool(host, cluster);
+}
 
 export class ClusterEntry {
   readonly name: string;
@@ -38,7 +52,7 @@ export class ClusterEntry {
   pool(host: Host): UpstreamPool {
     let p = this.pools.get(host);
     if (p === undefined) {
-      p = this.config.http2 ? new Http2Pool(host, this.config) : new Http1Pool(host, this.config);
+      p = this.config.http2 ? new Http2Pool(host, this.config) : http1PoolFactory(host, this.config);
       this.pools.set(host, p);
     }
     return p;

@@ -7,7 +7,6 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { UpstreamError } from './codec.ts';
 import type { UpstreamHandler, UpstreamPool, UpstreamRequest } from './codec.ts';
 import type { ClusterConfig, Host } from './types.ts';
-import { classifyUndiciError } from './http1-pool.ts';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL } = http2.constants;
 
@@ -91,8 +90,7 @@ export class Http2Pool implements UpstreamPool {
     s.on('error', (err: Error) => {
       clearTimeout(timer);
       if (!session.ready) {
-        const e = err instanceof UpstreamError ? err : classifyUndiciError(err);
-        const failure = new UpstreamError('connect', e.message, true, err);
+        const failure = new UpstreamError('connect', err.message, true, err);
         this.failWaiting(failure);
       }
     });
