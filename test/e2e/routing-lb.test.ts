@@ -42,6 +42,13 @@ describe('traffic splitting and load balancing end to end', { timeout: 60_000 },
                 route: { cluster: 'maglev', hash_policy: [{ header: { header_name: 'x-user' } }] },
               },
               { match: { prefix: '/rr' }, route: { cluster: 'rr' } },
+              {
+                match: { prefix: '/cookie' },
+                route: {
+                  cluster: 'ring',
+                  hash_policy: [{ cookie: { name: 'sticky', ttl: '3600s', path: '/' } }],
+                },
+              },
               { match: { prefix: '/weighted-rr' }, route: { cluster: 'wrr' } },
             ],
           }),
@@ -109,6 +116,21 @@ describe('traffic splitting and load balancing end to end', { timeout: 60_000 },
       // 40 users over 3 endpoints: all three in use (the chance one gets none is ~ 3·(2/3)^40 ≈ 3e-7).
       assert.equal(Object.keys(counts).length, 3, `${path}: ${JSON.stringify(counts)}`);
     }
+  });
+
+  it('a cookie hash policy sets the cookie once, then every request carrying it lands on one endpoint', async () => {
+    const first = await request(proxy.port(), { path: '/cookie' });
+    const setCookie = ([] as string[]).concat(first.headers['set-cookie'] ?? []);
+    assert.equal(setCookie.length, 1, JSON.stringify(first.headers));
+    assert.match(setCookie[0], /^sticky=[^;]+;.*Max-Age=3600/);
+    const cookie = setCookie[0].split(';')[0];
+    const seen = new Set<string>();
+    for (let i = 0; i < 30; i++) {
+      const r = await request(proxy.port(), { path: '/cookie', agent, headers: { cookie } });
+      assert.equal(r.headers['set-cookie'], undefined);
+      seen.add(String(r.headers['x-upstream']));
+    }
+    assert.equal(seen.size, 1);
   });
 
   it('ROUND_ROBIN spreads evenly, and honours endpoint weights', async () => {

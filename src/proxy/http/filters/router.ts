@@ -227,7 +227,7 @@ class UpstreamExchange implements UpstreamHandler {
     if (this.setCookie !== undefined) {
       const prev = headers['set-cookie'];
       headers['set-cookie'] =
-        prev === undefined ? [this.setCookie] : [...([] as string[]).concat(prev), this.setCookie];
+        prev === undefined ? [this.setCookie] : ([] as string[]).concat(prev, this.setCookie);
     }
     stream.hcm.decorateResponse(stream, headers);
     stream.responseStatus = status;
