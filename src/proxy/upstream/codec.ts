@@ -28,6 +28,17 @@ export type UpstreamFailure =
   | 'refused' // the stream was refused before any processing (HTTP/2 REFUSED_STREAM / GOAWAY): safe to retry
   | 'local'; // we aborted it
 
+/** Socket errno codes that mean the connection was never established (→ UF). */
+export const CONNECT_ERROR_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+]);
+
 export class UpstreamError extends Error {
   readonly failure: UpstreamFailure;
   /** True when the upstream cannot have seen the request (safe to retry on another connection). */
@@ -41,7 +52,7 @@ export class UpstreamError extends Error {
 }
 
 export interface UpstreamHandler {
-  /** Called once the request is bound to a connection; `abort` cancels the exchange. */
+  /** Called once per request, before any other callback (possibly while queued); `abort` cancels the exchange. */
   onStart(abort: (reason: Error) => void, pause: () => void, resume: () => void): void;
   onHeaders(status: number, headers: IncomingHttpHeaders, endOfStream: boolean): void;
   /** Returns false when the downstream is congested; the pool then waits for resume(). */

@@ -11,7 +11,7 @@ import net from 'node:net';
 import type { Socket } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
-import { UpstreamError } from './codec.ts';
+import { CONNECT_ERROR_CODES, UpstreamError } from './codec.ts';
 import type { UpstreamFailure, UpstreamHandler, UpstreamPool, UpstreamRequest } from './codec.ts';
 import type { ClusterConfig, Host } from './types.ts';
 import {
@@ -25,16 +25,6 @@ import {
 } from './http1-native-wire.ts';
 import type { NativeParser, RequestFraming } from './http1-native-wire.ts';
 
-const CONNECT_CODES = new Set([
-  'ECONNREFUSED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EADDRNOTAVAIL',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-]);
-
 /** Maps a socket or parser error the way classifyUndiciError maps undici's. */
 function classifySocketError(err: unknown, connected: boolean): UpstreamError {
   if (err instanceof UpstreamError) return err;
@@ -42,7 +32,7 @@ function classifySocketError(err: unknown, connected: boolean): UpstreamError {
   const code = typeof e.code === 'string' ? e.code : '';
   const message = typeof e.message === 'string' ? e.message : String(err);
   let failure: UpstreamFailure;
-  if (!connected && CONNECT_CODES.has(code)) failure = 'connect';
+  if (!connected && CONNECT_ERROR_CODES.has(code)) failure = 'connect';
   else if (code === 'ECONNRESET' || code === 'EPIPE') failure = 'reset';
   else if (code.startsWith('HPE_')) failure = 'protocol';
   else failure = 'reset';

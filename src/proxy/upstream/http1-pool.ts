@@ -6,27 +6,16 @@ import { Pool, errors as undiciErrors } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { UpstreamError } from './codec.ts';
+import { CONNECT_ERROR_CODES, UpstreamError } from './codec.ts';
 import type { UpstreamFailure, UpstreamHandler, UpstreamPool, UpstreamRequest } from './codec.ts';
 import type { ClusterConfig, Host } from './types.ts';
-
-const CONNECT_CODES = new Set([
-  'ECONNREFUSED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EADDRNOTAVAIL',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'ETIMEDOUT',
-]);
 
 export function classifyUndiciError(err: unknown): UpstreamError {
   if (err instanceof UpstreamError) return err;
   const e = err as { code?: string; message?: string };
   const code = e.code ?? '';
   let failure: UpstreamFailure;
-  if (CONNECT_CODES.has(code)) failure = 'connect';
+  if (CONNECT_ERROR_CODES.has(code) || code === 'UND_ERR_CONNECT_TIMEOUT') failure = 'connect';
   else if (code === 'ECONNRESET' || code === 'EPIPE') failure = 'reset';
   else if (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CLOSED') failure = 'termination';
   else if (code.startsWith('HPE_') || err instanceof undiciErrors.HTTPParserError) failure = 'protocol';
