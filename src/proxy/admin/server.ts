@@ -4,7 +4,7 @@
  * /quitquitquit). As in Envoy, endpoints that change the server's state require POST. A bad query
  * or a failing target method yields an error response, never an exception.
  */
-import { createServer } from 'node:http';
+import { nodeHttp } from '../../core/node-http.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '../../core/logger.ts';
@@ -268,7 +268,7 @@ export interface AdminServer {
 }
 
 export function startAdminServer(opts: AdminServerOptions): Promise<AdminServer> {
-  const server = createServer((req, res) => {
+  const server = nodeHttp.createServer((req, res) => {
     void respond(req, res, opts.target, opts.stats);
   });
   return new Promise((resolve, reject) => {

@@ -3,8 +3,8 @@
  * HTTP/1.1 and HTTP/2 codecs for its listener's connections, turns each request into an HttpStream,
  * applies connection-level header policy (request id, x-forwarded-*), and runs the HTTP filter chain.
  */
-import http from 'node:http';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { nodeHttp } from '../../core/node-http.ts';
+import type { IncomingMessage, Server as Http1Server, ServerResponse } from 'node:http';
 import http2 from 'node:http2';
 import type { Http2ServerRequest, Http2ServerResponse, Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
@@ -49,7 +49,7 @@ export class HcmRuntime {
   readonly clusters: ClusterManager;
   readonly filters: readonly HttpFilter[];
   draining = false;
-  private readonly h1: http.Server;
+  private readonly h1: Http1Server;
   private readonly h2: http2.Http2Server;
   private readonly h2Sessions = new Set<Http2Session>();
 
@@ -61,7 +61,7 @@ export class HcmRuntime {
       createHttpFilter(f, { clusters: deps.clusters, stats: deps.stats }),
     );
 
-    this.h1 = http.createServer(
+    this.h1 = nodeHttp.createServer(
       {
         maxHeaderSize: config.maxRequestHeadersKb * 1024,
         requestTimeout: config.requestTimeoutMs,

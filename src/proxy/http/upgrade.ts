@@ -6,14 +6,14 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { STATUS_CODES } from 'node:http';
+import { nodeHttp } from '../../core/node-http.ts';
 import type { RouteRequest } from '../router/types.ts';
 import type { UpstreamError, UpstreamHandler } from '../upstream/codec.ts';
 import type { HcmRuntime } from './connection-manager.ts';
 import { downstreamResponseHeaders, plainIp, upstreamRequestHeaders } from './headers.ts';
 
 function headerBlock(status: number, headers: Record<string, string | string[] | undefined>): string {
-  let out = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
+  let out = `HTTP/1.1 ${status} ${nodeHttp.STATUS_CODES[status] ?? ''}\r\n`;
   for (const k in headers) {
     const v = headers[k];
     if (v === undefined) continue;
