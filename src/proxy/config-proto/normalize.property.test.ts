@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import { ConfigError } from '../../core/errors.ts';
-import { findMessageType } from './envoy-types.ts';
+import { findMessageType } from '../../api/envoy/descriptor.ts';
 import { normalize } from './normalize.ts';
 
 const ROOT_TYPES = [

@@ -8,7 +8,7 @@
 import protobuf from 'protobufjs';
 import { ConfigError } from '../../core/errors.ts';
 import type { Json, JsonObject } from '../../core/json.ts';
-import { findMessageType, typeNameOfUrl, typeUrlPrefix } from './envoy-types.ts';
+import { findMessageType, typeNameOfUrl, typeUrlPrefix } from '../../api/envoy/descriptor.ts';
 import { fieldPath, indexPath } from './path.ts';
 
 /** Deeper than any real configuration; stops cyclic or hostile input before the stack does. */

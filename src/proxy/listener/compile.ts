@@ -6,7 +6,7 @@
 import net from 'node:net';
 import { ConfigError } from '../../core/errors.ts';
 import type { Json, JsonObject } from '../../core/json.ts';
-import { typeNameOfUrl, typeUrlPrefix } from '../config-proto/envoy-types.ts';
+import { typeNameOfUrl, typeUrlPrefix } from '../../api/envoy/descriptor.ts';
 import {
   asObject,
   durationMs,

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import protobuf from 'protobufjs';
 
-const descriptorUrl = new URL('../../api/envoy/descriptor.gen.json', import.meta.url);
+const descriptorUrl = new URL('./descriptor.gen.json', import.meta.url);
 
 let cached: protobuf.Root | undefined;
 

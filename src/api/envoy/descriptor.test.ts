@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import protobuf from 'protobufjs';
-import { findMessageType, loadEnvoyTypes, typeNameOfUrl } from './envoy-types.ts';
+import { findMessageType, loadEnvoyTypes, typeNameOfUrl } from './descriptor.ts';
 
 describe('Envoy type descriptor', () => {
   it('loads once and is cached', () => {
