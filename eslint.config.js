@@ -51,6 +51,25 @@ export default tseslint.config(
     },
   },
   {
+    // The config loader (YAML, validation, analyze) sees only the API types and core.
+    files: ['src/config/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            '**/proxy/**',
+            '**/control/**',
+            '**/cli/**',
+            '**/local/**',
+            '**/dashboard/**',
+            '**/identity/**',
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.test.ts', 'test/**/*.ts', 'bench/**/*.ts'],
     rules: {
       '@typescript-eslint/no-unsafe-assignment': 'off',

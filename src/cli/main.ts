@@ -28,4 +28,77 @@ program
     },
   );
 
+program
+  .command('control-plane')
+  .description(
+    'run the control plane: Istio configuration in, xDS out (like istiod: xDS on 15010, debug on 15014)',
+  )
+  .requiredOption(
+    '--config <path>',
+    'Istio YAML file or directory, watched for changes (repeatable)',
+    (value: string, previous: string[]) => [...previous, value],
+    [] as string[],
+  )
+  .option('--host <address>', 'address to bind', '127.0.0.1')
+  .addOption(new Option('--xds-port <port>', 'ADS (gRPC, plaintext) port').default(15010).argParser(Number))
+  .addOption(
+    new Option('--debug-port <port>', 'debug and monitoring HTTP port').default(15014).argParser(Number),
+  )
+  .addOption(
+    new Option('--log-level <level>', 'log level')
+      .choices(['debug', 'info', 'warn', 'error'])
+      .default('info'),
+  )
+  .action(
+    async (opts: {
+      config: string[];
+      host: string;
+      xdsPort: number;
+      debugPort: number;
+      logLevel: 'debug' | 'info' | 'warn' | 'error';
+    }) => {
+      const { runControlPlane } = await import('./control-plane-command.ts');
+      process.exitCode = await runControlPlane(opts);
+    },
+  );
+
+program
+  .command('analyze')
+  .description('check Istio configuration (files or directories): schema errors and semantic problems')
+  .argument('<paths...>', 'YAML/JSON files or directories (searched recursively)')
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'))
+  .option(
+    '--context <path>',
+    'configuration that exists but is not analyzed, used to resolve references (repeatable)',
+    (value: string, previous: string[]) => [...previous, value],
+    [] as string[],
+  )
+  .action(async (paths: string[], opts: { output: 'text' | 'json'; context: string[] }) => {
+    // Loaded on demand: the proxy command should not pay for the config loader and its schemas.
+    const { runAnalyze } = await import('./analyze-command.ts');
+    process.exitCode = runAnalyze(paths, opts);
+  });
+
+program
+  .command('proxy-status')
+  .description("the connected proxies and each one's xDS sync state (SYNCED / STALE / NACK) per type")
+  .option('--control-plane <url>', "the control plane's debug endpoint", 'http://127.0.0.1:15014')
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .action(async (opts: { controlPlane: string; output: 'table' | 'json' }) => {
+    const { runProxyStatus } = await import('./proxy-status-command.ts');
+    process.exitCode = await runProxyStatus(opts);
+  });
+
+program
+  .command('proxy-config')
+  .description("one connected proxy's generated listeners, routes, clusters or endpoints")
+  .argument('<kind>', 'what to show: listeners, routes, clusters or endpoints')
+  .argument('<proxy>', 'the proxy: NAME.NAMESPACE or its node id')
+  .option('--control-plane <url>', "the control plane's debug endpoint", 'http://127.0.0.1:15014')
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .action(async (kind: string, proxy: string, opts: { controlPlane: string; output: 'table' | 'json' }) => {
+    const { runProxyConfig } = await import('./proxy-config-command.ts');
+    process.exitCode = await runProxyConfig(kind, proxy, opts);
+  });
+
 await program.parseAsync(process.argv);

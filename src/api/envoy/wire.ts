@@ -44,7 +44,7 @@ function messageType(fullName: string, path: string): protobuf.Type {
 /** Encodes canonical JSON (or protobufjs-shaped objects with EncodedAny leaves) as the message `typeName`. */
 export function encodeMessage(typeName: string, json: unknown): Uint8Array {
   const type = messageType(typeName, '');
-  return type.encode(type.fromObject(toProto(type, json, ''))).finish();
+  return type.encode(type.fromObject(toProto(type, json, '') as Record<string, unknown>)).finish();
 }
 
 /** Encodes one resource (canonical JSON with "@type") as an Any, once, for reuse in many responses. */
@@ -227,7 +227,7 @@ function toNumber(v: unknown): number {
   if (typeof v === 'number') return v;
   if (typeof v === 'object' && v !== null && 'low' in v) {
     const long = v as LongLike;
-    return protobuf.util.LongBits.from(long).toNumber(long.unsigned ?? false);
+    return new protobuf.util.LongBits(long.low >>> 0, long.high >>> 0).toNumber(long.unsigned ?? false);
   }
   return Number(v);
 }

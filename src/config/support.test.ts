@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ISTIO_KINDS } from '../api/istio/resource.ts';
+import { supportTableTypos, unsupportedFieldPaths, unsupportedSchemaPaths } from './support.ts';
+
+describe('support table', () => {
+  it('names only fields that exist in the CRD schemas', () => {
+    for (const kind of ISTIO_KINDS) assert.deepEqual(supportTableTypos(kind), [], kind);
+  });
+
+  it('leaves exactly these VirtualService fields unsupported', () => {
+    assert.deepEqual(unsupportedSchemaPaths('VirtualService'), [
+      'exportTo',
+      'http[].corsPolicy',
+      'http[].delegate',
+      'http[].fault',
+      'http[].match[].sourceNamespace',
+      'http[].match[].statPrefix',
+      'http[].mirror',
+      'http[].mirror_percent',
+      'http[].mirrorPercent',
+      'http[].mirrorPercentage',
+      'http[].mirrors',
+      'http[].retries',
+      'tcp',
+      'tls',
+    ]);
+  });
+
+  it('leaves exactly these fields of the other networking kinds unsupported', () => {
+    assert.deepEqual(unsupportedSchemaPaths('ServiceEntry'), [
+      'endpoints[].network',
+      'exportTo',
+      'subjectAltNames',
+    ]);
+    assert.deepEqual(unsupportedSchemaPaths('WorkloadEntry'), ['network']);
+    assert.deepEqual(unsupportedSchemaPaths('WorkloadGroup'), ['metadata', 'probe', 'template']);
+    assert.deepEqual(unsupportedSchemaPaths('Sidecar'), [
+      'egress[].captureMode',
+      'inboundConnectionPool',
+      'ingress[].captureMode',
+      'ingress[].connectionPool',
+      'ingress[].tls',
+      'outboundTrafficPolicy',
+    ]);
+    const dr = unsupportedSchemaPaths('DestinationRule').filter(
+      (p) => p.startsWith('trafficPolicy.') && !p.includes('[]'),
+    );
+    assert.deepEqual(dr, [
+      'trafficPolicy.connectionPool.http',
+      'trafficPolicy.connectionPool.tcp.idleTimeout',
+      'trafficPolicy.connectionPool.tcp.maxConnectionDuration',
+      'trafficPolicy.connectionPool.tcp.tcpKeepalive',
+      'trafficPolicy.loadBalancer.backendUtilization',
+      'trafficPolicy.loadBalancer.localityLbSetting',
+      'trafficPolicy.loadBalancer.warmup',
+      'trafficPolicy.loadBalancer.warmupDurationSecs',
+      'trafficPolicy.loadBalancer.zoneAwareLbSetting',
+      'trafficPolicy.outlierDetection',
+      'trafficPolicy.proxyProtocol',
+      'trafficPolicy.retryBudget',
+      'trafficPolicy.tls',
+      'trafficPolicy.tunnel',
+    ]);
+  });
+
+  it('finds unsupported fields present in a spec, inside lists too', () => {
+    assert.deepEqual(
+      unsupportedFieldPaths('DestinationRule', {
+        host: 'a',
+        subsets: [
+          { name: 'v1' },
+          { name: 'v2', trafficPolicy: { tunnel: { targetHost: 'x', targetPort: 1 } } },
+        ],
+        trafficPolicy: {
+          loadBalancer: { simple: 'RANDOM', warmupDurationSecs: '10s' },
+          outlierDetection: { interval: '1s' },
+        },
+      }),
+      [
+        ['subsets', 1, 'trafficPolicy', 'tunnel'],
+        ['trafficPolicy', 'loadBalancer', 'warmupDurationSecs'],
+        ['trafficPolicy', 'outlierDetection'],
+      ],
+    );
+    assert.deepEqual(unsupportedFieldPaths('PeerAuthentication', { mtls: { mode: 'STRICT' } }), []);
+  });
+});

@@ -1,0 +1,197 @@
+/**
+ * What Weft implements of each Istio kind, field by field. The one place to update when the
+ * translation learns a field: everything not listed here is reported by `weft analyze` (and by the
+ * control plane) as "not supported by Weft, ignored" (WE0200), never silently dropped.
+ *
+ * A tree per kind: `true` supports a field with everything below it; an object lists the supported
+ * fields of that object (for a list, of each of its items). Kinds whose behaviour Weft does not
+ * implement yet at all (they are stored and served) are in `notEnforcedKinds` (WE0201).
+ */
+import type { IstioKind } from '../api/istio/resource.ts';
+import { istioSchemas } from '../api/istio/schemas.ts';
+import type { SpecSchema } from '../api/istio/schemas.ts';
+import type { PathSegment } from './diagnostic.ts';
+
+export type SupportTree = true | { readonly [field: string]: SupportTree };
+
+const stringMatch = true;
+
+const loadBalancer: SupportTree = {
+  simple: true,
+  consistentHash: {
+    httpHeaderName: true,
+    httpCookie: true,
+    useSourceIp: true,
+    httpQueryParameterName: true,
+    ringHash: true,
+    maglev: true,
+    minimumRingSize: true,
+  },
+};
+
+const connectionPool: SupportTree = {
+  // The rest of the connection pool (http.*, tcp.idleTimeout) comes with issue #4.
+  tcp: { maxConnections: true, connectTimeout: true },
+};
+
+const portTrafficPolicy: SupportTree = {
+  port: true,
+  loadBalancer,
+  connectionPool,
+};
+
+const trafficPolicy: SupportTree = {
+  loadBalancer,
+  connectionPool,
+  portLevelSettings: portTrafficPolicy,
+};
+
+const workloadEntry: SupportTree = {
+  address: true,
+  ports: true,
+  labels: true,
+  locality: true,
+  weight: true,
+  serviceAccount: true,
+};
+
+const sidecarPort: SupportTree = true;
+
+export const supportedFields: Readonly<Partial<Record<IstioKind, SupportTree>>> = {
+  VirtualService: {
+    hosts: true,
+    gateways: true,
+    http: {
+      name: true,
+      match: {
+        name: true,
+        uri: stringMatch,
+        headers: true,
+        queryParams: true,
+        method: stringMatch,
+        authority: stringMatch,
+        port: true,
+        sourceLabels: true,
+        gateways: true,
+        withoutHeaders: true,
+        ignoreUriCase: true,
+        scheme: stringMatch,
+      },
+      route: true,
+      rewrite: true,
+      redirect: true,
+      directResponse: true,
+      headers: true,
+      timeout: true,
+      // retries and fault are generated for proxyless gRPC clients only until the Weft proxy implements them
+      // (issue #4); mirror and corsPolicy come with #4 too. Until then they are reported, not silently dropped.
+    },
+    // tcp and tls routes: only a Gateway's TCP server uses its VirtualService's first tcp route (#3 continues).
+  },
+  DestinationRule: {
+    host: true,
+    trafficPolicy,
+    subsets: { name: true, labels: true, trafficPolicy },
+  },
+  Gateway: {
+    selector: true,
+    servers: {
+      name: true,
+      port: true,
+      hosts: true,
+      // tls (HTTPS/TLS servers) comes with issue #5.
+    },
+  },
+  ServiceEntry: {
+    hosts: true,
+    addresses: true,
+    ports: true,
+    location: true,
+    resolution: true,
+    endpoints: workloadEntry,
+    workloadSelector: true,
+  },
+  WorkloadEntry: workloadEntry,
+  // WorkloadGroup is stored; auto-registration does not need it yet (any proxy with metadata registers).
+  WorkloadGroup: {},
+  Sidecar: {
+    workloadSelector: true,
+    ingress: { port: sidecarPort, bind: true, defaultEndpoint: true },
+    egress: { port: sidecarPort, bind: true, hosts: true },
+  },
+};
+
+/** Stored and served, but their behaviour is not implemented yet (issues #5 and #6). */
+export const notEnforcedKinds: ReadonlySet<IstioKind> = new Set<IstioKind>([
+  'PeerAuthentication',
+  'AuthorizationPolicy',
+  'RequestAuthentication',
+  'Telemetry',
+]);
+
+/** The paths (below `spec`) of the fields present in `spec` that Weft does not support. */
+export function unsupportedFieldPaths(kind: IstioKind, spec: unknown): PathSegment[][] {
+  const tree = supportedFields[kind];
+  if (tree === undefined || tree === true) return [];
+  const found: PathSegment[][] = [];
+  const walk = (value: unknown, node: SupportTree, path: PathSegment[]): void => {
+    if (node === true) return;
+    if (Array.isArray(value)) {
+      value.forEach((item, i) => walk(item, node, [...path, i]));
+      return;
+    }
+    if (typeof value !== 'object' || value === null) return;
+    for (const [field, child] of Object.entries(value)) {
+      if (child === undefined || child === null) continue;
+      const sub = Object.hasOwn(node, field) ? node[field] : undefined;
+      if (sub === undefined) found.push([...path, field]);
+      else walk(child, sub, [...path, field]);
+    }
+  };
+  walk(spec, tree, []);
+  return found;
+}
+
+/** Walks a kind's schema beside its support tree; `[]` in paths marks list items. */
+function compareWithSchema(kind: IstioKind): { unsupported: string[]; notInSchema: string[] } {
+  const root = istioSchemas.schemas[kind];
+  const tree = supportedFields[kind];
+  const result = { unsupported: [] as string[], notInSchema: [] as string[] };
+  if (!root || tree === undefined || tree === true) return result;
+  const defs = (root.$defs ?? {}) as Record<string, SpecSchema>;
+  const resolve = (s: SpecSchema): SpecSchema =>
+    typeof s.$ref === 'string' ? resolve(defs[s.$ref.slice('#/$defs/'.length)] ?? {}) : s;
+  const walk = (schema: SpecSchema, node: SupportTree, prefix: string): void => {
+    if (node === true) return;
+    let s = resolve(schema);
+    let suffix = '';
+    if (s.type === 'array' && typeof s.items === 'object' && s.items !== null) {
+      s = resolve(s.items as SpecSchema);
+      suffix = '[]';
+    }
+    const properties = (s.properties ?? {}) as Record<string, SpecSchema>;
+    const join = (field: string): string => `${prefix}${suffix}${prefix || suffix ? '.' : ''}${field}`;
+    for (const [field, child] of Object.entries(properties)) {
+      const sub = Object.hasOwn(node, field) ? node[field] : undefined;
+      if (sub === undefined) result.unsupported.push(join(field));
+      else walk(child, sub, join(field));
+    }
+    for (const field of Object.keys(node))
+      if (!Object.hasOwn(properties, field)) result.notInSchema.push(join(field));
+  };
+  walk(root, tree, '');
+  return result;
+}
+
+/**
+ * Every field path of a kind's schema that Weft does not support, derived from the CRD schema and the
+ * table above: the explicit list behind WE0200.
+ */
+export function unsupportedSchemaPaths(kind: IstioKind): string[] {
+  return compareWithSchema(kind).unsupported;
+}
+
+/** Fields the table names that the kind's schema does not have: typos in the table (a test keeps this empty). */
+export function supportTableTypos(kind: IstioKind): string[] {
+  return compareWithSchema(kind).notInSchema;
+}

@@ -1,0 +1,137 @@
+/**
+ * The control plane's debug and monitoring HTTP server (istiod's :15014): readiness, the sync state of every
+ * connected proxy, the configuration generated for one proxy, open streams, push statistics, and /metrics.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createLogger } from '../../core/logger.ts';
+import type { Logger } from '../../core/logger.ts';
+import type { AdsServer } from '../xds/ads-server.ts';
+import { configDump } from './config-dump.ts';
+import { controlPlaneMetrics } from './metrics.ts';
+import type { ControlPlaneMetrics } from './metrics.ts';
+import { formatSyncTable } from './sync-table.ts';
+
+export interface DebugServerOptions {
+  ads: AdsServer;
+  /** /ready answers 503 while this says false (e.g. before the first config snapshot). Default: always ready. */
+  ready?: () => boolean;
+  logger?: Logger;
+}
+
+const ENDPOINTS: Record<string, string> = {
+  '/ready': 'readiness: 200 when the control plane serves',
+  '/debug/syncz':
+    'per proxy and xDS type: subscribed names, sent/ACKed version, SYNCED|STALE|NACK (?format=table)',
+  '/debug/config_dump?proxyID=ID':
+    'the configuration generated for a connected proxy, shaped like Envoy /config_dump',
+  '/debug/connections': 'open ADS streams',
+  '/debug/push_status': 'push counters and the last push round',
+  '/metrics': 'Prometheus metrics',
+};
+
+class HttpError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export class DebugServer {
+  readonly #ads: AdsServer;
+  readonly #ready: () => boolean;
+  readonly #logger: Logger;
+  readonly #metrics: ControlPlaneMetrics;
+  readonly #server: http.Server;
+
+  constructor(options: DebugServerOptions) {
+    this.#ads = options.ads;
+    this.#ready = options.ready ?? (() => true);
+    this.#logger = options.logger ?? createLogger('debug');
+    this.#metrics = controlPlaneMetrics(options.ads);
+    this.#server = http.createServer((req, res) => {
+      this.#handle(req, res).catch((err: unknown) => {
+        const status = err instanceof HttpError ? err.status : 500;
+        if (status === 500) this.#logger.error('debug request failed', { url: req.url, error: String(err) });
+        if (!res.headersSent) sendJson(res, status, { error: (err as Error).message });
+        else res.destroy();
+      });
+    });
+  }
+
+  listen(port: number, host = '127.0.0.1'): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', reject);
+        const bound = (this.#server.address() as AddressInfo).port;
+        this.#logger.info('debug server listening', { address: host, port: bound });
+        resolve(bound);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    this.#metrics.close();
+    return new Promise((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
+    });
+  }
+
+  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://debug');
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      throw new HttpError(405, `${req.method} is not allowed`);
+    switch (url.pathname) {
+      case '/':
+      case '/debug':
+        sendJson(res, 200, { endpoints: ENDPOINTS });
+        return;
+      case '/ready':
+        if (this.#ready()) sendText(res, 200, 'ready\n');
+        else sendText(res, 503, 'not ready\n');
+        return;
+      case '/debug/syncz': {
+        const statuses = this.#ads.status();
+        if (url.searchParams.get('format') === 'table') sendText(res, 200, formatSyncTable(statuses));
+        else sendJson(res, 200, statuses);
+        return;
+      }
+      case '/debug/config_dump': {
+        const proxyId = url.searchParams.get('proxyID') ?? url.searchParams.get('proxyId');
+        if (!proxyId) throw new HttpError(400, 'the proxyID query parameter is required');
+        const generated = this.#ads.generatedConfig(proxyId);
+        if (!generated) throw new HttpError(404, `proxy ${JSON.stringify(proxyId)} is not connected`);
+        sendJson(res, 200, configDump(generated));
+        return;
+      }
+      case '/debug/connections':
+        sendJson(res, 200, this.#ads.connections());
+        return;
+      case '/debug/push_status':
+        sendJson(res, 200, this.#ads.stats());
+        return;
+      case '/metrics':
+        sendText(res, 200, await this.#metrics.render(), this.#metrics.contentType);
+        return;
+      default:
+        throw new HttpError(404, `no such endpoint ${JSON.stringify(url.pathname)}; see /debug`);
+    }
+  }
+}
+
+function sendText(
+  res: http.ServerResponse,
+  status: number,
+  body: string,
+  contentType = 'text/plain; charset=utf-8',
+): void {
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function sendJson(res: http.ServerResponse, status: number, value: unknown): void {
+  sendText(res, status, `${JSON.stringify(value, null, 2)}\n`, 'application/json');
+}

@@ -1,0 +1,190 @@
+/**
+ * Clusters: one per service port (`outbound|PORT||HOST`) and one per DestinationRule subset
+ * (`outbound|PORT|SUBSET|HOST`), with the DestinationRule's traffic policy (subset over port level over
+ * rule level); inbound clusters point at the workload's own application.
+ */
+import type { JsonObject } from '../../core/json.ts';
+import type { TrafficPolicy } from '../../api/istio/networking.ts';
+import { istioDurationToProto } from '../../config/duration.ts';
+import { isHttp2 } from '../model/protocol.ts';
+import type { MeshSnapshot } from '../model/snapshot.ts';
+import type { Service, ServicePort } from '../model/types.ts';
+import { ADS_SOURCE, inboundClusterName, outboundClusterName, TYPES } from './names.ts';
+import { destinationRuleFor } from './scope.ts';
+
+/** Istio's default connect timeout. */
+const CONNECT_TIMEOUT = '10s';
+
+export interface ClusterOptions {
+  /** Proxyless gRPC clients get only what gRPC's xDS client understands. */
+  proxyless: boolean;
+}
+
+/** Merges the policies that apply to one port: later levels override earlier ones field by field (top-level keys). */
+export function effectivePolicy(
+  levels: readonly (TrafficPolicy | undefined)[],
+  port: number,
+): TrafficPolicy | undefined {
+  let out: TrafficPolicy | undefined;
+  for (const level of levels) {
+    if (!level) continue;
+    const { portLevelSettings, ...rest } = level;
+    out = { ...out, ...rest };
+    const portLevel = portLevelSettings?.find((p) => p.port?.number === port);
+    if (portLevel) {
+      const { port: _port, ...portRest } = portLevel;
+      out = { ...out, ...portRest };
+    }
+  }
+  return out;
+}
+
+function lbPolicy(policy: TrafficPolicy | undefined): JsonObject {
+  const lb = policy?.loadBalancer;
+  if (lb?.consistentHash) {
+    const ch = lb.consistentHash;
+    if (ch.maglev) return { lb_policy: 'MAGLEV' };
+    const size = ch.ringHash?.minimumRingSize ?? ch.minimumRingSize;
+    return { lb_policy: 'RING_HASH', ...(size ? { ring_hash_lb_config: { minimum_ring_size: size } } : {}) };
+  }
+  switch (lb?.simple) {
+    case 'ROUND_ROBIN':
+      return { lb_policy: 'ROUND_ROBIN' };
+    case 'RANDOM':
+      return { lb_policy: 'RANDOM' };
+    default:
+      // Istio's default (and LEAST_CONN, its old name).
+      return { lb_policy: 'LEAST_REQUEST' };
+  }
+}
+
+function connectionPool(policy: TrafficPolicy | undefined): JsonObject {
+  const tcp = policy?.connectionPool?.tcp;
+  const out: JsonObject = {};
+  const connect = tcp?.connectTimeout ? istioDurationToProto(tcp.connectTimeout) : undefined;
+  if (connect) out.connect_timeout = connect;
+  if (tcp?.maxConnections) out.circuit_breakers = { thresholds: [{ max_connections: tcp.maxConnections }] };
+  return out;
+}
+
+const HTTP2_OPTIONS: JsonObject = {
+  'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+    '@type': TYPES.httpProtocolOptions,
+    explicit_http_config: { http2_protocol_options: {} },
+  },
+};
+
+function discoveryFields(name: string, service: Service, port: ServicePort, snap: MeshSnapshot): JsonObject {
+  if (service.resolution === 'DNS' || service.resolution === 'DNS_ROUND_ROBIN') {
+    const endpoints = snap.endpoints(service.hostname, port.number);
+    const targets =
+      endpoints.length > 0
+        ? endpoints.map((e) => ({ address: e.address, port: e.port }))
+        : [{ address: service.hostname, port: port.targetPort ?? port.number }];
+    return {
+      type: service.resolution === 'DNS' ? 'STRICT_DNS' : 'LOGICAL_DNS',
+      load_assignment: {
+        cluster_name: name,
+        endpoints: [
+          {
+            lb_endpoints: targets.map((t) => ({
+              endpoint: { address: { socket_address: { address: t.address, port_value: t.port } } },
+            })),
+          },
+        ],
+      },
+    };
+  }
+  return { type: 'EDS', eds_cluster_config: { eds_config: ADS_SOURCE, service_name: name } };
+}
+
+function cluster(
+  name: string,
+  service: Service,
+  port: ServicePort,
+  policy: TrafficPolicy | undefined,
+  snap: MeshSnapshot,
+  opts: ClusterOptions,
+): JsonObject {
+  const base: JsonObject = {
+    '@type': TYPES.cluster,
+    name,
+    ...discoveryFields(name, service, port, snap),
+    connect_timeout: CONNECT_TIMEOUT,
+    ...lbPolicy(policy),
+  };
+  if (opts.proxyless) {
+    // gRPC's xDS client balances with round robin or ring hash only, and ignores the rest.
+    if (base.lb_policy !== 'RING_HASH') base.lb_policy = 'ROUND_ROBIN';
+    return base;
+  }
+  Object.assign(base, connectionPool(policy));
+  if (isHttp2(port.protocol)) base.typed_extension_protocol_options = HTTP2_OPTIONS;
+  return base;
+}
+
+/** The outbound clusters for these services, with subsets, sorted by name. */
+export function outboundClusters(
+  services: readonly Service[],
+  proxyNamespace: string,
+  snap: MeshSnapshot,
+  opts: ClusterOptions,
+): JsonObject[] {
+  const out: JsonObject[] = [];
+  for (const service of services) {
+    const dr = destinationRuleFor(service.hostname, proxyNamespace, snap);
+    for (const port of service.ports) {
+      if (port.protocol === 'UDP') continue;
+      const rulePolicy = dr?.spec.trafficPolicy;
+      out.push(
+        cluster(
+          outboundClusterName(port.number, '', service.hostname),
+          service,
+          port,
+          effectivePolicy([rulePolicy], port.number),
+          snap,
+          opts,
+        ),
+      );
+      for (const subset of dr?.spec.subsets ?? []) {
+        out.push(
+          cluster(
+            outboundClusterName(port.number, subset.name, service.hostname),
+            service,
+            port,
+            effectivePolicy([rulePolicy, subset.trafficPolicy], port.number),
+            snap,
+            opts,
+          ),
+        );
+      }
+    }
+  }
+  return out.sort((a, b) => (a.name as string).localeCompare(b.name as string));
+}
+
+/** The cluster an inbound listener forwards to: the application on its own address. */
+export function inboundCluster(
+  listenerPort: number,
+  app: { address: string; port: number },
+  http2: boolean,
+): JsonObject {
+  return {
+    '@type': TYPES.cluster,
+    name: inboundClusterName(listenerPort),
+    type: 'STATIC',
+    connect_timeout: CONNECT_TIMEOUT,
+    lb_policy: 'ROUND_ROBIN',
+    load_assignment: {
+      cluster_name: inboundClusterName(listenerPort),
+      endpoints: [
+        {
+          lb_endpoints: [
+            { endpoint: { address: { socket_address: { address: app.address, port_value: app.port } } } },
+          ],
+        },
+      ],
+    },
+    ...(http2 ? { typed_extension_protocol_options: HTTP2_OPTIONS } : {}),
+  };
+}

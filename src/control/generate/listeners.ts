@@ -1,0 +1,349 @@
+/**
+ * Listeners and route configurations for sidecars and gateways.
+ *
+ * Sidecar (no traffic capture, Istio's interception mode NONE): an outbound HTTP listener (`virtualOutbound`,
+ * 127.0.0.1:15001 unless node metadata says otherwise) that routes by Host/:authority to every visible HTTP
+ * service; one listener per Sidecar `egress` port; one per Sidecar `ingress` port forwarding to the
+ * application's `defaultEndpoint`. Gateway: one listener per Gateway server port, routes from the
+ * VirtualServices bound to it.
+ */
+import type { JsonObject } from '../../core/json.ts';
+import type { IstioResource } from '../../api/istio/resource.ts';
+import type { Gateway } from '../../api/istio/networking.ts';
+import { labelsMatch } from '../model/discovery.ts';
+import { isHttp, isHttp2, protocolOf } from '../model/protocol.ts';
+import type { MeshSnapshot } from '../model/snapshot.ts';
+import type { Protocol, Service } from '../model/types.ts';
+import type { ProxyNode } from '../xds/types.ts';
+import { inboundCluster } from './clusters.ts';
+import { ADS_SOURCE, inboundClusterName, outboundClusterName, TYPES, VIRTUAL_OUTBOUND } from './names.ts';
+import type { RouteContext } from './routes.ts';
+import { domainsFor, serviceRoutes, virtualServiceRoutes } from './routes.ts';
+import { hostMatches, sidecarFor, visibleServices } from './scope.ts';
+
+export interface ListenerPlan {
+  listeners: JsonObject[];
+  routes: JsonObject[];
+  /** Clusters that exist only because of a listener (inbound). */
+  clusters: JsonObject[];
+}
+
+function address(host: string, port: number): JsonObject {
+  return { socket_address: { address: host, port_value: port } };
+}
+
+function routerFilter(resilience: boolean): JsonObject[] {
+  const router = { name: 'envoy.filters.http.router', typed_config: { '@type': TYPES.router } };
+  return resilience
+    ? [{ name: 'envoy.filters.http.fault', typed_config: { '@type': TYPES.fault } }, router]
+    : [router];
+}
+
+function hcm(statPrefix: string, routeSource: JsonObject, resilience: boolean): JsonObject {
+  return {
+    name: 'envoy.filters.network.http_connection_manager',
+    typed_config: {
+      '@type': TYPES.hcm,
+      stat_prefix: statPrefix,
+      ...routeSource,
+      http_filters: routerFilter(resilience),
+      upgrade_configs: [{ upgrade_type: 'websocket' }],
+    },
+  };
+}
+
+function rds(name: string): JsonObject {
+  return { rds: { config_source: ADS_SOURCE, route_config_name: name } };
+}
+
+function tcpProxy(statPrefix: string, cluster: string): JsonObject {
+  return {
+    name: 'envoy.filters.network.tcp_proxy',
+    typed_config: { '@type': TYPES.tcpProxy, stat_prefix: statPrefix, cluster },
+  };
+}
+
+function metadataString(proxy: ProxyNode, key: string): string | undefined {
+  const v = proxy.metadata[key];
+  return typeof v === 'string' && v !== '' ? v : typeof v === 'number' ? String(v) : undefined;
+}
+
+/** A route configuration with one virtual host per service port, skipping domains an earlier host claimed. */
+function routeConfiguration(
+  name: string,
+  entries: readonly { service: Service; port: number }[],
+  ctx: Omit<RouteContext, 'port'>,
+  withBarePort: boolean,
+): JsonObject {
+  const used = new Set<string>();
+  const virtualHosts: JsonObject[] = [];
+  for (const { service, port } of entries) {
+    const domains = domainsFor(
+      service,
+      port,
+      ctx.proxy.namespace,
+      ctx.snap.options.domainSuffix,
+      withBarePort || port === 80,
+    ).filter((d) => !used.has(d));
+    if (domains.length === 0) continue;
+    for (const d of domains) used.add(d);
+    virtualHosts.push({
+      name: `${service.hostname}:${port}`,
+      domains,
+      routes: serviceRoutes(service, { ...ctx, port }),
+    });
+  }
+  return { '@type': TYPES.route, name, virtual_hosts: virtualHosts, validate_clusters: false };
+}
+
+function httpPorts(services: readonly Service[], only?: number): { service: Service; port: number }[] {
+  return services.flatMap((service) =>
+    service.ports
+      .filter((p) => isHttp(p.protocol) && (only === undefined || p.number === only))
+      .map((p) => ({ service, port: p.number })),
+  );
+}
+
+export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): ListenerPlan {
+  const services = visibleServices(proxy, snap);
+  const ctx = { proxy, snap, gateway: 'mesh', resilience: false };
+  const plan: ListenerPlan = { listeners: [], routes: [], clusters: [] };
+  const bind = metadataString(proxy, 'WEFT_OUTBOUND_BIND') ?? '127.0.0.1';
+  const outboundPort = Number(metadataString(proxy, 'WEFT_OUTBOUND_PORT') ?? 15001);
+  if (outboundPort > 0) {
+    plan.listeners.push({
+      '@type': TYPES.listener,
+      name: VIRTUAL_OUTBOUND,
+      address: address(bind, outboundPort),
+      traffic_direction: 'OUTBOUND',
+      filter_chains: [{ filters: [hcm(`outbound_${bind}_${outboundPort}`, rds(VIRTUAL_OUTBOUND), false)] }],
+    });
+    plan.routes.push(routeConfiguration(VIRTUAL_OUTBOUND, httpPorts(services), ctx, false));
+  }
+  const sidecar = sidecarFor(proxy, snap);
+  for (const egress of sidecar?.spec.egress ?? []) {
+    const port = egress.port?.number;
+    if (!port) continue;
+    const host = egress.bind ?? bind;
+    const name = `${host}_${port}`;
+    const declared = protocolOf({ protocol: egress.port?.protocol, name: egress.port?.name });
+    const onPort = services.filter((s) => s.ports.some((p) => p.number === port));
+    const http =
+      declared === 'UNSPECIFIED'
+        ? onPort.some((s) => s.ports.some((p) => p.number === port && isHttp(p.protocol)))
+        : isHttp(declared);
+    if (http) {
+      plan.listeners.push({
+        '@type': TYPES.listener,
+        name,
+        address: address(host, port),
+        traffic_direction: 'OUTBOUND',
+        filter_chains: [{ filters: [hcm(`outbound_${name}`, rds(String(port)), false)] }],
+      });
+      plan.routes.push(routeConfiguration(String(port), httpPorts(onPort, port), ctx, true));
+    } else if (onPort.length > 0) {
+      plan.listeners.push({
+        '@type': TYPES.listener,
+        name,
+        address: address(host, port),
+        traffic_direction: 'OUTBOUND',
+        filter_chains: [
+          { filters: [tcpProxy(`outbound_${name}`, outboundClusterName(port, '', onPort[0].hostname))] },
+        ],
+      });
+    }
+  }
+  for (const ingress of sidecar?.spec.ingress ?? []) {
+    const port = ingress.port?.number;
+    if (!port || !ingress.defaultEndpoint) continue;
+    const host = ingress.bind ?? proxy.ipAddresses[0] ?? '0.0.0.0';
+    const name = `${host}_${port}`;
+    const protocol: Protocol = protocolOf({ protocol: ingress.port?.protocol, name: ingress.port?.name });
+    const app = parseEndpoint(ingress.defaultEndpoint);
+    plan.clusters.push(inboundCluster(port, app, isHttp2(protocol)));
+    const cluster = inboundClusterName(port);
+    const filter = isHttp(protocol)
+      ? hcm(
+          `inbound_${name}`,
+          {
+            route_config: {
+              name: cluster,
+              virtual_hosts: [
+                {
+                  name: `inbound|http|${port}`,
+                  domains: ['*'],
+                  routes: [{ match: { prefix: '/' }, route: { cluster, timeout: '0s' } }],
+                },
+              ],
+            },
+          },
+          false,
+        )
+      : tcpProxy(`inbound_${name}`, cluster);
+    plan.listeners.push({
+      '@type': TYPES.listener,
+      name,
+      address: address(host, port),
+      traffic_direction: 'INBOUND',
+      filter_chains: [{ filters: [filter] }],
+    });
+  }
+  return plan;
+}
+
+/** `127.0.0.1:8080` → address and port (Istio's Sidecar defaultEndpoint; `0.0.0.0:` and `[::]:` mean the workload's own). */
+function parseEndpoint(text: string): { address: string; port: number } {
+  const colon = text.lastIndexOf(':');
+  let host = text.slice(0, colon).replace(/^\[|\]$/g, '');
+  if (host === '0.0.0.0' || host === '::' || host === '') host = '127.0.0.1';
+  return { address: host, port: Number(text.slice(colon + 1)) };
+}
+
+function gatewayName(gw: IstioResource<Gateway>): string {
+  return `${gw.metadata.namespace}/${gw.metadata.name}`;
+}
+
+/** Gateway server hosts are `host` or `ns/host`; does one admit a VirtualService host? */
+function serverAdmits(serverHost: string, vsHost: string): boolean {
+  const host = serverHost.includes('/') ? serverHost.slice(serverHost.indexOf('/') + 1) : serverHost;
+  return hostMatches(host, vsHost) || hostMatches(vsHost, host);
+}
+
+export function gatewayListeners(proxy: ProxyNode, snap: MeshSnapshot): ListenerPlan {
+  const plan: ListenerPlan = { listeners: [], routes: [], clusters: [] };
+  const gateways = snap.gateways.filter(
+    (gw) =>
+      labelsMatch(gw.spec.selector ?? {}, proxy.labels) && Object.keys(gw.spec.selector ?? {}).length > 0,
+  );
+  const bind = metadataString(proxy, 'WEFT_GATEWAY_BIND') ?? '0.0.0.0';
+  const byPort = new Map<number, { gw: IstioResource<Gateway>; hosts: string[]; protocol: Protocol }[]>();
+  for (const gw of gateways) {
+    for (const server of gw.spec.servers ?? []) {
+      const protocol = protocolOf({ protocol: server.port.protocol, name: server.port.name });
+      if (!isHttp(protocol) && protocol !== 'TCP') continue; // TLS servers come with issue #5.
+      const list = byPort.get(server.port.number) ?? [];
+      list.push({ gw, hosts: server.hosts ?? [], protocol });
+      byPort.set(server.port.number, list);
+    }
+  }
+  for (const [port, servers] of [...byPort.entries()].sort(([a], [b]) => a - b)) {
+    const name = `${bind}_${port}`;
+    if (servers.some((s) => isHttp(s.protocol))) {
+      const routeName = `http.${port}`;
+      const virtualHosts: JsonObject[] = [];
+      const used = new Set<string>();
+      for (const { gw, hosts } of servers) {
+        const ctx: RouteContext = { proxy, snap, gateway: gatewayName(gw), port, resilience: false };
+        for (const vs of snap.virtualServices) {
+          if (!(vs.spec.gateways ?? []).includes(ctx.gateway)) continue;
+          for (const host of vs.spec.hosts ?? []) {
+            if (!hosts.some((h) => serverAdmits(h, host))) continue;
+            const domains = [host, `${host}:*`].filter((d) => !used.has(d));
+            if (domains.length === 0 || (host === '*' && used.has('*'))) continue;
+            for (const d of domains) used.add(d);
+            virtualHosts.push({
+              name: `${host}:${port}`,
+              domains: host === '*' ? ['*'] : domains,
+              routes: virtualServiceRoutes(vs, ctx),
+            });
+          }
+        }
+      }
+      plan.routes.push({
+        '@type': TYPES.route,
+        name: routeName,
+        virtual_hosts: virtualHosts,
+        validate_clusters: false,
+      });
+      plan.listeners.push({
+        '@type': TYPES.listener,
+        name,
+        address: address(bind, port),
+        traffic_direction: 'OUTBOUND',
+        filter_chains: [{ filters: [hcm(`outbound_${name}`, rds(routeName), false)] }],
+      });
+    } else {
+      const { gw } = servers[0];
+      const vs = snap.virtualServices.find(
+        (v) => (v.spec.gateways ?? []).includes(gatewayName(gw)) && (v.spec.tcp ?? []).length > 0,
+      );
+      const dest = vs?.spec.tcp?.[0]?.route?.[0]?.destination;
+      if (!dest) continue;
+      const service = snap.serviceByHost.get(dest.host);
+      const destPort = dest.port?.number ?? (service?.ports.length === 1 ? service.ports[0].number : port);
+      plan.listeners.push({
+        '@type': TYPES.listener,
+        name,
+        address: address(bind, port),
+        traffic_direction: 'OUTBOUND',
+        filter_chains: [
+          {
+            filters: [
+              tcpProxy(`outbound_${name}`, outboundClusterName(destPort, dest.subset ?? '', dest.host)),
+            ],
+          },
+        ],
+      });
+    }
+  }
+  return plan;
+}
+
+/** gRPC's proxyless client asks for a listener per target (`host:port`): an API listener with RDS of the same name. */
+export function grpcListener(name: string, snap: MeshSnapshot): JsonObject | undefined {
+  const target = parseTarget(name, snap);
+  if (!target) return undefined;
+  return {
+    '@type': TYPES.listener,
+    name,
+    api_listener: {
+      api_listener: {
+        '@type': TYPES.hcm,
+        stat_prefix: name,
+        ...rds(name),
+        http_filters: routerFilter(true),
+      },
+    },
+  };
+}
+
+export function grpcRouteConfiguration(
+  name: string,
+  proxy: ProxyNode,
+  snap: MeshSnapshot,
+): JsonObject | undefined {
+  const target = parseTarget(name, snap);
+  if (!target) return undefined;
+  const { service, port } = target;
+  const ctx: RouteContext = { proxy, snap, gateway: 'mesh', port, resilience: true };
+  return {
+    '@type': TYPES.route,
+    name,
+    virtual_hosts: [
+      {
+        name,
+        domains: [
+          name,
+          ...domainsFor(service, port, proxy.namespace, snap.options.domainSuffix, true).filter(
+            (d) => d !== name,
+          ),
+        ],
+        routes: serviceRoutes(service, ctx),
+      },
+    ],
+  };
+}
+
+/** `host:port` (or `host`, meaning the service's only port) → the service and port, if known. */
+function parseTarget(name: string, snap: MeshSnapshot): { service: Service; port: number } | undefined {
+  const colon = name.lastIndexOf(':');
+  const host = colon > 0 ? name.slice(0, colon) : name;
+  const service =
+    snap.serviceByHost.get(host) ??
+    [...snap.serviceByHost.values()].find((s) => s.hostname.startsWith(`${host}.`));
+  if (!service) return undefined;
+  const port =
+    colon > 0 ? Number(name.slice(colon + 1)) : service.ports.length === 1 ? service.ports[0].number : NaN;
+  if (!service.ports.some((p) => p.number === port)) return undefined;
+  return { service, port };
+}

@@ -1,0 +1,66 @@
+/**
+ * One immutable view of the mesh: the Istio resources that shape traffic plus what discovery found. The
+ * xDS generators are pure functions of (proxy, MeshSnapshot).
+ */
+import type { IstioResource } from '../../api/istio/resource.ts';
+import type { DestinationRule, Gateway, Sidecar, VirtualService } from '../../api/istio/networking.ts';
+import type { DiscoveryState, Endpoint, Service } from './types.ts';
+import { endpointKey } from './types.ts';
+
+export interface MeshOptions {
+  /** The DNS suffix of in-mesh service names (Istio's `cluster.local`). */
+  domainSuffix: string;
+  /** Namespace whose DestinationRules and Sidecars apply mesh-wide (Istio's root namespace). */
+  rootNamespace: string;
+}
+
+export const DEFAULT_MESH_OPTIONS: MeshOptions = {
+  domainSuffix: 'cluster.local',
+  rootNamespace: 'istio-system',
+};
+
+export interface MeshSnapshot {
+  /** Increases with every change; generators may memoize on it. */
+  readonly version: number;
+  readonly options: MeshOptions;
+  readonly virtualServices: readonly IstioResource<VirtualService>[];
+  readonly destinationRules: readonly IstioResource<DestinationRule>[];
+  readonly gateways: readonly IstioResource<Gateway>[];
+  readonly sidecars: readonly IstioResource<Sidecar>[];
+  readonly services: readonly Service[];
+  readonly serviceByHost: ReadonlyMap<string, Service>;
+  endpoints(hostname: string, port: number): readonly Endpoint[];
+}
+
+export interface SnapshotInput {
+  version: number;
+  options?: MeshOptions;
+  virtualServices?: readonly IstioResource<VirtualService>[];
+  destinationRules?: readonly IstioResource<DestinationRule>[];
+  gateways?: readonly IstioResource<Gateway>[];
+  sidecars?: readonly IstioResource<Sidecar>[];
+  discovery: DiscoveryState;
+}
+
+/** Resources sorted by namespace/name, so generation never depends on file or arrival order. */
+function sorted<T extends IstioResource>(list: readonly T[] | undefined): readonly T[] {
+  return [...(list ?? [])].sort((a, b) =>
+    `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`),
+  );
+}
+
+export function buildSnapshot(input: SnapshotInput): MeshSnapshot {
+  const serviceByHost = new Map(input.discovery.services.map((s) => [s.hostname, s]));
+  const endpoints = input.discovery.endpoints;
+  return {
+    version: input.version,
+    options: input.options ?? DEFAULT_MESH_OPTIONS,
+    virtualServices: sorted(input.virtualServices),
+    destinationRules: sorted(input.destinationRules),
+    gateways: sorted(input.gateways),
+    sidecars: sorted(input.sidecars),
+    services: input.discovery.services,
+    serviceByHost,
+    endpoints: (hostname, port) => endpoints.get(endpointKey(hostname, port)) ?? [],
+  };
+}

@@ -1,0 +1,357 @@
+/**
+ * One ADS stream. Holds the proxy's node, its per-type state, and the push gate: at most one push in
+ * flight per stream — a push waits until the proxy has answered (ACK or NACK) every response it was sent,
+ * or until the ACK timeout, and then sends the latest state. Pushes that arrive while waiting merge into
+ * one; a proxy never gets a queue of stale pushes. Replies to the proxy's own requests (first subscription,
+ * new names) are not gated: the proxy is waiting for them.
+ *
+ * The state-of-the-world and delta variants subclass this with their request handling and response shape.
+ */
+import { performance } from 'node:perf_hooks';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import type { WireJson } from '../../api/envoy/wire.ts';
+import type { Logger } from '../../core/logger.ts';
+import { NodeError, parseProxyNode } from './node.ts';
+import type { EncodedResource, ResourceEncoder } from './resources.ts';
+import type { DecodedRequest } from './service.ts';
+import { KNOWN_TYPES, TypeState } from './type-state.ts';
+import type { TypeStatus } from './type-state.ts';
+import { PUSH_ORDER } from './types.ts';
+import type { ProxyNode, XdsGenerator } from './types.ts';
+
+export type StreamKind = 'sotw' | 'delta';
+export type RequestJson = { [key: string]: WireJson };
+
+/** A push as one connection sees it: the types to regenerate, when the oldest merged push() was made, why. */
+export interface PushTrigger {
+  types: ReadonlySet<string>;
+  /** performance.now() of the oldest push() merged into this one. */
+  startedAt: number;
+  reasons: readonly string[];
+}
+
+export interface SentInfo {
+  typeUrl: string;
+  version: string;
+  nonce: string;
+  resources: number;
+  removed: number;
+  /** The push that caused this response; null for a reply to the proxy's request. */
+  trigger: PushTrigger | null;
+}
+
+/** What connections need from the server that owns them. */
+export interface ConnectionContext {
+  readonly generator: XdsGenerator;
+  readonly encoder: ResourceEncoder;
+  readonly logger: Logger;
+  readonly ackTimeoutMs: number;
+  readonly controlPlaneId: string;
+  onConnect(conn: XdsConnection): void;
+  onClose(conn: XdsConnection): void;
+  onWritten(conn: XdsConnection, info: SentInfo, writtenAt: number): void;
+  onNack(conn: XdsConnection, typeUrl: string, message: string): void;
+  onInvalid(conn: XdsConnection, message: string): void;
+}
+
+/** A request the server refuses; the stream ends with INVALID_ARGUMENT and this message. */
+export class RequestError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RequestError';
+  }
+}
+
+export interface ProxyStatus {
+  connectionId: string;
+  peer: string;
+  node: ProxyNode;
+  connectedAt: string;
+  stream: StreamKind;
+  types: TypeStatus[];
+}
+
+/** How long the first requests of a stream are gathered before they are answered (in push order). */
+const FIRST_BATCH_WINDOW_MS = 20;
+
+function pushRank(typeUrl: string): number {
+  const i = PUSH_ORDER.indexOf(typeUrl);
+  return i < 0 ? PUSH_ORDER.length : i;
+}
+
+function mergeTriggers(a: PushTrigger | null, b: PushTrigger): PushTrigger {
+  if (!a) return b;
+  const reasons = [...new Set([...a.reasons, ...b.reasons])].slice(0, 16);
+  return { types: new Set([...a.types, ...b.types]), startedAt: Math.min(a.startedAt, b.startedAt), reasons };
+}
+
+export abstract class XdsConnection {
+  readonly id: string;
+  readonly kind: StreamKind;
+  readonly peer: string;
+  readonly connectedAt = Date.now();
+  node: ProxyNode | null = null;
+  protected readonly ctx: ConnectionContext;
+  protected readonly types = new Map<string, TypeState>();
+  readonly #call: ServerDuplexStream<DecodedRequest, object>;
+  #nonce = 0;
+  #queue: RequestJson[] = [];
+  #drainScheduled = false;
+  #pending: PushTrigger | null = null;
+  #ackTimer: NodeJS.Timeout | null = null;
+  #ended = false;
+  #closed = false;
+  readonly #warnedTypes = new Set<string>();
+
+  constructor(
+    ctx: ConnectionContext,
+    call: ServerDuplexStream<DecodedRequest, object>,
+    id: string,
+    kind: StreamKind,
+  ) {
+    this.ctx = ctx;
+    this.#call = call;
+    this.id = id;
+    this.kind = kind;
+    this.peer = call.getPeer();
+    call.on('data', (req: DecodedRequest) => this.#onData(req));
+    // The proxy half-closed: nothing more will be asked, so finish our side with OK.
+    call.on('end', () => {
+      this.#ended = true;
+      call.end();
+    });
+    call.on('cancelled', () => this.#close());
+    call.on('close', () => this.#close());
+    call.on('error', (err: Error) => {
+      this.ctx.logger.debug('stream error', { connection: this.id, error: err.message });
+      this.#close();
+    });
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Handles one decoded request; throws RequestError/NodeError for a request the stream cannot go on after. */
+  protected abstract handleRequest(req: RequestJson): void;
+
+  /** Generates `state`'s type for this proxy and sends what changed; `force` sends even when nothing did. */
+  protected abstract respond(state: TypeState, trigger: PushTrigger | null, force: boolean): void;
+
+  status(): ProxyStatus | null {
+    if (!this.node) return null;
+    const types = [...this.types.values()]
+      .sort((a, b) => pushRank(a.typeUrl) - pushRank(b.typeUrl))
+      .map((t) => t.status());
+    return {
+      connectionId: this.id,
+      peer: this.peer,
+      node: this.node,
+      connectedAt: new Date(this.connectedAt).toISOString(),
+      stream: this.kind,
+      types,
+    };
+  }
+
+  /** The subscription of each type this proxy asked for: type URL → names, or null for "all". */
+  subscriptions(): Map<string, ReadonlySet<string> | null> {
+    const out = new Map<string, ReadonlySet<string> | null>();
+    for (const [typeUrl, state] of this.types) {
+      out.set(typeUrl, state.isWildcardType ? null : new Set(state.names));
+    }
+    return out;
+  }
+
+  /** Whether a generated resource of this type is one the proxy subscribed to. */
+  wants(typeUrl: string, name: string): boolean {
+    return this.types.get(typeUrl)?.wants(name) ?? false;
+  }
+
+  /** Whether a response is waiting for the proxy's ACK or NACK. */
+  inFlight(): boolean {
+    for (const state of this.types.values()) if (state.awaitingNonce !== null) return true;
+    return false;
+  }
+
+  /** Asks for a push; it goes out now, or when the response in flight is answered (or times out). */
+  requestPush(trigger: PushTrigger): void {
+    if (this.#closed || !this.node) return;
+    this.#pending = mergeTriggers(this.#pending, trigger);
+    if (!this.inFlight()) {
+      this.#flush();
+      return;
+    }
+    if (this.#ackTimer) return;
+    let oldest = Infinity;
+    for (const state of this.types.values()) {
+      if (state.awaitingNonce !== null) oldest = Math.min(oldest, state.lastSentAt);
+    }
+    const delay = Math.max(0, oldest + this.ctx.ackTimeoutMs - Date.now());
+    this.#ackTimer = setTimeout(() => {
+      this.#ackTimer = null;
+      this.ctx.logger.warn('proxy did not answer in time; pushing anyway', {
+        proxy: this.node?.id,
+        connection: this.id,
+        ackTimeoutMs: this.ctx.ackTimeoutMs,
+      });
+      this.#flush();
+    }, delay);
+  }
+
+  /** Ends the stream with an error status. */
+  fail(message: string, code: GrpcStatus = GrpcStatus.INVALID_ARGUMENT): void {
+    if (this.#ended || this.#closed) return;
+    this.#ended = true;
+    this.ctx.logger.warn('ending ADS stream', { connection: this.id, proxy: this.node?.id, error: message });
+    if (code === GrpcStatus.INVALID_ARGUMENT) this.ctx.onInvalid(this, message);
+    this.#call.emit('error', { code, details: message });
+    this.#close();
+  }
+
+  protected nextNonce(): string {
+    this.#nonce += 1;
+    return this.#nonce.toString(36);
+  }
+
+  protected typeState(typeUrl: string): TypeState | undefined {
+    return this.types.get(typeUrl);
+  }
+
+  protected addTypeState(typeUrl: string): TypeState {
+    const state = new TypeState(typeUrl);
+    this.types.set(typeUrl, state);
+    return state;
+  }
+
+  /** Parses the node of the first request and announces the proxy. */
+  protected identify(req: RequestJson): void {
+    if (this.node) return;
+    this.node = parseProxyNode(req.node);
+    this.ctx.onConnect(this);
+  }
+
+  /** A type URL this server serves; others are logged once and ignored, as Envoy does not wait on them. */
+  protected served(typeUrl: string): boolean {
+    if (typeUrl === '') throw new RequestError('type_url is required on an aggregated stream');
+    if (KNOWN_TYPES.has(typeUrl)) return true;
+    if (!this.#warnedTypes.has(typeUrl)) {
+      this.#warnedTypes.add(typeUrl);
+      this.ctx.logger.warn('ignoring request for a type Weft does not serve', {
+        proxy: this.node?.id,
+        typeUrl,
+      });
+    }
+    return false;
+  }
+
+  /** After an ACK or NACK: a push that waited for it goes out now. */
+  protected afterReply(): void {
+    if (this.#pending && !this.inFlight()) this.#flush();
+  }
+
+  /**
+   * The resources of `state`'s type this proxy should hold now, encoded; null when the generator failed or
+   * produced a resource that cannot be encoded — then nothing is sent for the type, and the proxy keeps what it has.
+   */
+  protected generate(state: TypeState): Map<string, EncodedResource> | null {
+    const out = new Map<string, EncodedResource>();
+    if (!state.wildcard && state.names.size === 0) return out;
+    const node = this.node!;
+    try {
+      // A named subscription to a wildcard type (gRPC's xDS client asks for its Listener by name) gets those names.
+      const set = this.ctx.generator.generate(node, state.typeUrl, state.wildcard ? null : state.names);
+      for (const [name, json] of set) {
+        if (state.wants(name)) out.set(name, this.ctx.encoder.encode(name, json));
+      }
+      return out;
+    } catch (err) {
+      this.ctx.logger.error('cannot generate resources; the proxy keeps its current ones', {
+        proxy: node.id,
+        typeUrl: state.typeUrl,
+        error: (err as Error).message,
+      });
+      return null;
+    }
+  }
+
+  /** Writes a response; the send is recorded on `state` and reported once the bytes are handed to the stream. */
+  protected send(state: TypeState, message: object, info: SentInfo): void {
+    if (this.#ended || this.#closed) return;
+    state.recordSent(info.version, info.nonce, Date.now(), info.trigger !== null);
+    try {
+      this.#call.write(message, () => this.ctx.onWritten(this, info, performance.now()));
+    } catch (err) {
+      this.ctx.logger.error('cannot write a response', {
+        proxy: this.node?.id,
+        error: (err as Error).message,
+      });
+      this.fail('internal error writing a response', GrpcStatus.INTERNAL);
+    }
+  }
+
+  #flush(): void {
+    if (this.#ackTimer) clearTimeout(this.#ackTimer);
+    this.#ackTimer = null;
+    const trigger = this.#pending;
+    this.#pending = null;
+    if (!trigger || this.#closed) return;
+    for (const typeUrl of PUSH_ORDER) {
+      const state = this.types.get(typeUrl);
+      if (state && trigger.types.has(typeUrl)) this.respond(state, trigger, false);
+    }
+  }
+
+  #onData(req: DecodedRequest): void {
+    if (this.#ended || this.#closed) return;
+    if (req.error !== undefined) {
+      this.fail(req.error);
+      return;
+    }
+    this.#queue.push(req.json);
+    if (this.#drainScheduled) return;
+    this.#drainScheduled = true;
+    // Requests that arrive together are handled in push order. A proxy sends its first requests (CDS and LDS,
+    // say) back to back, but grpc-js hands them over one by one: the first batch waits a moment to gather them.
+    if (this.node) setImmediate(() => this.#drain());
+    else setTimeout(() => this.#drain(), FIRST_BATCH_WINDOW_MS);
+  }
+
+  #drain(): void {
+    this.#drainScheduled = false;
+    const batch = this.#queue;
+    this.#queue = [];
+    // The node rides on the first request sent, which need not be the first handled.
+    if (!this.node && !this.#attempt(() => this.identify(batch[0]))) return;
+    const rank = (r: RequestJson): number => pushRank(typeof r.type_url === 'string' ? r.type_url : '');
+    batch.sort((a, b) => rank(a) - rank(b));
+    for (const req of batch) {
+      if (this.#ended || this.#closed) return;
+      this.#attempt(() => this.handleRequest(req));
+    }
+  }
+
+  #attempt(action: () => void): boolean {
+    try {
+      action();
+      return true;
+    } catch (err) {
+      if (err instanceof RequestError || err instanceof NodeError) {
+        this.fail(err.message);
+      } else {
+        this.ctx.logger.error('ADS request failed', { proxy: this.node?.id, error: (err as Error).stack });
+        this.fail('internal error', GrpcStatus.INTERNAL);
+      }
+      return false;
+    }
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#ackTimer) clearTimeout(this.#ackTimer);
+    this.#ackTimer = null;
+    this.#pending = null;
+    this.ctx.onClose(this);
+  }
+}
