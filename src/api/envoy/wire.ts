@@ -59,8 +59,16 @@ export function encodeAny(json: WireObject): EncodedAny {
   );
 }
 
+export interface DecodeOptions {
+  /**
+   * An Any naming a type outside the descriptor: `error` (the default; a proxy NACKs such a resource) or
+   * `keep`, which keeps just `{"@type"}` — for what peers send us, e.g. the details of a NACK's status.
+   */
+  unknownAny?: 'error' | 'keep';
+}
+
 /** Decodes protobuf bytes of the message `typeName` into canonical JSON. */
-export function decodeMessage(typeName: string, bytes: Uint8Array): WireObject {
+export function decodeMessage(typeName: string, bytes: Uint8Array, options: DecodeOptions = {}): WireObject {
   const type = messageType(typeName, '');
   let message: protobuf.Message;
   try {
@@ -68,12 +76,12 @@ export function decodeMessage(typeName: string, bytes: Uint8Array): WireObject {
   } catch (err) {
     throw new WireError('', `malformed ${typeName}: ${(err as Error).message}`);
   }
-  return fromProto(type, message, '', 0) as WireObject;
+  return fromProto(type, message, '', 0, options.unknownAny === 'keep') as WireObject;
 }
 
 /** Decodes an Any's payload into canonical JSON with "@type". */
 export function decodeAny(typeUrl: string, value: Uint8Array): WireObject {
-  return anyFromProto({ type_url: typeUrl, value }, '', 0) as WireObject;
+  return anyFromProto({ type_url: typeUrl, value }, '', 0, false) as WireObject;
 }
 
 // ---- JSON → protobufjs objects ----
@@ -252,10 +260,16 @@ function scalarFromProto(field: protobuf.Field, v: unknown): WireJson {
   }
 }
 
-function fromProto(type: protobuf.Type, message: unknown, path: string, depth: number): WireJson {
+function fromProto(
+  type: protobuf.Type,
+  message: unknown,
+  path: string,
+  depth: number,
+  lenient: boolean,
+): WireJson {
   if (depth > MAX_DEPTH) throw new WireError(path, 'message nested too deeply');
   const name = type.fullName.slice(1);
-  if (name === 'google.protobuf.Any') return anyFromProto(message, path, depth);
+  if (name === 'google.protobuf.Any') return anyFromProto(message, path, depth, lenient);
   if (isWellKnownJson(name)) return wellKnownFromProto(name, message, path, depth);
   const m = message as Record<string, unknown>;
   const out: WireObject = {};
@@ -266,7 +280,7 @@ function fromProto(type: protobuf.Type, message: unknown, path: string, depth: n
     const resolved = field.resolvedType;
     const one = (item: unknown, p: string): WireJson =>
       resolved instanceof protobuf.Type
-        ? fromProto(resolved, item, p, depth + 1)
+        ? fromProto(resolved, item, p, depth + 1, lenient)
         : scalarFromProto(field, item);
     const p = path ? `${path}.${field.name}` : field.name;
     if (field.map) {
@@ -286,10 +300,11 @@ function fromProto(type: protobuf.Type, message: unknown, path: string, depth: n
   return out;
 }
 
-function anyFromProto(message: unknown, path: string, depth: number): WireJson {
+function anyFromProto(message: unknown, path: string, depth: number, lenient: boolean): WireJson {
   const m = message as { type_url?: string; value?: Uint8Array };
   const typeUrl = m.type_url ?? '';
   const type = findMessageType(typeNameOfUrl(typeUrl));
+  if (!type && lenient) return { '@type': typeUrl };
   if (!type) throw new WireError(path, `unsupported resource or extension type ${JSON.stringify(typeUrl)}`);
   const name = type.fullName.slice(1);
   let inner: protobuf.Message;
@@ -300,7 +315,7 @@ function anyFromProto(message: unknown, path: string, depth: number): WireJson {
   }
   const out: WireObject = { '@type': `${typeUrlPrefix}${name}` };
   if (isWellKnownJson(name)) out.value = wellKnownFromProto(name, inner, path, depth + 1);
-  else Object.assign(out, fromProto(type, inner, path, depth + 1) as WireObject);
+  else Object.assign(out, fromProto(type, inner, path, depth + 1, lenient) as WireObject);
   return out;
 }
 

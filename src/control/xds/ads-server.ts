@@ -116,6 +116,7 @@ export interface GeneratedConfig {
 
 const ALL_TYPES: ReadonlySet<string> = new Set(PUSH_ORDER);
 const ENDPOINT_TYPES: ReadonlySet<string> = new Set([TYPE_URL.endpoint]);
+const MAX_REQUEST_BYTES = 64 * 1024 * 1024;
 /** A round hands the event loop back this often, so ACKs and new streams are served during a long round. */
 const ROUND_SLICE_MS = 20;
 
@@ -156,7 +157,8 @@ export class AdsServer extends EventEmitter<AdsServerEvents> {
 
   /** Starts serving on host:port (0 = any free port); resolves to the bound port. */
   listen(port: number, host = '127.0.0.1'): Promise<number> {
-    const server = new Server();
+    // A state-of-the-world EDS request names every cluster; leave room for meshes with tens of thousands.
+    const server = new Server({ 'grpc.max_receive_message_length': MAX_REQUEST_BYTES });
     server.addService(adsServiceDefinition, {
       StreamAggregatedResources: (call: ServerDuplexStream<DecodedRequest, object>) =>
         this.#accept(call, 'sotw'),

@@ -50,7 +50,8 @@ export interface DeltaDiscoveryResponseMessage {
 function decoder(typeName: string): (bytes: Buffer) => DecodedRequest {
   return (bytes) => {
     try {
-      return { json: decodeMessage(typeName, bytes) };
+      // A NACK's status may carry details of types we do not know; they must not end the stream.
+      return { json: decodeMessage(typeName, bytes, { unknownAny: 'keep' }) };
     } catch (err) {
       return { error: `malformed ${typeName}: ${(err as Error).message}` };
     }
