@@ -1,21 +1,155 @@
-/** `weft proxy --bootstrap FILE`: load, start, and stop gracefully on SIGTERM/SIGINT or /quitquitquit. */
+/**
+ * `weft proxy`: from an Envoy bootstrap file (`--bootstrap FILE`), or as a mesh sidecar or gateway that
+ * builds its own bootstrap from its identity, like istio-agent (`--xds-address HOST:PORT --name ...`).
+ * Starts, and stops gracefully on SIGTERM/SIGINT or /quitquitquit.
+ */
+import type { Command } from 'commander';
+import { Option } from 'commander';
 import { ConfigError } from '../core/errors.ts';
 import { createLogger, setLogLevel } from '../core/logger.ts';
 import type { LogLevel } from '../core/logger.ts';
-import { loadBootstrap } from '../proxy/bootstrap/load.ts';
+import {
+  AGENT_DEFAULTS,
+  buildAgentBootstrap,
+  parseLabels,
+  parseLocality,
+} from '../proxy/bootstrap/agent-bootstrap.ts';
+import { compileBootstrap, loadBootstrap } from '../proxy/bootstrap/load.ts';
+import type { BootstrapConfig } from '../proxy/bootstrap/types.ts';
 import { ProxyServer } from '../proxy/server.ts';
 
 const log = createLogger('weft');
 
-export async function runProxy(opts: {
-  bootstrap: string;
+export interface ProxyCommandOptions {
+  bootstrap?: string;
+  xdsAddress?: string;
+  type: 'sidecar' | 'router';
+  name?: string;
+  namespace: string;
+  ip?: string;
+  labels?: string;
+  metadata: string[];
+  serviceAccount?: string;
+  locality?: string;
+  workloadName?: string;
+  delta?: boolean;
+  interceptionMode: 'NONE' | 'REDIRECT';
+  adminPort: number;
+  prometheusPort: number;
+  healthPort: number;
+  printBootstrap?: boolean;
   drainTimeS: number;
   logLevel: LogLevel;
-}): Promise<number> {
+}
+
+const port = (v: string): number => Number(v);
+
+export function addProxyCommand(program: Command): void {
+  program
+    .command('proxy')
+    .description(
+      'run the Weft proxy: from an Envoy v3 bootstrap file (YAML or JSON), or as a mesh sidecar/gateway ' +
+        'that builds its bootstrap from its identity and takes its configuration from the control plane',
+    )
+    .option('-c, --bootstrap <file>', 'Envoy v3 bootstrap file')
+    .option(
+      '--xds-address <host:port>',
+      'the control plane (ADS) to connect to, building the bootstrap itself',
+    )
+    .addOption(
+      new Option('--type <type>', 'what the proxy is').choices(['sidecar', 'router']).default('sidecar'),
+    )
+    .option('--name <name>', 'the workload instance (pod) name')
+    .option('--namespace <namespace>', 'the namespace', 'default')
+    .option('--ip <ip>', "the workload's IP (default: this machine's first non-internal address)")
+    .option('--labels <k=v,...>', "the workload's labels")
+    .option(
+      '--metadata <k=v,...>',
+      'more node metadata (repeatable), e.g. WEFT_OUTBOUND_PORT=15001',
+      (value: string, previous: string[]) => [...previous, value],
+      [] as string[],
+    )
+    .option('--service-account <name>', "the workload's service account", AGENT_DEFAULTS.serviceAccount)
+    .option('--locality <region/zone/subzone>', "the workload's locality")
+    .option('--workload-name <name>', 'the workload (deployment) name (default: --name)')
+    .option('--delta', 'use incremental xDS (DELTA_GRPC)')
+    .addOption(
+      new Option('--interception-mode <mode>', 'how traffic reaches the proxy (Istio INTERCEPTION_MODE)')
+        .choices(['NONE', 'REDIRECT'])
+        .default(AGENT_DEFAULTS.interceptionMode),
+    )
+    .addOption(
+      new Option('--admin-port <port>', 'admin port').default(AGENT_DEFAULTS.adminPort).argParser(port),
+    )
+    .addOption(
+      new Option('--prometheus-port <port>', 'Prometheus stats port')
+        .default(AGENT_DEFAULTS.prometheusPort)
+        .argParser(port),
+    )
+    .addOption(
+      new Option('--health-port <port>', 'readiness (/healthz/ready) port')
+        .default(AGENT_DEFAULTS.healthPort)
+        .argParser(port),
+    )
+    .option('--print-bootstrap', 'print the bootstrap (as JSON) and exit')
+    .addOption(new Option('--drain-time-s <seconds>', 'drain period on SIGTERM').default(5).argParser(Number))
+    .addOption(
+      new Option('--log-level <level>', 'log level')
+        .choices(['debug', 'info', 'warn', 'error'])
+        .default('info'),
+    )
+    .action(async (opts: ProxyCommandOptions) => {
+      process.exitCode = await runProxy(opts);
+    });
+}
+
+/** The bootstrap JSON that agent mode (--xds-address) builds from the options. */
+export function agentBootstrapJson(opts: ProxyCommandOptions): Record<string, unknown> {
+  if (!opts.xdsAddress)
+    throw new ConfigError('', 'either --bootstrap FILE or --xds-address HOST:PORT is required');
+  if (!opts.name) throw new ConfigError('--name', 'required with --xds-address');
+  return buildAgentBootstrap({
+    xdsAddress: opts.xdsAddress,
+    type: opts.type,
+    name: opts.name,
+    namespace: opts.namespace,
+    ...(opts.ip ? { ip: opts.ip } : {}),
+    labels: parseLabels(opts.labels ?? ''),
+    metadata: Object.assign({}, ...(opts.metadata ?? []).map((m) => parseLabels(m, '--metadata'))) as Record<
+      string,
+      string
+    >,
+    ...(opts.serviceAccount ? { serviceAccount: opts.serviceAccount } : {}),
+    ...(opts.locality ? { locality: parseLocality(opts.locality) } : {}),
+    ...(opts.workloadName ? { workloadName: opts.workloadName } : {}),
+    delta: opts.delta === true,
+    interceptionMode: opts.interceptionMode,
+    adminPort: opts.adminPort,
+    prometheusPort: opts.prometheusPort,
+    healthPort: opts.healthPort,
+  });
+}
+
+async function bootstrapFor(opts: ProxyCommandOptions): Promise<{ config: BootstrapConfig; json: unknown }> {
+  if (opts.bootstrap) {
+    if (opts.xdsAddress) throw new ConfigError('', '--bootstrap and --xds-address exclude each other');
+    const config = await loadBootstrap(opts.bootstrap);
+    return { config, json: config.normalized };
+  }
+  const json = agentBootstrapJson(opts);
+  return { config: compileBootstrap(json, '(built from the command line)'), json };
+}
+
+export async function runProxy(opts: ProxyCommandOptions): Promise<number> {
   setLogLevel(opts.logLevel);
   let server: ProxyServer;
+  const source = opts.bootstrap ?? '(built from the command line)';
   try {
-    const bootstrap = await loadBootstrap(opts.bootstrap);
+    const { config: bootstrap, json } = await bootstrapFor(opts);
+    if (opts.printBootstrap) {
+      process.stdout.write(JSON.stringify(json, null, 2) + '\n');
+      return 0;
+    }
     let stopping = false;
     const stop = (why: string): void => {
       if (stopping) return;
@@ -39,7 +173,9 @@ export async function runProxy(opts: {
     return 0;
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`weft: invalid bootstrap ${opts.bootstrap}: ${err.message}\n`);
+      process.stderr.write(
+        opts.bootstrap ? `weft: invalid bootstrap ${source}: ${err.message}\n` : `weft: ${err.message}\n`,
+      );
       return 1;
     }
     process.stderr.write(`weft: ${(err as Error).stack ?? String(err)}\n`);

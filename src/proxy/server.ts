@@ -1,15 +1,28 @@
 /**
- * The Weft proxy process: stats, clusters, listeners and the admin server, built from a bootstrap.
+ * The Weft proxy process: stats, clusters, listeners and the admin server, built from a bootstrap, and —
+ * when the bootstrap has dynamic_resources — the ADS client that keeps them up to date.
  * Also the lifecycle: start, drain (stop accepting, let in-flight requests finish), stop.
  */
 import os from 'node:os';
 import type { AdminClusterStatus, AdminTarget } from './admin/types.ts';
 import { startAdminServer } from './admin/server.ts';
-import type { BootstrapConfig } from './bootstrap/types.ts';
-import { ActiveListener } from './listener/listener-manager.ts';
+import type { AdsConfig, BootstrapConfig } from './bootstrap/types.ts';
+import { ListenerManager } from './listener/listener-manager.ts';
+import type { ActiveListener } from './listener/listener-manager.ts';
+import { RouteConfigProviders } from './router/rds.ts';
 import { StatsStore } from './stats/store.ts';
 import { ClusterManager, useUndiciForHttp1 } from './upstream/cluster-manager.ts';
+import { AdsClient } from './xds/ads-client.ts';
+import { Backoff } from './xds/backoff.ts';
+import { renderConfigDump } from './xds/config-dump.ts';
+import { DynamicConfig } from './xds/dynamic-config.ts';
+import { DEFAULT_MAX_MESSAGE_BYTES } from './xds/grpc-framing.ts';
+import { openGrpcStream } from './xds/grpc-stream.ts';
+import type { GrpcStream, GrpcStreamHandlers } from './xds/grpc-stream.ts';
+import { TYPE_URL } from './xds/type-urls.ts';
 import { createLogger } from '../core/logger.ts';
+import { isObject } from '../core/json.ts';
+import type { JsonObject } from '../core/json.ts';
 import { VERSION } from '../core/version.ts';
 
 const log = createLogger('proxy');
@@ -19,17 +32,23 @@ export interface ProxyServerOptions {
   readonly drainMs?: number;
   /** Called when /quitquitquit or a signal asks the process to end. */
   readonly onQuit?: () => void;
+  /** The ADS reconnect backoff (default 250 ms doubling to 30 s); tests shorten it. */
+  readonly xdsBackoff?: { readonly baseMs: number; readonly maxMs: number };
 }
 
 export class ProxyServer implements AdminTarget {
   readonly bootstrap: BootstrapConfig;
   readonly stats = new StatsStore();
   readonly clusterManager: ClusterManager;
-  readonly listeners: ActiveListener[] = [];
+  readonly routes = new RouteConfigProviders();
+  readonly listenerManager: ListenerManager;
+  /** Set when the bootstrap has dynamic_resources.ads_config. */
+  dynamic: DynamicConfig | null = null;
+  ads: AdsClient | null = null;
   private admin: { port: number; close(): Promise<void> } | null = null;
   private ready = false;
   private state: 'INITIALIZING' | 'LIVE' | 'DRAINING' | 'STOPPED' = 'INITIALIZING';
-  private readonly startedAt = Date.now();
+  private readonly startedAt = new Date();
   private readonly opts: ProxyServerOptions;
   private stopping: Promise<void> | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
@@ -38,29 +57,101 @@ export class ProxyServer implements AdminTarget {
     this.bootstrap = bootstrap;
     this.opts = opts;
     this.clusterManager = new ClusterManager(this.stats);
+    this.listenerManager = new ListenerManager(
+      { clusters: this.clusterManager, stats: this.stats, routes: this.routes },
+      () => this.opts.drainMs ?? 5000,
+    );
     this.stats.gauge('server.live');
   }
 
-  /** Starts admin first (so /ready can report initialisation), then clusters, then listeners. */
+  /**
+   * Starts admin first (so /ready can report initialisation), then static clusters and listeners, then
+   * the ADS client; resolves when the first dynamic configuration is in place (or its timeouts passed).
+   */
   async start(): Promise<void> {
     if (process.env.WEFT_H1_CLIENT === 'undici') await useUndiciForHttp1();
     const admin = this.bootstrap.admin;
     if (admin) this.admin = await startAdminServer({ ...admin.address, target: this, stats: this.stats });
     for (const c of this.bootstrap.clusters) await this.clusterManager.addOrUpdate(c);
     for (const l of this.bootstrap.listeners) {
-      const active = new ActiveListener(l, this.clusterManager, this.stats);
-      await active.listen();
-      this.listeners.push(active);
+      // Static listeners are never updated: their chain keys only need to be distinct.
+      const keys = Array.from({ length: l.filterChains.length + 1 }, (_, i) => `static#${i}`);
+      this.listenerManager.commit(l, keys, await this.listenerManager.prepare(l, keys));
     }
     this.flushTimer = setInterval(() => this.flushStats(), 5000).unref();
     this.flushStats();
+    const dynamic = this.bootstrap.dynamic;
+    if (dynamic?.ads) {
+      this.startXds(dynamic.ads);
+      await this.dynamic!.initialized;
+    }
+    if (this.stopping) return; // stopped while initializing
     this.ready = true;
     this.state = 'LIVE';
     this.stats.gauge('server.live').set(1);
     log.info('proxy ready', {
-      listeners: this.listeners.map((l) => `${l.config.name}@${l.config.address.host}:${l.boundPort}`),
+      listeners: [...this.listenerManager.all()].map(
+        (l) => `${l.config.name}@${l.config.address.host}:${l.boundPort}`,
+      ),
       admin: this.admin ? this.admin.port : null,
     });
+  }
+
+  private startXds(ads: AdsConfig): void {
+    const dynamic = this.bootstrap.dynamic!;
+    this.dynamic = new DynamicConfig({
+      clusters: this.clusterManager,
+      listeners: this.listenerManager,
+      routes: this.routes,
+      stats: this.stats,
+      staticListeners: this.bootstrap.listeners,
+      staticClusters: this.bootstrap.clusters,
+      lds: dynamic.lds,
+      cds: dynamic.cds,
+    });
+    const wildcardTypes = [
+      ...(dynamic.cds ? [TYPE_URL.cluster] : []),
+      ...(dynamic.lds ? [TYPE_URL.listener] : []),
+    ];
+    this.ads = new AdsClient({
+      mode: ads.apiType === 'DELTA_GRPC' ? 'delta' : 'sotw',
+      node: this.xdsNode(),
+      nodeOnFirstMessageOnly: ads.nodeOnFirstMessageOnly,
+      wildcardTypes,
+      sink: this.dynamic,
+      connect: (path, handlers) => this.connectAds(ads, path, handlers),
+      backoff: new Backoff(this.opts.xdsBackoff),
+    });
+    this.dynamic.start();
+    this.ads.start();
+  }
+
+  /** The node as sent to the control plane: the bootstrap's, plus the user agent (as Envoy adds its own). */
+  private xdsNode(): JsonObject {
+    const normalized = isObject(this.bootstrap.normalized) ? this.bootstrap.normalized.node : undefined;
+    return {
+      ...(isObject(normalized) ? normalized : {}),
+      user_agent_name: 'weft',
+      user_agent_version: VERSION,
+    };
+  }
+
+  /** A stream to one endpoint of the ADS cluster, chosen by the cluster's load balancer. */
+  private connectAds(ads: AdsConfig, path: string, handlers: GrpcStreamHandlers): GrpcStream {
+    const entry = this.clusterManager.get(ads.clusterName);
+    const host = entry?.cluster.loadBalancer.chooseHost({ hash: undefined });
+    if (!entry || !host) throw new Error(`no endpoint in the ADS cluster ${JSON.stringify(ads.clusterName)}`);
+    return openGrpcStream(
+      {
+        host: host.address,
+        port: host.port,
+        authority: ads.authority,
+        path,
+        connectTimeoutMs: entry.config.connectTimeoutMs,
+        maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+      },
+      handlers,
+    );
   }
 
   /** Periodic stats work, as Envoy's stats flush: memory gauges and the histogram interval. */
@@ -70,7 +161,7 @@ export class ProxyServer implements AdminTarget {
     this.stats.gauge('server.memory_heap_size').set(m.heapTotal);
     this.stats.gauge('server.memory_physical_size').set(m.rss);
     this.stats.gauge('server.memory_external').set(m.external);
-    this.stats.gauge('server.uptime').set(Math.floor((Date.now() - this.startedAt) / 1000));
+    this.stats.gauge('server.uptime').set(Math.floor((Date.now() - this.startedAt.getTime()) / 1000));
     this.stats.mergeHistograms();
   }
 
@@ -79,7 +170,11 @@ export class ProxyServer implements AdminTarget {
   }
 
   listenerPort(name: string): number | undefined {
-    return this.listeners.find((l) => l.config.name === name)?.boundPort;
+    return this.listenerManager.get(name)?.boundPort;
+  }
+
+  listener(name: string): ActiveListener | undefined {
+    return this.listenerManager.get(name);
   }
 
   isReady(): boolean {
@@ -88,12 +183,13 @@ export class ProxyServer implements AdminTarget {
 
   serverInfo(): Record<string, unknown> {
     const node = this.bootstrap.node;
+    const uptime = `${Math.floor((Date.now() - this.startedAt.getTime()) / 1000)}s`;
     return {
       version: `weft/${VERSION}`,
       state: this.state,
       hot_restart_version: 'disabled',
-      uptime_current_epoch: `${Math.floor((Date.now() - this.startedAt) / 1000)}s`,
-      uptime_all_epochs: `${Math.floor((Date.now() - this.startedAt) / 1000)}s`,
+      uptime_current_epoch: uptime,
+      uptime_all_epochs: uptime,
       node: { id: node.id, cluster: node.cluster, metadata: node.metadata, locality: node.locality },
       command_line_options: { config_path: this.bootstrap.source, argv: process.argv.slice(2) },
       host: os.hostname(),
@@ -102,14 +198,7 @@ export class ProxyServer implements AdminTarget {
   }
 
   configDump(): unknown {
-    return {
-      configs: [
-        {
-          '@type': 'type.googleapis.com/envoy.admin.v3.BootstrapConfigDump',
-          bootstrap: this.bootstrap.normalized,
-        },
-      ],
-    };
+    return renderConfigDump(this.bootstrap.normalized, this.startedAt, this.dynamic?.snapshot() ?? null);
   }
 
   clusters(): readonly AdminClusterStatus[] {
@@ -118,7 +207,10 @@ export class ProxyServer implements AdminTarget {
       out.push({
         name: e.name,
         hosts: e.cluster.hosts(),
-        extras: { added_via_api: 'false', lb_policy: e.config.lbPolicy },
+        extras: {
+          added_via_api: String(this.dynamic?.isDynamicCluster(e.name) ?? false),
+          lb_policy: e.config.lbPolicy,
+        },
         connectionCount: (h) => e.connectionCount(h),
       });
     }
@@ -127,7 +219,7 @@ export class ProxyServer implements AdminTarget {
 
   drainListeners(): Promise<void> {
     if (this.state === 'LIVE') this.state = 'DRAINING';
-    for (const l of this.listeners) l.stopAccepting();
+    this.listenerManager.stopAccepting();
     return Promise.resolve();
   }
 
@@ -135,13 +227,15 @@ export class ProxyServer implements AdminTarget {
   stop(drainMs = this.opts.drainMs ?? 5000): Promise<void> {
     if (this.stopping) return this.stopping;
     this.stopping = (async () => {
+      this.ads?.stop();
+      this.dynamic?.stop();
       await this.drainListeners();
       const deadline = Date.now() + drainMs;
-      while (Date.now() < deadline && this.listeners.some((l) => l.busy())) {
+      while (Date.now() < deadline && this.listenerManager.busy()) {
         await new Promise((r) => setTimeout(r, 20));
       }
       if (this.flushTimer) clearInterval(this.flushTimer);
-      for (const l of this.listeners) l.destroy();
+      this.listenerManager.destroy();
       this.clusterManager.destroy();
       await this.admin?.close();
       this.state = 'STOPPED';

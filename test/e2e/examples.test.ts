@@ -44,3 +44,18 @@ describe('the README example bootstrap', { timeout: 30_000 }, () => {
     }
   });
 });
+
+describe('the README example mesh', { timeout: 30_000 }, () => {
+  it('passes `weft analyze` with no diagnostic at all', async () => {
+    const { execFile } = await import('node:child_process');
+    const out = await new Promise<{ code: number; stdout: string }>((resolve) =>
+      execFile(
+        process.execPath,
+        [path.join(REPO, 'src/cli/main.ts'), 'analyze', path.join(REPO, 'examples/mesh')],
+        (err, stdout) => resolve({ code: err ? Number(err.code) : 0, stdout }),
+      ),
+    );
+    assert.equal(out.code, 0, out.stdout);
+    assert.match(out.stdout, /4 resources analyzed: 0 errors, 0 warnings, 0 infos/);
+  });
+});

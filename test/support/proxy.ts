@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadBootstrap } from '../../src/proxy/bootstrap/load.ts';
 import { ProxyServer } from '../../src/proxy/server.ts';
+import type { ProxyServerOptions } from '../../src/proxy/server.ts';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -24,9 +25,13 @@ export interface RunningProxy {
   stop(): Promise<void>;
 }
 
-export async function startProxy(doc: unknown): Promise<RunningProxy> {
+export async function startProxy(doc: unknown, opts: ProxyServerOptions = {}): Promise<RunningProxy> {
   const file = writeBootstrap(doc);
-  const server = new ProxyServer(await loadBootstrap(file), { drainMs: 200, onQuit: () => undefined });
+  const server = new ProxyServer(await loadBootstrap(file), {
+    drainMs: 200,
+    onQuit: () => undefined,
+    ...opts,
+  });
   await server.start();
   return {
     server,
@@ -57,6 +62,11 @@ export function launcherNodeFlags(): string[] {
 
 /** Runs `weft proxy --bootstrap FILE` from the build (dist/), with the launcher's Node flags. */
 export function spawnProxy(file: string, args: string[] = []): ProxyProcess {
+  return spawnWeftProxy(['--bootstrap', file, ...args]);
+}
+
+/** Runs `weft proxy ARGS...` from the build (dist/), with the launcher's Node flags. */
+export function spawnWeftProxy(args: string[]): ProxyProcess {
   const child = spawn(
     process.execPath,
     [
@@ -64,8 +74,6 @@ export function spawnProxy(file: string, args: string[] = []): ProxyProcess {
       ...(process.env.WEFT_NODE_ARGS ?? '').split(' ').filter(Boolean),
       path.join(REPO, 'dist/cli/main.js'),
       'proxy',
-      '--bootstrap',
-      file,
       ...args,
     ],
     {

@@ -119,6 +119,10 @@ describe('Envoy wire codec', () => {
       () => encodeMessage('envoy.config.cluster.v3.Cluster', { nmae: 'x' }),
       /unknown field "nmae"/,
     );
+    assert.throws(
+      () => encodeMessage('envoy.config.cluster.v3.Cluster', { name: 'x', lb_policy: 'ROUND_ROBINN' }),
+      /lb_policy: unknown value "ROUND_ROBINN" for LbPolicy/,
+    );
     assert.ok(findMessageType('envoy.service.discovery.v3.DeltaDiscoveryRequest'));
   });
 

@@ -131,8 +131,13 @@ function toProto(type: protobuf.Type, json: unknown, path: string): unknown {
 
 function fieldToProto(field: protobuf.Field, value: unknown, path: string): unknown {
   const resolved = field.resolvedType;
-  const one = (v: unknown, p: string): unknown =>
-    resolved instanceof protobuf.Type ? toProto(resolved, v, p) : v;
+  const one = (v: unknown, p: string): unknown => {
+    if (resolved instanceof protobuf.Type) return toProto(resolved, v, p);
+    // protobufjs would encode an unknown enum name as the default; say so instead.
+    if (resolved instanceof protobuf.Enum && typeof v === 'string' && !(v in resolved.values))
+      throw new WireError(p, `unknown value ${JSON.stringify(v)} for ${resolved.name}`);
+    return v;
+  };
   if (field.map) {
     if (!isObject(value)) throw new WireError(path, 'expected an object (map)');
     const out: Record<string, unknown> = {};

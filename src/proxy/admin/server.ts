@@ -70,10 +70,11 @@ const ENDPOINTS: ReadonlyMap<string, Endpoint> = new Map<string, Endpoint>([
   [
     '/config_dump',
     {
-      help: 'the running configuration (JSON)',
+      help: 'the running configuration (JSON), endpoints included',
       mutates: false,
       handle: (q, target) => {
-        for (const p of ['resource', 'mask', 'name_regex', 'include_eds']) {
+        // ?include_eds is accepted: Weft's dump always includes endpoints.
+        for (const p of ['resource', 'mask', 'name_regex']) {
           if (q.has(p)) return text(400, `/config_dump?${p} is not supported by Weft\n`);
         }
         return json(target.configDump(), true);

@@ -13,6 +13,7 @@ import type { ClusterReference } from '../listener/compile.ts';
 import type { ListenerConfig } from '../listener/types.ts';
 import { compileCluster } from '../upstream/compile.ts';
 import type { ClusterConfig, Locality } from '../upstream/types.ts';
+import { compileDynamicResources } from './dynamic.ts';
 import type { BootstrapConfig, NodeInfo } from './types.ts';
 
 const BOOTSTRAP_TYPE = 'envoy.config.bootstrap.v3.Bootstrap';
@@ -21,8 +22,7 @@ const NOT_YET = 'not supported by Weft (yet)';
 export function compileBootstrap(json: unknown, source: string): BootstrapConfig {
   if (json === null || json === undefined) throw new ConfigError('', 'the bootstrap is empty');
   const normalized = asObject(normalize(BOOTSTRAP_TYPE, json, ''), '');
-  onlyFields(normalized, '', ['node', 'static_resources', 'admin'], {
-    dynamic_resources: NOT_YET,
+  onlyFields(normalized, '', ['node', 'static_resources', 'dynamic_resources', 'admin'], {
     layered_runtime: NOT_YET,
   });
   const resources = optObject(normalized, 'static_resources', '') ?? {};
@@ -31,15 +31,43 @@ export function compileBootstrap(json: unknown, source: string): BootstrapConfig
   });
   const clusters = compileClusters(resources);
   const { listeners, references } = compileListeners(resources);
-  checkReferences(references, clusters);
+  const dynamicJson = optObject(normalized, 'dynamic_resources', '');
+  const dynamic = dynamicJson
+    ? compileDynamicResources(dynamicJson, 'dynamic_resources', clusters)
+    : undefined;
+  checkReferences(references, clusters, dynamic?.cds !== undefined);
+  if (!dynamic?.ads) checkNoAdsNeeded(clusters, listeners);
   return {
     node: compileNode(optObject(normalized, 'node', ''), 'node'),
     admin: compileAdmin(optObject(normalized, 'admin', ''), 'admin'),
     listeners,
     clusters,
+    ...(dynamic ? { dynamic } : {}),
     normalized,
     source,
   };
+}
+
+/** EDS clusters and RDS route configurations arrive over ADS: without ads_config nothing would deliver them. */
+function checkNoAdsNeeded(clusters: readonly ClusterConfig[], listeners: readonly ListenerConfig[]): void {
+  clusters.forEach((c, i) => {
+    if (c.type === 'EDS')
+      throw new ConfigError(
+        `static_resources.clusters[${i}].eds_cluster_config`,
+        'EDS over ads needs dynamic_resources.ads_config',
+      );
+  });
+  listeners.forEach((l, i) => {
+    for (const chain of l.filterChains) {
+      for (const f of chain.filters) {
+        if (f.kind === 'http_connection_manager' && f.hcm.rds !== undefined)
+          throw new ConfigError(
+            `static_resources.listeners[${i}]`,
+            `route configuration ${JSON.stringify(f.hcm.rds.routeConfigName)} comes from RDS over ads, which needs dynamic_resources.ads_config`,
+          );
+      }
+    }
+  });
 }
 
 function compileNode(obj: JsonObject | undefined, path: string): NodeInfo {
@@ -116,9 +144,19 @@ function compileListeners(resources: JsonObject): {
   return { listeners, references };
 }
 
-function checkReferences(references: readonly ClusterReference[], clusters: readonly ClusterConfig[]): void {
+/**
+ * Every cluster a static listener's routes name must be a static cluster, as in Envoy, whose static
+ * listeners are checked before CDS delivers anything (validate_clusters: false lifts it). A tcp_proxy's
+ * cluster may come from CDS later.
+ */
+function checkReferences(
+  references: readonly ClusterReference[],
+  clusters: readonly ClusterConfig[],
+  hasCds: boolean,
+): void {
   const names = new Set(clusters.map((c) => c.name));
   for (const ref of references) {
+    if (hasCds && ref.tcpProxy) continue;
     if (!names.has(ref.cluster)) {
       throw new ConfigError(
         ref.path,

@@ -277,8 +277,8 @@ describe('compileBootstrap: errors', () => {
 
   it('refuses what Weft does not do (yet)', () => {
     rejects(
-      { dynamic_resources: { ads_config: { api_type: 'GRPC' } } },
-      'dynamic_resources: not supported by Weft (yet)',
+      { dynamic_resources: { ads_config: { api_type: 'REST' } } },
+      'dynamic_resources.ads_config.api_type: REST is not supported by Weft (GRPC or DELTA_GRPC)',
     );
     rejects({ layered_runtime: { layers: [] } }, 'layered_runtime: not supported by Weft (yet)');
     rejects({ stats_flush_interval: '5s' }, 'stats_flush_interval: not supported by Weft');

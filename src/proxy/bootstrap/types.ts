@@ -9,12 +9,38 @@ export interface NodeInfo {
   readonly locality: Locality | undefined;
 }
 
+/** dynamic_resources.ads_config: the one aggregated (ADS) stream every dynamic resource comes over. */
+export interface AdsConfig {
+  /** GRPC: state of the world; DELTA_GRPC: incremental. */
+  readonly apiType: 'GRPC' | 'DELTA_GRPC';
+  /** The static cluster (HTTP/2) the ADS stream goes to. */
+  readonly clusterName: string;
+  /** The :authority of the stream (envoy_grpc.authority, else the cluster name, as in Envoy). */
+  readonly authority: string;
+  /** set_node_on_first_message_only: send the node in the first request of a stream only. */
+  readonly nodeOnFirstMessageOnly: boolean;
+}
+
+/** A subscription over ADS (lds_config, cds_config). */
+export interface AdsSubscriptionConfig {
+  /** initial_fetch_timeout: how long readiness waits for the first response; 0 waits for ever. */
+  readonly initialFetchTimeoutMs: number;
+}
+
+export interface DynamicResourcesConfig {
+  readonly ads: AdsConfig | undefined;
+  readonly lds: AdsSubscriptionConfig | undefined;
+  readonly cds: AdsSubscriptionConfig | undefined;
+}
+
 /** A validated Envoy v3 bootstrap. */
 export interface BootstrapConfig {
   readonly node: NodeInfo;
   readonly admin: { readonly address: SocketAddress } | undefined;
   readonly listeners: readonly ListenerConfig[];
   readonly clusters: readonly ClusterConfig[];
+  /** dynamic_resources, when the bootstrap has them. */
+  readonly dynamic?: DynamicResourcesConfig;
   /** The normalized bootstrap (snake_case, proto3 JSON), for /config_dump. */
   readonly normalized: Json;
   /** The file it came from, for error messages and /server_info. */

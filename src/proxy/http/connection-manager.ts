@@ -12,6 +12,8 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { HcmConfig } from '../listener/types.ts';
+import type { RouteConfigProviders } from '../router/rds.ts';
+import type { RouteTable } from '../router/types.ts';
 import type { StatsStore } from '../stats/store.ts';
 import type { ClusterManager } from '../upstream/cluster-manager.ts';
 import type { OutgoingHeaders } from '../upstream/codec.ts';
@@ -41,10 +43,14 @@ function checkingInterval(...timeouts: number[]): number {
 export interface HcmDeps {
   readonly clusters: ClusterManager;
   readonly stats: StatsStore;
+  /** Route configurations by name, for connection managers configured with `rds`. */
+  readonly routes?: RouteConfigProviders;
 }
 
 export class HcmRuntime {
   readonly config: HcmConfig;
+  /** The inline route table, or the RDS one (whose contents are read per request). */
+  readonly routeTable: RouteTable;
   readonly stats: HcmStats;
   readonly clusters: ClusterManager;
   readonly filters: readonly HttpFilter[];
@@ -55,6 +61,10 @@ export class HcmRuntime {
 
   constructor(config: HcmConfig, deps: HcmDeps) {
     this.config = config;
+    if (config.rds !== undefined) {
+      if (deps.routes === undefined) throw new Error('rds needs route configuration providers');
+      this.routeTable = deps.routes.get(config.rds.routeConfigName);
+    } else this.routeTable = config.routeTable;
     this.clusters = deps.clusters;
     this.stats = new HcmStats(deps.stats, config.statPrefix);
     this.filters = config.httpFilters.map((f) =>
@@ -240,12 +250,19 @@ export class HcmRuntime {
     stats.rqTime.record(performance.now() - stream.startMs);
   }
 
-  /** Graceful drain: GOAWAY to HTTP/2 clients, `connection: close` on HTTP/1.1 responses, idle keep-alives closed. */
-  drain(): void {
-    if (this.draining) return;
+  /**
+   * Graceful drain: GOAWAY to HTTP/2 clients, `connection: close` on HTTP/1.1 responses, and idle keep-alive
+   * connections closed at once unless `closeIdle` is false (a listener update leaves them until the end of
+   * its drain period: closing an idle connection races with a client reusing it).
+   */
+  drain(closeIdle = true): void {
+    if (this.draining) {
+      if (closeIdle) this.h1.closeIdleConnections();
+      return;
+    }
     this.draining = true;
     for (const s of this.h2Sessions) s.goaway();
-    this.h1.closeIdleConnections();
+    if (closeIdle) this.h1.closeIdleConnections();
   }
 
   /** Force-closes everything left. */

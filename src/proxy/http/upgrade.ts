@@ -47,7 +47,7 @@ export function handleUpgrade(hcm: HcmRuntime, req: IncomingMessage, socket: Soc
     scheme: 'http',
     sourceIp: plainIp(socket.remoteAddress),
   };
-  const matched = hcm.config.routeTable.match(rr);
+  const matched = hcm.routeTable.match(rr);
   if (matched === null) {
     hcm.stats.rqNoRoute.inc();
     return rawReply(hcm, socket, 404);

@@ -200,6 +200,24 @@ describe('compileListener: HTTP connection manager', () => {
     }
   });
 
+  it('compiles rds over ADS into an empty table the RDS one replaces', () => {
+    const l = compile(
+      hcmListener({
+        route_config: null,
+        rds: {
+          route_config_name: '8080',
+          config_source: { ads: {}, resource_api_version: 'V3', initial_fetch_timeout: '3s' },
+        },
+      }),
+    );
+    const filter = l.filterChains[0].filters[0];
+    assert.equal(filter.kind, 'http_connection_manager');
+    if (filter.kind === 'http_connection_manager') {
+      assert.deepEqual(filter.hcm.rds, { routeConfigName: '8080', initialFetchTimeoutMs: 3000 });
+      assert.equal(filter.hcm.routeTable.name, '8080');
+    }
+  });
+
   it('keeps a custom filter name', () => {
     const raw = hcmListener();
     (raw as { filter_chains: { filters: { name: string }[] }[] }).filter_chains[0].filters[0].name = 'my-hcm';
@@ -209,7 +227,18 @@ describe('compileListener: HTTP connection manager', () => {
   it('rejects what Weft does not implement, naming the field', () => {
     rejects(
       hcmListener({ rds: { route_config_name: 'x' }, route_config: null }),
-      `${HCM_PATH}.rds: not supported yet (use an inline route_config)`,
+      `${HCM_PATH}.rds.config_source: required`,
+    );
+    rejects(
+      hcmListener({ rds: { route_config_name: 'x', config_source: { ads: {} } } }),
+      `${HCM_PATH}.rds: conflicts with "route_config": only one field of oneof "route_specifier" may be set`,
+    );
+    rejects(
+      hcmListener({
+        rds: { route_config_name: 'x', config_source: { path_config_source: { path: '/r' } } },
+        route_config: null,
+      }),
+      `${HCM_PATH}.rds.config_source.path_config_source: not supported by Weft (only ads: {} is)`,
     );
     rejects(hcmListener({ access_log: [{ name: 'x' }] }), `${HCM_PATH}.access_log: not supported by Weft`);
     rejects(
@@ -234,7 +263,7 @@ describe('compileListener: HTTP connection manager', () => {
     rejects(hcmListener({ stat_prefix: '' }), `${HCM_PATH}.stat_prefix: required`);
     rejects(
       hcmListener({ route_config: null }),
-      `${HCM_PATH}.route_config: required (an inline route configuration)`,
+      `${HCM_PATH}.route_config: required (an inline route configuration, or rds)`,
     );
     rejects(
       hcmListener({ max_request_headers_kb: 8193 }),
@@ -354,7 +383,11 @@ describe('compileListener: tcp_proxy', () => {
       'l',
     );
     assert.deepEqual(references, [
-      { cluster: 'a', path: 'l.filter_chains[0].filters[0].typed_config.weighted_clusters.clusters[0].name' },
+      {
+        cluster: 'a',
+        path: 'l.filter_chains[0].filters[0].typed_config.weighted_clusters.clusters[0].name',
+        tcpProxy: true,
+      },
     ]);
   });
 });
@@ -367,6 +400,10 @@ describe('compileListener: listener, address and filter chains', () => {
     );
     assert.equal(v6.name, '::_80');
     assert.deepEqual(v6.address, { host: '::', port: 80 });
+  });
+
+  it('accepts traffic_direction, which only describes the traffic', () => {
+    assert.equal(compile(hcmListener({}, { traffic_direction: 'OUTBOUND' })).name, 'l');
   });
 
   it('reads per_connection_buffer_limit_bytes', () => {

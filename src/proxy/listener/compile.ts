@@ -19,6 +19,7 @@ import {
   requiredString,
   stringItems,
 } from '../config-proto/fields.ts';
+import { compileAdsConfigSource } from '../config-proto/config-source.ts';
 import { fieldPath, indexPath } from '../config-proto/path.ts';
 import { compileRouteConfiguration } from '../router/compile.ts';
 import type {
@@ -52,6 +53,8 @@ const MAX_INT32 = 2 ** 31 - 1;
 export interface ClusterReference {
   readonly cluster: string;
   readonly path: string;
+  /** tcp_proxy clusters are looked up per connection; Envoy checks only routes' clusters at config time. */
+  readonly tcpProxy?: boolean;
 }
 
 export function compileListener(json: Json, path: string): ListenerConfig {
@@ -70,6 +73,9 @@ export function compileListenerWithReferences(
     'filter_chains',
     'default_filter_chain',
     'per_connection_buffer_limit_bytes',
+    // Descriptive (INBOUND/OUTBOUND, set by Istio on every listener): it labels traffic for tracing and
+    // telemetry and changes nothing in how connections are handled.
+    'traffic_direction',
   ]);
   const address = compileAddress(obj.address, fieldPath(path, 'address'));
   const references: ClusterReference[] = [];
@@ -268,6 +274,7 @@ const HCM_FIELDS = [
   'stat_prefix',
   'codec_type',
   'route_config',
+  'rds',
   'http_filters',
   'stream_idle_timeout',
   'request_timeout',
@@ -289,7 +296,6 @@ const HCM_FIELDS = [
 
 function compileHcm(obj: JsonObject, path: string, references: ClusterReference[]): HcmConfig {
   onlyFields(obj, path, HCM_FIELDS, {
-    rds: 'not supported yet (use an inline route_config)',
     scoped_routes: 'not supported by Weft (yet)',
   });
   const statPrefix = requiredString(obj, 'stat_prefix', path);
@@ -302,10 +308,22 @@ function compileHcm(obj: JsonObject, path: string, references: ClusterReference[
   }
   const routeConfigPath = fieldPath(path, 'route_config');
   const routeConfig = obj.route_config;
-  if (routeConfig === undefined || routeConfig === null)
-    throw new ConfigError(routeConfigPath, 'required (an inline route configuration)');
-  const routeTable = compileRouteConfiguration(routeConfig, routeConfigPath);
-  references.push(...routeClusterReferences(routeConfig, routeConfigPath));
+  const rdsJson = optObject(obj, 'rds', path);
+  let routeTable: HcmConfig['routeTable'];
+  let rds: HcmConfig['rds'];
+  if (rdsJson) {
+    if (routeConfig !== undefined && routeConfig !== null)
+      throw new ConfigError(routeConfigPath, 'set either route_config or rds, not both');
+    rds = compileRds(rdsJson, fieldPath(path, 'rds'));
+    routeTable = compileRouteConfiguration({ name: rds.routeConfigName }, fieldPath(path, 'rds'));
+  } else {
+    if (routeConfig === undefined || routeConfig === null)
+      throw new ConfigError(routeConfigPath, 'required (an inline route configuration, or rds)');
+    routeTable = compileRouteConfiguration(routeConfig, routeConfigPath);
+    // Envoy's validate_clusters defaults to true for an inline route configuration.
+    const validate = optBool(asObject(routeConfig, routeConfigPath), 'validate_clusters', routeConfigPath);
+    if (validate !== false) references.push(...routeClusterReferences(routeConfig, routeConfigPath));
+  }
   const common = optObject(obj, 'common_http_protocol_options', path);
   const commonPath = fieldPath(path, 'common_http_protocol_options');
   if (common) onlyFields(common, commonPath, ['idle_timeout', 'max_requests_per_connection']);
@@ -324,6 +342,7 @@ function compileHcm(obj: JsonObject, path: string, references: ClusterReference[
     statPrefix,
     codecType,
     routeTable,
+    ...(rds ? { rds } : {}),
     httpFilters: compileHttpFilters(obj, path),
     streamIdleTimeoutMs: durationMs(obj, 'stream_idle_timeout', path, 5 * 60_000),
     requestTimeoutMs: durationMs(obj, 'request_timeout', path, 0),
@@ -348,6 +367,16 @@ function compileHcm(obj: JsonObject, path: string, references: ClusterReference[
       fieldPath(path, 'http2_protocol_options'),
     ),
     drainTimeoutMs: durationMs(obj, 'drain_timeout', path, 5000),
+  };
+}
+
+/** rds: a route configuration by name, over ADS. */
+function compileRds(obj: JsonObject, path: string): NonNullable<HcmConfig['rds']> {
+  onlyFields(obj, path, ['config_source', 'route_config_name']);
+  const source = compileAdsConfigSource(obj.config_source, fieldPath(path, 'config_source'));
+  return {
+    routeConfigName: requiredString(obj, 'route_config_name', path),
+    initialFetchTimeoutMs: source.initialFetchTimeoutMs,
   };
 }
 
@@ -442,13 +471,13 @@ function compileTcpProxy(obj: JsonObject, path: string, references: ClusterRefer
       const weight = intInRange(item, 'weight', p, 1, 2 ** 32 - 1, undefined);
       if (weight === undefined) throw new ConfigError(fieldPath(p, 'weight'), 'required (at least 1)');
       clusters.push({ name, weight });
-      references.push({ cluster: name, path: fieldPath(p, 'name') });
+      references.push({ cluster: name, path: fieldPath(p, 'name'), tcpProxy: true });
     }
   } else {
     const name = optString(obj, 'cluster', path);
     if (!name) throw new ConfigError(fieldPath(path, 'cluster'), 'required (or weighted_clusters)');
     clusters.push({ name, weight: 1 });
-    references.push({ cluster: name, path: fieldPath(path, 'cluster') });
+    references.push({ cluster: name, path: fieldPath(path, 'cluster'), tcpProxy: true });
   }
   return { statPrefix, clusters, idleTimeoutMs: durationMs(obj, 'idle_timeout', path, 3_600_000) };
 }

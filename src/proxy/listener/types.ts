@@ -9,7 +9,10 @@ export interface SocketAddress {
 export interface HcmConfig {
   readonly statPrefix: string;
   readonly codecType: 'AUTO' | 'HTTP1' | 'HTTP2';
+  /** The inline route_config; with `rds` an empty table that the RDS one replaces at runtime. */
   readonly routeTable: RouteTable;
+  /** Set when routes come from RDS (over ADS) instead of an inline route_config. */
+  readonly rds?: { readonly routeConfigName: string; readonly initialFetchTimeoutMs: number };
   /** HTTP filters in order; the last is always the router. */
   readonly httpFilters: readonly HttpFilterConfig[];
   /** Default 5 min; 0 disables. */

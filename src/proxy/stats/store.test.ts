@@ -102,3 +102,21 @@ void test('renderJson: Envoy shape with histograms last and null for empty quant
   // It is plain JSON.
   assert.deepEqual(JSON.parse(JSON.stringify(json)), json);
 });
+
+void test('removeWhere forgets the selected stats; holders keep detached ones; names can be created again', () => {
+  const store = new StatsStore();
+  const kept = store.counter('cluster.web.upstream_rq_total');
+  const gone = store.counter('cluster.old.upstream_rq_total');
+  store.gauge('cluster.old.membership_total').set(3);
+  store.histogram('cluster.old.upstream_rq_time').record(5);
+  kept.inc();
+  gone.inc();
+  assert.equal(
+    store.removeWhere((n) => n.startsWith('cluster.old.')),
+    3,
+  );
+  assert.equal(store.renderText(), 'cluster.web.upstream_rq_total: 1\n');
+  assert.doesNotMatch(store.renderPrometheus(), /old/);
+  gone.inc();
+  assert.equal(store.counter('cluster.old.upstream_rq_total').value, 0, 'a fresh stat');
+});

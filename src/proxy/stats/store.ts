@@ -109,6 +109,24 @@ export class StatsStore {
     return getOrCreate(this.histograms, name, (n) => new HistogramImpl(n, ENVOY_DEFAULT_BUCKETS));
   }
 
+  /**
+   * Forgets the stats `remove` selects (by their sanitized name), as Envoy drops a removed cluster's scope.
+   * Whoever still holds one of them keeps a detached stat that no longer renders. Returns how many went.
+   */
+  removeWhere(remove: (name: string) => boolean): number {
+    let n = 0;
+    for (const map of [this.counters, this.gauges, this.histograms] as Map<string, unknown>[]) {
+      // Deleting the entry being visited is safe in a Map iteration.
+      for (const name of map.keys()) {
+        if (!remove(name)) continue;
+        map.delete(name);
+        this.promIds.delete(name);
+        n++;
+      }
+    }
+    return n;
+  }
+
   /** Starts a new histogram interval, like Envoy's periodic stats flush. */
   mergeHistograms(): void {
     for (const h of this.histograms.values()) h.mergeInterval();

@@ -6,7 +6,7 @@ import type { StatsStore } from '../stats/store.ts';
 import type { ClusterConfig, Host } from './types.ts';
 import type { UpstreamPool } from './codec.ts';
 import { createCluster } from './cluster.ts';
-import type { Cluster } from './cluster.ts';
+import type { Cluster, LoadAssignment } from './cluster.ts';
 import { NativeHttp1Pool } from './http1-native-pool.ts';
 import { Http2Pool } from './http2-pool.ts';
 import { ClusterStats } from './cluster-stats.ts';
@@ -91,9 +91,14 @@ export class ClusterManager {
     return this.entries.values();
   }
 
-  /** Adds or replaces a cluster; resolves once its first host set is known (DNS clusters resolve first). */
-  async addOrUpdate(config: ClusterConfig): Promise<void> {
+  /**
+   * Adds or replaces a cluster; resolves once its first host set is known (DNS clusters resolve first;
+   * an EDS cluster takes `assignment` when it is given). A replaced cluster's in-flight requests finish
+   * on the old entry, whose pools then close.
+   */
+  async addOrUpdate(config: ClusterConfig, assignment?: LoadAssignment): Promise<void> {
     const cluster = createCluster(config);
+    if (assignment !== undefined) cluster.setLoadAssignment(assignment);
     await cluster.start();
     const entry = new ClusterEntry(cluster, this.stats);
     entry.stats.membershipTotal.set(cluster.hosts().length);

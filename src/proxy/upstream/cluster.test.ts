@@ -303,3 +303,98 @@ describe('the system resolver', () => {
     for (const address of auto.addresses) assert.match(address, /^(127\.\d+\.\d+\.\d+|::1)$/);
   });
 });
+
+describe('EDS cluster', () => {
+  const eds = (): ClusterConfig => testClusterConfig({ name: 'web', type: 'EDS', edsServiceName: 'web' });
+  const ep = (
+    address: string,
+    port: number,
+    health: EndpointConfig['health'] = 'HEALTHY',
+  ): EndpointConfig => ({
+    address,
+    port,
+    weight: 1,
+    health,
+  });
+
+  it('starts without hosts; each assignment replaces them, keeping the Host objects that stay', () => {
+    const cluster = createCluster(eds(), { logger });
+    assert.deepEqual(cluster.hosts(), []);
+    assert.equal(cluster.loadBalancer.chooseHost({ hash: undefined }), null);
+    const changes: [string[], string[]][] = [];
+    cluster.onHostsChanged((added, removed) => changes.push([keys(added), keys(removed)]));
+    cluster.setLoadAssignment({
+      localityEndpoints: [locality([ep('10.0.0.1', 80), ep('10.0.0.2', 80)])],
+      overprovisioningFactor: 140,
+    });
+    const [a] = cluster.hosts();
+    cluster.setLoadAssignment({
+      localityEndpoints: [locality([ep('10.0.0.1', 80), ep('10.0.0.3', 80)])],
+      overprovisioningFactor: 140,
+    });
+    assert.equal(
+      cluster.hosts()[0],
+      a,
+      'a host that stays is the same object (its pool and counters carry over)',
+    );
+    assert.deepEqual(changes, [
+      [['10.0.0.1:80', '10.0.0.2:80'], []],
+      [['10.0.0.3:80'], ['10.0.0.2:80']],
+    ]);
+  });
+
+  it('applies health from the assignment to hosts in place, and rebuilds the load balancer', () => {
+    const cluster = createCluster(eds(), { logger, random: seededRandom(1) });
+    cluster.setLoadAssignment({
+      localityEndpoints: [locality([ep('10.0.0.1', 80), ep('10.0.0.2', 80)])],
+      overprovisioningFactor: 140,
+    });
+    const [a, b] = cluster.hosts();
+    const lb = cluster.loadBalancer;
+    cluster.setLoadAssignment({
+      localityEndpoints: [locality([ep('10.0.0.1', 80), ep('10.0.0.2', 80, 'UNHEALTHY')])],
+      overprovisioningFactor: 140,
+    });
+    assert.equal(cluster.hosts()[1], b);
+    assert.equal(b.health, 'UNHEALTHY');
+    assert.notEqual(cluster.loadBalancer, lb);
+    for (let i = 0; i < 50; i++) assert.equal(cluster.loadBalancer.chooseHost({ hash: undefined }), a);
+    const same = cluster.loadBalancer;
+    cluster.setLoadAssignment({
+      localityEndpoints: [locality([ep('10.0.0.1', 80), ep('10.0.0.2', 80, 'UNHEALTHY')])],
+      overprovisioningFactor: 140,
+    });
+    assert.equal(cluster.loadBalancer, same, 'an identical assignment changes nothing');
+  });
+
+  it('takes the overprovisioning factor from the assignment', () => {
+    const cluster = createCluster(eds(), { logger, random: seededRandom(2) });
+    const levels = (factor: number): void =>
+      cluster.setLoadAssignment({
+        localityEndpoints: [
+          locality([ep('10.0.0.1', 80), ep('10.0.0.2', 80, 'UNHEALTHY')], 0),
+          locality([ep('10.0.1.1', 80)], 1),
+        ],
+        overprovisioningFactor: factor,
+      });
+    const share = (): number => {
+      let p0 = 0;
+      for (let i = 0; i < 2000; i++)
+        if (cluster.loadBalancer.chooseHost({ hash: undefined })?.priority === 0) p0++;
+      return p0 / 2000;
+    };
+    // Half of priority 0 is healthy: 140 × 1/2 = 70% stays there; at 200, 100% does.
+    levels(140);
+    assert.ok(Math.abs(share() - 0.7) < 0.05, `expected ~70% at priority 0, got ${share()}`);
+    levels(200);
+    assert.equal(share(), 1);
+  });
+
+  it('refuses an assignment for a cluster that is not EDS', () => {
+    const cluster = createCluster(testClusterConfig({ name: 's' }), { logger });
+    assert.throws(
+      () => cluster.setLoadAssignment({ localityEndpoints: [], overprovisioningFactor: 140 }),
+      /not an EDS cluster/,
+    );
+  });
+});

@@ -27,8 +27,11 @@ export interface ClusterOptions {
   readonly logger?: Logger;
 }
 
-function staticHostInits(config: ClusterConfig): HostInit[] {
-  return config.localityEndpoints.flatMap((le) =>
+/** A cluster's endpoints by locality and its overprovisioning factor: a load_assignment or an EDS resource. */
+export type LoadAssignment = Pick<ClusterConfig, 'localityEndpoints' | 'overprovisioningFactor'>;
+
+function hostInits(assignment: LoadAssignment): HostInit[] {
+  return assignment.localityEndpoints.flatMap((le) =>
     le.endpoints.map((ep) => ({
       address: ep.address,
       port: ep.port,
@@ -41,9 +44,9 @@ function staticHostInits(config: ClusterConfig): HostInit[] {
   );
 }
 
-function localityWeights(config: ClusterConfig): LocalityWeightLookup {
+function localityWeights(assignment: LoadAssignment): LocalityWeightLookup {
   return (priority, locality) =>
-    config.localityEndpoints.find(
+    assignment.localityEndpoints.find(
       (le) =>
         le.priority === priority &&
         le.locality.region === locality.region &&
@@ -63,7 +66,9 @@ export class Cluster {
   private readonly listeners = new Set<HostsChangedListener>();
   private readonly random: RandomSource;
   private readonly logger: Logger;
-  private readonly localityWeight: LocalityWeightLookup;
+  /** The configured assignment, or the last one EDS delivered. */
+  private assignment: LoadAssignment;
+  private localityWeight: LocalityWeightLookup;
   private readonly dns: DnsDiscovery | undefined;
 
   constructor(config: ClusterConfig, options: ClusterOptions = {}) {
@@ -71,20 +76,36 @@ export class Cluster {
     this.config = config;
     this.random = options.random ?? Math.random;
     this.logger = options.logger ?? createLogger('upstream.cluster');
+    this.assignment = config;
     this.localityWeight = localityWeights(config);
     this.prioritySet = this.buildPrioritySet();
     this.loadBalancer = createLoadBalancer(this.prioritySet, config, this.random);
     if (config.type === 'STATIC') {
-      this.setHosts(staticHostInits(config));
+      this.setHosts(hostInits(config), false);
     } else if (config.type === 'STRICT_DNS' || config.type === 'LOGICAL_DNS') {
       this.dns = new DnsDiscovery(config, {
         resolve: options.resolve ?? systemDnsResolve,
-        onHosts: (hosts) => this.setHosts(hosts),
+        onHosts: (hosts) => this.setHosts(hosts, false),
         logger: this.logger,
       });
-    } else {
-      throw new Error(`cluster ${config.name}: ${config.type} clusters are not supported yet`);
     }
+    // EDS clusters start without hosts; setLoadAssignment gives them theirs.
+  }
+
+  /**
+   * EDS: replaces the hosts with those of a ClusterLoadAssignment. Hosts that stay (same address, port,
+   * weight, locality and priority) keep their Host object, so their connection pools and counters carry
+   * over; a changed health status is applied to them in place.
+   */
+  setLoadAssignment(assignment: LoadAssignment): void {
+    if (this.config.type !== 'EDS') throw new Error(`cluster ${this.name} is not an EDS cluster`);
+    const weightsChanged =
+      assignment.overprovisioningFactor !== this.assignment.overprovisioningFactor ||
+      JSON.stringify(assignment.localityEndpoints.map((l) => [l.locality, l.priority, l.weight])) !==
+        JSON.stringify(this.assignment.localityEndpoints.map((l) => [l.locality, l.priority, l.weight]));
+    this.assignment = assignment;
+    this.localityWeight = localityWeights(assignment);
+    if (!this.setHosts(hostInits(assignment), true) && weightsChanged) this.healthChanged();
   }
 
   /** Every current host, across priorities. */
@@ -124,20 +145,25 @@ export class Cluster {
   private buildPrioritySet(): PrioritySet {
     return new PrioritySet(
       this.current,
-      this.config.overprovisioningFactor,
+      this.assignment.overprovisioningFactor,
       this.config.healthyPanicThreshold,
       this.localityWeight,
     );
   }
 
-  /** Replaces the host list, keeping the Host objects that still match, and swaps the load balancer. */
-  private setHosts(inits: readonly HostInit[]): void {
+  /**
+   * Replaces the host list, keeping the Host objects that still match, and swaps the load balancer.
+   * `applyHealth`: the source states health (EDS), so kept hosts take the new status; DNS does not.
+   * Returns whether anything changed.
+   */
+  private setHosts(inits: readonly HostInit[], applyHealth: boolean): boolean {
     const existing = new Map<string, Host>();
     for (const h of this.current) existing.set(h.key, h);
     const next: Host[] = [];
     const added: Host[] = [];
     const kept = new Set<Host>();
     const keys = new Set<string>();
+    let healthChanged = false;
     for (const init of inits) {
       const key = hostKey(init.address, init.port);
       // Two endpoints resolving to the same address and port make one host: the first one's.
@@ -145,6 +171,10 @@ export class Cluster {
       keys.add(key);
       const old = existing.get(key);
       if (old !== undefined && hostMatches(old, init)) {
+        if (applyHealth && old.health !== init.health) {
+          old.health = init.health;
+          healthChanged = true;
+        }
         next.push(old);
         kept.add(old);
       } else {
@@ -154,7 +184,10 @@ export class Cluster {
       }
     }
     const removed = this.current.filter((h) => !kept.has(h));
-    if (added.length === 0 && removed.length === 0) return;
+    if (added.length === 0 && removed.length === 0) {
+      if (healthChanged) this.healthChanged();
+      return healthChanged;
+    }
 
     this.current = next;
     this.healthChanged();
@@ -168,6 +201,7 @@ export class Cluster {
         });
       }
     }
+    return true;
   }
 }
 

@@ -38,6 +38,31 @@ function assertRejects(json: Json, path: string, detail: RegExp): void {
 }
 
 describe('compileCluster', () => {
+  it('compiles an EDS cluster: service name (else the cluster name) and fetch timeout', () => {
+    const eds = compileCluster(
+      {
+        name: 'outbound|80||web',
+        type: 'EDS',
+        eds_cluster_config: {
+          eds_config: { ads: {}, resource_api_version: 'V3', initial_fetch_timeout: '2s' },
+          service_name: 'web.default',
+        },
+      },
+      PATH,
+    );
+    assert.equal(eds.type, 'EDS');
+    assert.equal(eds.edsServiceName, 'web.default');
+    assert.equal(eds.edsInitialFetchTimeoutMs, 2000);
+    assert.deepEqual(eds.localityEndpoints, []);
+    const unnamed = compileCluster(
+      { name: 'c', type: 'EDS', eds_cluster_config: { eds_config: { ads: {} } } },
+      PATH,
+    );
+    assert.equal(unnamed.edsServiceName, 'c');
+    assert.equal(unnamed.edsInitialFetchTimeoutMs, 15_000);
+    assert.equal(compileCluster(cluster(), PATH).edsServiceName, undefined);
+  });
+
   it('applies Envoy defaults', () => {
     assert.deepEqual(compileCluster(cluster(), PATH), {
       name: 'backend',
@@ -242,12 +267,28 @@ describe('compileCluster', () => {
       );
     });
 
-    it('EDS, for now', () => {
-      assertRejects(cluster({ type: 'EDS' }), `${PATH}.type`, /not supported yet/);
+    it('EDS clusters without an ADS eds_config, or with endpoints of their own', () => {
+      const eds = { name: 'backend', type: 'EDS' };
+      assertRejects(eds, `${PATH}.eds_cluster_config`, /required for EDS clusters/);
+      assertRejects(
+        { ...eds, eds_cluster_config: { service_name: 'x' } },
+        `${PATH}.eds_cluster_config.eds_config`,
+        /required/,
+      );
+      assertRejects(
+        { ...eds, eds_cluster_config: { eds_config: { path: '/tmp/eds.yaml' } } },
+        `${PATH}.eds_cluster_config.eds_config.path`,
+        /only ads/,
+      );
+      assertRejects(
+        cluster({ type: 'EDS', eds_cluster_config: { eds_config: { ads: {} } } }),
+        `${PATH}.load_assignment`,
+        /not used by EDS clusters/,
+      );
       assertRejects(
         cluster({ eds_cluster_config: { service_name: 'x' } }),
         `${PATH}.eds_cluster_config`,
-        /not supported yet/,
+        /only applies to type EDS, not STATIC/,
       );
       assertRejects(cluster({ type: 'ORIGINAL_DST' }), `${PATH}.type`, /not supported by Weft/);
     });
@@ -270,11 +311,21 @@ describe('compileCluster', () => {
         cluster({
           load_assignment: {
             cluster_name: 'x',
-            endpoints: [{ lb_endpoints: [endpoint('10.0.0.1', 80, { metadata: { a: 1 } })] }],
+            endpoints: [{ lb_endpoints: [endpoint('10.0.0.1', 80, { endpoint_name: 'ep' })] }],
           },
         }),
-        `${PATH}.load_assignment.endpoints[0].lb_endpoints[0].metadata`,
+        `${PATH}.load_assignment.endpoints[0].lb_endpoints[0].endpoint_name`,
         /not supported by Weft/,
+      );
+      // Endpoint metadata is opaque to load balancing, and accepted (Istio sends it with every endpoint).
+      compileCluster(
+        cluster({
+          load_assignment: {
+            cluster_name: 'x',
+            endpoints: [{ lb_endpoints: [endpoint('10.0.0.1', 80, { metadata: { filter_metadata: {} } })] }],
+          },
+        }),
+        PATH,
       );
       assertRejects(
         cluster({ load_assignment: { cluster_name: 'x', policy: { drop_overloads: [{ category: 'x' }] } } }),

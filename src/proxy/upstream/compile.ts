@@ -18,6 +18,7 @@ import {
   optionalString,
   rejectUnsupported,
 } from './config-fields.ts';
+import { compileAdsConfigSource } from '../config-proto/config-source.ts';
 import { hostKey } from './host.ts';
 import type {
   ClusterConfig,
@@ -66,6 +67,7 @@ const CLUSTER_FIELDS = [
   'dns_refresh_rate',
   'dns_lookup_family',
   'respect_dns_ttl',
+  'eds_cluster_config',
 ] as const;
 
 /** Which lb_policy each lb_config field belongs to. */
@@ -78,9 +80,6 @@ const LB_CONFIG_POLICY: Readonly<Record<string, LbPolicy>> = {
 
 export function compileCluster(json: Json, path: string): ClusterConfig {
   const c = asObject(json, path);
-  if (isSet(c.eds_cluster_config)) {
-    throw new ConfigError(`${path}.eds_cluster_config`, 'EDS clusters are not supported yet');
-  }
   if (isSet(c.cluster_type))
     throw new ConfigError(`${path}.cluster_type`, 'custom cluster types are not supported by Weft');
   rejectUnsupported(c, path, CLUSTER_FIELDS);
@@ -89,6 +88,7 @@ export function compileCluster(json: Json, path: string): ClusterConfig {
   if (name === undefined || name === '') throw new ConfigError(`${path}.name`, 'is required');
 
   const type = compileType(c, path);
+  const eds = compileEdsClusterConfig(c, path, type, name);
   const connectTimeoutMs = optionalDurationMs(c, 'connect_timeout', path) ?? DEFAULT_CONNECT_TIMEOUT_MS;
   if (connectTimeoutMs <= 0) throw new ConfigError(`${path}.connect_timeout`, 'must be greater than 0');
 
@@ -108,6 +108,9 @@ export function compileCluster(json: Json, path: string): ClusterConfig {
   const roundRobin = optionalObject(c, 'round_robin_lb_config', path);
   if (roundRobin) rejectUnsupported(roundRobin, `${path}.round_robin_lb_config`, []);
 
+  // An EDS cluster's endpoints come from its ClusterLoadAssignment resource, never from the cluster.
+  if (type === 'EDS' && isSet(c.load_assignment))
+    throw new ConfigError(`${path}.load_assignment`, 'not used by EDS clusters (endpoints come from EDS)');
   const assignment = compileLoadAssignment(c.load_assignment, `${path}.load_assignment`, type);
   const common = compileCommonLbConfig(c, path);
   const protocol = compileProtocolOptions(c, path);
@@ -140,10 +143,11 @@ export function compileCluster(json: Json, path: string): ClusterConfig {
         'ALL',
       ] as const) ?? 'AUTO',
     respectDnsTtl: optionalBool(c, 'respect_dns_ttl', path) ?? false,
+    ...eds,
   };
 }
 
-function compileType(c: JsonObject, path: string): Exclude<ClusterType, 'EDS'> {
+function compileType(c: JsonObject, path: string): ClusterType {
   const type = optionalEnum<ClusterType>(
     c,
     'type',
@@ -151,8 +155,29 @@ function compileType(c: JsonObject, path: string): Exclude<ClusterType, 'EDS'> {
     ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'EDS'],
     ['ORIGINAL_DST'],
   );
-  if (type === 'EDS') throw new ConfigError(`${path}.type`, 'EDS clusters are not supported yet');
   return type ?? 'STATIC';
+}
+
+/** eds_cluster_config: where an EDS cluster's assignment comes from (ADS only) and under which name. */
+function compileEdsClusterConfig(
+  c: JsonObject,
+  path: string,
+  type: ClusterType,
+  name: string,
+): { edsServiceName?: string; edsInitialFetchTimeoutMs?: number } {
+  const edsPath = `${path}.eds_cluster_config`;
+  const eds = optionalObject(c, 'eds_cluster_config', path);
+  if (type !== 'EDS') {
+    if (eds) throw new ConfigError(edsPath, `only applies to type EDS, not ${type}`);
+    return {};
+  }
+  if (!eds) throw new ConfigError(edsPath, 'required for EDS clusters (eds_config: { ads: {} })');
+  rejectUnsupported(eds, edsPath, ['eds_config', 'service_name']);
+  const source = compileAdsConfigSource(eds.eds_config, `${edsPath}.eds_config`);
+  return {
+    edsServiceName: optionalString(eds, 'service_name', edsPath) || name,
+    edsInitialFetchTimeoutMs: source.initialFetchTimeoutMs,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -177,7 +202,18 @@ export interface CompiledLoadAssignment {
 }
 
 /**
- * Compiles a ClusterLoadAssignment (the cluster's load_assignment, or later an EDS response).
+ * An EDS resource: a whole envoy.config.endpoint.v3.ClusterLoadAssignment, normalized, whose endpoints
+ * must be IP addresses.
+ */
+export function compileEdsAssignment(json: Json, path: string): CompiledLoadAssignment {
+  const la = asObject(json, path);
+  const name = optionalString(la, 'cluster_name', path);
+  if (name === undefined || name === '') throw new ConfigError(`${path}.cluster_name`, 'is required');
+  return compileLoadAssignment(la, path, 'EDS');
+}
+
+/**
+ * Compiles a ClusterLoadAssignment (the cluster's load_assignment, or an EDS resource).
  * STATIC and EDS endpoints must be IP addresses; DNS clusters also accept host names.
  */
 export function compileLoadAssignment(
@@ -255,7 +291,8 @@ function compileLbEndpoint(
   seen: Map<string, string>,
 ): EndpointConfig {
   const lbe = asObject(json, path);
-  rejectUnsupported(lbe, path, ['endpoint', 'health_status', 'load_balancing_weight']);
+  // metadata is opaque to load balancing (Istio puts its workload facts there); it is accepted, not used.
+  rejectUnsupported(lbe, path, ['endpoint', 'health_status', 'load_balancing_weight', 'metadata']);
   const weight = optionalInteger(lbe, 'load_balancing_weight', path, { min: 1, max: UINT32_MAX }) ?? 1;
   const status =
     optionalEnum(lbe, 'health_status', path, [

@@ -85,4 +85,11 @@ export interface ClusterConfig {
   readonly dnsRefreshRateMs: number;
   readonly dnsLookupFamily: 'AUTO' | 'V4_ONLY' | 'V6_ONLY' | 'V4_PREFERRED' | 'ALL';
   readonly respectDnsTtl: boolean;
+  /**
+   * EDS clusters: the name their ClusterLoadAssignment is requested under (eds_cluster_config.service_name,
+   * else the cluster name). Unset for the other types.
+   */
+  readonly edsServiceName?: string;
+  /** EDS clusters: how long the cluster may wait for its first assignment (eds_config.initial_fetch_timeout). */
+  readonly edsInitialFetchTimeoutMs?: number;
 }

@@ -33,7 +33,7 @@ export class RouterFilter implements HttpFilter {
 
   onRequest(stream: HttpStream): FilterStatus {
     const hcm = stream.hcm;
-    const matched = hcm.config.routeTable.match(stream);
+    const matched = hcm.routeTable.match(stream);
     if (matched === null) {
       hcm.stats.rqNoRoute.inc();
       stream.sendLocalReply(404, 'NR');
