@@ -14,11 +14,13 @@ import type { Logger } from '../core/logger.ts';
 import { DebugServer } from './debug/server.ts';
 import { MeshGenerator } from './generate/generator.ts';
 import { ConfigDiscoverySource } from './model/config-source.ts';
-import { aggregate } from './model/discovery.ts';
+import { aggregate, changedEndpointKeys } from './model/discovery.ts';
+import type { DiscoveryState } from './model/types.ts';
 import { RegistrySource } from './model/registry-source.ts';
 import { buildSnapshot } from './model/snapshot.ts';
 import type { MeshSnapshot } from './model/snapshot.ts';
 import { AdsServer } from './xds/ads-server.ts';
+import { endpointClusterNames } from './generate/endpoints.ts';
 
 export interface ControlPlaneOptions {
   /** Files or directories of Istio YAML, watched for changes. */
@@ -32,11 +34,44 @@ export interface ControlPlaneOptions {
   debounceMs?: number;
   /** How long a self-registered workload outlives its last xDS stream (default 10 s). */
   registrationGraceMs?: number;
+  /**
+   * Registrations (a storm of proxies connecting at once) are folded into one snapshot per this many ms
+   * (default 50); configuration changes are already debounced by the watcher and apply at once.
+   */
+  registrationBatchMs?: number;
   logger?: Logger;
 }
 
 /** Kinds whose change alters listeners, routes or clusters; anything else is an endpoint-only change. */
 const TRAFFIC_KINDS = ['VirtualService', 'DestinationRule', 'Gateway', 'Sidecar'] as const;
+
+/** checkSupport per resource object: the watcher hands over the same object while its file is unchanged. */
+const supportOf = new WeakMap<IstioResource, readonly Diagnostic[]>();
+
+function supportDiagnostics(resources: readonly IstioResource[]): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const r of resources) {
+    let found = supportOf.get(r);
+    if (!found) {
+      found = checkSupport([r]);
+      supportOf.set(r, found);
+    }
+    out.push(...found);
+  }
+  return out;
+}
+
+/** Same resources, or resources with the same metadata and spec (a file re-read without a change). */
+function sameTraffic(before: readonly IstioResource[], after: readonly IstioResource[]): boolean {
+  if (before.length !== after.length) return false;
+  for (let i = 0; i < after.length; i++) {
+    const a = before[i];
+    const b = after[i];
+    if (a !== b && JSON.stringify([a.metadata, a.spec]) !== JSON.stringify([b.metadata, b.spec]))
+      return false;
+  }
+  return true;
+}
 
 function listOf<T>(
   config: ConfigSnapshot,
@@ -54,26 +89,28 @@ export class ControlPlane {
   readonly #registry: RegistrySource;
   readonly #debug: DebugServer;
   #config: ConfigSnapshot | undefined;
-  #trafficKey = '';
+  #traffic: readonly (readonly IstioResource[])[] | null = null;
+  #discovery: DiscoveryState = { services: [], endpoints: new Map(), workloads: [] };
   #mesh: MeshSnapshot;
   #version = 0;
   #started = false;
+  #watchDiagnostics: readonly Diagnostic[] = [];
+  #supportDiagnostics: readonly Diagnostic[] = [];
+  #reported = new Set<string>();
+  #pendingRebuild: { full: boolean; reasons: Set<string>; timer: NodeJS.Timeout } | null = null;
 
   constructor(opts: ControlPlaneOptions) {
     this.#opts = opts;
     this.#log = opts.logger ?? createLogger('control-plane');
     this.#watcher = new ConfigWatcher(opts.configPaths);
     this.#registry = new RegistrySource({ graceMs: opts.registrationGraceMs });
-    this.#mesh = buildSnapshot({
-      version: 0,
-      discovery: { services: [], endpoints: new Map(), workloads: [] },
-    });
+    this.#mesh = buildSnapshot({ version: 0, discovery: this.#discovery });
     const generator = new MeshGenerator(() => this.#mesh);
     this.ads = new AdsServer({ generator, debounceMs: opts.debounceMs, logger: this.#log });
     this.#debug = new DebugServer({ ads: this.ads, ready: () => this.#started });
     this.ads.on('connect', (node) => this.#registry.connected(node));
     this.ads.on('disconnect', (node) => this.#registry.disconnected(node));
-    this.#registry.onChange(() => this.#rebuild(false, 'workload registration'));
+    this.#registry.onChange(() => this.#scheduleRebuild('workload registration'));
   }
 
   /** The current mesh snapshot (for tests and the debug server). */
@@ -90,7 +127,10 @@ export class ControlPlane {
     const host = this.#opts.host ?? '127.0.0.1';
     this.#applyConfig(this.#watcher.start(), this.#watcher.diagnostics);
     this.#watcher.on('snapshot', (config, diagnostics) => this.#applyConfig(config, diagnostics));
-    this.#watcher.on('diagnostics', (diagnostics) => this.#report(diagnostics));
+    this.#watcher.on('diagnostics', (diagnostics) => {
+      this.#watchDiagnostics = diagnostics;
+      this.#report();
+    });
     this.#watcher.on('error', (err) =>
       this.#log.error('config watch failed; serving the last configuration', { error: err.message }),
     );
@@ -106,49 +146,95 @@ export class ControlPlane {
   }
 
   async stop(): Promise<void> {
+    if (this.#pendingRebuild) clearTimeout(this.#pendingRebuild.timer);
+    this.#pendingRebuild = null;
     this.#watcher.close();
     this.#registry.close();
     await Promise.all([this.ads.close(), this.#debug.close()]);
   }
 
-  #report(diagnostics: readonly Diagnostic[]): void {
-    for (const d of diagnostics) {
+  /** Logs the diagnostics not logged last time (a change must not repeat every warning of a large mesh). */
+  #report(): void {
+    const now = new Set<string>();
+    for (const d of [...this.#watchDiagnostics, ...this.#supportDiagnostics]) {
       if (d.severity === 'info') continue;
-      if (d.severity === 'error') this.#log.error(formatDiagnostic(d));
-      else this.#log.warn(formatDiagnostic(d));
+      const line = formatDiagnostic(d);
+      now.add(line);
+      if (this.#reported.has(line)) continue;
+      if (d.severity === 'error') this.#log.error(line);
+      else this.#log.warn(line);
     }
+    this.#reported = now;
   }
 
   #applyConfig(config: ConfigSnapshot, diagnostics: readonly Diagnostic[]): void {
     this.#config = config;
-    this.#report([...diagnostics, ...checkSupport(config.resources)]);
-    const trafficKey = JSON.stringify(
-      TRAFFIC_KINDS.map((k) => config.list(k).map((r) => [r.metadata, r.spec])),
-    );
-    const trafficChanged = trafficKey !== this.#trafficKey;
-    this.#trafficKey = trafficKey;
+    this.#watchDiagnostics = diagnostics;
+    this.#supportDiagnostics = supportDiagnostics(config.resources);
+    this.#report();
+    const traffic = TRAFFIC_KINDS.map((k) => config.list(k));
+    const before = this.#traffic;
+    const trafficChanged = before === null || traffic.some((list, i) => !sameTraffic(before[i], list));
+    this.#traffic = traffic;
     const { servicesChanged } = this.#configSource.update(
       listOf(config, 'ServiceEntry'),
       listOf(config, 'WorkloadEntry'),
     );
-    this.#rebuild(trafficChanged || servicesChanged, `config v${config.version}`);
+    this.#rebuild(trafficChanged || servicesChanged, [`config v${config.version}`]);
   }
 
-  #rebuild(full: boolean, reason: string): void {
+  /** Registrations that arrive together become one snapshot and one push. */
+  #scheduleRebuild(reason: string): void {
+    if (this.#pendingRebuild) {
+      this.#pendingRebuild.reasons.add(reason);
+      return;
+    }
+    const timer = setTimeout(() => {
+      const pending = this.#pendingRebuild;
+      this.#pendingRebuild = null;
+      if (pending) this.#rebuild(pending.full, [...pending.reasons]);
+    }, this.#opts.registrationBatchMs ?? 50);
+    timer.unref();
+    this.#pendingRebuild = { full: false, reasons: new Set([reason]), timer };
+  }
+
+  #rebuild(full: boolean, reasons: string[]): void {
+    const pending = this.#pendingRebuild;
+    if (pending) {
+      // This rebuild reads every source, so it covers the registrations waiting for theirs.
+      clearTimeout(pending.timer);
+      this.#pendingRebuild = null;
+      reasons = [...reasons, ...pending.reasons];
+    }
     const config = this.#config;
-    const discovery = aggregate([this.#configSource, this.#registry]);
-    // DNS clusters carry their endpoints inline (in CDS), so their endpoint changes need a full push.
-    const dnsInline = discovery.services.some(
-      (s) => s.resolution === 'DNS' || s.resolution === 'DNS_ROUND_ROBIN',
-    );
-    this.#mesh = buildSnapshot({
-      version: ++this.#version,
-      virtualServices: config ? listOf(config, 'VirtualService') : [],
-      destinationRules: config ? listOf(config, 'DestinationRule') : [],
-      gateways: config ? listOf(config, 'Gateway') : [],
-      sidecars: config ? listOf(config, 'Sidecar') : [],
-      discovery,
+    const previous = this.#discovery;
+    const discovery = aggregate([this.#configSource, this.#registry], previous);
+    this.#discovery = discovery;
+    const changed = changedEndpointKeys(previous, discovery);
+    if (!full && changed.size === 0) return; // e.g. a workload no service selects: nothing to push
+    // DNS clusters carry their endpoints inline (in CDS), so a change of theirs needs a full push.
+    const dnsChanged = [...changed].some((key) => {
+      const s = this.#mesh.serviceByHost.get(key.slice(0, key.lastIndexOf('|')));
+      return s?.resolution === 'DNS' || s?.resolution === 'DNS_ROUND_ROBIN';
     });
-    if (this.#started || this.ads.status().length > 0) this.ads.push({ full: full || dnsInline, reason });
+    full ||= dnsChanged;
+    const version = ++this.#version;
+    if (full) {
+      this.#mesh = buildSnapshot({
+        version,
+        configVersion: version,
+        virtualServices: config ? listOf(config, 'VirtualService') : [],
+        destinationRules: config ? listOf(config, 'DestinationRule') : [],
+        gateways: config ? listOf(config, 'Gateway') : [],
+        sidecars: config ? listOf(config, 'Sidecar') : [],
+        discovery,
+      });
+    } else {
+      this.#mesh = buildSnapshot({ version, discovery, endpointsOnlySince: this.#mesh });
+    }
+    if (!this.#started && this.ads.connectedProxies === 0) return;
+    const reason = reasons.join(', ');
+    if (full) this.ads.push({ full: true, reason });
+    else this.ads.push({ full: false, reason, endpointClusters: endpointClusterNames(changed, this.#mesh) });
   }
 }

@@ -123,38 +123,53 @@ function cluster(
   return base;
 }
 
-/** The outbound clusters for these services, with subsets, sorted by name. */
+/**
+ * The outbound clusters for these services, with subsets, sorted by name. With `memo` (one per configuration:
+ * its keys assume the DestinationRules do not change), a cluster already built for another proxy is returned
+ * as the same object — clusters differ between proxies only through the rule a proxy's namespace picks.
+ */
 export function outboundClusters(
   services: readonly Service[],
   proxyNamespace: string,
   snap: MeshSnapshot,
   opts: ClusterOptions,
+  memo?: Map<string, JsonObject>,
 ): JsonObject[] {
   const out: JsonObject[] = [];
   for (const service of services) {
     const dr = destinationRuleFor(service.hostname, proxyNamespace, snap);
+    const rule = dr ? `${dr.metadata.namespace}/${dr.metadata.name}` : '';
+    const make = (name: string, build: () => JsonObject): JsonObject => {
+      if (!memo) return build();
+      const key = `${opts.proxyless ? 'g' : 's'}\u0000${name}\u0000${rule}`;
+      let c = memo.get(key);
+      if (!c) {
+        c = build();
+        memo.set(key, c);
+      }
+      return c;
+    };
     for (const port of service.ports) {
       if (port.protocol === 'UDP') continue;
       const rulePolicy = dr?.spec.trafficPolicy;
+      const name = outboundClusterName(port.number, '', service.hostname);
       out.push(
-        cluster(
-          outboundClusterName(port.number, '', service.hostname),
-          service,
-          port,
-          effectivePolicy([rulePolicy], port.number),
-          snap,
-          opts,
+        make(name, () =>
+          cluster(name, service, port, effectivePolicy([rulePolicy], port.number), snap, opts),
         ),
       );
       for (const subset of dr?.spec.subsets ?? []) {
+        const subsetName = outboundClusterName(port.number, subset.name, service.hostname);
         out.push(
-          cluster(
-            outboundClusterName(port.number, subset.name, service.hostname),
-            service,
-            port,
-            effectivePolicy([rulePolicy, subset.trafficPolicy], port.number),
-            snap,
-            opts,
+          make(subsetName, () =>
+            cluster(
+              subsetName,
+              service,
+              port,
+              effectivePolicy([rulePolicy, subset.trafficPolicy], port.number),
+              snap,
+              opts,
+            ),
           ),
         );
       }

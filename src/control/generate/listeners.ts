@@ -9,7 +9,7 @@
  */
 import type { JsonObject } from '../../core/json.ts';
 import type { IstioResource } from '../../api/istio/resource.ts';
-import type { Gateway } from '../../api/istio/networking.ts';
+import type { Gateway, VirtualService } from '../../api/istio/networking.ts';
 import { labelsMatch } from '../model/discovery.ts';
 import { isHttp, isHttp2, protocolOf } from '../model/protocol.ts';
 import type { MeshSnapshot } from '../model/snapshot.ts';
@@ -66,6 +66,64 @@ function tcpProxy(statPrefix: string, cluster: string): JsonObject {
 function metadataString(proxy: ProxyNode, key: string): string | undefined {
   const v = proxy.metadata[key];
   return typeof v === 'string' && v !== '' ? v : typeof v === 'number' ? String(v) : undefined;
+}
+
+/** The distinct `sourceLabels` of every VirtualService match: the only labels routes read from a proxy. */
+const sourceLabelSelectors = new WeakMap<
+  readonly IstioResource<VirtualService>[],
+  readonly Readonly<Record<string, string>>[]
+>();
+
+function selectorsOf(snap: MeshSnapshot): readonly Readonly<Record<string, string>>[] {
+  let list = sourceLabelSelectors.get(snap.virtualServices);
+  if (!list) {
+    const distinct = new Map<string, Readonly<Record<string, string>>>();
+    for (const vs of snap.virtualServices)
+      for (const http of vs.spec.http ?? [])
+        for (const m of http.match ?? [])
+          if (m.sourceLabels) distinct.set(JSON.stringify(m.sourceLabels), m.sourceLabels);
+    list = [...distinct.values()];
+    sourceLabelSelectors.set(snap.virtualServices, list);
+  }
+  return list;
+}
+
+/**
+ * Everything of a proxy that its listener plan depends on, as a string: two proxies with the same key get the
+ * same plan (sidecarListeners / gatewayListeners read nothing else of the proxy), so a plan is built once per
+ * key and shared. Labels count only as far as a selector that applies to them matches.
+ */
+export function planKey(proxy: ProxyNode, snap: MeshSnapshot): string {
+  const labels = selectorsOf(snap)
+    .map((s) => (labelsMatch(s, proxy.labels) ? '1' : '0'))
+    .join('');
+  if (proxy.type === 'router') {
+    const gateways = snap.gateways
+      .map((gw) =>
+        Object.keys(gw.spec.selector ?? {}).length > 0 && labelsMatch(gw.spec.selector ?? {}, proxy.labels)
+          ? '1'
+          : '0',
+      )
+      .join('');
+    return [
+      'router',
+      proxy.namespace,
+      gateways,
+      labels,
+      metadataString(proxy, 'WEFT_GATEWAY_BIND') ?? '',
+    ].join('\u0000');
+  }
+  const sidecar = sidecarFor(proxy, snap);
+  return [
+    'sidecar',
+    proxy.namespace,
+    sidecar ? `${sidecar.metadata.namespace}/${sidecar.metadata.name}` : '',
+    labels,
+    metadataString(proxy, 'WEFT_OUTBOUND_BIND') ?? '',
+    metadataString(proxy, 'WEFT_OUTBOUND_PORT') ?? '',
+    // Ingress listeners without a bind address listen on the proxy's own.
+    sidecar?.spec.ingress?.length ? (proxy.ipAddresses[0] ?? '') : '',
+  ].join('\u0000');
 }
 
 /** A route configuration with one virtual host per service port, skipping domains an earlier host claimed. */

@@ -15,16 +15,83 @@ export function hostMatches(pattern: string, host: string): boolean {
   return pattern.startsWith('*.') && host.endsWith(pattern.slice(1));
 }
 
+type Dr = IstioResource<DestinationRule>;
+type Vs = IstioResource<VirtualService>;
+
+/**
+ * Lookup tables over one snapshot's configuration, built once and shared by every proxy's generation (and by
+ * endpoint-only snapshots, which share the configuration objects). Each answer is the one the plain scan over
+ * the sorted lists would give, in the same order of preference.
+ */
+interface ScopeIndex {
+  readonly destinationRules: readonly Dr[];
+  readonly virtualServices: readonly Vs[];
+  readonly sidecars: readonly IstioResource<Sidecar>[];
+  readonly serviceByHost: ReadonlyMap<string, Service>;
+  readonly drPosition: Map<Dr, number>;
+  readonly drExact: Map<string, Dr[]>;
+  readonly drWildcard: Dr[];
+  readonly drMemo: Map<string, Dr | undefined>;
+  readonly vsByGateway: Map<string, { exact: Map<string, Vs>; wildcard: Vs[] }>;
+  readonly vsMemo: Map<string, Vs | undefined>;
+  readonly sidecarsByNamespace: Map<string, IstioResource<Sidecar>[]>;
+  readonly visibleMemo: Map<string, Service[]>;
+}
+
+const indexes = new WeakMap<ReadonlyMap<string, Service>, ScopeIndex>();
+
+function isWildcardHost(host: string): boolean {
+  return host === '*' || host.startsWith('*.');
+}
+
+function indexOf(snap: MeshSnapshot): ScopeIndex {
+  const known = indexes.get(snap.serviceByHost);
+  if (
+    known &&
+    known.destinationRules === snap.destinationRules &&
+    known.virtualServices === snap.virtualServices &&
+    known.sidecars === snap.sidecars
+  )
+    return known;
+  const index: ScopeIndex = {
+    destinationRules: snap.destinationRules,
+    virtualServices: snap.virtualServices,
+    sidecars: snap.sidecars,
+    serviceByHost: snap.serviceByHost,
+    drPosition: new Map(),
+    drExact: new Map(),
+    drWildcard: [],
+    drMemo: new Map(),
+    vsByGateway: new Map(),
+    vsMemo: new Map(),
+    sidecarsByNamespace: new Map(),
+    visibleMemo: new Map(),
+  };
+  snap.destinationRules.forEach((dr, i) => {
+    index.drPosition.set(dr, i);
+    if (isWildcardHost(dr.spec.host)) index.drWildcard.push(dr);
+    else index.drExact.set(dr.spec.host, [...(index.drExact.get(dr.spec.host) ?? []), dr]);
+  });
+  for (const sc of snap.sidecars) {
+    const list = index.sidecarsByNamespace.get(sc.metadata.namespace);
+    if (list) list.push(sc);
+    else index.sidecarsByNamespace.set(sc.metadata.namespace, [sc]);
+  }
+  indexes.set(snap.serviceByHost, index);
+  return index;
+}
+
 /** The Sidecar for this proxy: one selecting its labels in its namespace, else its namespace's default, else the root's. */
 export function sidecarFor(proxy: ProxyNode, snap: MeshSnapshot): IstioResource<Sidecar> | undefined {
-  const inNs = snap.sidecars.filter((s) => s.metadata.namespace === proxy.namespace);
+  const index = indexOf(snap);
+  const inNs = index.sidecarsByNamespace.get(proxy.namespace) ?? [];
   return (
     inNs.find(
       (s) => s.spec.workloadSelector?.labels && labelsMatch(s.spec.workloadSelector.labels, proxy.labels),
     ) ??
     inNs.find((s) => !s.spec.workloadSelector?.labels) ??
-    snap.sidecars.find(
-      (s) => s.metadata.namespace === snap.options.rootNamespace && !s.spec.workloadSelector?.labels,
+    (index.sidecarsByNamespace.get(snap.options.rootNamespace) ?? []).find(
+      (s) => !s.spec.workloadSelector?.labels,
     )
   );
 }
@@ -39,13 +106,23 @@ function egressAdmits(entry: string, service: Service, proxyNamespace: string): 
   return nsOk && hostMatches(host, service.hostname);
 }
 
-/** Services this proxy may call: all, or those its Sidecar's egress hosts admit. */
-export function visibleServices(proxy: ProxyNode, snap: MeshSnapshot): Service[] {
+/**
+ * Services this proxy may call: all, or those its Sidecar's egress hosts admit. The same list (same array) for
+ * every proxy with the same Sidecar and namespace; callers must not change it.
+ */
+export function visibleServices(proxy: ProxyNode, snap: MeshSnapshot): readonly Service[] {
   const sidecar = sidecarFor(proxy, snap);
   const egress = sidecar?.spec.egress;
-  if (!egress || egress.length === 0) return [...snap.services];
-  const entries = egress.flatMap((e) => e.hosts ?? []);
-  return snap.services.filter((s) => entries.some((e) => egressAdmits(e, s, proxy.namespace)));
+  if (!egress || egress.length === 0) return snap.services;
+  const index = indexOf(snap);
+  const key = `${sidecar.metadata.namespace}/${sidecar.metadata.name}\u0000${proxy.namespace}`;
+  let visible = index.visibleMemo.get(key);
+  if (!visible) {
+    const entries = egress.flatMap((e) => e.hosts ?? []);
+    visible = snap.services.filter((s) => entries.some((e) => egressAdmits(e, s, proxy.namespace)));
+    index.visibleMemo.set(key, visible);
+  }
+  return visible;
 }
 
 /**
@@ -57,18 +134,26 @@ export function destinationRuleFor(
   proxyNamespace: string,
   snap: MeshSnapshot,
 ): IstioResource<DestinationRule> | undefined {
+  const index = indexOf(snap);
+  const memoKey = `${proxyNamespace}\u0000${host}`;
+  if (index.drMemo.has(memoKey)) return index.drMemo.get(memoKey);
   const service = snap.serviceByHost.get(host);
   const order = [proxyNamespace, service?.namespace, snap.options.rootNamespace];
-  const candidates = snap.destinationRules.filter((dr) => hostMatches(dr.spec.host, host));
-  for (const exact of [true, false]) {
+  // The rules whose host matches, in snapshot order (as a scan of every rule would find them).
+  const candidates = [
+    ...(index.drExact.get(host) ?? []),
+    ...index.drWildcard.filter((dr) => hostMatches(dr.spec.host, host)),
+  ].sort((a, b) => index.drPosition.get(a)! - index.drPosition.get(b)!);
+  let found: Dr | undefined;
+  search: for (const exact of [true, false]) {
     for (const ns of order) {
-      const found = candidates.find(
-        (dr) => dr.metadata.namespace === ns && (dr.spec.host === host) === exact,
-      );
-      if (found) return found;
+      found = candidates.find((dr) => dr.metadata.namespace === ns && (dr.spec.host === host) === exact);
+      if (found) break search;
     }
   }
-  return candidates[0];
+  found ??= candidates[0];
+  index.drMemo.set(memoKey, found);
+  return found;
 }
 
 /** VirtualServices bound to `gateway` (`mesh` for sidecars) that name this host; an exact host beats a wildcard. */
@@ -77,11 +162,26 @@ export function virtualServiceFor(
   gateway: string,
   snap: MeshSnapshot,
 ): IstioResource<VirtualService> | undefined {
-  const bound = snap.virtualServices.filter((vs) => boundTo(vs, gateway));
-  return (
-    bound.find((vs) => (vs.spec.hosts ?? []).includes(host)) ??
-    bound.find((vs) => (vs.spec.hosts ?? []).some((h) => hostMatches(h, host)))
-  );
+  const index = indexOf(snap);
+  const memoKey = `${gateway}\u0000${host}`;
+  if (index.vsMemo.has(memoKey)) return index.vsMemo.get(memoKey);
+  let byGateway = index.vsByGateway.get(gateway);
+  if (!byGateway) {
+    byGateway = { exact: new Map(), wildcard: [] };
+    for (const vs of snap.virtualServices) {
+      if (!boundTo(vs, gateway)) continue;
+      const hosts = vs.spec.hosts ?? [];
+      for (const h of hosts) if (!byGateway.exact.has(h)) byGateway.exact.set(h, vs);
+      if (hosts.some(isWildcardHost)) byGateway.wildcard.push(vs);
+    }
+    index.vsByGateway.set(gateway, byGateway);
+  }
+  // An exact name first; otherwise the first (in order) whose patterns match — only a wildcard can, then.
+  const found =
+    byGateway.exact.get(host) ??
+    byGateway.wildcard.find((vs) => (vs.spec.hosts ?? []).some((h) => hostMatches(h, host)));
+  index.vsMemo.set(memoKey, found);
+  return found;
 }
 
 /** Whether a VirtualService applies to `gateway` (`mesh` = sidecars; otherwise `namespace/name`). */

@@ -54,36 +54,72 @@ export function servicesOf(se: IstioResource<ServiceEntry>): ServiceDefinition[]
   }));
 }
 
+/** Conversions kept per resource object: the watcher hands over the same object while its file is unchanged. */
+const servicesOfResource = new WeakMap<IstioResource<ServiceEntry>, ServiceDefinition[]>();
+const workloadOfResource = new WeakMap<IstioResource<WorkloadEntry>, Workload>();
+
+function cachedServices(se: IstioResource<ServiceEntry>): ServiceDefinition[] {
+  let defs = servicesOfResource.get(se);
+  if (!defs) {
+    defs = servicesOf(se);
+    servicesOfResource.set(se, defs);
+  }
+  return defs;
+}
+
+function cachedWorkload(we: IstioResource<WorkloadEntry>): Workload {
+  let w = workloadOfResource.get(we);
+  if (!w) {
+    w = workloadOf(
+      we.spec,
+      we.metadata.name,
+      we.metadata.namespace,
+      `WorkloadEntry ${we.metadata.namespace}/${we.metadata.name}`,
+    );
+    workloadOfResource.set(we, w);
+  }
+  return w;
+}
+
+/**
+ * `next` with each item replaced by the item of `before` at the same key when their content is equal (a resource
+ * re-read from a file that was rewritten without changing it is a new object): unchanged items keep their identity,
+ * which is what later stages compare. Returns `before` itself when nothing differs.
+ */
+function keepUnchanged<T>(before: readonly T[], next: readonly T[], key: (item: T) => string): readonly T[] {
+  if (before.length === next.length && next.every((item, i) => item === before[i])) return before;
+  const previous = new Map(before.map((item) => [key(item), item]));
+  const out = next.map((item) => {
+    const old = previous.get(key(item));
+    return old !== undefined && old !== item && JSON.stringify(old) === JSON.stringify(item) ? old : item;
+  });
+  return out.length === before.length && out.every((item, i) => item === before[i]) ? before : out;
+}
+
 export class ConfigDiscoverySource implements DiscoverySource {
   readonly name = 'config';
-  private defs: ServiceDefinition[] = [];
-  private entries: Workload[] = [];
-  private serviceKey = '';
-  private workloadKey = '';
+  private defs: readonly ServiceDefinition[] = [];
+  private entries: readonly Workload[] = [];
   private readonly listeners = new Set<Listener>();
 
-  /** Replaces the ServiceEntries and WorkloadEntries; notifies only when something changed. */
+  /**
+   * Replaces the ServiceEntries and WorkloadEntries; notifies only when something changed. Lists whose content
+   * did not change are kept as they were (same array), so aggregation can tell what changed by identity.
+   */
   update(
     serviceEntries: readonly IstioResource<ServiceEntry>[],
     workloadEntries: readonly IstioResource<WorkloadEntry>[],
   ): { servicesChanged: boolean; workloadsChanged: boolean } {
-    const defs = serviceEntries.flatMap(servicesOf);
-    const entries = workloadEntries.map((we) =>
-      workloadOf(
-        we.spec,
-        we.metadata.name,
-        we.metadata.namespace,
-        `WorkloadEntry ${we.metadata.namespace}/${we.metadata.name}`,
-      ),
+    const defs = keepUnchanged(this.defs, serviceEntries.flatMap(cachedServices), (d) => d.hostname);
+    const entries = keepUnchanged(
+      this.entries,
+      workloadEntries.map(cachedWorkload),
+      (w) => `${w.namespace}/${w.name}`,
     );
-    const serviceKey = JSON.stringify(defs);
-    const workloadKey = JSON.stringify(entries);
-    const servicesChanged = serviceKey !== this.serviceKey;
-    const workloadsChanged = workloadKey !== this.workloadKey;
+    const servicesChanged = defs !== this.defs;
+    const workloadsChanged = entries !== this.entries;
     this.defs = defs;
     this.entries = entries;
-    this.serviceKey = serviceKey;
-    this.workloadKey = workloadKey;
     if (servicesChanged || workloadsChanged)
       for (const l of this.listeners) l({ endpointsOnly: !servicesChanged });
     return { servicesChanged, workloadsChanged };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ProxyNode } from '../xds/types.ts';
-import { aggregate } from './discovery.ts';
+import { aggregate, changedEndpointKeys } from './discovery.ts';
 import type { DiscoverySource, ServiceDefinition } from './discovery.ts';
 import { protocolOf } from './protocol.ts';
 import { RegistrySource, workloadOfNode } from './registry-source.ts';
@@ -120,6 +120,62 @@ describe('discovery aggregation', () => {
     ]);
     assert.equal(state.services[0].origin, 'test');
     assert.equal(state.endpoints.get(endpointKey(service.hostname, 80))!.length, 1);
+  });
+});
+
+describe('incremental aggregation', () => {
+  const svc = (name: string, selector: Record<string, string>): ServiceDefinition => ({
+    hostname: `${name}.shop.svc.cluster.local`,
+    namespace: 'shop',
+    ports: [{ name: 'http', number: 80, protocol: 'HTTP' }],
+    resolution: 'STATIC',
+    location: 'MESH_INTERNAL',
+    addresses: [],
+    origin: 'test',
+    workloadSelector: selector,
+  });
+  const w = (name: string, labels: Record<string, string>, address: string): Workload => ({
+    name,
+    namespace: 'shop',
+    address,
+    labels,
+    ports: {},
+    locality: parseLocality('eu/eu-a'),
+    weight: 1,
+    serviceAccount: 'sa',
+    healthy: true,
+    origin: 'test',
+  });
+
+  it('recomputes only the services a changed workload is selected by, with the result of a full aggregation', () => {
+    const services = [svc('web', { app: 'web' }), svc('api', { app: 'api' }), svc('all', {})];
+    let workloads = [
+      w('web-1', { app: 'web' }, '10.0.0.1'),
+      w('api-1', { app: 'api' }, '10.0.0.2'),
+      w('api-2', { app: 'api' }, '10.0.0.3'),
+    ];
+    const source: DiscoverySource = {
+      name: 'mutable',
+      services: () => services,
+      workloads: () => workloads,
+      onChange: () => () => {},
+    };
+    const first = aggregate([source]);
+    workloads = [workloads[0], w('api-1', { app: 'api' }, '10.0.0.22'), workloads[2]];
+    const second = aggregate([source], first);
+    const web = endpointKey('web.shop.svc.cluster.local', 80);
+    const api = endpointKey('api.shop.svc.cluster.local', 80);
+    const all = endpointKey('all.shop.svc.cluster.local', 80);
+    assert.equal(second.endpoints.get(web), first.endpoints.get(web), 'untouched list kept');
+    assert.notEqual(second.endpoints.get(api), first.endpoints.get(api));
+    assert.deepEqual([...changedEndpointKeys(first, second)].sort(), [all, api].sort());
+    assert.deepEqual(second, aggregate([source]), 'same as aggregating from scratch');
+    // A workload added and one removed (a different length).
+    workloads = [w('web-2', { app: 'web' }, '10.0.0.9'), ...workloads.slice(1)];
+    const third = aggregate([source], second);
+    assert.deepEqual(third, aggregate([source]));
+    assert.equal(third.endpoints.get(api), second.endpoints.get(api));
+    assert.deepEqual([...changedEndpointKeys(second, third)].sort(), [all, web].sort());
   });
 });
 

@@ -9,6 +9,8 @@ import type { Workload } from './types.ts';
 
 type Listener = (change: { endpointsOnly: boolean }) => void;
 
+const NO_SERVICES: readonly ServiceDefinition[] = Object.freeze([]);
+
 /** Istio's POD_PORTS metadata: a JSON array of container ports `[{"name":"http","containerPort":8080}]`. */
 function portsOf(metadata: ProxyNode['metadata']): Record<string, number> {
   const raw = metadata.POD_PORTS;
@@ -50,6 +52,8 @@ export class RegistrySource implements DiscoverySource {
   private readonly byId = new Map<string, { workload: Workload; streams: number; timer?: NodeJS.Timeout }>();
   private readonly listeners = new Set<Listener>();
   private readonly graceMs: number;
+  /** The workloads list handed out, rebuilt only after a change (aggregation compares lists by identity). */
+  private list: readonly Workload[] | null = null;
 
   constructor(opts: { graceMs?: number } = {}) {
     this.graceMs = opts.graceMs ?? 10_000;
@@ -92,11 +96,12 @@ export class RegistrySource implements DiscoverySource {
   }
 
   services(): readonly ServiceDefinition[] {
-    return [];
+    return NO_SERVICES;
   }
 
   workloads(): readonly Workload[] {
-    return [...this.byId.values()].map((e) => e.workload);
+    this.list ??= [...this.byId.values()].map((e) => e.workload);
+    return this.list;
   }
 
   onChange(listener: Listener): () => void {
@@ -105,6 +110,7 @@ export class RegistrySource implements DiscoverySource {
   }
 
   private notify(): void {
+    this.list = null;
     for (const l of this.listeners) l({ endpointsOnly: true });
   }
 }

@@ -22,6 +22,11 @@ export const DEFAULT_MESH_OPTIONS: MeshOptions = {
 export interface MeshSnapshot {
   /** Increases with every change; generators may memoize on it. */
   readonly version: number;
+  /**
+   * Changes with everything but endpoints (services, VirtualService, DestinationRule, Gateway, Sidecar): listeners,
+   * routes and clusters can be memoized on it across endpoint-only snapshots.
+   */
+  readonly configVersion: number;
   readonly options: MeshOptions;
   readonly virtualServices: readonly IstioResource<VirtualService>[];
   readonly destinationRules: readonly IstioResource<DestinationRule>[];
@@ -34,6 +39,13 @@ export interface MeshSnapshot {
 
 export interface SnapshotInput {
   version: number;
+  /** Default: `version`. */
+  configVersion?: number;
+  /**
+   * An endpoint-only change: everything but the endpoints is taken from this snapshot (same objects, so what
+   * generators memoized on them stays valid). The other lists of the input are then ignored.
+   */
+  endpointsOnlySince?: MeshSnapshot;
   options?: MeshOptions;
   virtualServices?: readonly IstioResource<VirtualService>[];
   destinationRules?: readonly IstioResource<DestinationRule>[];
@@ -50,17 +62,34 @@ function sorted<T extends IstioResource>(list: readonly T[] | undefined): readon
 }
 
 export function buildSnapshot(input: SnapshotInput): MeshSnapshot {
-  const serviceByHost = new Map(input.discovery.services.map((s) => [s.hostname, s]));
   const endpoints = input.discovery.endpoints;
+  const lookup = (hostname: string, port: number): readonly Endpoint[] =>
+    endpoints.get(endpointKey(hostname, port)) ?? [];
+  const base = input.endpointsOnlySince;
+  if (base) {
+    return {
+      version: input.version,
+      configVersion: base.configVersion,
+      options: base.options,
+      virtualServices: base.virtualServices,
+      destinationRules: base.destinationRules,
+      gateways: base.gateways,
+      sidecars: base.sidecars,
+      services: base.services,
+      serviceByHost: base.serviceByHost,
+      endpoints: lookup,
+    };
+  }
   return {
     version: input.version,
+    configVersion: input.configVersion ?? input.version,
     options: input.options ?? DEFAULT_MESH_OPTIONS,
     virtualServices: sorted(input.virtualServices),
     destinationRules: sorted(input.destinationRules),
     gateways: sorted(input.gateways),
     sidecars: sorted(input.sidecars),
     services: input.discovery.services,
-    serviceByHost,
-    endpoints: (hostname, port) => endpoints.get(endpointKey(hostname, port)) ?? [],
+    serviceByHost: new Map(input.discovery.services.map((s) => [s.hostname, s])),
+    endpoints: lookup,
   };
 }

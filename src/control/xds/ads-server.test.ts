@@ -6,6 +6,7 @@ import { decodeMessage, encodeMessage } from '../../api/envoy/wire.ts';
 import { createLogger, setLogLevel } from '../../core/logger.ts';
 import { AdsServer } from './ads-server.ts';
 import type { AdsServerOptions } from './ads-server.ts';
+import { STREAM_WINDOW_BYTES } from './flow-control.ts';
 import { DISCOVERY_REQUEST, DISCOVERY_RESPONSE, SOTW_PATH } from './service.ts';
 import { AdsTestClient, namesOf, sidecarNode, testCluster, testEndpoints, TestGenerator } from './testing.ts';
 import { TYPE_URL } from './types.ts';
@@ -258,6 +259,59 @@ describe('AdsServer: state of the world', { timeout: 20_000 }, () => {
     assert.deepEqual(generator.calls[0].names, [RATINGS, REVIEWS]);
   });
 
+  it('regenerates only the named clusters on an endpoint push that names them, and only those subscribed', async () => {
+    const { server, port, generator } = await start();
+    const c = await syncedSotw(port);
+    generator.calls.length = 0;
+    generator.set(testEndpoints(RATINGS, [{ address: '10.0.1.3', port: 9080 }]));
+    server.push({
+      full: false,
+      reason: 'endpoint',
+      endpointClusters: new Set([RATINGS, 'outbound|1||not-subscribed']),
+    });
+    const eds = await c.next();
+    assert.deepEqual(namesOf(eds), [RATINGS]);
+    c.ack(eds, [REVIEWS, RATINGS]);
+    assert.deepEqual(generator.calls, [
+      { proxy: generator.calls[0].proxy, typeUrl: TYPE_URL.endpoint, names: [RATINGS] },
+    ]);
+    // The version covers the whole set the proxy holds: the same as a full regeneration would give.
+    await eventually(() => assert.equal(server.status()[0].types[1].state, 'SYNCED'));
+    const versionAfterFastPath = server.status()[0].types[1].lastSentVersion;
+    generator.set(testEndpoints(REVIEWS, [{ address: '10.0.0.5', port: 9080 }]));
+    server.push({ full: false, reason: 'endpoint' });
+    const full = await c.next();
+    assert.deepEqual(namesOf(full), [REVIEWS]);
+    assert.notEqual(server.status()[0].types[1].lastSentVersion, versionAfterFastPath);
+    // A change the push does not name is not looked at.
+    c.ack(full, [REVIEWS, RATINGS]);
+    generator.set(testEndpoints(REVIEWS, [{ address: '10.0.0.6', port: 9080 }]));
+    server.push({ full: false, reason: 'endpoint', endpointClusters: new Set([RATINGS]) });
+    await c.none(150);
+  });
+
+  it('raises its HTTP/2 receive windows, so an ACK repeating a large subscription is not held back', async () => {
+    const { port: p2 } = await start();
+    const session = http2.connect(`http://127.0.0.1:${p2}`);
+    try {
+      // The server sends its settings right after the connection opens; the raised ones come in a second frame.
+      const settings = await new Promise<http2.Settings>((resolve) => {
+        let last: http2.Settings = {};
+        const timer = setTimeout(() => resolve(last), 2000);
+        session.on('remoteSettings', (s) => {
+          last = s;
+          if (s.initialWindowSize !== 65535) {
+            clearTimeout(timer);
+            resolve(s);
+          }
+        });
+      });
+      assert.equal(settings.initialWindowSize, STREAM_WINDOW_BYTES);
+    } finally {
+      session.destroy();
+    }
+  });
+
   it('merges a burst of pushes into one round and one response', async () => {
     const { server, port, generator } = await start({ debounceMs: 150, debounceMaxMs: 5000 });
     const c = await syncedSotw(port);
@@ -441,6 +495,36 @@ describe('AdsServer: delta', { timeout: 20_000 }, () => {
     const eds3 = server.status()[0].types.find((t) => t.typeUrl === TYPE_URL.endpoint)!;
     assert.deepEqual(eds3.subscribed, ['outbound|1||missing', RATINGS]);
     assert.equal(server.status()[0].stream, 'delta');
+  });
+
+  it('takes the endpoint fast path: only named, subscribed clusters, with removals for named ones gone', async () => {
+    const { server, port, generator } = await start();
+    const c = client(port, 'delta');
+    c.send({
+      node: sidecarNode('reviews-v1'),
+      type_url: TYPE_URL.endpoint,
+      resource_names_subscribe: [REVIEWS, RATINGS],
+    });
+    const eds = await c.next();
+    assert.deepEqual(namesOf(eds), [RATINGS, REVIEWS]);
+    c.send({ type_url: TYPE_URL.endpoint, response_nonce: eds.nonce });
+    await eventually(() => assert.equal(server.status()[0].types[0].state, 'SYNCED'));
+    generator.calls.length = 0;
+    generator.set(testEndpoints(REVIEWS, [{ address: '10.0.0.8', port: 9080 }]));
+    generator.delete(TYPE_URL.endpoint, RATINGS);
+    server.push({ full: false, reason: 'endpoint', endpointClusters: new Set([REVIEWS]) });
+    const pushed = await c.next();
+    assert.deepEqual(namesOf(pushed), [REVIEWS]);
+    assert.equal(pushed.removed_resources, undefined, 'RATINGS was not named: not looked at');
+    assert.deepEqual(
+      generator.calls.map((call) => call.names),
+      [[REVIEWS]],
+    );
+    c.send({ type_url: TYPE_URL.endpoint, response_nonce: pushed.nonce });
+    await eventually(() => assert.equal(server.status()[0].types[0].state, 'SYNCED'));
+    server.push({ full: false, reason: 'endpoint', endpointClusters: new Set([RATINGS]) });
+    const removed = await c.next();
+    assert.deepEqual(removed.removed_resources, [RATINGS]);
   });
 
   it('honours initial_resource_versions: a reconnecting proxy gets only what it lacks', async () => {

@@ -23,12 +23,15 @@ import type {
   XdsConnection,
 } from './connection.ts';
 import { DeltaConnection } from './delta-connection.ts';
+import { widenReceiveWindows } from './flow-control.ts';
 import { PushQueue } from './push-queue.ts';
 import type { MergedPush } from './push-queue.ts';
 import { ResourceEncoder } from './resources.ts';
 import { adsServiceDefinition } from './service.ts';
 import type { DecodedRequest } from './service.ts';
 import { SotwConnection } from './sotw-connection.ts';
+import { SendBudget } from './send-budget.ts';
+import { Subscriptions } from './subscriptions.ts';
 import { SHORT_TYPE_NAME } from './type-state.ts';
 import { PUSH_ORDER, TYPE_URL } from './types.ts';
 import type { ProxyNode, PushRequest, XdsGenerator } from './types.ts';
@@ -46,6 +49,8 @@ export interface AdsServerOptions {
   ackTimeoutMs?: number;
   /** control_plane.identifier in every response. Default "weft". */
   controlPlaneId?: string;
+  /** Response bytes written to streams but not yet taken by them, beyond which streams wait. Default 16 MiB. */
+  sendBudgetBytes?: number;
   logger?: Logger;
 }
 
@@ -74,6 +79,10 @@ export interface RoundEvent {
   merged: number;
   reasons: string[];
   proxies: number;
+  /** From the first push() merged into the round to the round's start (the debounce, and any wait). */
+  queuedMs: number;
+  /** From the round's start to every affected stream having been asked to push. */
+  durationMs: number;
 }
 
 export interface AdsServerEvents {
@@ -152,7 +161,11 @@ export class AdsServer extends EventEmitter<AdsServerEvents> {
       onRound: (push) => this.#round(push),
       logger: this.#logger,
     });
-    this.#context = this.#makeContext(options.ackTimeoutMs ?? 5000, options.controlPlaneId ?? 'weft');
+    this.#context = this.#makeContext(
+      options.ackTimeoutMs ?? 5000,
+      options.controlPlaneId ?? 'weft',
+      options.sendBudgetBytes ?? 16 * 1024 * 1024,
+    );
   }
 
   /** Starts serving on host:port (0 = any free port); resolves to the bound port. */
@@ -173,6 +186,8 @@ export class AdsServer extends EventEmitter<AdsServerEvents> {
           return;
         }
         this.#server = server;
+        if (!widenReceiveWindows(server))
+          this.#logger.warn('cannot raise the HTTP/2 receive windows; large ACKs will be slow');
         this.#logger.info('ADS server listening', { address: host, port: bound });
         resolve(bound);
       });
@@ -282,9 +297,11 @@ export class AdsServer extends EventEmitter<AdsServerEvents> {
   }
 
   async #round(push: MergedPush): Promise<void> {
+    const roundStart = performance.now();
     this.#encoder.startRound();
     const trigger: PushTrigger = {
       types: push.full ? ALL_TYPES : ENDPOINT_TYPES,
+      endpointNames: push.full ? null : push.endpointClusters,
       startedAt: push.startedAt,
       reasons: push.reasons,
     };
@@ -300,7 +317,14 @@ export class AdsServer extends EventEmitter<AdsServerEvents> {
         sliceStart = performance.now();
       }
     }
-    const event: RoundEvent = { full: push.full, merged: push.merged, reasons: push.reasons, proxies };
+    const event: RoundEvent = {
+      full: push.full,
+      merged: push.merged,
+      reasons: push.reasons,
+      proxies,
+      queuedMs: roundStart - push.startedAt,
+      durationMs: performance.now() - roundStart,
+    };
     this.#stats.rounds += 1;
     this.#stats.lastRound = { ...event, at: new Date().toISOString() };
     this.#logger.debug('push round', { ...event });
@@ -317,10 +341,12 @@ export class AdsServer extends EventEmitter<AdsServerEvents> {
     }
   }
 
-  #makeContext(ackTimeoutMs: number, controlPlaneId: string): ConnectionContext {
+  #makeContext(ackTimeoutMs: number, controlPlaneId: string, sendBudgetBytes: number): ConnectionContext {
     return {
       generator: this.#generator,
       encoder: this.#encoder,
+      subscriptions: new Subscriptions(),
+      budget: new SendBudget(sendBudgetBytes),
       logger: this.#logger,
       ackTimeoutMs,
       controlPlaneId,

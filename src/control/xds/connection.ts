@@ -13,11 +13,13 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { WireJson } from '../../api/envoy/wire.ts';
 import type { Logger } from '../../core/logger.ts';
 import { NodeError, parseProxyNode } from './node.ts';
-import type { EncodedResource, ResourceEncoder } from './resources.ts';
+import type { EncodedSet, ResourceEncoder } from './resources.ts';
 import type { DecodedRequest } from './service.ts';
+import type { SendBudget } from './send-budget.ts';
+import type { Subscription, Subscriptions } from './subscriptions.ts';
 import { KNOWN_TYPES, TypeState } from './type-state.ts';
 import type { TypeStatus } from './type-state.ts';
-import { PUSH_ORDER } from './types.ts';
+import { PUSH_ORDER, TYPE_URL } from './types.ts';
 import type { ProxyNode, XdsGenerator } from './types.ts';
 
 export type StreamKind = 'sotw' | 'delta';
@@ -26,6 +28,11 @@ export type RequestJson = { [key: string]: WireJson };
 /** A push as one connection sees it: the types to regenerate, when the oldest merged push() was made, why. */
 export interface PushTrigger {
   types: ReadonlySet<string>;
+  /**
+   * For ClusterLoadAssignment: the only names that may have changed (the endpoint fast path: just these are
+   * regenerated); null = any may have.
+   */
+  endpointNames: ReadonlySet<string> | null;
   /** performance.now() of the oldest push() merged into this one. */
   startedAt: number;
   reasons: readonly string[];
@@ -45,6 +52,8 @@ export interface SentInfo {
 export interface ConnectionContext {
   readonly generator: XdsGenerator;
   readonly encoder: ResourceEncoder;
+  readonly subscriptions: Subscriptions;
+  readonly budget: SendBudget;
   readonly logger: Logger;
   readonly ackTimeoutMs: number;
   readonly controlPlaneId: string;
@@ -75,15 +84,32 @@ export interface ProxyStatus {
 /** How long the first requests of a stream are gathered before they are answered (in push order). */
 const FIRST_BATCH_WINDOW_MS = 20;
 
+const EMPTY_SET: ReadonlyMap<string, never> = new Map<string, never>();
+
 function pushRank(typeUrl: string): number {
   const i = PUSH_ORDER.indexOf(typeUrl);
   return i < 0 ? PUSH_ORDER.length : i;
 }
 
+/** The endpoint names of merged triggers: a restriction holds only if every trigger that touches endpoints has one. */
+function mergeEndpointNames(a: PushTrigger, b: PushTrigger): ReadonlySet<string> | null {
+  const aTouches = a.types.has(TYPE_URL.endpoint);
+  const bTouches = b.types.has(TYPE_URL.endpoint);
+  if (!aTouches) return b.endpointNames;
+  if (!bTouches) return a.endpointNames;
+  if (!a.endpointNames || !b.endpointNames) return null;
+  return new Set([...a.endpointNames, ...b.endpointNames]);
+}
+
 function mergeTriggers(a: PushTrigger | null, b: PushTrigger): PushTrigger {
   if (!a) return b;
   const reasons = [...new Set([...a.reasons, ...b.reasons])].slice(0, 16);
-  return { types: new Set([...a.types, ...b.types]), startedAt: Math.min(a.startedAt, b.startedAt), reasons };
+  return {
+    types: new Set([...a.types, ...b.types]),
+    endpointNames: mergeEndpointNames(a, b),
+    startedAt: Math.min(a.startedAt, b.startedAt),
+    reasons,
+  };
 }
 
 export abstract class XdsConnection {
@@ -96,10 +122,11 @@ export abstract class XdsConnection {
   protected readonly types = new Map<string, TypeState>();
   readonly #call: ServerDuplexStream<DecodedRequest, object>;
   #nonce = 0;
-  #queue: RequestJson[] = [];
+  #queue: { json: RequestJson; subscription?: Subscription }[] = [];
   #drainScheduled = false;
   #pending: PushTrigger | null = null;
   #ackTimer: NodeJS.Timeout | null = null;
+  #waitingForRoom = false;
   #ended = false;
   #closed = false;
   readonly #warnedTypes = new Set<string>();
@@ -133,8 +160,11 @@ export abstract class XdsConnection {
     return this.#closed;
   }
 
-  /** Handles one decoded request; throws RequestError/NodeError for a request the stream cannot go on after. */
-  protected abstract handleRequest(req: RequestJson): void;
+  /**
+   * Handles one decoded request; throws RequestError/NodeError for a request the stream cannot go on after.
+   * `subscription`: state of the world, resource_names as a shared subscription (not in `req`).
+   */
+  protected abstract handleRequest(req: RequestJson, subscription?: Subscription): void;
 
   /** Generates `state`'s type for this proxy and sends what changed; `force` sends even when nothing did. */
   protected abstract respond(state: TypeState, trigger: PushTrigger | null, force: boolean): void;
@@ -253,18 +283,15 @@ export abstract class XdsConnection {
   /**
    * The resources of `state`'s type this proxy should hold now, encoded; null when the generator failed or
    * produced a resource that cannot be encoded — then nothing is sent for the type, and the proxy keeps what it has.
+   * Proxies whose generator output and subscription are the same objects get the same EncodedSet.
    */
-  protected generate(state: TypeState): Map<string, EncodedResource> | null {
-    const out = new Map<string, EncodedResource>();
-    if (!state.wildcard && state.names.size === 0) return out;
+  protected generate(state: TypeState): EncodedSet | null {
     const node = this.node!;
     try {
+      if (!state.wildcard && state.names.size === 0) return this.ctx.encoder.encodeSet(EMPTY_SET, null);
       // A named subscription to a wildcard type (gRPC's xDS client asks for its Listener by name) gets those names.
-      const set = this.ctx.generator.generate(node, state.typeUrl, state.wildcard ? null : state.names);
-      for (const [name, json] of set) {
-        if (state.wants(name)) out.set(name, this.ctx.encoder.encode(name, json));
-      }
-      return out;
+      const names = state.wildcard ? null : state.names;
+      return this.ctx.encoder.encodeSet(this.ctx.generator.generate(node, state.typeUrl, names), names);
     } catch (err) {
       this.ctx.logger.error('cannot generate resources; the proxy keeps its current ones', {
         proxy: node.id,
@@ -275,13 +302,55 @@ export abstract class XdsConnection {
     }
   }
 
-  /** Writes a response; the send is recorded on `state` and reported once the bytes are handed to the stream. */
-  protected send(state: TypeState, message: object, info: SentInfo): void {
+  /**
+   * The endpoint fast path: the subscribed names among `changed` — `changed` itself when the proxy subscribed to
+   * all of them (the usual case), so proxies share the generated and encoded result.
+   */
+  protected changedNames(state: TypeState, changed: ReadonlySet<string>): ReadonlySet<string> {
+    let all = true;
+    for (const n of changed) {
+      if (!state.wants(n)) {
+        all = false;
+        break;
+      }
+    }
+    if (all) return changed;
+    const out = new Set<string>();
+    for (const n of changed) if (state.wants(n)) out.add(n);
+    return out;
+  }
+
+  /** Only these names of `state`'s type, encoded (see generate()). */
+  protected generateNames(state: TypeState, names: ReadonlySet<string>): EncodedSet | null {
+    const node = this.node!;
+    try {
+      if (names.size === 0) return this.ctx.encoder.encodeSet(EMPTY_SET, null);
+      return this.ctx.encoder.encodeSet(this.ctx.generator.generate(node, state.typeUrl, names), names);
+    } catch (err) {
+      this.ctx.logger.error('cannot generate resources; the proxy keeps its current ones', {
+        proxy: node.id,
+        typeUrl: state.typeUrl,
+        error: (err as Error).message,
+      });
+      return null;
+    }
+  }
+
+  /**
+   * Writes a response (already encoded); the send is recorded on `state` and reported once the bytes are handed
+   * to the stream.
+   */
+  protected send(state: TypeState, message: Uint8Array, info: SentInfo): void {
     if (this.#ended || this.#closed) return;
     state.recordSent(info.version, info.nonce, Date.now(), info.trigger !== null);
+    const release = this.ctx.budget.take(message.length);
     try {
-      this.#call.write(message, () => this.ctx.onWritten(this, info, performance.now()));
+      this.#call.write(message, () => {
+        release();
+        this.ctx.onWritten(this, info, performance.now());
+      });
     } catch (err) {
+      release();
       this.ctx.logger.error('cannot write a response', {
         proxy: this.node?.id,
         error: (err as Error).message,
@@ -293,6 +362,19 @@ export abstract class XdsConnection {
   #flush(): void {
     if (this.#ackTimer) clearTimeout(this.#ackTimer);
     this.#ackTimer = null;
+    if (this.ctx.budget.full && this.#pending && !this.#closed) {
+      // Too many bytes waiting to go out: push when there is room (the latest state, as always).
+      if (!this.#waitingForRoom) {
+        this.#waitingForRoom = true;
+        this.ctx.budget.wait(() => {
+          this.#waitingForRoom = false;
+          const pending = this.#pending;
+          this.#pending = null;
+          if (pending) this.requestPush(pending);
+        });
+      }
+      return;
+    }
     const trigger = this.#pending;
     this.#pending = null;
     if (!trigger || this.#closed) return;
@@ -302,13 +384,27 @@ export abstract class XdsConnection {
     }
   }
 
-  #onData(req: DecodedRequest): void {
+  /** Decodes a request the service left encoded (state of the world). */
+  protected decodeRaw(raw: Uint8Array): DecodedRequest {
+    return { error: `cannot decode a ${raw.length}-byte request on a ${this.kind} stream` };
+  }
+
+  #onData(received: DecodedRequest): void {
     if (this.#ended || this.#closed) return;
+    const req = received.raw !== undefined ? this.decodeRaw(received.raw) : received;
+    if (req.raw !== undefined) {
+      this.fail('request decoded twice');
+      return;
+    }
     if (req.error !== undefined) {
       this.fail(req.error);
       return;
     }
-    this.#queue.push(req.json);
+    // Only what handling needs is queued (never the request's bytes: a thousand proxies' first EDS requests
+    // waiting for their answers would be hundreds of megabytes).
+    this.#queue.push(
+      req.subscription ? { json: req.json, subscription: req.subscription } : { json: req.json },
+    );
     if (this.#drainScheduled) return;
     this.#drainScheduled = true;
     // Requests that arrive together are handled in push order. A proxy sends its first requests (CDS and LDS,
@@ -318,16 +414,21 @@ export abstract class XdsConnection {
   }
 
   #drain(): void {
+    if (this.ctx.budget.full && !this.#closed) {
+      // Answers may be large (a first subscription): handle the requests when there is room.
+      this.ctx.budget.wait(() => this.#drain());
+      return;
+    }
     this.#drainScheduled = false;
     const batch = this.#queue;
     this.#queue = [];
     // The node rides on the first request sent, which need not be the first handled.
-    if (!this.node && !this.#attempt(() => this.identify(batch[0]))) return;
+    if (!this.node && !this.#attempt(() => this.identify(batch[0].json))) return;
     const rank = (r: RequestJson): number => pushRank(typeof r.type_url === 'string' ? r.type_url : '');
-    batch.sort((a, b) => rank(a) - rank(b));
+    batch.sort((a, b) => rank(a.json) - rank(b.json));
     for (const req of batch) {
       if (this.#ended || this.#closed) return;
-      this.#attempt(() => this.handleRequest(req));
+      this.#attempt(() => this.handleRequest(req.json, req.subscription));
     }
   }
 

@@ -12,14 +12,37 @@ import type { WireJson } from '../../api/envoy/wire.ts';
 import { isObject } from '../../core/json.ts';
 import { XdsConnection } from './connection.ts';
 import type { PushTrigger, RequestJson } from './connection.ts';
+import type { EncodedSet, HeldTransition } from './resources.ts';
+import { encodeDeltaDiscoveryResponse } from './response-codec.ts';
 import type { DeltaDiscoveryResponseMessage } from './service.ts';
 import type { TypeState } from './type-state.ts';
+import { TYPE_URL } from './types.ts';
 
 function stringList(value: WireJson | undefined): string[] {
   return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
 }
 
+/** Per generated set and subscription: the subscribed names it lacks (computed once for proxies that share both). */
+const absentLists = new WeakMap<EncodedSet, WeakMap<ReadonlySet<string>, string[]>>();
+
 export class DeltaConnection extends XdsConnection {
+  /** Subscribed names `current` lacks: for the fast path, among the names it regenerated. */
+  #absent(state: TypeState, current: EncodedSet, fastPath: HeldTransition | null): readonly string[] {
+    const names = fastPath ? (current.filter ?? state.names) : state.names;
+    let byNames = absentLists.get(current);
+    if (!byNames) {
+      byNames = new WeakMap();
+      absentLists.set(current, byNames);
+    }
+    let list = byNames.get(names);
+    if (!list) {
+      list = [];
+      for (const name of names) if (!current.resources.has(name)) list.push(name);
+      byNames.set(names, list);
+    }
+    return list;
+  }
+
   protected handleRequest(req: RequestJson): void {
     this.identify(req);
     const typeUrl = typeof req.type_url === 'string' ? req.type_url : '';
@@ -34,9 +57,11 @@ export class DeltaConnection extends XdsConnection {
       if (state.isWildcardType && (subscribe.length === 0 || subscribe.includes('*'))) state.wildcard = true;
       const initial = req.initial_resource_versions;
       if (isObject(initial)) {
-        for (const [name, version] of Object.entries(initial)) {
-          if (typeof version === 'string') state.held.set(name, version);
-        }
+        state.held.apply(
+          Object.entries(initial)
+            .filter((e): e is [string, string] => typeof e[1] === 'string')
+            .map(([name, version]) => [name, version] as const),
+        );
       }
     }
 
@@ -55,17 +80,21 @@ export class DeltaConnection extends XdsConnection {
     }
 
     let added = false;
+    const removedNames: string[] = [];
     for (const name of unsubscribe) {
       if (name === '*') {
         state.wildcard = false;
       } else {
-        state.names.delete(name);
+        removedNames.push(name);
         state.reportedAbsent.delete(name);
       }
     }
+    const intern = (names: ReadonlySet<string>): ReadonlySet<string> =>
+      this.ctx.subscriptions.internSet(names);
+    if (removedNames.length > 0) state.changeNames([], removedNames, intern);
     // Whatever the proxy no longer subscribes to, it drops: forget it, so subscribing again resends it.
-    if (unsubscribe.length > 0)
-      for (const name of state.held.keys()) if (!state.wants(name)) state.held.delete(name);
+    if (unsubscribe.length > 0) state.held.retain((name) => state.wants(name));
+    const addedNames: string[] = [];
     for (const name of subscribe) {
       if (name === '*') {
         if (state.isWildcardType && !state.wildcard) {
@@ -73,35 +102,48 @@ export class DeltaConnection extends XdsConnection {
           added = true;
         }
       } else if (!state.names.has(name)) {
-        state.names.add(name);
+        addedNames.push(name);
         added = true;
       }
     }
+    if (addedNames.length > 0) state.changeNames(addedNames, [], intern);
     if (first || added) this.respond(state, null, first);
     this.afterReply();
   }
 
   protected respond(state: TypeState, trigger: PushTrigger | null, force: boolean): void {
-    const current = this.generate(state);
-    if (!current) return;
-    const changed = [...current.values()].filter((r) => state.held.get(r.name) !== r.version);
-    const removed: string[] = [];
-    for (const name of state.held.keys()) {
-      if (current.has(name)) continue;
-      removed.push(name);
-      state.held.delete(name);
-      if (state.names.has(name)) state.reportedAbsent.add(name);
+    const changedHint = state.typeUrl === TYPE_URL.endpoint ? trigger?.endpointNames : null;
+    let t: HeldTransition;
+    let current: EncodedSet;
+    if (changedHint && !state.wildcard) {
+      // The endpoint fast path: only these names may have changed.
+      const names = this.changedNames(state, changedHint);
+      if (names.size === 0) return;
+      const update = this.generateNames(state, names);
+      if (!update) return;
+      t = state.held.state.withUpdate(update, names);
+      current = update;
+    } else {
+      const generated = this.generate(state);
+      if (!generated) return;
+      t = state.held.state.toSet(generated);
+      current = generated;
     }
-    for (const name of state.names) {
-      if (current.has(name) || state.reportedAbsent.has(name)) continue;
+    const removed = [...t.removed];
+    for (const name of t.removed) if (state.names.has(name)) state.reportedAbsent.add(name);
+    // Subscribed names that do not exist are reported once (their list is shared per subscription and result).
+    for (const name of this.#absent(state, current, changedHint ? t : null)) {
+      if (state.reportedAbsent.has(name) || removed.includes(name)) continue;
       removed.push(name);
       state.reportedAbsent.add(name);
     }
-    if (changed.length === 0 && removed.length === 0 && !force) return;
-    for (const r of changed) {
-      state.held.set(r.name, r.version);
-      state.reportedAbsent.delete(r.name);
+    if (t.changed.size === 0 && removed.length === 0 && !force) {
+      state.held.move(t);
+      return;
     }
+    for (const name of t.changed.resources.keys()) state.reportedAbsent.delete(name);
+    state.held.move(t);
+    const changed = [...t.changed.resources.values()];
     const version = state.held.version;
     const nonce = this.nextNonce();
     const message: DeltaDiscoveryResponseMessage = {
@@ -111,8 +153,9 @@ export class DeltaConnection extends XdsConnection {
       removed_resources: removed,
       nonce,
       control_plane: { identifier: this.ctx.controlPlaneId },
+      encodedSet: t.changed,
     };
-    this.send(state, message, {
+    this.send(state, encodeDeltaDiscoveryResponse(message), {
       typeUrl: state.typeUrl,
       version,
       nonce,

@@ -47,6 +47,26 @@ describe('PushQueue', { timeout: 10_000 }, () => {
     q.close();
   });
 
+  it('merges the clusters endpoint pushes name; one that names none, or a full push, means all', async () => {
+    const { q, rounds } = queue(10, 1000);
+    q.push({ full: false, reason: 'e1', endpointClusters: new Set(['x']) });
+    q.push({ full: false, reason: 'e2', endpointClusters: new Set(['y', 'x']) });
+    await sleep(60);
+    assert.deepEqual([...rounds[0].endpointClusters!].sort(), ['x', 'y']);
+    q.push({ full: false, reason: 'e3', endpointClusters: new Set(['x']) });
+    q.push({ full: false, reason: 'e4' });
+    await sleep(60);
+    assert.equal(rounds[1].endpointClusters, null);
+    q.push({ full: false, reason: 'e5', endpointClusters: new Set(['x']) });
+    q.push({ full: true, reason: 'config' });
+    await sleep(60);
+    assert.equal(rounds[2].endpointClusters, null);
+    q.push({ full: false, reason: 'e6', endpointClusters: new Set(['z']) });
+    await sleep(60);
+    assert.deepEqual([...rounds[3].endpointClusters!], ['z'], 'a new round starts empty');
+    q.close();
+  });
+
   it('waits for a quiet period, but never longer than debounceMaxMs', async () => {
     const { q, rounds } = queue(40, 120);
     const t0 = Date.now();

@@ -13,6 +13,8 @@ export interface MergedPush {
   full: boolean;
   /** null: every proxy. */
   affects: ((proxy: ProxyNode) => boolean) | null;
+  /** An endpoint-only push: the ClusterLoadAssignments that may have changed; null = any (or a full push). */
+  endpointClusters: ReadonlySet<string> | null;
   reasons: string[];
   /** performance.now() of the first push() merged in. */
   startedAt: number;
@@ -40,6 +42,8 @@ export class PushQueue {
   #full = false;
   #all = false;
   #predicates: ((proxy: ProxyNode) => boolean)[] = [];
+  /** Union of the merged pushes' endpoint clusters; null once one of them did not say. */
+  #endpointClusters: Set<string> | null = new Set();
   #reasons = new Set<string>();
   #startedAt = 0;
   #lastAt = 0;
@@ -63,6 +67,9 @@ export class PushQueue {
     this.#lastAt = now;
     this.#merged += 1;
     if (req.full) this.#full = true;
+    if (!req.full && req.endpointClusters && this.#endpointClusters)
+      for (const name of req.endpointClusters) this.#endpointClusters.add(name);
+    else if (!req.full) this.#endpointClusters = null;
     if (req.affects) this.#predicates.push(req.affects);
     else this.#all = true;
     if (this.#reasons.size < MAX_REASONS) this.#reasons.add(req.reason);
@@ -87,6 +94,7 @@ export class PushQueue {
     const push: MergedPush = {
       full: this.#full,
       affects: this.#all ? null : orPredicates(this.#predicates),
+      endpointClusters: this.#full ? null : this.#endpointClusters,
       reasons: [...this.#reasons],
       startedAt: this.#startedAt,
       merged: this.#merged,
@@ -94,6 +102,7 @@ export class PushQueue {
     this.#full = false;
     this.#all = false;
     this.#predicates = [];
+    this.#endpointClusters = new Set();
     this.#reasons = new Set();
     this.#merged = 0;
     return push;

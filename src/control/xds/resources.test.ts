@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decodeAny } from '../../api/envoy/wire.ts';
-import { HeldResources, ResourceEncoder } from './resources.ts';
+import { HeldResources, HeldSet, ResourceEncoder } from './resources.ts';
 import { testCluster } from './testing.ts';
 
 describe('ResourceEncoder', () => {
@@ -55,5 +55,106 @@ describe('HeldResources', () => {
     z.set('b', '1');
     z.set('c', '3');
     assert.notEqual(z.version, before);
+  });
+});
+
+describe('shared sets', () => {
+  it('encodes a generator result once per subscription, versions it like a held set, and shares it', () => {
+    const encoder = new ResourceEncoder();
+    const set = new Map([
+      ['c1', testCluster('c1')],
+      ['c2', testCluster('c2')],
+    ]);
+    const all = encoder.encodeSet(set, null);
+    assert.equal(encoder.encodeSet(set, null), all);
+    const names = new Set(['c2']);
+    const some = encoder.encodeSet(set, names);
+    assert.equal(encoder.encodeSet(set, names), some);
+    assert.deepEqual([...some.resources.keys()], ['c2']);
+    const held = new HeldResources();
+    for (const [name, r] of all.resources) held.set(name, r.version);
+    assert.equal(all.version, held.version);
+  });
+
+  it('holds a shared set without copying it, with per-proxy changes on top, and flattens many changes', () => {
+    const encoder = new ResourceEncoder();
+    const all = encoder.encodeSet(
+      new Map([
+        ['a', testCluster('a')],
+        ['b', testCluster('b')],
+      ]),
+      null,
+    );
+    const held = new HeldResources();
+    held.adopt(all);
+    assert.equal(held.state, HeldSet.of(all), 'one held state per set');
+    assert.ok(held.holdsExactly(all));
+    assert.equal(held.version, all.version);
+    const before = held.version;
+    held.apply([
+      ['b', 'changed'],
+      ['a', null],
+      ['c', '3'],
+    ]);
+    assert.deepEqual(held.keys().sort(), ['b', 'c']);
+    assert.equal(held.size, 2);
+    assert.equal(held.get('a'), undefined);
+    assert.ok(!held.holdsExactly(all));
+    // The same content built entry by entry has the same version.
+    const plain = new HeldResources();
+    plain.set('b', 'changed');
+    plain.set('c', '3');
+    assert.equal(held.version, plain.version);
+    held.set('b', all.resources.get('b')!.version);
+    held.delete('c');
+    held.set('a', all.resources.get('a')!.version);
+    assert.equal(held.version, before);
+    assert.ok(held.holdsExactly(all));
+    // Hundreds of changes: a flat map of its own, same content and version.
+    const many = Array.from({ length: 600 }, (_, i) => [`n${i}`, String(i)] as const);
+    held.apply(many);
+    assert.equal(held.state.own.size, 0);
+    assert.equal(held.size, 602);
+    const rebuilt = new HeldResources();
+    for (const [name, version] of [...many, ['a', held.get('a')!] as const, ['b', held.get('b')!] as const])
+      rebuilt.set(name, version);
+    assert.equal(held.version, rebuilt.version);
+  });
+
+  it('computes a transition once for every proxy in the same state', () => {
+    const encoder = new ResourceEncoder();
+    const v1 = encoder.encodeSet(
+      new Map([
+        ['a', testCluster('a')],
+        ['b', testCluster('b')],
+      ]),
+      null,
+    );
+    const p = new HeldResources();
+    const q = new HeldResources();
+    p.adopt(v1);
+    q.adopt(v1);
+    // An endpoint push naming `b` (and `gone`, which no longer exists).
+    const names = new Set(['b', 'gone']);
+    const update = encoder.encodeSet(new Map([['b', testCluster('b', { connect_timeout: '3s' })]]), names);
+    const tp = p.state.withUpdate(update, names);
+    assert.equal(q.state.withUpdate(update, names), tp, 'shared');
+    assert.deepEqual([...tp.changed.resources.keys()], ['b']);
+    p.move(tp);
+    q.move(tp);
+    assert.equal(p.state, q.state);
+    assert.equal(p.get('b'), update.resources.get('b')!.version);
+    // A regenerated whole set: only what differs goes out; then the proxy holds that set.
+    const v2 = encoder.encodeSet(
+      new Map([
+        ['a', testCluster('a', { connect_timeout: '4s' })],
+        ['b', testCluster('b', { connect_timeout: '3s' })],
+      ]),
+      null,
+    );
+    const t2 = p.state.toSet(v2);
+    assert.deepEqual([...t2.changed.resources.keys()], ['a']);
+    assert.equal(t2.next, HeldSet.of(v2));
+    assert.equal(q.state.toSet(v2), t2);
   });
 });

@@ -6,6 +6,7 @@
  */
 import protobuf from 'protobufjs';
 import type { EncodedAny } from '../../api/envoy/wire.ts';
+import type { EncodedSet } from './resources.ts';
 import type { DeltaDiscoveryResponseMessage, DiscoveryResponseMessage } from './service.ts';
 
 const { Writer } = protobuf;
@@ -34,7 +35,28 @@ function stringField(w: protobuf.Writer, field: number, value: string): void {
   if (value !== '') w.uint32(tag(field)).string(value);
 }
 
+/** The resources field (2) of a response carrying all of `set`, encoded once per set and kept on it. */
+function encodedResources(set: EncodedSet): Uint8Array {
+  if (!set.wire) {
+    const w = Writer.create();
+    for (const r of set.resources.values()) w.uint32(tag(2)).bytes(encodedAny(r.any));
+    set.wire = w.finish();
+  }
+  return set.wire;
+}
+
 export function encodeDiscoveryResponse(m: DiscoveryResponseMessage): Uint8Array {
+  if (m.encodedSet) {
+    // A response with a whole shared set (every proxy's first clusters and endpoints, say): the resources are
+    // copied as one block instead of being written one by one for each proxy.
+    const head = Writer.create();
+    stringField(head, 1, m.version_info);
+    const tail = Writer.create();
+    stringField(tail, 4, m.type_url);
+    stringField(tail, 5, m.nonce);
+    controlPlane(tail, 6, m.control_plane?.identifier);
+    return Buffer.concat([head.finish(), encodedResources(m.encodedSet), tail.finish()]);
+  }
   const w = Writer.create();
   stringField(w, 1, m.version_info);
   for (const r of m.resources) w.uint32(tag(2)).bytes(encodedAny(r));
@@ -44,20 +66,40 @@ export function encodeDiscoveryResponse(m: DiscoveryResponseMessage): Uint8Array
   return w.finish();
 }
 
-export function encodeDeltaDiscoveryResponse(m: DeltaDiscoveryResponseMessage): Uint8Array {
-  const w = Writer.create();
-  stringField(w, 1, m.system_version_info);
-  for (const r of m.resources) {
-    // Resource: version = 1, resource = 2, name = 3.
-    w.uint32(tag(2)).fork();
-    stringField(w, 1, r.version);
-    w.uint32(tag(2)).bytes(encodedAny(r.resource));
-    stringField(w, 3, r.name);
-    w.ldelim();
+function deltaResource(w: protobuf.Writer, name: string, version: string, any: EncodedAny): void {
+  // Resource: version = 1, resource = 2, name = 3.
+  w.uint32(tag(2)).fork();
+  stringField(w, 1, version);
+  w.uint32(tag(2)).bytes(encodedAny(any));
+  stringField(w, 3, name);
+  w.ldelim();
+}
+
+/** The resources field (2) of a delta response carrying all of `set`, encoded once per set and kept on it. */
+function encodedDeltaResources(set: EncodedSet): Uint8Array {
+  if (!set.deltaWire) {
+    const w = Writer.create();
+    for (const r of set.resources.values()) deltaResource(w, r.name, r.version, r.any);
+    set.deltaWire = w.finish();
   }
-  stringField(w, 4, m.type_url);
-  stringField(w, 5, m.nonce);
-  for (const name of m.removed_resources) w.uint32(tag(6)).string(name);
-  controlPlane(w, 7, m.control_plane?.identifier);
-  return w.finish();
+  return set.deltaWire;
+}
+
+export function encodeDeltaDiscoveryResponse(m: DeltaDiscoveryResponseMessage): Uint8Array {
+  const head = Writer.create();
+  stringField(head, 1, m.system_version_info);
+  let resources: Uint8Array;
+  if (m.encodedSet) {
+    resources = encodedDeltaResources(m.encodedSet);
+  } else {
+    const w = Writer.create();
+    for (const r of m.resources) deltaResource(w, r.name, r.version, r.resource);
+    resources = w.finish();
+  }
+  const tail = Writer.create();
+  stringField(tail, 4, m.type_url);
+  stringField(tail, 5, m.nonce);
+  for (const name of m.removed_resources) tail.uint32(tag(6)).string(name);
+  controlPlane(tail, 7, m.control_plane?.identifier);
+  return Buffer.concat([head.finish(), resources, tail.finish()]);
 }

@@ -6,6 +6,10 @@
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { decodeMessage, encodeMessage } from '../../api/envoy/wire.ts';
 import type { EncodedAny, WireJson } from '../../api/envoy/wire.ts';
+import { decodeDiscoveryRequest } from './request-codec.ts';
+import type { ResourceNames } from './request-codec.ts';
+import type { EncodedSet } from './resources.ts';
+import type { Subscription } from './subscriptions.ts';
 import { encodeDeltaDiscoveryResponse, encodeDiscoveryResponse } from './response-codec.ts';
 
 export const ADS_SERVICE_NAME = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
@@ -22,7 +26,19 @@ export const DELTA_DISCOVERY_RESPONSE = 'envoy.service.discovery.v3.DeltaDiscove
  * with INTERNAL and a generic message); a bad frame arrives as `error` and the handler ends the stream
  * with INVALID_ARGUMENT and this message.
  */
-export type DecodedRequest = { json: { [key: string]: WireJson }; error?: undefined } | { error: string };
+export type DecodedRequest =
+  | {
+      json: { [key: string]: WireJson };
+      /** State of the world: resource_names, kept encoded (json has no resource_names then). */
+      names?: ResourceNames;
+      /** State of the world: the names as a shared subscription (set by the stream when it decodes). */
+      subscription?: Subscription;
+      error?: undefined;
+      raw?: undefined;
+    }
+  /** State of the world: not decoded yet; the stream decodes it knowing what its proxy sent before. */
+  | { raw: Uint8Array; error?: undefined; json?: undefined }
+  | { error: string; raw?: undefined; json?: undefined };
 
 export interface DiscoveryResponseMessage {
   version_info: string;
@@ -30,6 +46,8 @@ export interface DiscoveryResponseMessage {
   type_url: string;
   nonce: string;
   control_plane?: { identifier: string };
+  /** Set when `resources` is all of this set, in its order: the encoder may reuse the set's encoded list. */
+  encodedSet?: EncodedSet;
 }
 
 export interface DeltaResourceMessage {
@@ -45,6 +63,8 @@ export interface DeltaDiscoveryResponseMessage {
   removed_resources: string[];
   nonce: string;
   control_plane?: { identifier: string };
+  /** Set when `resources` is all of this set, in its order: the encoder may reuse the set's encoded list. */
+  encodedSet?: EncodedSet;
 }
 
 function decoder(typeName: string): (bytes: Buffer) => DecodedRequest {
@@ -56,6 +76,15 @@ function decoder(typeName: string): (bytes: Buffer) => DecodedRequest {
       return { error: `malformed ${typeName}: ${(err as Error).message}` };
     }
   };
+}
+
+/** Decodes a state-of-the-world request (see request-codec.ts); `known`: name lists the stream sent before. */
+export function decodeSotwRequest(bytes: Uint8Array, known: readonly Uint8Array[]): DecodedRequest {
+  try {
+    return decodeDiscoveryRequest(bytes, known);
+  } catch (err) {
+    return { error: `malformed ${DISCOVERY_REQUEST}: ${(err as Error).message}` };
+  }
 }
 
 function toBuffer(bytes: Uint8Array): Buffer {
@@ -73,8 +102,9 @@ export const adsServiceDefinition: ServiceDefinition = {
     requestStream: true,
     responseStream: true,
     requestSerialize: encoder(DISCOVERY_REQUEST),
-    requestDeserialize: decoder(DISCOVERY_REQUEST),
-    responseSerialize: (m: DiscoveryResponseMessage) => toBuffer(encodeDiscoveryResponse(m)),
+    requestDeserialize: (bytes: Buffer): DecodedRequest => ({ raw: bytes }),
+    responseSerialize: (m: DiscoveryResponseMessage | Uint8Array) =>
+      toBuffer(m instanceof Uint8Array ? m : encodeDiscoveryResponse(m)),
     responseDeserialize: (bytes: Buffer) => decodeMessage(DISCOVERY_RESPONSE, bytes),
   },
   DeltaAggregatedResources: {
@@ -83,7 +113,8 @@ export const adsServiceDefinition: ServiceDefinition = {
     responseStream: true,
     requestSerialize: encoder(DELTA_DISCOVERY_REQUEST),
     requestDeserialize: decoder(DELTA_DISCOVERY_REQUEST),
-    responseSerialize: (m: DeltaDiscoveryResponseMessage) => toBuffer(encodeDeltaDiscoveryResponse(m)),
+    responseSerialize: (m: DeltaDiscoveryResponseMessage | Uint8Array) =>
+      toBuffer(m instanceof Uint8Array ? m : encodeDeltaDiscoveryResponse(m)),
     responseDeserialize: (bytes: Buffer) => decodeMessage(DELTA_DISCOVERY_RESPONSE, bytes),
   },
 };

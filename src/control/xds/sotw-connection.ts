@@ -12,14 +12,17 @@
 import type { WireJson } from '../../api/envoy/wire.ts';
 import { XdsConnection } from './connection.ts';
 import type { PushTrigger, RequestJson } from './connection.ts';
-import type { EncodedResource } from './resources.ts';
-import type { DiscoveryResponseMessage } from './service.ts';
+import type { EncodedSet } from './resources.ts';
+import { encodeDiscoveryResponse } from './response-codec.ts';
+import { decodeSotwRequest } from './service.ts';
+import type { DecodedRequest, DiscoveryResponseMessage } from './service.ts';
+import type { Subscription } from './subscriptions.ts';
 import { WILDCARD_TYPES } from './type-state.ts';
 import type { TypeState } from './type-state.ts';
+import { TYPE_URL } from './types.ts';
+import { ResourceNames as Names } from './request-codec.ts';
 
-function stringList(value: WireJson | undefined): string[] {
-  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
-}
+const EMPTY_NAMES = new Names(new Uint8Array(0));
 
 function errorMessage(detail: WireJson | undefined): string | null {
   if (detail === undefined || detail === null || typeof detail !== 'object' || Array.isArray(detail))
@@ -27,31 +30,53 @@ function errorMessage(detail: WireJson | undefined): string | null {
   return typeof detail.message === 'string' ? detail.message : '';
 }
 
-function sameNames(state: TypeState, wildcard: boolean, names: readonly string[]): boolean {
-  if (state.wildcard !== wildcard || state.names.size !== names.length) return false;
-  return names.every((n) => state.names.has(n));
+function sameNames(state: TypeState, wildcard: boolean, names: ReadonlySet<string>): boolean {
+  if (state.wildcard !== wildcard) return false;
+  if (state.names === names) return true;
+  if (state.names.size !== names.size) return false;
+  for (const n of names) if (!state.names.has(n)) return false;
+  return true;
 }
 
 export class SotwConnection extends XdsConnection {
-  protected handleRequest(req: RequestJson): void {
+  /** Decodes as the request arrives, and turns its names into a shared subscription at once (see #onData). */
+  protected override decodeRaw(raw: Uint8Array): DecodedRequest {
+    const known: Subscription[] = [];
+    for (const state of this.types.values()) if (state.subscription) known.push(state.subscription);
+    const decoded = decodeSotwRequest(
+      raw,
+      known.map((k) => k.bytes),
+    );
+    if (decoded.json === undefined) return decoded;
+    const names = decoded.names ?? EMPTY_NAMES;
+    const subscription =
+      known.find(
+        (k) => k.bytes.length === names.bytes.length && Buffer.compare(k.bytes, names.bytes) === 0,
+      ) ?? this.ctx.subscriptions.intern(names);
+    return { json: decoded.json, subscription };
+  }
+
+  protected handleRequest(req: RequestJson, received?: Subscription): void {
     this.identify(req);
     const typeUrl = typeof req.type_url === 'string' ? req.type_url : '';
     if (!this.served(typeUrl)) return;
-    const requested = stringList(req.resource_names);
-    const wildcard = WILDCARD_TYPES.has(typeUrl) && (requested.length === 0 || requested.includes('*'));
-    const names = requested.filter((n) => n !== '*');
     let state = this.typeState(typeUrl);
-    if (!state) {
-      // First request for this type on this stream (a reconnecting proxy may send an old version and nonce:
-      // this stream has sent nothing, so it gets the full state).
-      state = this.addTypeState(typeUrl);
-      this.#subscribe(state, wildcard, names);
-      this.respond(state, null, true);
+    const first = !state;
+    state ??= this.addTypeState(typeUrl);
+    const nonce = typeof req.response_nonce === 'string' ? req.response_nonce : '';
+    if (!first && nonce !== state.lastSentNonce) {
+      this.ctx.logger.debug('ignoring request with a stale nonce', { proxy: this.node?.id, typeUrl, nonce });
       return;
     }
-    const nonce = typeof req.response_nonce === 'string' ? req.response_nonce : '';
-    if (nonce !== state.lastSentNonce) {
-      this.ctx.logger.debug('ignoring request with a stale nonce', { proxy: this.node?.id, typeUrl, nonce });
+    const subscription = received ?? this.ctx.subscriptions.intern(EMPTY_NAMES);
+    // An ACK repeats the subscription it was sent with: the same shared subscription, nothing to compare.
+    const sameBytes = state.subscription === subscription;
+    const wildcard = WILDCARD_TYPES.has(typeUrl) && (subscription.names.size === 0 || subscription.star);
+    if (first) {
+      // First request for this type on this stream (a reconnecting proxy may send an old version and nonce:
+      // this stream has sent nothing, so it gets the full state).
+      this.#subscribe(state, wildcard, subscription);
+      this.respond(state, null, true);
       return;
     }
     if (state.awaitingNonce === nonce) {
@@ -63,53 +88,72 @@ export class SotwConnection extends XdsConnection {
         state.recordAck(typeof req.version_info === 'string' ? req.version_info : '', Date.now());
       }
     }
-    if (!sameNames(state, wildcard, names)) {
-      this.#subscribe(state, wildcard, names);
-      this.respond(state, null, false);
+    if (!sameBytes) {
+      if (sameNames(state, wildcard, subscription.names)) {
+        state.subscription = subscription;
+        state.names = subscription.names;
+      } else {
+        this.#subscribe(state, wildcard, subscription);
+        this.respond(state, null, false);
+      }
     }
     this.afterReply();
   }
 
   protected respond(state: TypeState, trigger: PushTrigger | null, force: boolean): void {
+    const changed = state.typeUrl === TYPE_URL.endpoint ? trigger?.endpointNames : null;
+    if (changed && !state.wildcard) {
+      // The endpoint fast path: regenerate only the named assignments, send those whose content changed.
+      const names = this.changedNames(state, changed);
+      if (names.size === 0) return;
+      const update = this.generateNames(state, names);
+      if (!update) return;
+      const t = state.held.state.withUpdate(update, names);
+      state.held.move(t);
+      if (t.changed.size > 0) this.#send(state, trigger, t.changed);
+      return;
+    }
     const current = this.generate(state);
     if (!current) return;
-    let resources: EncodedResource[];
+    const t = state.held.state.toSet(current);
+    const same = t.changed.size === 0 && state.held.size === current.size;
+    state.held.move(t);
     if (state.isWildcardType) {
-      let changed = current.size !== state.held.size;
-      for (const [name, r] of current) if (state.held.get(name) !== r.version) changed = true;
-      if (!changed && !force) return;
-      resources = [...current.values()];
-      for (const name of state.held.keys()) if (!current.has(name)) state.held.delete(name);
-    } else {
-      resources = [...current.values()].filter((r) => state.held.get(r.name) !== r.version);
-      for (const name of state.held.keys()) if (!current.has(name)) state.held.delete(name);
-      if (resources.length === 0 && !force) return;
+      // Listener and Cluster: the whole set, and only when something in it changed.
+      if (!same || force) this.#send(state, trigger, current);
+    } else if (t.changed.size > 0 || force) {
+      // Routes and endpoints: only what changed; a resource gone needs no message (nothing refers to it).
+      this.#send(state, trigger, t.changed);
     }
-    for (const r of resources) state.held.set(r.name, r.version);
+  }
+
+  /** Sends all of `resources` (a set shared between proxies: its encoding is reused). */
+  #send(state: TypeState, trigger: PushTrigger | null, resources: EncodedSet): void {
     const version = state.held.version;
     const nonce = this.nextNonce();
     const message: DiscoveryResponseMessage = {
       version_info: version,
-      resources: resources.map((r) => r.any),
+      resources: [...resources.resources.values()].map((r) => r.any),
       type_url: state.typeUrl,
       nonce,
       control_plane: { identifier: this.ctx.controlPlaneId },
+      encodedSet: resources,
     };
-    this.send(state, message, {
+    this.send(state, encodeDiscoveryResponse(message), {
       typeUrl: state.typeUrl,
       version,
       nonce,
-      resources: resources.length,
+      resources: resources.size,
       removed: 0,
       trigger,
     });
   }
 
-  #subscribe(state: TypeState, wildcard: boolean, names: readonly string[]): void {
+  #subscribe(state: TypeState, wildcard: boolean, subscription: Subscription): void {
     state.wildcard = wildcard;
-    state.names.clear();
-    for (const n of names) state.names.add(n);
+    state.subscription = subscription;
+    state.names = subscription.names;
     // A named resource dropped from the subscription is forgotten: subscribing again sends it again.
-    if (!wildcard) for (const name of state.held.keys()) if (!state.names.has(name)) state.held.delete(name);
+    if (!wildcard) state.held.retain((name) => state.names.has(name));
   }
 }

@@ -1,5 +1,6 @@
 /** What the server knows about one resource type on one stream: subscription, what the proxy holds, ACK state. */
 import { HeldResources } from './resources.ts';
+import type { Subscription } from './subscriptions.ts';
 import { TYPE_URL } from './types.ts';
 
 export type SyncState = 'SYNCED' | 'STALE' | 'NACK';
@@ -40,10 +41,18 @@ function iso(ms: number): string | null {
   return ms === 0 ? null : new Date(ms).toISOString();
 }
 
+const NO_NAMES: ReadonlySet<string> = new Set();
+
 export class TypeState {
   readonly typeUrl: string;
   wildcard = false;
-  readonly names = new Set<string>();
+  /**
+   * Subscribed names. Never changed in place: a new subscription is a new set, so the generator and the encoder
+   * can remember results per set, and proxies that subscribe to the same names share one (see Subscriptions).
+   */
+  names: ReadonlySet<string> = NO_NAMES;
+  /** State of the world: the subscription as the proxy last sent it (its encoded names), shared between proxies. */
+  subscription: Subscription | null = null;
   /** What the proxy holds, as far as the server knows: resource name → version (content hash). */
   readonly held = new HeldResources();
   /** Delta: subscribed names already reported as absent (so "does not exist" is said once). */
@@ -70,6 +79,18 @@ export class TypeState {
   /** Whether a generated resource belongs to this subscription. */
   wants(name: string): boolean {
     return this.wildcard || this.names.has(name);
+  }
+
+  /** Delta: a subscription change (a new set, shared by every proxy with the same names; see `names`). */
+  changeNames(
+    add: Iterable<string>,
+    remove: Iterable<string>,
+    intern: (names: ReadonlySet<string>) => ReadonlySet<string>,
+  ): void {
+    const next = new Set(this.names);
+    for (const n of remove) next.delete(n);
+    for (const n of add) next.add(n);
+    this.names = intern(next);
   }
 
   recordSent(version: string, nonce: string, now: number, byPush: boolean): void {

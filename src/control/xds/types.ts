@@ -76,4 +76,10 @@ export interface PushRequest {
   affects?: (proxy: ProxyNode) => boolean;
   /** Human-readable cause, for logs and debug output ("config", "endpoint", "proxy connected", ...). */
   reason: string;
+  /**
+   * Endpoint-only pushes (`full: false`): the ClusterLoadAssignments whose content may have changed. The server
+   * then asks the generator for just these (those a proxy subscribed to) instead of the proxy's whole
+   * subscription, so the push costs the size of the change. Absent: any of them may have changed.
+   */
+  endpointClusters?: ReadonlySet<string>;
 }

@@ -1,0 +1,125 @@
+/**
+ * The control plane's change detection: an edited WorkloadEntry becomes an endpoint-only push naming exactly the
+ * clusters it touches; a change that alters no endpoint pushes nothing; a DestinationRule change is a full push.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createLogger, setLogLevel } from '../core/logger.ts';
+import { ControlPlane } from './control-plane.ts';
+import type { PushRequest } from './xds/types.ts';
+
+setLogLevel('error');
+
+const SERVICE = `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: api, namespace: shop }
+spec:
+  hosts: [api.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 8080, name: http, protocol: HTTP }]
+  workloadSelector: { labels: { app: api } }
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: web, namespace: shop }
+spec:
+  hosts: [web.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 80, name: http, protocol: HTTP }]
+  workloadSelector: { labels: { app: web } }
+`;
+
+function rule(lb: string): string {
+  return `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: api, namespace: shop }
+spec:
+  host: api
+  trafficPolicy: { loadBalancer: { simple: ${lb} } }
+  subsets:
+  - { name: v1, labels: { version: v1 } }
+  - { name: v2, labels: { version: v2 } }
+`;
+}
+
+function workload(name: string, app: string, version: string, address: string): string {
+  return `apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: { name: ${name}, namespace: shop }
+spec: { address: ${address}, labels: { app: ${app}, version: ${version} } }
+`;
+}
+
+describe('control plane change detection', { timeout: 30_000 }, () => {
+  let dir: string;
+  let cp: ControlPlane;
+  const pushes: PushRequest[] = [];
+
+  const write = (file: string, text: string): void => {
+    const tmp = path.join(dir, `.${file}.tmp`);
+    fs.writeFileSync(tmp, text);
+    fs.renameSync(tmp, path.join(dir, file));
+  };
+
+  /** Waits for the next push (the watcher debounces 100 ms), or null when none comes within `ms`. */
+  async function nextPush(ms = 3000): Promise<PushRequest | null> {
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline) {
+      if (pushes.length > 0) return pushes.shift()!;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return null;
+  }
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-cp-change-'));
+    write('services.yaml', SERVICE);
+    write('rule.yaml', rule('ROUND_ROBIN'));
+    write('api-1.yaml', workload('api-1', 'api', 'v1', '10.0.0.1'));
+    write('api-2.yaml', workload('api-2', 'api', 'v2', '10.0.0.2'));
+    write('web-1.yaml', workload('web-1', 'web', 'v1', '10.0.1.1'));
+    cp = new ControlPlane({ configPaths: [dir], xdsPort: 0, debugPort: 0, logger: createLogger('test-cp') });
+    const push = cp.ads.push.bind(cp.ads);
+    cp.ads.push = (req: PushRequest): void => {
+      pushes.push(req);
+      push(req);
+    };
+    await cp.start();
+  });
+
+  after(async () => {
+    await cp.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('turns an edited WorkloadEntry into an endpoint push that names exactly its clusters', async () => {
+    write('api-2.yaml', workload('api-2', 'api', 'v2', '10.0.0.22'));
+    const p = await nextPush();
+    assert.ok(p, 'a push');
+    assert.equal(p.full, false);
+    assert.deepEqual([...(p.endpointClusters ?? [])].sort(), [
+      'outbound|8080|v1|api.shop.svc.cluster.local',
+      'outbound|8080|v2|api.shop.svc.cluster.local',
+      'outbound|8080||api.shop.svc.cluster.local',
+    ]);
+    write('web-1.yaml', workload('web-1', 'web', 'v1', '10.0.1.11'));
+    const q = await nextPush();
+    assert.deepEqual([...(q?.endpointClusters ?? [])], ['outbound|80||web.shop.svc.cluster.local']);
+  });
+
+  it('pushes nothing when no endpoint changes, and everything when a DestinationRule does', async () => {
+    // A file rewritten with the same content, and a workload no service selects.
+    write('api-1.yaml', workload('api-1', 'api', 'v1', '10.0.0.1'));
+    write('other.yaml', workload('other', 'other', 'v1', '10.0.9.9'));
+    assert.equal(await nextPush(800), null);
+    write('rule.yaml', rule('RANDOM'));
+    const p = await nextPush();
+    assert.equal(p?.full, true);
+    assert.equal(p?.endpointClusters, undefined);
+  });
+});
