@@ -210,6 +210,31 @@ describe('ConfigWatcher: watching', () => {
     }
   });
 
+  it('re-reads only the file that changed, and lists again when a file is added or removed', async () => {
+    const dir = freshDir();
+    for (let i = 0; i < 200; i++) fs.writeFileSync(path.join(dir, `r${i}.yaml`), dr(`r${i}`, `h${i}`));
+    const w = watcher([dir]);
+    assert.equal(w.start().size, 200);
+    assert.equal(w.filesRead, 200);
+    let next = nextSnapshot(w);
+    fs.writeFileSync(path.join(dir, 'r7.yaml'), dr('r7', 'changed'));
+    assert.ok(hosts(await next).includes('r7=changed'));
+    assert.equal(w.filesRead, 201);
+    next = nextSnapshot(w);
+    fs.writeFileSync(path.join(dir, 'extra.yaml'), dr('extra', 'h-extra'));
+    assert.ok(hosts(await next).includes('extra=h-extra'));
+    assert.equal(w.filesRead, 202);
+    next = nextSnapshot(w);
+    fs.rmSync(path.join(dir, 'r3.yaml'));
+    const afterRemoval = await next;
+    assert.equal(afterRemoval.size, 200);
+    assert.ok(!hosts(afterRemoval).includes('r3=h3'));
+    assert.equal(w.filesRead, 202);
+    // A full rescan (polling) checks every file again, but reads none that did not change.
+    w.rescan();
+    assert.equal(w.filesRead, 202);
+  });
+
   it('reports an invalid edit as diagnostics without a new snapshot', async () => {
     const dir = freshDir();
     const file = path.join(dir, 'a.yaml');
@@ -224,5 +249,37 @@ describe('ConfigWatcher: watching', () => {
     assert.deepEqual(codes(diagnostics), ['WE0002', 'WE0010']);
     assert.deepEqual(hosts(w.snapshot), ['a=one']);
     assert.equal(snapshots, 0);
+  });
+
+  it('an edit of one file among many keeps the rules: invalid keeps the last valid, a new duplicate loses', async () => {
+    const dir = freshDir();
+    for (let i = 0; i < 50; i++) fs.writeFileSync(path.join(dir, `r${i}.yaml`), dr(`r${i}`, `h${i}`));
+    const w = watcher([dir]);
+    w.start();
+    let snapshots = 0;
+    w.on('snapshot', () => snapshots++);
+    // Invalid: a DestinationRule without a host.
+    let event = nextDiagnostics(w);
+    fs.writeFileSync(
+      path.join(dir, 'r5.yaml'),
+      dr('r5', 'h5').replace(/\n {2}host: h5\n/, '\n  hostx: h5\n'),
+    );
+    assert.ok(codes(await event).includes('WE0009'));
+    assert.equal(snapshots, 0);
+    assert.ok(hosts(w.snapshot).includes('r5=h5'));
+    // Fixed again: a new snapshot with the new value, and the diagnostics clear.
+    event = nextDiagnostics(w);
+    const next = nextSnapshot(w);
+    fs.writeFileSync(path.join(dir, 'r5.yaml'), dr('r5', 'fixed'));
+    assert.ok(hosts(await next).includes('r5=fixed'));
+    assert.deepEqual(codes(await event), []);
+    // Renamed to collide with r6: r6 keeps being served from its own file, r5 is gone, and it is said.
+    event = nextDiagnostics(w);
+    const renamed = nextSnapshot(w);
+    fs.writeFileSync(path.join(dir, 'r5.yaml'), dr('r6', 'impostor'));
+    const snap = await renamed;
+    assert.ok(hosts(snap).includes('r6=h6'));
+    assert.ok(!hosts(snap).some((h) => h.startsWith('r5=') || h === 'r6=impostor'));
+    assert.deepEqual(codes(await event), ['WE0008']);
   });
 });

@@ -21,7 +21,7 @@ import type { IstioResource } from '../api/istio/resource.ts';
 import { Codes, codeOf } from './codes.ts';
 import type { Diagnostic } from './diagnostic.ts';
 import { resourceKey } from './document.ts';
-import { listConfigFiles } from './files.ts';
+import { isConfigFileName, listConfigFiles } from './files.ts';
 import { loadText, readConfigFile } from './load.ts';
 import type { LoadedFile, LoadOptions } from './load.ts';
 import { ConfigSnapshot } from './store.ts';
@@ -61,6 +61,20 @@ interface Candidate extends Served {
   key: string;
 }
 
+interface FileResult {
+  loaded: LoadedFile;
+  candidates: Candidate[];
+  diagnostics: Diagnostic[];
+}
+
+/** The config files of one full listing, in order, with the directories walked. */
+interface Listing {
+  files: string[];
+  set: Set<string>;
+  dirs: string[];
+  diagnostics: Diagnostic[];
+}
+
 function contentOf(r: IstioResource): string {
   return JSON.stringify([r.apiVersion, r.kind, r.metadata, r.spec]);
 }
@@ -78,6 +92,16 @@ export class ConfigWatcher extends EventEmitter<WatcherEvents> {
   #poll: NodeJS.Timeout | undefined;
   #pendingSince: number | undefined;
   #closed = false;
+  /** The config files listed by the last full listing, in order, and the directories walked. */
+  #listed: Listing | undefined;
+  /**
+   * Paths fs.watch named since the last rescan; 'all' when it could not say (a null file name, a
+   * directory event, polling), which means re-listing and re-statting everything.
+   */
+  #dirty: Set<string> | 'all' = 'all';
+  #filesRead = 0;
+  #perFile = new Map<string, FileResult>();
+  #duplicateDiagnostics: Diagnostic[] = [];
 
   constructor(paths: readonly string[], options: WatchOptions = {}) {
     super();
@@ -91,6 +115,11 @@ export class ConfigWatcher extends EventEmitter<WatcherEvents> {
 
   get diagnostics(): readonly Diagnostic[] {
     return this.#diagnostics;
+  }
+
+  /** How many times a file has been read and parsed (the cost of keeping up). */
+  get filesRead(): number {
+    return this.#filesRead;
   }
 
   /** Loads the configuration and starts watching; returns the first snapshot (not emitted). */
@@ -144,7 +173,9 @@ export class ConfigWatcher extends EventEmitter<WatcherEvents> {
       try {
         watcher = fs.watch(dir, { persistent: false }, (_event, filename) => {
           const only = this.#watchers.get(dir)?.names;
-          if (only && filename !== null && !only.has(filename.toString())) return;
+          const name = filename?.toString() ?? null;
+          if (only && name !== null && !only.has(name)) return;
+          this.#markDirty(name === null ? null : path.join(dir, name), only !== undefined);
           this.#schedule();
         });
       } catch {
@@ -154,11 +185,27 @@ export class ConfigWatcher extends EventEmitter<WatcherEvents> {
         // The directory went away: forget it, and let a rescan decide what is left.
         watcher.close();
         this.#watchers.delete(dir);
+        this.#dirty = 'all';
         this.#schedule();
       });
       const entry = { watcher, names };
       this.#watchers.set(dir, entry);
     }
+  }
+
+  /**
+   * Remembers what changed, so a rescan re-reads only that: with tens of thousands of files, statting
+   * and re-listing all of them on every edit costs seconds. A name that is not a config file name (a new
+   * subdirectory, say) falls back to a full rescan, as does an event without a name.
+   */
+  #markDirty(file: string | null, named: boolean): void {
+    if (this.#dirty === 'all') return;
+    if (file === null || (!named && !isConfigFileName(path.basename(file)))) {
+      if (file !== null && path.basename(file).startsWith('.')) return; // editors' swap files
+      this.#dirty = 'all';
+      return;
+    }
+    this.#dirty.add(file);
   }
 
   #schedule(): void {
@@ -178,7 +225,7 @@ export class ConfigWatcher extends EventEmitter<WatcherEvents> {
   #safeRescan(): void {
     if (this.#closed) return;
     try {
-      this.rescan();
+      this.#rescan(false);
     } catch (err) {
       // An 'error' event without a listener would throw from a timer and end the process.
       if (this.listenerCount('error') > 0)
@@ -186,7 +233,11 @@ export class ConfigWatcher extends EventEmitter<WatcherEvents> {
     }
   }
 
-  #loadFile(file: string): LoadedFile {
+  #loadFile(file: string, recheck: boolean): LoadedFile {
+    if (!recheck) {
+      const cached = this.#cache.get(file);
+      if (cached) return cached.loaded;
+    }
     let signature: string | undefined;
     try {
       const st = fs.statSync(file);
@@ -196,6 +247,7 @@ export class ConfigWatcher extends EventEmitter<WatcherEvents> {
     }
     const cached = this.#cache.get(file);
     if (cached && signature !== undefined && cached.signature === signature) return cached.loaded;
+    this.#filesRead++;
     const read = readConfigFile(file, this.#options);
     const loaded: LoadedFile =
       'diagnostic' in read
@@ -207,61 +259,169 @@ export class ConfigWatcher extends EventEmitter<WatcherEvents> {
     return loaded;
   }
 
-  /** Re-reads the configuration now; returns true when it produced a new snapshot. */
+  /** Re-reads the whole configuration now; returns true when it produced a new snapshot. */
   rescan(): boolean {
-    const listed = listConfigFiles(this.#paths);
+    return this.#rescan(true);
+  }
+
+  /**
+   * The list of files is kept from the last full listing while every changed path is an existing,
+   * already listed file (the common edit); anything else (a file added, removed or renamed) lists again.
+   */
+  #currentListing(dirty: ReadonlySet<string> | 'all'): Listing {
+    if (dirty !== 'all' && this.#listed) {
+      const listed = this.#listed;
+      const stillListed = [...dirty].every((f) => {
+        if (!listed.set.has(f)) return false;
+        try {
+          return fs.statSync(f).isFile();
+        } catch {
+          return false;
+        }
+      });
+      if (stillListed) return listed;
+    }
+    const fresh = listConfigFiles(this.#paths);
+    this.#listed = { ...fresh, set: new Set(fresh.files) };
+    return this.#listed;
+  }
+
+  #rescan(full: boolean): boolean {
+    const dirty = full ? 'all' : this.#dirty;
+    this.#dirty = new Set();
+    const listing = this.#listed;
+    const listed = this.#currentListing(dirty);
     if (this.#watching) this.#syncWatchers(listed.dirs);
-    const diagnostics: Diagnostic[] = [...listed.diagnostics];
-    const loadedFiles = listed.files.map((f) => this.#loadFile(f));
-    for (const cachedFile of [...this.#cache.keys()])
-      if (!listed.files.includes(cachedFile)) this.#cache.delete(cachedFile);
+    if (dirty !== 'all' && listed === listing && this.#rescanEdited(dirty)) return this.#lastChanged;
+    return this.#rescanAll(listed, dirty);
+  }
 
-    const servedFromFile = (file: string): Served[] =>
-      [...this.#served.values()].filter((s) => s.file === file);
+  #lastChanged = false;
+
+  /** What one file contributes: the entries it asks to serve, in order, and what to say about it. */
+  #fileResult(f: LoadedFile, servedFromFile: (file: string) => readonly Served[]): FileResult {
     const candidates: Candidate[] = [];
+    const diagnostics: Diagnostic[] = [...f.diagnostics];
     const keep = (key: string, s: Served): void => void candidates.push({ key, ...s });
-
-    for (const f of loadedFiles) {
-      diagnostics.push(...f.diagnostics);
-      const previous = servedFromFile(f.file);
-      if (!f.parsed && previous.length > 0) {
-        for (const d of f.documents) diagnostics.push(...d.diagnostics);
-        diagnostics.push({
-          ...codeOf(Codes.KeptLastValidFile),
-          message: `file cannot be read or parsed; serving its ${previous.length} last valid resource(s)`,
-          file: f.file,
-        });
-        for (const s of previous)
-          keep(resourceKey(s.resource.kind, s.resource.metadata.namespace, s.resource.metadata.name), s);
+    const previous = servedFromFile(f.file);
+    if (!f.parsed && previous.length > 0) {
+      for (const d of f.documents) diagnostics.push(...d.diagnostics);
+      diagnostics.push({
+        ...codeOf(Codes.KeptLastValidFile),
+        message: `file cannot be read or parsed; serving its ${previous.length} last valid resource(s)`,
+        file: f.file,
+      });
+      for (const s of previous)
+        keep(resourceKey(s.resource.kind, s.resource.metadata.namespace, s.resource.metadata.name), s);
+      return { loaded: f, candidates, diagnostics };
+    }
+    for (const doc of f.documents) {
+      diagnostics.push(...doc.diagnostics);
+      if (doc.resource && doc.key) {
+        keep(doc.key, { resource: doc.resource, file: f.file, index: doc.index });
         continue;
       }
-      for (const doc of f.documents) {
-        diagnostics.push(...doc.diagnostics);
-        if (doc.resource && doc.key) {
-          keep(doc.key, { resource: doc.resource, file: f.file, index: doc.index });
-          continue;
-        }
-        if (doc.skipped) continue;
-        // An invalid document: serve what it last was, if anything.
-        const last = doc.key ? this.#served.get(doc.key) : previous.find((s) => s.index === doc.index);
-        if (!last) continue;
-        const key = resourceKey(
-          last.resource.kind,
-          last.resource.metadata.namespace,
-          last.resource.metadata.name,
-        );
-        keep(key, last);
-        diagnostics.push({
-          ...codeOf(Codes.KeptLastValidResource),
-          message: `resource is invalid; serving its last valid version (${last.file}:${last.resource.source.line})`,
-          file: f.file,
-          line: doc.line,
-          resource: resourceName(last.resource),
-        });
+      if (doc.skipped) continue;
+      // An invalid document: serve what it last was, if anything.
+      const last = doc.key ? this.#served.get(doc.key) : previous.find((s) => s.index === doc.index);
+      if (!last) continue;
+      const key = resourceKey(
+        last.resource.kind,
+        last.resource.metadata.namespace,
+        last.resource.metadata.name,
+      );
+      keep(key, last);
+      diagnostics.push({
+        ...codeOf(Codes.KeptLastValidResource),
+        message: `resource is invalid; serving its last valid version (${last.file}:${last.resource.source.line})`,
+        file: f.file,
+        line: doc.line,
+        resource: resourceName(last.resource),
+      });
+    }
+    return { loaded: f, candidates, diagnostics };
+  }
+
+  /**
+   * The common edit — existing files changed, the same resources in them, none of them involved in a
+   * duplicate — touches only those files' entries: with tens of thousands of files, going over all of
+   * them for every edit would cost tens of milliseconds. Returns false when the edit needs the full pass.
+   */
+  #rescanEdited(dirty: ReadonlySet<string>): boolean {
+    const results = new Map<string, FileResult>();
+    for (const file of dirty) {
+      const before = this.#perFile.get(file);
+      if (!before) return false;
+      const loaded = this.#loadFile(file, true);
+      if (loaded === before.loaded) continue;
+      const result = this.#fileResult(loaded, (f) => before.candidates.filter((c) => c.file === f));
+      const keys = new Set<string>();
+      for (const c of result.candidates) {
+        if (keys.has(c.key)) return false;
+        keys.add(c.key);
       }
+      if (keys.size !== before.candidates.length) return false;
+      for (const c of before.candidates) {
+        if (!keys.has(c.key) || this.#served.get(c.key)?.file !== file) return false;
+      }
+      results.set(file, result);
+    }
+    const replaced = new Map<string, IstioResource>();
+    let diagnosticsChanged = false;
+    for (const [file, result] of results) {
+      const before = this.#perFile.get(file);
+      if (JSON.stringify(before?.diagnostics) !== JSON.stringify(result.diagnostics))
+        diagnosticsChanged = true;
+      this.#perFile.set(file, result);
+      for (const c of result.candidates) {
+        const served = this.#served.get(c.key);
+        if (served && served.resource !== c.resource && contentOf(served.resource) !== contentOf(c.resource))
+          replaced.set(c.key, c.resource);
+        this.#served.set(c.key, { resource: c.resource, file: c.file, index: c.index });
+      }
+    }
+    if (diagnosticsChanged) this.#diagnostics = this.#collectDiagnostics();
+    this.#lastChanged = replaced.size > 0;
+    if (this.#lastChanged) {
+      this.#snapshot = this.#snapshot.replacing(replaced, this.#snapshot.version + 1);
+      this.emit('snapshot', this.#snapshot, this.#diagnostics);
+    }
+    if (diagnosticsChanged) this.emit('diagnostics', this.#diagnostics);
+    return true;
+  }
+
+  #collectDiagnostics(): Diagnostic[] {
+    const listed = this.#listed;
+    const all: Diagnostic[] = [...(listed?.diagnostics ?? [])];
+    for (const file of listed?.files ?? []) {
+      const r = this.#perFile.get(file);
+      if (r) for (const d of r.diagnostics) all.push(d);
+    }
+    all.push(...this.#duplicateDiagnostics);
+    return all;
+  }
+
+  #rescanAll(listed: Listing, dirty: ReadonlySet<string> | 'all'): boolean {
+    const loadedFiles = listed.files.map((f) => this.#loadFile(f, dirty === 'all' || dirty.has(f)));
+    for (const cachedFile of [...this.#cache.keys()])
+      if (!listed.set.has(cachedFile)) this.#cache.delete(cachedFile);
+
+    const servedByFile = new Map<string, Served[]>();
+    for (const s of this.#served.values()) {
+      const list = servedByFile.get(s.file);
+      if (list) list.push(s);
+      else servedByFile.set(s.file, [s]);
+    }
+    const perFile = new Map<string, FileResult>();
+    const candidates: Candidate[] = [];
+    for (const f of loadedFiles) {
+      const result = this.#fileResult(f, (file) => servedByFile.get(file) ?? []);
+      perFile.set(f.file, result);
+      for (const c of result.candidates) candidates.push(c);
     }
 
     // Duplicates: the copy served before wins, otherwise the first in file order.
+    const duplicates: Diagnostic[] = [];
     const chosen = new Map<string, Candidate>();
     for (const c of candidates) {
       const current = chosen.get(c.key);
@@ -275,7 +435,7 @@ export class ConfigWatcher extends EventEmitter<WatcherEvents> {
         servedBefore && servedBefore.file === c.file && servedBefore.file !== current.file ? c : current;
       const loser = winner === c ? current : c;
       chosen.set(c.key, winner);
-      diagnostics.push({
+      duplicates.push({
         ...codeOf(Codes.DuplicateResource),
         message: `duplicate of the resource at ${winner.file}:${winner.resource.source.line}; this one is ignored`,
         file: loser.file,
@@ -294,8 +454,12 @@ export class ConfigWatcher extends EventEmitter<WatcherEvents> {
         );
       });
     this.#served = new Map(next.map((c) => [c.key, { resource: c.resource, file: c.file, index: c.index }]));
+    this.#perFile = perFile;
+    this.#duplicateDiagnostics = duplicates;
+    const diagnostics = this.#collectDiagnostics();
     const diagnosticsChanged = JSON.stringify(diagnostics) !== JSON.stringify(this.#diagnostics);
     this.#diagnostics = diagnostics;
+    this.#lastChanged = changed;
     if (changed || this.#snapshot.version === 0) {
       this.#snapshot = new ConfigSnapshot(
         next.map((c) => c.resource),
