@@ -58,6 +58,7 @@ spec: { address: ${address}, labels: { app: ${app}, version: ${version} } }
 describe('control plane change detection', { timeout: 30_000 }, () => {
   let dir: string;
   let cp: ControlPlane;
+  let debugPort = 0;
   const pushes: PushRequest[] = [];
 
   const write = (file: string, text: string): void => {
@@ -89,7 +90,7 @@ describe('control plane change detection', { timeout: 30_000 }, () => {
       pushes.push(req);
       push(req);
     };
-    await cp.start();
+    ({ debugPort } = await cp.start());
   });
 
   after(async () => {
@@ -121,5 +122,33 @@ describe('control plane change detection', { timeout: 30_000 }, () => {
     const p = await nextPush();
     assert.equal(p?.full, true);
     assert.equal(p?.endpointClusters, undefined);
+  });
+
+  it('lists what is wrong with the configuration at /debug/config_diagnostics, and what is kept', async () => {
+    const get = async (query = ''): Promise<Response> =>
+      fetch(`http://127.0.0.1:${debugPort}/debug/config_diagnostics${query}`);
+    const clean = (await (await get()).json()) as { counts: Record<string, number> };
+    assert.equal(clean.counts.error, 0);
+    // The rule loses its host: it stays served in its last valid version, and the endpoint says so.
+    write('rule.yaml', rule('RANDOM').replace('  host: api\n', '  hots: api\n'));
+    const deadline = Date.now() + 5000;
+    let body: {
+      configVersion: number;
+      counts: Record<string, number>;
+      diagnostics: { code: string; file: string }[];
+    };
+    do {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      body = (await (await get('?severity=error')).json()) as typeof body;
+    } while (body.counts.error === 0 && Date.now() < deadline);
+    assert.ok(body.configVersion > 0);
+    assert.ok(
+      body.diagnostics.some((d) => d.code === 'WE0009' && d.file.endsWith('rule.yaml')),
+      JSON.stringify(body),
+    );
+    assert.ok(body.diagnostics.every((d) => (d as unknown as { severity: string }).severity === 'error'));
+    const text = await (await get('?format=text')).text();
+    assert.match(text, /rule\.yaml.*WE0009/);
+    assert.equal((await get('?severity=fatal')).status, 400);
   });
 });

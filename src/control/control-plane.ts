@@ -107,7 +107,14 @@ export class ControlPlane {
     this.#mesh = buildSnapshot({ version: 0, discovery: this.#discovery });
     const generator = new MeshGenerator(() => this.#mesh);
     this.ads = new AdsServer({ generator, debounceMs: opts.debounceMs, logger: this.#log });
-    this.#debug = new DebugServer({ ads: this.ads, ready: () => this.#started });
+    this.#debug = new DebugServer({
+      ads: this.ads,
+      ready: () => this.#started,
+      diagnostics: () => ({
+        configVersion: this.#config?.version ?? 0,
+        diagnostics: [...this.#watchDiagnostics, ...this.#supportDiagnostics],
+      }),
+    });
     this.ads.on('connect', (node) => this.#registry.connected(node));
     this.ads.on('disconnect', (node) => this.#registry.disconnected(node));
     this.#registry.onChange(() => this.#scheduleRebuild('workload registration'));

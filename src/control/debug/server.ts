@@ -4,8 +4,10 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { formatDiagnostic } from '../../config/diagnostic.ts';
 import { createLogger } from '../../core/logger.ts';
 import type { Logger } from '../../core/logger.ts';
+import type { Diagnostic } from '../../config/diagnostic.ts';
 import type { AdsServer } from '../xds/ads-server.ts';
 import { configDump } from './config-dump.ts';
 import { controlPlaneMetrics } from './metrics.ts';
@@ -14,6 +16,11 @@ import { formatSyncTable } from './sync-table.ts';
 
 export interface DebugServerOptions {
   ads: AdsServer;
+  /**
+   * What the configuration's loading and translation said (schema errors, last valid versions kept, fields
+   * Weft does not implement), for /debug/config_diagnostics. Default: none.
+   */
+  diagnostics?: () => { configVersion: number; diagnostics: readonly Diagnostic[] };
   /** /ready answers 503 while this says false (e.g. before the first config snapshot). Default: always ready. */
   ready?: () => boolean;
   logger?: Logger;
@@ -27,8 +34,12 @@ const ENDPOINTS: Record<string, string> = {
     'the configuration generated for a connected proxy, shaped like Envoy /config_dump',
   '/debug/connections': 'open ADS streams',
   '/debug/push_status': 'push counters and the last push round',
+  '/debug/config_diagnostics':
+    'problems in the configuration: errors (resource not served, or its last valid version kept) and unsupported fields (?severity=error|warning|info, ?format=text)',
   '/metrics': 'Prometheus metrics',
 };
+
+const SEVERITIES = ['error', 'warning', 'info'];
 
 class HttpError extends Error {
   readonly status: number;
@@ -41,6 +52,7 @@ class HttpError extends Error {
 export class DebugServer {
   readonly #ads: AdsServer;
   readonly #ready: () => boolean;
+  readonly #diagnostics: NonNullable<DebugServerOptions['diagnostics']>;
   readonly #logger: Logger;
   readonly #metrics: ControlPlaneMetrics;
   readonly #server: http.Server;
@@ -48,6 +60,7 @@ export class DebugServer {
   constructor(options: DebugServerOptions) {
     this.#ads = options.ads;
     this.#ready = options.ready ?? (() => true);
+    this.#diagnostics = options.diagnostics ?? (() => ({ configVersion: 0, diagnostics: [] }));
     this.#logger = options.logger ?? createLogger('debug');
     this.#metrics = controlPlaneMetrics(options.ads);
     this.#server = http.createServer((req, res) => {
@@ -113,6 +126,24 @@ export class DebugServer {
       case '/debug/push_status':
         sendJson(res, 200, this.#ads.stats());
         return;
+      case '/debug/config_diagnostics': {
+        const severity = url.searchParams.get('severity');
+        if (severity !== null && !SEVERITIES.includes(severity))
+          throw new HttpError(400, `severity must be one of ${SEVERITIES.join(', ')}`);
+        const { configVersion, diagnostics } = this.#diagnostics();
+        const list = severity === null ? diagnostics : diagnostics.filter((d) => d.severity === severity);
+        if (url.searchParams.get('format') === 'text')
+          sendText(res, 200, list.map((d) => `${formatDiagnostic(d)}\n`).join(''));
+        else
+          sendJson(res, 200, {
+            configVersion,
+            counts: Object.fromEntries(
+              SEVERITIES.map((s) => [s, diagnostics.filter((d) => d.severity === s).length]),
+            ),
+            diagnostics: list,
+          });
+        return;
+      }
       case '/metrics':
         sendText(res, 200, await this.#metrics.render(), this.#metrics.contentType);
         return;
