@@ -121,14 +121,42 @@ function hashPolicy(host: string, ctx: RouteContext): JsonObject[] | undefined {
   return undefined;
 }
 
-function retryPolicy(retries: HTTPRetry | undefined): JsonObject | undefined {
+/**
+ * A VirtualService's `retries` (or Istio's default when absent) as Envoy's RetryPolicy, as Istio translates it:
+ * numeric entries of `retryOn` become `retriable_status_codes` (503 unless any are given), previously tried
+ * hosts are avoided unless `retryIgnorePreviousHosts: false`, `backoff` sets the base interval.
+ */
+export function retryPolicy(retries: HTTPRetry | undefined): JsonObject | undefined {
   if (retries && retries.attempts === 0) return undefined;
+  const conditions: string[] = [];
+  const codes: number[] = [];
+  for (const entry of (retries?.retryOn ?? DEFAULT_RETRY_ON).split(',')) {
+    const condition = entry.trim();
+    if (condition === '') continue;
+    if (/^\d+$/.test(condition)) codes.push(Number(condition));
+    else if (!conditions.includes(condition)) conditions.push(condition);
+  }
+  if (codes.length > 0 && !conditions.includes('retriable-status-codes'))
+    conditions.push('retriable-status-codes');
   const policy: JsonObject = {
-    retry_on: retries?.retryOn ?? DEFAULT_RETRY_ON,
+    retry_on: conditions.join(','),
     num_retries: retries?.attempts ?? 2,
   };
   const perTry = retries?.perTryTimeout ? istioDurationToProto(retries.perTryTimeout) : undefined;
   if (perTry) policy.per_try_timeout = perTry;
+  if (retries?.retryIgnorePreviousHosts !== false) {
+    policy.retry_host_predicate = [
+      {
+        name: 'envoy.retry_host_predicates.previous_hosts',
+        typed_config: { '@type': TYPES.previousHosts },
+      },
+    ];
+    policy.host_selection_retry_max_attempts = 5;
+  }
+  if (conditions.includes('retriable-status-codes'))
+    policy.retriable_status_codes = codes.length > 0 ? codes : [503];
+  const backoff = retries?.backoff ? istioDurationToProto(retries.backoff) : undefined;
+  if (backoff) policy.retry_back_off = { base_interval: backoff };
   return policy;
 }
 
