@@ -4,8 +4,9 @@
  *
  * Changes are noticed with fs.watch on every directory (for files named directly, on their
  * directories, so that editors that save by writing a new file and renaming it over the old one are
- * seen), and debounced (100 ms by default, at most 1 s while changes keep coming). Each rescan re-lists the paths
- * and re-reads only files whose size, mtime or inode changed.
+ * seen), and debounced (100 ms by default, at most 1 s while changes keep coming). A rescan after events that
+ * name existing files re-reads just those (when their size, mtime or inode changed); anything else (a file
+ * added or removed, an event without a name, polling, rescan()) re-lists the paths and re-checks every file.
  *
  * Bad input never takes served configuration away, because a half-edited file must not break proxies:
  * - a resource that becomes invalid keeps its last valid version (error WE0009 says so);
