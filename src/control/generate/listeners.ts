@@ -63,6 +63,43 @@ function tcpProxy(statPrefix: string, cluster: string): JsonObject {
   };
 }
 
+/** Listener filters Istio puts on ports whose protocol is sniffed. */
+const SNIFFING_LISTENER_FILTERS: JsonObject[] = [
+  {
+    name: 'envoy.filters.listener.tls_inspector',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
+    },
+  },
+  {
+    name: 'envoy.filters.listener.http_inspector',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector',
+    },
+  },
+];
+
+/**
+ * A listener's chains for a port whose protocol is not declared (Istio's protocol sniffing): HTTP/1.x and
+ * h2c clients go to the HTTP connection manager, everything else to tcp_proxy. Istio's historic detection
+ * timeout of 100 ms bounds how long a silent (server-first) client can delay its connection.
+ */
+function sniffedPort(http: JsonObject, tcp: JsonObject): JsonObject {
+  return {
+    listener_filters: SNIFFING_LISTENER_FILTERS,
+    listener_filters_timeout: '0.1s',
+    continue_on_listener_filters_timeout: true,
+    filter_chains: [
+      {
+        name: 'http',
+        filter_chain_match: { application_protocols: ['http/1.0', 'http/1.1', 'h2c'] },
+        filters: [http],
+      },
+    ],
+    default_filter_chain: { name: 'tcp', filters: [tcp] },
+  };
+}
+
 function metadataString(proxy: ProxyNode, key: string): string | undefined {
   const v = proxy.metadata[key];
   return typeof v === 'string' && v !== '' ? v : typeof v === 'number' ? String(v) : undefined;
@@ -220,30 +257,31 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
     const app = parseEndpoint(ingress.defaultEndpoint);
     plan.clusters.push(inboundCluster(port, app, isHttp2(protocol)));
     const cluster = inboundClusterName(port);
-    const filter = isHttp(protocol)
-      ? hcm(
-          `inbound_${name}`,
-          {
-            route_config: {
-              name: cluster,
-              virtual_hosts: [
-                {
-                  name: `inbound|http|${port}`,
-                  domains: ['*'],
-                  routes: [{ match: { prefix: '/' }, route: { cluster, timeout: '0s' } }],
-                },
-              ],
+    const httpFilter = hcm(
+      `inbound_${name}`,
+      {
+        route_config: {
+          name: cluster,
+          virtual_hosts: [
+            {
+              name: `inbound|http|${port}`,
+              domains: ['*'],
+              routes: [{ match: { prefix: '/' }, route: { cluster, timeout: '0s' } }],
             },
-          },
-          false,
-        )
-      : tcpProxy(`inbound_${name}`, cluster);
+          ],
+        },
+      },
+      false,
+    );
+    const tcpFilter = tcpProxy(`inbound_${name}`, cluster);
     plan.listeners.push({
       '@type': TYPES.listener,
       name,
       address: address(host, port),
       traffic_direction: 'INBOUND',
-      filter_chains: [{ filters: [filter] }],
+      ...(protocol === 'UNSPECIFIED'
+        ? sniffedPort(httpFilter, tcpFilter)
+        : { filter_chains: [{ filters: [isHttp(protocol) ? httpFilter : tcpFilter] }] }),
     });
   }
   return plan;

@@ -445,10 +445,6 @@ describe('compileListener: listener, address and filter chains', () => {
     const raw = hcmListener() as { filter_chains: Record<string, unknown>[] };
     raw.filter_chains[0].transport_socket = { name: 'envoy.transport_sockets.tls' };
     rejects(raw, 'l.filter_chains[0].transport_socket: TLS is not supported yet');
-    rejects(
-      hcmListener({}, { listener_filters: [{ name: 'envoy.filters.listener.tls_inspector' }] }),
-      'l.listener_filters: not supported by Weft',
-    );
     rejects(hcmListener({}, { bind_to_port: false }), 'l.bind_to_port: not supported by Weft');
   });
 
@@ -660,6 +656,104 @@ describe('compileListener properties', () => {
         }
       }),
       { seed: 7, numRuns: 1000 },
+    );
+  });
+});
+
+const TLS_INSPECTOR_URL =
+  'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
+const HTTP_INSPECTOR_URL =
+  'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector';
+
+describe('compileListener: listener filters', () => {
+  it('reads tls_inspector and http_inspector, by @type or by name, in order, with Envoy defaults', () => {
+    const listener = compile(
+      hcmListener(
+        {},
+        {
+          listener_filters: [
+            { name: 'envoy.filters.listener.http_inspector' },
+            { name: 'tls', typed_config: { '@type': TLS_INSPECTOR_URL } },
+          ],
+        },
+      ),
+    );
+    assert.deepEqual(listener.inspection, {
+      filters: [
+        { kind: 'http_inspector', name: 'envoy.filters.listener.http_inspector' },
+        { kind: 'tls_inspector', name: 'tls' },
+      ],
+      timeoutMs: 15_000,
+      continueOnTimeout: false,
+    });
+  });
+
+  it('reads listener_filters_timeout ("0s" = none) and continue_on_listener_filters_timeout', () => {
+    const filters = [{ typed_config: { '@type': HTTP_INSPECTOR_URL } }];
+    const inspection = (extra: Record<string, unknown>) =>
+      compile(hcmListener({}, { listener_filters: filters, ...extra })).inspection;
+    assert.deepEqual(
+      inspection({ listener_filters_timeout: '0.1s', continue_on_listener_filters_timeout: true }),
+      {
+        filters: [{ kind: 'http_inspector', name: 'envoy.filters.listener.http_inspector' }],
+        timeoutMs: 100,
+        continueOnTimeout: true,
+      },
+    );
+    assert.equal(inspection({ listener_filters_timeout: '0s' })?.timeoutMs, 0);
+  });
+
+  it('has no inspection without listener filters (the timeout settings then change nothing)', () => {
+    assert.equal(compile(hcmListener()).inspection, undefined);
+    assert.equal(
+      compile(hcmListener({}, { listener_filters: [], listener_filters_timeout: '1s' })).inspection,
+      undefined,
+    );
+  });
+
+  it('rejects unknown listener filters and options Weft lacks, naming the field', () => {
+    rejects(
+      hcmListener({}, { listener_filters: [{ name: 'envoy.filters.listener.proxy_protocol' }] }),
+      'l.listener_filters[0].name: unsupported extension "envoy.filters.listener.proxy_protocol"',
+    );
+    rejects(
+      hcmListener(
+        {},
+        {
+          listener_filters: [
+            { name: 'envoy.filters.listener.http_inspector' },
+            {
+              name: 'x',
+              typed_config: {
+                '@type': 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
+              },
+            },
+          ],
+        },
+      ),
+      'l.listener_filters[1].typed_config: unsupported extension type "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst"',
+    );
+    rejects(
+      hcmListener(
+        {},
+        {
+          listener_filters: [
+            { typed_config: { '@type': TLS_INSPECTOR_URL, enable_ja3_fingerprinting: true } },
+          ],
+        },
+      ),
+      'l.listener_filters[0].typed_config.enable_ja3_fingerprinting: not supported by Weft',
+    );
+    rejects(
+      hcmListener(
+        {},
+        {
+          listener_filters: [
+            { name: 'envoy.filters.listener.tls_inspector', filter_disabled: { destination_port_range: {} } },
+          ],
+        },
+      ),
+      'l.listener_filters[0].filter_disabled: not supported by Weft',
     );
   });
 });

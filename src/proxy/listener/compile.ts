@@ -28,6 +28,8 @@ import type {
   HcmConfig,
   HttpFilterConfig,
   ListenerConfig,
+  ListenerFilterConfig,
+  ListenerInspectionConfig,
   NetworkFilterConfig,
   SocketAddress,
   TcpProxyConfig,
@@ -36,6 +38,17 @@ import type {
 const HCM_TYPE = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const TCP_PROXY_TYPE = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 const ROUTER_TYPE = 'envoy.extensions.filters.http.router.v3.Router';
+const TLS_INSPECTOR_TYPE = 'envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
+const HTTP_INSPECTOR_TYPE = 'envoy.extensions.filters.listener.http_inspector.v3.HttpInspector';
+
+/** Listener filters Weft implements. */
+const LISTENER_FILTERS = [
+  { name: 'envoy.filters.listener.tls_inspector', typeName: TLS_INSPECTOR_TYPE },
+  { name: 'envoy.filters.listener.http_inspector', typeName: HTTP_INSPECTOR_TYPE },
+] as const;
+
+/** Envoy's default listener_filters_timeout. */
+const DEFAULT_LISTENER_FILTERS_TIMEOUT_MS = 15_000;
 
 /** Network filters Weft implements: canonical name ↔ typed_config message type. */
 const NETWORK_FILTERS = [
@@ -76,6 +89,9 @@ export function compileListenerWithReferences(
     // Descriptive (INBOUND/OUTBOUND, set by Istio on every listener): it labels traffic for tracing and
     // telemetry and changes nothing in how connections are handled.
     'traffic_direction',
+    'listener_filters',
+    'listener_filters_timeout',
+    'continue_on_listener_filters_timeout',
   ]);
   const address = compileAddress(obj.address, fieldPath(path, 'address'));
   const references: ClusterReference[] = [];
@@ -107,8 +123,32 @@ export function compileListenerWithReferences(
       2 ** 32 - 1,
       MIB,
     ),
+    ...compileInspection(obj, path),
   };
   return { listener, references };
+}
+
+/**
+ * listener_filters and their timeout settings. Without listener filters the timeout settings change nothing
+ * (nothing waits), as in Envoy, so they are accepted and dropped.
+ */
+function compileInspection(obj: JsonObject, path: string): { inspection?: ListenerInspectionConfig } {
+  const timeoutMs = durationMs(obj, 'listener_filters_timeout', path, DEFAULT_LISTENER_FILTERS_TIMEOUT_MS);
+  const continueOnTimeout = optBool(obj, 'continue_on_listener_filters_timeout', path) ?? false;
+  const filters = objectItems(obj, 'listener_filters', path).map(
+    ({ item, path: p }): ListenerFilterConfig => {
+      onlyFields(item, p, ['name', 'typed_config'], {
+        config_discovery: 'not supported by Weft',
+        filter_disabled: 'not supported by Weft',
+      });
+      const { extension, name, config } = identify(item, p, LISTENER_FILTERS, 'a listener filter');
+      // Neither inspector has options Weft implements (JA3/JA4 fingerprints, buffer sizes).
+      if (config) onlyFields(config, fieldPath(p, 'typed_config'), ['@type']);
+      return { kind: extension.typeName === TLS_INSPECTOR_TYPE ? 'tls_inspector' : 'http_inspector', name };
+    },
+  );
+  if (filters.length === 0) return {};
+  return { inspection: { filters, timeoutMs, continueOnTimeout } };
 }
 
 /** An envoy.config.core.v3.Address that must be a TCP socket address with a literal IP (listeners, admin). */

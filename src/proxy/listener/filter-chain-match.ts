@@ -1,7 +1,12 @@
 /**
- * Chooses a listener's filter chain for a new connection, by Envoy's filter_chain_match rules, in its order
- * of precedence: destination port, destination IP, server name, transport protocol, application protocols,
- * source IP. Plaintext connections carry no SNI or ALPN, so chains that require them never match here.
+ * Chooses a listener's filter chain for a new connection by Envoy's filter_chain_match rules. Criteria are
+ * applied one at a time in Envoy's order (destination port, destination IP, server name, transport
+ * protocol, application protocols, source IP): at each step only the chains with the most specific match
+ * go on; chains that leave the criterion unset go on only when no chain matches it specifically. A step
+ * that leaves nothing means no match (the default chain), never a step back.
+ *
+ * Server name, transport and application protocols come from listener filters (tls_inspector,
+ * http_inspector); without them a connection is "raw_buffer" with no SNI or ALPN.
  */
 import net from 'node:net';
 import type { FilterChainConfig, FilterChainMatch } from './types.ts';
@@ -32,37 +37,62 @@ export interface ConnectionFacts {
   readonly remoteIp: string;
   readonly transportProtocol: string;
   readonly serverName: string | undefined;
+  readonly applicationProtocols: readonly string[];
 }
 
-function score(m: FilterChainMatch | undefined, c: ConnectionFacts): number[] | null {
-  if (m === undefined) return [0, 0, 0, 0, 0, 0];
-  const s: number[] = [];
-  if (m.destinationPort !== undefined) {
-    if (m.destinationPort !== c.localPort) return null;
-    s.push(1);
-  } else s.push(0);
-  if (m.prefixRanges.length > 0) {
-    const p = longestPrefix(c.localIp, m.prefixRanges);
-    if (p < 0) return null;
-    s.push(p + 1);
-  } else s.push(0);
-  if (m.serverNames.length > 0) {
-    if (c.serverName === undefined || !m.serverNames.includes(c.serverName)) return null;
-    s.push(1);
-  } else s.push(0);
-  if (m.transportProtocol !== undefined) {
-    if (m.transportProtocol !== c.transportProtocol) return null;
-    s.push(1);
-  } else s.push(0);
-  if (m.applicationProtocols.length > 0) return null;
-  s.push(0);
-  if (m.sourcePrefixRanges.length > 0) {
-    const p = longestPrefix(c.remoteIp, m.sourcePrefixRanges);
-    if (p < 0) return null;
-    s.push(p + 1);
-  } else s.push(0);
-  return s;
+/** An exact server name beats every wildcard; a longer wildcard suffix beats a shorter one. */
+const EXACT_NAME = Number.MAX_SAFE_INTEGER;
+
+function serverNameScore(names: readonly string[], serverName: string | undefined): number | null {
+  if (serverName === undefined) return null;
+  let best: number | null = null;
+  for (const name of names) {
+    const n = name.toLowerCase();
+    if (n === serverName) return EXACT_NAME;
+    // "*.example.com" matches "a.example.com" and "a.b.example.com", not "example.com".
+    if (n.startsWith('*.') && serverName.endsWith(n.slice(1)) && serverName.length > n.length - 1) {
+      best = Math.max(best ?? 0, n.length);
+    }
+  }
+  return best;
 }
+
+/**
+ * One criterion's verdict on a chain: null when the chain requires something else, 0 when it does not use
+ * the criterion, otherwise how specific its match is (higher wins).
+ */
+type Criterion = (m: FilterChainMatch, c: ConnectionFacts) => number | null;
+
+const CRITERIA: readonly Criterion[] = [
+  (m, c) => (m.destinationPort === undefined ? 0 : m.destinationPort === c.localPort ? 1 : null),
+  (m, c) => {
+    if (m.prefixRanges.length === 0) return 0;
+    const p = longestPrefix(c.localIp, m.prefixRanges);
+    return p < 0 ? null : p + 1;
+  },
+  (m, c) => (m.serverNames.length === 0 ? 0 : serverNameScore(m.serverNames, c.serverName)),
+  (m, c) => (m.transportProtocol === undefined ? 0 : m.transportProtocol === c.transportProtocol ? 1 : null),
+  (m, c) =>
+    m.applicationProtocols.length === 0
+      ? 0
+      : c.applicationProtocols.some((p) => m.applicationProtocols.includes(p))
+        ? 1
+        : null,
+  (m, c) => {
+    if (m.sourcePrefixRanges.length === 0) return 0;
+    const p = longestPrefix(c.remoteIp, m.sourcePrefixRanges);
+    return p < 0 ? null : p + 1;
+  },
+];
+
+const NO_MATCH: FilterChainMatch = {
+  destinationPort: undefined,
+  serverNames: [],
+  transportProtocol: undefined,
+  applicationProtocols: [],
+  prefixRanges: [],
+  sourcePrefixRanges: [],
+};
 
 /** The most specific matching chain, else the default chain, else undefined (connection closed). */
 export function selectFilterChain(
@@ -71,20 +101,21 @@ export function selectFilterChain(
   facts: ConnectionFacts,
 ): FilterChainConfig | undefined {
   if (chains.length === 1 && chains[0].match === undefined) return chains[0];
-  let best: FilterChainConfig | undefined;
-  let bestScore: number[] | null = null;
-  for (const chain of chains) {
-    const s = score(chain.match, facts);
-    if (s === null) continue;
-    if (bestScore === null || compare(s, bestScore) > 0) {
-      best = chain;
-      bestScore = s;
+  let candidates: readonly FilterChainConfig[] = chains;
+  for (const criterion of CRITERIA) {
+    let best = -1;
+    let kept: FilterChainConfig[] = [];
+    for (const chain of candidates) {
+      const s = criterion(chain.match ?? NO_MATCH, facts);
+      if (s === null || s < best) continue;
+      if (s > best) {
+        best = s;
+        kept = [];
+      }
+      kept.push(chain);
     }
+    if (kept.length === 0) return fallback;
+    candidates = kept;
   }
-  return best ?? fallback;
-}
-
-function compare(a: number[], b: number[]): number {
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] - b[i];
-  return 0;
+  return candidates[0] ?? fallback;
 }

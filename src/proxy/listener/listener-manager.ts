@@ -18,6 +18,8 @@ import type { RouteConfigProviders } from '../router/rds.ts';
 import type { FilterChainConfig, ListenerConfig } from './types.ts';
 import { selectFilterChain } from './filter-chain-match.ts';
 import { formatAddress } from './compile.ts';
+import { InspectionStats, inspectConnection, PLAINTEXT_FACTS } from './inspectors/inspect.ts';
+import type { DetectedFacts } from './inspectors/inspect.ts';
 
 type TerminalRuntime = { kind: 'http'; hcm: HcmRuntime } | { kind: 'tcp'; tcp: TcpProxy };
 
@@ -58,6 +60,9 @@ export class ActiveListener {
   private readonly cxTotal: Counter;
   private readonly cxActive: Gauge;
   private readonly noChainMatch: Counter;
+  private readonly inspectionStats: InspectionStats;
+  /** Connections still in their listener filters (no chain yet). */
+  private readonly inspecting = new Set<Socket>();
   private closed = false;
   boundPort = 0;
 
@@ -77,6 +82,7 @@ export class ActiveListener {
     this.cxTotal = stats.counter(p + 'downstream_cx_total');
     this.cxActive = stats.gauge(p + 'downstream_cx_active');
     this.noChainMatch = stats.counter(p + 'no_filter_chain_match');
+    this.inspectionStats = new InspectionStats(stats, p);
   }
 
   private buildTerminal(chain: FilterChainConfig, key: string): Terminal {
@@ -110,23 +116,35 @@ export class ActiveListener {
     this.cxTotal.inc();
     this.cxActive.inc();
     socket.on('error', () => socket.destroy());
+    socket.once('close', () => this.cxActive.dec());
+    const inspection = this.config.inspection;
+    if (inspection === undefined) return this.dispatch(socket, PLAINTEXT_FACTS);
+    this.inspecting.add(socket);
+    socket.once('close', () => this.inspecting.delete(socket));
+    inspectConnection(socket, inspection, this.inspectionStats, (facts) => {
+      this.inspecting.delete(socket);
+      // The listener may have been destroyed while the client was being inspected.
+      if (this.closed) socket.destroy();
+      else this.dispatch(socket, facts);
+    });
+  }
+
+  /** Picks the filter chain by the connection's facts and hands the socket to its terminal filter. */
+  private dispatch(socket: Socket, facts: DetectedFacts): void {
     const chain = selectFilterChain(this.config.filterChains, this.config.defaultFilterChain, {
       localIp: plainIp(socket.localAddress),
       localPort: socket.localPort ?? 0,
       remoteIp: plainIp(socket.remoteAddress),
-      transportProtocol: 'raw_buffer',
-      serverName: undefined,
+      ...facts,
     });
     const terminal = chain === undefined ? undefined : this.terminals.get(chain);
     if (terminal === undefined) {
-      socket.once('close', () => this.cxActive.dec());
       this.noChainMatch.inc();
       socket.destroy();
       return;
     }
     terminal.sockets.add(socket);
     socket.once('close', () => {
-      this.cxActive.dec();
       terminal.sockets.delete(socket);
       if (terminal.draining && terminal.sockets.size === 0) this.finishDrain(terminal);
     });
@@ -190,6 +208,8 @@ export class ActiveListener {
    */
   retire(drainMs: number): Promise<void> {
     this.server?.close();
+    // A connection not yet on a chain has nothing to drain.
+    for (const s of this.inspecting) s.destroy();
     for (const t of this.terminals.values()) this.startDrain(t, drainMs, false);
     this.terminals = new Map();
     return new Promise((resolve) => {
@@ -203,7 +223,7 @@ export class ActiveListener {
 
   /** Open downstream connections, on current and draining chains. */
   connectionCount(): number {
-    let n = 0;
+    let n = this.inspecting.size;
     for (const t of this.terminals.values()) n += t.sockets.size;
     for (const t of this.draining) n += t.sockets.size;
     return n;
@@ -220,6 +240,7 @@ export class ActiveListener {
     if (this.closed) return;
     this.closed = true;
     this.server?.close();
+    for (const s of this.inspecting) s.destroy();
     for (const t of [...this.terminals.values(), ...this.draining]) {
       if (t.drainTimer !== null) clearTimeout(t.drainTimer);
       destroyTerminal(t);

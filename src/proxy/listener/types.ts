@@ -83,10 +83,27 @@ export interface FilterChainConfig {
   readonly filters: readonly NetworkFilterConfig[];
 }
 
+/** A listener filter Weft implements: both inspect the first bytes and set facts for filter chain matching. */
+export interface ListenerFilterConfig {
+  readonly kind: 'tls_inspector' | 'http_inspector';
+  readonly name: string;
+}
+
+/** listener_filters with their timeout settings. */
+export interface ListenerInspectionConfig {
+  readonly filters: readonly ListenerFilterConfig[];
+  /** listener_filters_timeout: default 15 s; 0 waits for the client's bytes forever. */
+  readonly timeoutMs: number;
+  /** continue_on_listener_filters_timeout: on timeout, match chains with what is known instead of closing. */
+  readonly continueOnTimeout: boolean;
+}
+
 export interface ListenerConfig {
   readonly name: string;
   readonly address: SocketAddress;
   readonly filterChains: readonly FilterChainConfig[];
   readonly defaultFilterChain: FilterChainConfig | undefined;
   readonly perConnectionBufferLimitBytes: number;
+  /** Absent when the listener has no listener_filters: connections go to a chain at once. */
+  readonly inspection?: ListenerInspectionConfig;
 }
