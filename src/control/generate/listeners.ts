@@ -236,6 +236,28 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
         filter_chains: [{ filters: [hcm(`outbound_${name}`, rds(String(port)), false)] }],
       });
       plan.routes.push(routeConfiguration(String(port), httpPorts(onPort, port), ctx, true));
+    } else if (
+      declared === 'UNSPECIFIED' &&
+      onPort.some((s) => s.ports.some((p) => p.number === port && p.protocol === 'UNSPECIFIED'))
+    ) {
+      // Neither the Sidecar nor the services say: sniff, as Istio does for undeclared outbound ports. HTTP goes
+      // by Host to the services on this port; anything else to the first service's cluster.
+      const sniffed = onPort.flatMap((service) =>
+        service.ports
+          .filter((p) => p.number === port && (p.protocol === 'UNSPECIFIED' || isHttp(p.protocol)))
+          .map(() => ({ service, port })),
+      );
+      plan.listeners.push({
+        '@type': TYPES.listener,
+        name,
+        address: address(host, port),
+        traffic_direction: 'OUTBOUND',
+        ...sniffedPort(
+          hcm(`outbound_${name}`, rds(String(port)), false),
+          tcpProxy(`outbound_${name}`, outboundClusterName(port, '', onPort[0].hostname)),
+        ),
+      });
+      plan.routes.push(routeConfiguration(String(port), sniffed, ctx, true));
     } else if (onPort.length > 0) {
       plan.listeners.push({
         '@type': TYPES.listener,
