@@ -13,7 +13,6 @@ describe('support table', () => {
       'exportTo',
       'http[].corsPolicy',
       'http[].delegate',
-      'http[].fault',
       'http[].match[].sourceNamespace',
       'http[].match[].statPrefix',
       'http[].mirror',
@@ -21,7 +20,7 @@ describe('support table', () => {
       'http[].mirrorPercent',
       'http[].mirrorPercentage',
       'http[].mirrors',
-      'http[].retries',
+      'http[].retries.retryRemoteLocalities',
       'tcp',
       'tls',
     ]);

@@ -83,8 +83,16 @@ export const supportedFields: Readonly<Partial<Record<IstioKind, SupportTree>>> 
       directResponse: true,
       headers: true,
       timeout: true,
-      // retries and fault are generated for proxyless gRPC clients only until the Weft proxy implements them
-      // (issue #4); mirror and corsPolicy come with #4 too. Until then they are reported, not silently dropped.
+      retries: {
+        attempts: true,
+        perTryTimeout: true,
+        retryOn: true,
+        retryIgnorePreviousHosts: true,
+        backoff: true,
+        // retryRemoteLocalities needs Envoy's retry priorities (locality failover on retry): issue #4/#8.
+      },
+      fault: true,
+      // mirror and corsPolicy come with #4; until then they are reported, not silently dropped.
     },
     // tcp and tls routes: only a Gateway's TCP server uses its VirtualService's first tcp route (#3 continues).
   },

@@ -32,21 +32,22 @@ function address(host: string, port: number): JsonObject {
   return { socket_address: { address: host, port_value: port } };
 }
 
-function routerFilter(resilience: boolean): JsonObject[] {
+/** Outbound and gateway connection managers carry the fault filter: VirtualService faults apply on the caller's side. */
+function httpFilters(faults: boolean): JsonObject[] {
   const router = { name: 'envoy.filters.http.router', typed_config: { '@type': TYPES.router } };
-  return resilience
+  return faults
     ? [{ name: 'envoy.filters.http.fault', typed_config: { '@type': TYPES.fault } }, router]
     : [router];
 }
 
-function hcm(statPrefix: string, routeSource: JsonObject, resilience: boolean): JsonObject {
+function hcm(statPrefix: string, routeSource: JsonObject, faults: boolean): JsonObject {
   return {
     name: 'envoy.filters.network.http_connection_manager',
     typed_config: {
       '@type': TYPES.hcm,
       stat_prefix: statPrefix,
       ...routeSource,
-      http_filters: routerFilter(resilience),
+      http_filters: httpFilters(faults),
       upgrade_configs: [{ upgrade_type: 'websocket' }],
     },
   };
@@ -186,6 +187,8 @@ function routeConfiguration(
       name: `${service.hostname}:${port}`,
       domains,
       routes: serviceRoutes(service, { ...ctx, port }),
+      // As Istio: the upstream sees which attempt it serves (x-envoy-attempt-count).
+      include_request_attempt_count: true,
     });
   }
   return { '@type': TYPES.route, name, virtual_hosts: virtualHosts, validate_clusters: false };
@@ -201,7 +204,7 @@ function httpPorts(services: readonly Service[], only?: number): { service: Serv
 
 export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): ListenerPlan {
   const services = visibleServices(proxy, snap);
-  const ctx = { proxy, snap, gateway: 'mesh', resilience: false };
+  const ctx = { proxy, snap, gateway: 'mesh' };
   const plan: ListenerPlan = { listeners: [], routes: [], clusters: [] };
   const bind = metadataString(proxy, 'WEFT_OUTBOUND_BIND') ?? '127.0.0.1';
   const outboundPort = Number(metadataString(proxy, 'WEFT_OUTBOUND_PORT') ?? 15001);
@@ -211,7 +214,7 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
       name: VIRTUAL_OUTBOUND,
       address: address(bind, outboundPort),
       traffic_direction: 'OUTBOUND',
-      filter_chains: [{ filters: [hcm(`outbound_${bind}_${outboundPort}`, rds(VIRTUAL_OUTBOUND), false)] }],
+      filter_chains: [{ filters: [hcm(`outbound_${bind}_${outboundPort}`, rds(VIRTUAL_OUTBOUND), true)] }],
     });
     plan.routes.push(routeConfiguration(VIRTUAL_OUTBOUND, httpPorts(services), ctx, false));
   }
@@ -233,7 +236,7 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
         name,
         address: address(host, port),
         traffic_direction: 'OUTBOUND',
-        filter_chains: [{ filters: [hcm(`outbound_${name}`, rds(String(port)), false)] }],
+        filter_chains: [{ filters: [hcm(`outbound_${name}`, rds(String(port)), true)] }],
       });
       plan.routes.push(routeConfiguration(String(port), httpPorts(onPort, port), ctx, true));
     } else if (
@@ -253,7 +256,7 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
         address: address(host, port),
         traffic_direction: 'OUTBOUND',
         ...sniffedPort(
-          hcm(`outbound_${name}`, rds(String(port)), false),
+          hcm(`outbound_${name}`, rds(String(port)), true),
           tcpProxy(`outbound_${name}`, outboundClusterName(port, '', onPort[0].hostname)),
         ),
       });
@@ -351,7 +354,7 @@ export function gatewayListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
       const virtualHosts: JsonObject[] = [];
       const used = new Set<string>();
       for (const { gw, hosts } of servers) {
-        const ctx: RouteContext = { proxy, snap, gateway: gatewayName(gw), port, resilience: false };
+        const ctx: RouteContext = { proxy, snap, gateway: gatewayName(gw), port };
         for (const vs of snap.virtualServices) {
           if (!(vs.spec.gateways ?? []).includes(ctx.gateway)) continue;
           for (const host of vs.spec.hosts ?? []) {
@@ -378,7 +381,7 @@ export function gatewayListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
         name,
         address: address(bind, port),
         traffic_direction: 'OUTBOUND',
-        filter_chains: [{ filters: [hcm(`outbound_${name}`, rds(routeName), false)] }],
+        filter_chains: [{ filters: [hcm(`outbound_${name}`, rds(routeName), true)] }],
       });
     } else {
       const { gw } = servers[0];
@@ -419,7 +422,7 @@ export function grpcListener(name: string, snap: MeshSnapshot): JsonObject | und
         '@type': TYPES.hcm,
         stat_prefix: name,
         ...rds(name),
-        http_filters: routerFilter(true),
+        http_filters: httpFilters(true),
       },
     },
   };
@@ -433,7 +436,7 @@ export function grpcRouteConfiguration(
   const target = parseTarget(name, snap);
   if (!target) return undefined;
   const { service, port } = target;
-  const ctx: RouteContext = { proxy, snap, gateway: 'mesh', port, resilience: true };
+  const ctx: RouteContext = { proxy, snap, gateway: 'mesh', port };
   return {
     '@type': TYPES.route,
     name,

@@ -28,8 +28,6 @@ export interface RouteContext {
   gateway: string;
   /** The port the route configuration serves (filters `match.port`). */
   port: number;
-  /** Proxyless gRPC: retries and fault injection are emitted (the Weft proxy gains them with issue #4). */
-  resilience: boolean;
 }
 
 /** Istio's default retry policy for routes that set none. */
@@ -283,10 +281,8 @@ function routeAction(http: HTTPRoute, match: JsonObject, ctx: RouteContext): Jso
   const first = destinations[0]?.destination.host;
   const hash = first ? hashPolicy(first, ctx) : undefined;
   if (hash) action.hash_policy = hash;
-  if (ctx.resilience) {
-    const retry = retryPolicy(http.retries);
-    if (retry) action.retry_policy = retry;
-  }
+  const retry = retryPolicy(http.retries);
+  if (retry) action.retry_policy = retry;
   out.route = action;
   return out;
 }
@@ -305,7 +301,7 @@ export function virtualServiceRoutes(vs: IstioResource<VirtualService>, ctx: Rou
         ...routeAction(http, match, ctx),
         ...headerOptions(http.headers),
       };
-      const fault = ctx.resilience ? faultConfig(http.fault) : undefined;
+      const fault = faultConfig(http.fault);
       if (fault) route.typed_per_filter_config = { 'envoy.filters.http.fault': fault };
       routes.push(route);
     }
@@ -320,7 +316,7 @@ export function serviceRoutes(service: Service, ctx: RouteContext): JsonObject[]
   const action: JsonObject = { cluster: outboundClusterName(ctx.port, '', service.hostname), timeout: '0s' };
   const hash = hashPolicy(service.hostname, ctx);
   if (hash) action.hash_policy = hash;
-  if (ctx.resilience) action.retry_policy = retryPolicy(undefined) as Json;
+  action.retry_policy = retryPolicy(undefined) as Json;
   return [{ name: 'default', match: { prefix: '/' }, route: action }];
 }
 

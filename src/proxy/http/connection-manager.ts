@@ -68,7 +68,7 @@ export class HcmRuntime {
     this.clusters = deps.clusters;
     this.stats = new HcmStats(deps.stats, config.statPrefix);
     this.filters = config.httpFilters.map((f) =>
-      createHttpFilter(f, { clusters: deps.clusters, stats: deps.stats }),
+      createHttpFilter(f, { clusters: deps.clusters, stats: deps.stats, statPrefix: config.statPrefix }),
     );
 
     this.h1 = nodeHttp.createServer(
@@ -203,8 +203,14 @@ export class HcmRuntime {
     (res as TaggedResponse)[kStream] = stream;
     res.once('close', onResponseClose);
     this.applyRequestHeaderPolicy(stream);
+    this.runFilters(stream, 0);
+  }
+
+  /** Runs the HTTP filters from index `from` until one stops the chain (see HttpStream.continueDecoding). */
+  runFilters(stream: HttpStream, from: number): void {
     const filters = this.filters;
-    for (let i = 0; i < filters.length; i++) {
+    for (let i = from; i < filters.length; i++) {
+      stream.filterIndex = i;
       if (filters[i].onRequest(stream) === 'stop') return;
     }
     // The router always stops; reaching here means a misconfigured chain.

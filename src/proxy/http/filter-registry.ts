@@ -1,21 +1,40 @@
 /** HTTP filters by their Envoy type URL; each factory builds a filter once per connection manager config. */
 import { ConfigError } from '../../core/errors.ts';
+import type { Json } from '../../core/json.ts';
 import type { HttpFilterConfig } from '../listener/types.ts';
+import type { RouteTable } from '../router/types.ts';
 import type { StatsStore } from '../stats/store.ts';
 import type { ClusterManager } from '../upstream/cluster-manager.ts';
 import type { HttpFilter } from './filter.ts';
+import { FaultFilter, FaultStats } from './filters/fault.ts';
+import { compileHttpFault, FAULT_TYPE_NAME } from './filters/fault-config.ts';
 import { RouterFilter } from './filters/router.ts';
 
 export interface FilterFactoryContext {
   readonly clusters: ClusterManager;
   readonly stats: StatsStore;
+  /** The connection manager's stat_prefix, for filters' `http.<stat_prefix>.*` stats. */
+  readonly statPrefix: string;
 }
 
-type Factory = (config: unknown, ctx: FilterFactoryContext) => HttpFilter;
+type Factory = (cfg: HttpFilterConfig, ctx: FilterFactoryContext) => HttpFilter;
 
 export const ROUTER_TYPE_URL = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
+export const FAULT_TYPE_URL = `type.googleapis.com/${FAULT_TYPE_NAME}`;
 
-const factories = new Map<string, Factory>([[ROUTER_TYPE_URL, (_c, ctx) => new RouterFilter(ctx.clusters)]]);
+const factories = new Map<string, Factory>([
+  [ROUTER_TYPE_URL, (_c, ctx) => new RouterFilter(ctx.clusters)],
+  [
+    FAULT_TYPE_URL,
+    // The listener compile already checked this config; compiling it again here keeps HttpFilterConfig plain JSON.
+    (c, ctx) =>
+      new FaultFilter(
+        c.name,
+        compileHttpFault(c.config as Json, c.name),
+        new FaultStats(ctx.stats, ctx.statPrefix),
+      ),
+  ],
+]);
 
 export function isKnownHttpFilter(typeUrl: string): boolean {
   return factories.has(typeUrl);
@@ -24,5 +43,25 @@ export function isKnownHttpFilter(typeUrl: string): boolean {
 export function createHttpFilter(cfg: HttpFilterConfig, ctx: FilterFactoryContext): HttpFilter {
   const f = factories.get(cfg.typeUrl);
   if (f === undefined) throw new ConfigError(cfg.name, `unsupported HTTP filter "${cfg.typeUrl}"`);
-  return f(cfg.config, ctx);
+  return f(cfg, ctx);
+}
+
+/**
+ * typed_per_filter_config entries of an inline route configuration must name a filter of this chain
+ * whose type matches (Envoy would silently skip the others; Weft refuses them, never ignores).
+ */
+export function checkPerFilterConfigNames(table: RouteTable, filters: readonly HttpFilterConfig[]): void {
+  for (const use of table.perFilterConfigUses ?? []) {
+    const filter = filters.find((f) => f.name === use.filterName);
+    if (filter === undefined)
+      throw new ConfigError(
+        use.path,
+        `no HTTP filter named ${JSON.stringify(use.filterName)} in http_filters`,
+      );
+    if (filter.typeUrl !== `type.googleapis.com/${use.typeName}`)
+      throw new ConfigError(
+        use.path,
+        `${use.typeName} does not match the type of HTTP filter ${JSON.stringify(use.filterName)} (${filter.typeUrl})`,
+      );
+  }
 }

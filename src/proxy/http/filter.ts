@@ -5,7 +5,11 @@
 import type { HttpStream } from './stream.ts';
 import type { OutgoingHeaders } from '../upstream/codec.ts';
 
-/** 'continue' passes the request to the next filter; 'stop' means the filter has answered or taken over. */
+/**
+ * 'continue' passes the request to the next filter; 'stop' means the filter has answered, taken over,
+ * or paused the chain — a paused filter later calls `stream.continueDecoding()` to run the rest, or
+ * answers itself. Staying synchronous keeps requests that no filter pauses free of promises.
+ */
 export type FilterStatus = 'continue' | 'stop';
 
 export interface HttpFilter {

@@ -6,7 +6,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { constants as h2c } from 'node:http2';
 import { grpcStatusForHttp } from '../../core/errors.ts';
-import type { RouteRequest } from '../router/types.ts';
+import type { MatchedRoute, RouteRequest } from '../router/types.ts';
 import type { Host } from '../upstream/types.ts';
 import type { OutgoingHeaders } from '../upstream/codec.ts';
 import type { HcmRuntime } from './connection-manager.ts';
@@ -49,7 +49,11 @@ export class HttpStream implements RouteRequest {
   done = false;
   /** Installed by the filter that owns the upstream side, to cancel it when the downstream goes away. */
   onAbort: (() => void) | null = null;
+  /** The HTTP filter now running (or that stopped the chain), so continueDecoding() resumes after it. */
+  filterIndex = 0;
   private _sourceIp: string | undefined;
+  /** undefined until routed; null when no route matched. */
+  private _route: MatchedRoute | null | undefined = undefined;
 
   constructor(
     req: DownstreamRequest,
@@ -97,15 +101,34 @@ export class HttpStream implements RouteRequest {
     return this._sourceIp;
   }
 
+  /** The route for this request, matched once and shared by every filter (Envoy's cached route). */
+  route(): MatchedRoute | null {
+    let r = this._route;
+    if (r === undefined) r = this._route = this.hcm.routeTable.match(this);
+    return r;
+  }
+
+  /** Resumes the filter chain after a filter that returned 'stop' without answering (e.g. after a delay). */
+  continueDecoding(): void {
+    if (this.done) return;
+    this.hcm.runFilters(this, this.filterIndex + 1);
+  }
+
   addFlag(flag: string): void {
     this.flags = this.flags === '' ? flag : `${this.flags},${flag}`;
   }
 
   /**
    * Answers from the proxy itself. gRPC requests get a trailers-only response whose grpc-status maps the
-   * HTTP status (e.g. 503 → 14 UNAVAILABLE), as gRPC clients expect.
+   * HTTP status (e.g. 503 → 14 UNAVAILABLE), or is `grpcStatus` when given, as gRPC clients expect.
    */
-  sendLocalReply(status: number, flag: string | null, body?: string, extraHeaders?: OutgoingHeaders): void {
+  sendLocalReply(
+    status: number,
+    flag: string | null,
+    body?: string,
+    extraHeaders?: OutgoingHeaders,
+    grpcStatus?: number,
+  ): void {
     if (flag) this.addFlag(flag);
     const res = this.res;
     if (res.headersSent) {
@@ -117,7 +140,7 @@ export class HttpStream implements RouteRequest {
     if (this.isGrpc) {
       this.responseStatus = 200;
       headers['content-type'] = 'application/grpc';
-      headers['grpc-status'] = String(grpcStatusForHttp(status));
+      headers['grpc-status'] = String(grpcStatus ?? grpcStatusForHttp(status));
       if (text) headers['grpc-message'] = encodeURIComponent(text);
       this.hcm.decorateResponse(this, headers);
       if (this.http2) {

@@ -22,6 +22,8 @@ import {
 import { compileAdsConfigSource } from '../config-proto/config-source.ts';
 import { fieldPath, indexPath } from '../config-proto/path.ts';
 import { compileRouteConfiguration } from '../router/compile.ts';
+import { checkPerFilterConfigNames } from '../http/filter-registry.ts';
+import { compileHttpFault, FAULT_FILTER_NAME, FAULT_TYPE_NAME } from '../http/filters/fault-config.ts';
 import type {
   FilterChainConfig,
   FilterChainMatch,
@@ -57,7 +59,10 @@ const NETWORK_FILTERS = [
 ] as const;
 
 /** HTTP filters Weft implements. */
-const HTTP_FILTERS = [{ name: 'envoy.filters.http.router', typeName: ROUTER_TYPE }] as const;
+const HTTP_FILTERS = [
+  { name: 'envoy.filters.http.router', typeName: ROUTER_TYPE },
+  { name: FAULT_FILTER_NAME, typeName: FAULT_TYPE_NAME },
+] as const;
 
 const MIB = 1024 * 1024;
 const MAX_INT32 = 2 ** 31 - 1;
@@ -378,12 +383,15 @@ function compileHcm(obj: JsonObject, path: string, references: ClusterReference[
       `unknown value ${JSON.stringify(transformation)}`,
     );
   }
+  const httpFilters = compileHttpFilters(obj, path);
+  // RDS tables arrive later and may serve several connection managers: only inline ones are checked here.
+  if (!rds) checkPerFilterConfigNames(routeTable, httpFilters);
   return {
     statPrefix,
     codecType,
     routeTable,
     ...(rds ? { rds } : {}),
-    httpFilters: compileHttpFilters(obj, path),
+    httpFilters,
     streamIdleTimeoutMs: durationMs(obj, 'stream_idle_timeout', path, 5 * 60_000),
     requestTimeoutMs: durationMs(obj, 'request_timeout', path, 0),
     requestHeadersTimeoutMs: durationMs(obj, 'request_headers_timeout', path, 0),
@@ -440,6 +448,7 @@ function compileHttpFilters(hcm: JsonObject, path: string): HttpFilterConfig[] {
       // Weft's router has no optional behaviour to switch on yet.
       onlyFields(config, configPath, ['@type']);
     }
+    if (extension.typeName === FAULT_TYPE_NAME) compileHttpFault(config ?? {}, configPath);
     return {
       name,
       typeUrl: `${typeUrlPrefix}${extension.typeName}`,

@@ -453,8 +453,8 @@ describe('config errors name exact paths', () => {
 
   it('refuses unimplemented route action, route, virtual host and configuration fields', () => {
     fails(
-      route({ match: { prefix: '/' }, route: { cluster: 'c', retry_policy: { retry_on: '5xx' } } }),
-      `${r2}.route.retry_policy: not supported by Weft`,
+      route({ match: { prefix: '/' }, route: { cluster: 'c', hedge_policy: { initial_requests: 2 } } }),
+      `${r2}.route.hedge_policy: not supported by Weft`,
     );
     fails(
       route({ match: { prefix: '/' }, route: { cluster: 'c', cors: {} } }),
@@ -485,8 +485,12 @@ describe('config errors name exact paths', () => {
       `${r2}.decorator: not supported by Weft`,
     );
     fails(
-      route({ match: { prefix: '/' }, route: { cluster: 'c' }, typed_per_filter_config: { f: {} } }),
-      `${r2}.typed_per_filter_config: not supported by Weft`,
+      route({
+        match: { prefix: '/' },
+        route: { cluster: 'c' },
+        typed_per_filter_config: { f: { '@type': 'type.googleapis.com/x.y.Z' } },
+      }),
+      `${r2}.typed_per_filter_config.f.@type: per-route configuration of type "type.googleapis.com/x.y.Z" is not supported by Weft`,
     );
     fails(
       { virtual_hosts: [{ name: 'vh', domains: ['*'], require_tls: 'ALL' }] },

@@ -9,9 +9,26 @@
  * configuration first, so the route's win). A weighted cluster's own mutations (WeightedPick) are
  * applied before all of these, as Envoy does.
  */
+import {
+  compileRouteRetryFields,
+  compileVirtualHostRetryFields,
+  ROUTE_RETRY_FIELDS,
+  VIRTUAL_HOST_RETRY_FIELDS,
+} from './retry-route-fields.ts';
+import type { RetryRouteFields } from './retry-route-fields.ts';
 import { ConfigError } from '../../core/errors.ts';
 import type { Json, JsonObject } from '../../core/json.ts';
-import { asObject, objectItems, optBool, optNumber, optString, stringItems } from '../config-proto/fields.ts';
+import {
+  asObject,
+  objectItems,
+  optBool,
+  optNumber,
+  optObject,
+  optString,
+  stringItems,
+} from '../config-proto/fields.ts';
+import { typeNameOfUrl } from '../../api/envoy/descriptor.ts';
+import { compileHttpFault, FAULT_TYPE_NAME } from '../http/filters/fault-config.ts';
 import { fieldPath, indexPath } from '../config-proto/path.ts';
 import { checkFields } from './check-fields.ts';
 import { compileHeaderMutation } from './header-mutation.ts';
@@ -28,6 +45,7 @@ import type {
   CompiledRoute,
   HeaderMutation,
   MatchedRoute,
+  PerFilterConfigUse,
   RouteAction,
   RouteRequest,
   RouteTable,
@@ -54,53 +72,108 @@ const ROUTE_CONFIGURATION_FIELDS = {
     'ignore_path_parameters_in_path_matching',
     // Opaque data for filters and logs; routing does not read it.
     'metadata',
+    'typed_per_filter_config',
   ],
   refused: {
     vhds: null,
     internal_only_headers: null,
     cluster_specifier_plugins: null,
     request_mirror_policies: null,
-    typed_per_filter_config: null,
   },
-  maps: ['typed_per_filter_config'],
 };
 
 const VIRTUAL_HOST_FIELDS = {
-  supported: ['name', 'domains', 'routes', ...HEADER_FIELDS, 'metadata'],
+  supported: [
+    'name',
+    'domains',
+    'routes',
+    ...HEADER_FIELDS,
+    'metadata',
+    ...VIRTUAL_HOST_RETRY_FIELDS,
+    'typed_per_filter_config',
+  ],
   refused: {
     matcher: null,
     require_tls: 'NONE',
     virtual_clusters: null,
     rate_limits: null,
     cors: null,
-    typed_per_filter_config: null,
-    include_request_attempt_count: null,
-    include_attempt_count_in_response: null,
     retry_policy: null,
     retry_policy_typed_config: null,
     hedge_policy: null,
     include_is_timeout_retry_header: null,
-    per_request_buffer_limit_bytes: null,
     request_mirror_policies: null,
   },
-  maps: ['typed_per_filter_config'],
 };
 
 const ROUTE_FIELDS = {
-  supported: ['name', 'match', 'route', 'redirect', 'direct_response', ...HEADER_FIELDS, 'metadata'],
+  supported: [
+    'name',
+    'match',
+    'route',
+    'redirect',
+    'direct_response',
+    ...HEADER_FIELDS,
+    'metadata',
+    ...ROUTE_RETRY_FIELDS,
+    'typed_per_filter_config',
+  ],
   refused: {
     filter_action: null,
     non_forwarding_action: null,
     decorator: null,
-    typed_per_filter_config: null,
     tracing: null,
-    per_request_buffer_limit_bytes: null,
     stat_prefix: null,
   },
-  maps: ['typed_per_filter_config'],
 };
 
 const ACTIONS = ['route', 'redirect', 'direct_response'] as const;
+
+const ROUTER_TYPE_NAME = 'envoy.extensions.filters.http.router.v3.Router';
+const FILTER_CONFIG_TYPE_NAME = 'envoy.config.route.v3.FilterConfig';
+
+/** A level's typed_per_filter_config merged over the outer levels'. */
+type PerFilter = ReadonlyMap<string, unknown> | undefined;
+
+/**
+ * typed_per_filter_config of one level: filter name → the filter's compiled per-route config. Only filters
+ * with per-route settings Weft implements are accepted; `uses` collects every entry so that a connection
+ * manager can check the names against its own http_filters.
+ */
+function compilePerFilterConfig(obj: JsonObject, path: string, uses: PerFilterConfigUse[]): PerFilter {
+  const map = optObject(obj, 'typed_per_filter_config', path);
+  if (map === undefined) return undefined;
+  const mapPath = fieldPath(path, 'typed_per_filter_config');
+  const out = new Map<string, unknown>();
+  for (const [name, value] of Object.entries(map)) {
+    const p = fieldPath(mapPath, name);
+    const any = asObject(value, p);
+    const typeUrl = optString(any, '@type', p) ?? '';
+    const typeName = typeNameOfUrl(typeUrl);
+    if (typeName === FAULT_TYPE_NAME) out.set(name, compileHttpFault(any, p));
+    else if (typeName === FILTER_CONFIG_TYPE_NAME)
+      throw new ConfigError(
+        fieldPath(p, '@type'),
+        `the ${FILTER_CONFIG_TYPE_NAME} wrapper is not supported by Weft: give the filter's own config`,
+      );
+    else if (typeName === ROUTER_TYPE_NAME)
+      throw new ConfigError(p, 'envoy.filters.http.router takes no per-route configuration');
+    else
+      throw new ConfigError(
+        fieldPath(p, '@type'),
+        `per-route configuration of type ${JSON.stringify(typeUrl)} is not supported by Weft`,
+      );
+    uses.push({ filterName: name, typeName, path: p });
+  }
+  return out.size === 0 ? undefined : out;
+}
+
+/** The inner level's entries win, filter by filter. */
+function mergePerFilter(outer: PerFilter, inner: PerFilter): PerFilter {
+  if (inner === undefined) return outer;
+  if (outer === undefined) return inner;
+  return new Map([...outer, ...inner]);
+}
 
 interface RouteEntry {
   readonly matcher: RouteMatcher;
@@ -119,13 +192,20 @@ interface Levels {
 
 class CompiledRouteTable implements RouteTable {
   readonly name: string;
+  readonly perFilterConfigUses: readonly PerFilterConfigUse[];
   private readonly hosts: VirtualHostIndex<VirtualHostEntry>;
   private readonly ignorePathParameters: boolean;
 
-  constructor(name: string, hosts: VirtualHostIndex<VirtualHostEntry>, ignorePathParameters: boolean) {
+  constructor(
+    name: string,
+    hosts: VirtualHostIndex<VirtualHostEntry>,
+    ignorePathParameters: boolean,
+    perFilterConfigUses: readonly PerFilterConfigUse[],
+  ) {
     this.name = name;
     this.hosts = hosts;
     this.ignorePathParameters = ignorePathParameters;
+    this.perFilterConfigUses = perFilterConfigUses;
   }
 
   match(req: RouteRequest): MatchedRoute | null {
@@ -188,15 +268,21 @@ function compileRoute(
   outer: Levels,
   mostSpecificWins: boolean,
   maxBodyBytes: number,
+  retryFields: RetryRouteFields,
+  outerPerFilter: PerFilter,
+  perFilterUses: PerFilterConfigUse[],
 ): RouteEntry {
   const obj = asObject(json, path);
   checkFields(obj, path, ROUTE_FIELDS);
+  const perFilter = mergePerFilter(outerPerFilter, compilePerFilterConfig(obj, path, perFilterUses));
   const matcher = compileRouteMatch(obj.match, fieldPath(path, 'match'));
   const action = compileAction(obj, path, matcher, maxBodyBytes);
   const route: CompiledRoute = Object.freeze({ name: optString(obj, 'name', path) ?? '', action });
   const matched: MatchedRoute = Object.freeze({
     virtualHostName: vhostName,
     route,
+    ...compileRouteRetryFields(obj, path, retryFields),
+    ...(perFilter !== undefined ? { perFilterConfig: perFilter } : {}),
     requestHeaders: ordered(
       [compileHeaderMutation(obj, path, 'request'), ...outer.request],
       mostSpecificWins,
@@ -224,6 +310,8 @@ export function compileRouteConfiguration(json: Json, path: string): RouteTable 
     request: compileHeaderMutation(config, path, 'request'),
     response: compileHeaderMutation(config, path, 'response'),
   };
+  const perFilterUses: PerFilterConfigUse[] = [];
+  const configPerFilter = compilePerFilterConfig(config, path, perFilterUses);
 
   for (const { item: vhost, path: vhostPath } of objectItems(config, 'virtual_hosts', path)) {
     checkFields(vhost, vhostPath, VIRTUAL_HOST_FIELDS);
@@ -233,9 +321,24 @@ export function compileRouteConfiguration(json: Json, path: string): RouteTable 
       request: [compileHeaderMutation(vhost, vhostPath, 'request'), configLevel.request],
       response: [compileHeaderMutation(vhost, vhostPath, 'response'), configLevel.response],
     };
+    const retryFields = compileVirtualHostRetryFields(vhost, vhostPath);
+    const vhostPerFilter = mergePerFilter(
+      configPerFilter,
+      compilePerFilterConfig(vhost, vhostPath, perFilterUses),
+    );
     const routes = Object.freeze(
       objectItems(vhost, 'routes', vhostPath).map(({ item, path: routePath }) =>
-        compileRoute(item, routePath, name, levels, mostSpecificWins, maxBodyBytes),
+        compileRoute(
+          item,
+          routePath,
+          name,
+          levels,
+          mostSpecificWins,
+          maxBodyBytes,
+          retryFields,
+          vhostPerFilter,
+          perFilterUses,
+        ),
       ),
     );
     const entry: VirtualHostEntry = Object.freeze({ name, routes });
@@ -252,5 +355,6 @@ export function compileRouteConfiguration(json: Json, path: string): RouteTable 
     optString(config, 'name', path) ?? '',
     hosts,
     optBool(config, 'ignore_path_parameters_in_path_matching', path) ?? false,
+    Object.freeze(perFilterUses),
   );
 }

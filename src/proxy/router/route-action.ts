@@ -13,6 +13,8 @@ import type { HashPolicy } from './hash-policy.ts';
 import { compileHeaderMutation } from './header-mutation.ts';
 import { PathRewriter } from './path-rewrite.ts';
 import { compileRegexRewrite } from './regex.ts';
+import { compileRetryPolicy } from './retry-policy.ts';
+import type { RetryPolicy } from './retry-policy.ts';
 import { hasControlChar, toWire } from './strings.ts';
 import type { DirectResponseAction, ForwardAction, HashResult, RouteRequest, WeightedPick } from './types.ts';
 
@@ -31,6 +33,7 @@ const ROUTE_ACTION_FIELDS = {
     'idle_timeout',
     'hash_policy',
     'upgrade_configs',
+    'retry_policy',
   ],
   refused: {
     cluster_header: null,
@@ -43,7 +46,6 @@ const ROUTE_ACTION_FIELDS = {
     host_rewrite_path_regex: null,
     append_x_forwarded_host: null,
     early_data_policy: null,
-    retry_policy: null,
     retry_policy_typed_config: null,
     request_mirror_policies: null,
     priority: 'DEFAULT',
@@ -161,6 +163,7 @@ class Forward implements ForwardAction {
   readonly timeoutMs: number;
   readonly idleTimeoutMs: number | undefined;
   readonly upgradeOverrides: ReadonlyMap<string, boolean>;
+  readonly retryPolicy: RetryPolicy | undefined;
   private readonly single: WeightedPick | undefined;
   private readonly weighted: WeightedClusters | undefined;
   private readonly rewriter: PathRewriter;
@@ -175,6 +178,7 @@ class Forward implements ForwardAction {
     idleTimeoutMs: number | undefined;
     hashPolicy: HashPolicy | undefined;
     upgradeOverrides: ReadonlyMap<string, boolean>;
+    retryPolicy: RetryPolicy | undefined;
   }) {
     if (init.target instanceof WeightedClusters) this.weighted = init.target;
     else this.single = init.target;
@@ -185,6 +189,7 @@ class Forward implements ForwardAction {
     this.idleTimeoutMs = init.idleTimeoutMs;
     this.hashPolicy = init.hashPolicy;
     this.upgradeOverrides = init.upgradeOverrides;
+    this.retryPolicy = init.retryPolicy;
   }
 
   pickCluster(random: number): WeightedPick {
@@ -273,6 +278,10 @@ export function compileRouteAction(json: Json, path: string, matchedLength: numb
         : parseDurationMs(idle, fieldPath(path, 'idle_timeout')),
     hashPolicy: compileHashPolicy(objectItems(obj, 'hash_policy', path)),
     upgradeOverrides: compileUpgradeConfigs(obj, path),
+    retryPolicy:
+      obj.retry_policy === undefined || obj.retry_policy === null
+        ? undefined
+        : compileRetryPolicy(obj.retry_policy, fieldPath(path, 'retry_policy')),
   });
 }
 

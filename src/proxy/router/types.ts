@@ -3,6 +3,7 @@
  * and then only read on the hot path.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { RetryPolicy } from './retry-policy.ts';
 
 /** What routing needs to know about a request. Header names are lower-case. */
 export interface RouteRequest {
@@ -48,6 +49,8 @@ export interface ForwardAction {
   computeHash(req: RouteRequest): HashResult | undefined;
   /** Whether the route allows WebSocket upgrades (route-level upgrade_configs override). */
   readonly upgradeOverrides: ReadonlyMap<string, boolean>;
+  /** retry_policy; undefined means a single try (and no body buffering). */
+  readonly retryPolicy: RetryPolicy | undefined;
 }
 
 export interface WeightedPick {
@@ -87,10 +90,33 @@ export interface MatchedRoute {
   readonly requestHeaders: readonly HeaderMutation[];
   /** Response header mutations in the same order. */
   readonly responseHeaders: readonly HeaderMutation[];
+  /** Virtual host include_request_attempt_count: send x-envoy-attempt-count upstream. */
+  readonly includeRequestAttemptCount?: boolean;
+  /** Virtual host include_attempt_count_in_response: x-envoy-attempt-count on the downstream response. */
+  readonly includeAttemptCountInResponse?: boolean;
+  /** Route per_request_buffer_limit_bytes: how much request body is kept for retries. */
+  readonly perRequestBufferLimitBytes?: number;
+  /**
+   * typed_per_filter_config by HTTP filter name, compiled by the filter's own config compiler; for each
+   * filter the most specific level (route, else virtual host, else route configuration) wins. Absent when
+   * no level configures any filter.
+   */
+  readonly perFilterConfig?: ReadonlyMap<string, unknown>;
+}
+
+/** Where a route table uses typed_per_filter_config, so a connection manager can check its filter names. */
+export interface PerFilterConfigUse {
+  readonly filterName: string;
+  /** The message type of the config, e.g. envoy.extensions.filters.http.fault.v3.HTTPFault. */
+  readonly typeName: string;
+  /** The config's field path, for errors. */
+  readonly path: string;
 }
 
 export interface RouteTable {
   readonly name: string;
   /** Selects the virtual host by authority, then the first matching route; null when nothing matches (→ 404 NR). */
   match(req: RouteRequest): MatchedRoute | null;
+  /** Every typed_per_filter_config entry of the configuration (absent or empty when there is none). */
+  readonly perFilterConfigUses?: readonly PerFilterConfigUse[];
 }

@@ -30,6 +30,8 @@ export class ClusterEntry {
   readonly config: ClusterConfig;
   readonly cluster: Cluster;
   readonly stats: ClusterStats;
+  /** Retries scheduled or in flight against this cluster (circuit_breakers max_retries bounds it). */
+  retriesActive = 0;
   private readonly pools = new Map<Host, UpstreamPool>();
 
   constructor(cluster: Cluster, stats: StatsStore) {

@@ -6,6 +6,10 @@ export class ClusterStats {
   readonly upstreamRqActive: Gauge;
   readonly upstreamRqTimeout: Counter;
   readonly upstreamRqRetry: Counter;
+  readonly upstreamRqRetrySuccess: Counter;
+  readonly upstreamRqRetryLimitExceeded: Counter;
+  readonly upstreamRqRetryOverflow: Counter;
+  readonly upstreamRqPerTryTimeout: Counter;
   readonly upstreamCxConnectFail: Counter;
   readonly upstreamCxDestroyRemote: Counter;
   readonly upstreamRqResetRemote: Counter;
@@ -24,6 +28,10 @@ export class ClusterStats {
     this.upstreamRqActive = store.gauge(p + 'upstream_rq_active');
     this.upstreamRqTimeout = store.counter(p + 'upstream_rq_timeout');
     this.upstreamRqRetry = store.counter(p + 'upstream_rq_retry');
+    this.upstreamRqRetrySuccess = store.counter(p + 'upstream_rq_retry_success');
+    this.upstreamRqRetryLimitExceeded = store.counter(p + 'upstream_rq_retry_limit_exceeded');
+    this.upstreamRqRetryOverflow = store.counter(p + 'upstream_rq_retry_overflow');
+    this.upstreamRqPerTryTimeout = store.counter(p + 'upstream_rq_per_try_timeout');
     this.upstreamCxConnectFail = store.counter(p + 'upstream_cx_connect_fail');
     this.upstreamCxDestroyRemote = store.counter(p + 'upstream_cx_destroy_remote');
     this.upstreamRqResetRemote = store.counter(p + 'upstream_rq_rx_reset');

@@ -131,7 +131,7 @@ describe('compileCluster', () => {
             },
           },
         },
-        circuit_breakers: { thresholds: [{ priority: 'DEFAULT', max_connections: 64 }] },
+        circuit_breakers: { thresholds: [{ priority: 'DEFAULT', max_connections: 64, max_retries: 7 }] },
         dns_refresh_rate: '2s',
         dns_lookup_family: 'V4_ONLY',
         respect_dns_ttl: true,
@@ -170,6 +170,7 @@ describe('compileCluster', () => {
     assert.equal(config.upstreamIdleTimeoutMs, 30000);
     assert.equal(config.maxRequestsPerConnection, 100);
     assert.equal(config.maxConnectionsPerHost, 64);
+    assert.equal(config.maxRetries, 7);
     assert.equal(config.dnsRefreshRateMs, 2000);
     assert.equal(config.dnsLookupFamily, 'V4_ONLY');
     assert.equal(config.respectDnsTtl, true);

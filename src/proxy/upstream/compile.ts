@@ -132,7 +132,7 @@ export function compileCluster(json: Json, path: string): ClusterConfig {
     http2: protocol.http2,
     upstreamIdleTimeoutMs: protocol.idleTimeoutMs,
     maxRequestsPerConnection: protocol.maxRequestsPerConnection,
-    maxConnectionsPerHost: compileCircuitBreakers(c, path),
+    ...compileCircuitBreakers(c, path),
     dnsRefreshRateMs,
     dnsLookupFamily:
       optionalEnum(c, 'dns_lookup_family', path, [
@@ -580,23 +580,30 @@ function compileHttp2Options(h2: JsonObject, path: string): Http2UpstreamOptions
 // ---------------------------------------------------------------------------------------------
 // Circuit breakers
 
-function compileCircuitBreakers(c: JsonObject, path: string): number {
+function compileCircuitBreakers(
+  c: JsonObject,
+  path: string,
+): { maxConnectionsPerHost: number; maxRetries?: number } {
   const cb = optionalObject(c, 'circuit_breakers', path);
-  if (!cb) return DEFAULT_MAX_CONNECTIONS;
+  if (!cb) return { maxConnectionsPerHost: DEFAULT_MAX_CONNECTIONS };
   const cbPath = `${path}.circuit_breakers`;
   rejectUnsupported(cb, cbPath, ['thresholds']);
   let maxConnections = DEFAULT_MAX_CONNECTIONS;
+  let maxRetries: number | undefined;
   let seenDefault = false;
   optionalArray(cb, 'thresholds', cbPath).forEach((entry, i) => {
     const tPath = `${cbPath}.thresholds[${i}]`;
     const t = asObject(entry, tPath);
-    rejectUnsupported(t, tPath, ['priority', 'max_connections']);
+    rejectUnsupported(t, tPath, ['priority', 'max_connections', 'max_retries']);
     // Weft has no high-priority routing, so only the DEFAULT thresholds can apply.
     optionalEnum(t, 'priority', tPath, ['DEFAULT'], ['HIGH']);
     if (seenDefault) throw new ConfigError(tPath, 'duplicate thresholds for priority DEFAULT');
     seenDefault = true;
     maxConnections =
       optionalInteger(t, 'max_connections', tPath, { max: UINT32_MAX }) ?? DEFAULT_MAX_CONNECTIONS;
+    maxRetries = optionalInteger(t, 'max_retries', tPath, { max: UINT32_MAX });
   });
-  return maxConnections;
+  return maxRetries === undefined
+    ? { maxConnectionsPerHost: maxConnections }
+    : { maxConnectionsPerHost: maxConnections, maxRetries };
 }

@@ -82,6 +82,8 @@ export interface ClusterConfig {
   readonly maxRequestsPerConnection: number | undefined;
   /** Cap on connections per endpoint (circuit_breakers max_connections; Envoy default 1024). */
   readonly maxConnectionsPerHost: number;
+  /** circuit_breakers max_retries: concurrent retries allowed to the cluster (Envoy default 3 when unset). */
+  readonly maxRetries?: number;
   readonly dnsRefreshRateMs: number;
   readonly dnsLookupFamily: 'AUTO' | 'V4_ONLY' | 'V6_ONLY' | 'V4_PREFERRED' | 'ALL';
   readonly respectDnsTtl: boolean;

@@ -12,7 +12,12 @@ import { UpstreamError } from '../../upstream/codec.ts';
 import type { OutgoingHeaders, UpstreamHandler, UpstreamRequest } from '../../upstream/codec.ts';
 import type { Host } from '../../upstream/types.ts';
 import type { ForwardAction, MatchedRoute, WeightedPick } from '../../router/types.ts';
+import { backOffMs, retriableFailure, retriableResponse } from '../../router/retry-policy.ts';
+import type { AttemptFailure, RetryPolicy } from '../../router/retry-policy.ts';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from '../headers.ts';
+import { DEFAULT_BUFFER_LIMIT_BYTES, ReplayableBody } from './retry-body.ts';
+import { AttemptHandler, RetryState } from './retry-state.ts';
+import type { AttemptOwner } from './retry-state.ts';
 
 const FLAG_FOR_FAILURE: Readonly<Record<string, string>> = {
   connect: 'UF',
@@ -33,7 +38,8 @@ export class RouterFilter implements HttpFilter {
 
   onRequest(stream: HttpStream): FilterStatus {
     const hcm = stream.hcm;
-    const matched = hcm.routeTable.match(stream);
+    // Shared with earlier filters (e.g. fault), so a request is matched once.
+    const matched = stream.route();
     if (matched === null) {
       hcm.stats.rqNoRoute.inc();
       stream.sendLocalReply(404, 'NR');
@@ -96,8 +102,14 @@ function requestHasBody(stream: HttpStream): boolean {
   return cl !== undefined && cl !== '0';
 }
 
-/** One request's journey upstream: endpoint choice, timeouts, response streaming, failure mapping. */
-class UpstreamExchange implements UpstreamHandler {
+const ATTEMPT_COUNT = 'x-envoy-attempt-count';
+
+/**
+ * One request's journey upstream: endpoint choice, timeouts, retries, response streaming, failure mapping.
+ * Without a retry policy it is its own upstream handler; with one, each try gets an AttemptHandler so that a
+ * try abandoned for a retry cannot reach the exchange any more.
+ */
+class UpstreamExchange implements UpstreamHandler, AttemptOwner {
   private readonly stream: HttpStream;
   private readonly matched: MatchedRoute;
   private readonly action: ForwardAction;
@@ -118,6 +130,9 @@ class UpstreamExchange implements UpstreamHandler {
   private idleMs = 0;
   private upstreamReq: UpstreamRequest | null = null;
   private bodyPending = false;
+  /** Only for routes with a retry_policy. */
+  private retry: RetryState | null = null;
+  currentAttempt: AttemptHandler | null = null;
 
   constructor(
     stream: HttpStream,
@@ -141,6 +156,8 @@ class UpstreamExchange implements UpstreamHandler {
       this.setCookie = h.setCookie;
     }
     this.hasBody = requestHasBody(stream);
+    const policy = this.action.retryPolicy;
+    if (policy !== undefined) this.retry = this.retryState(policy);
     this.upstreamReq = this.buildRequest();
     stream.onAbort = () => this.onDownstreamAbort();
     this.idleMs = this.action.idleTimeoutMs ?? stream.hcm.config.streamIdleTimeoutMs;
@@ -157,10 +174,25 @@ class UpstreamExchange implements UpstreamHandler {
         this.lastActivity = performance.now();
         if (this.action.timeoutMs > 0) this.routeDeadline = this.lastActivity + this.action.timeoutMs;
         this.schedule();
+        const retry = this.retry;
+        if (retry !== null && this.currentAttempt !== null) this.startPerTryTimer(retry);
       });
     }
     this.schedule();
     this.attempt();
+  }
+
+  private retryState(policy: RetryPolicy): RetryState {
+    let body: ReplayableBody | null = null;
+    let tooLarge = false;
+    if (this.hasBody) {
+      const limit = this.matched.perRequestBufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES;
+      const declared = Number(this.stream.headers['content-length']);
+      // A body declared larger than the limit could never be replayed: stream it as if there were no policy.
+      if (declared > limit) tooLarge = true;
+      else body = new ReplayableBody(this.stream.req, limit);
+    }
+    return new RetryState(policy, this.entry, body, tooLarge);
   }
 
   private buildRequest(): UpstreamRequest {
@@ -177,14 +209,18 @@ class UpstreamExchange implements UpstreamHandler {
       method: stream.method,
       path: action.rewritePath(stream.path),
       headers,
-      body: this.hasBody ? stream.req : null,
+      // With a replayable body, each try gets its own body stream (see attempt()).
+      body: this.hasBody && (this.retry === null || this.retry.body === null) ? stream.req : null,
     };
   }
 
   private attempt(): void {
     const stream = this.stream;
     const lb = this.entry.cluster.loadBalancer;
-    const host = lb.chooseHost({ hash: this.hash });
+    const retry = this.retry;
+    const host = lb.chooseHost(
+      retry?.attempted === undefined ? { hash: this.hash } : { hash: this.hash, attempted: retry.attempted },
+    );
     const cstats = this.entry.stats;
     if (host === null) {
       cstats.noHealthyUpstream.inc();
@@ -201,10 +237,74 @@ class UpstreamExchange implements UpstreamHandler {
     if (this.action.autoHostRewrite && host.hostname !== undefined) {
       req = { ...req, headers: { ...req.headers, host: host.hostname } };
     }
+    if (this.matched.includeRequestAttemptCount === true) {
+      req = { ...req, headers: { ...req.headers, [ATTEMPT_COUNT]: String(this.attempts) } };
+    }
     host.activeRequests++;
     cstats.upstreamRqTotal.inc();
     cstats.upstreamRqActive.inc();
-    this.entry.pool(host).send(req, this);
+    if (retry === null) {
+      this.entry.pool(host).send(req, this);
+      return;
+    }
+    retry.attempted?.add(host);
+    if (retry.body !== null) req = { ...req, body: retry.body.open() };
+    const handler = new AttemptHandler(this);
+    this.currentAttempt = handler;
+    if (!this.bodyPending) this.startPerTryTimer(retry);
+    this.entry.pool(host).send(req, handler);
+  }
+
+  /** Per-try timeouts run from the end of the request body, like the route timeout. */
+  private startPerTryTimer(retry: RetryState): void {
+    const ms = retry.policy.perTryTimeoutMs;
+    if (ms <= 0 || retry.perTryTimer !== null) return;
+    const attempt = this.currentAttempt;
+    retry.perTryTimer = setTimeout(() => {
+      retry.perTryTimer = null;
+      if (!this.finished && this.currentAttempt === attempt) this.onPerTryTimeout(retry);
+    }, ms);
+  }
+
+  /** Only before response headers: the timer is cleared once the response starts. */
+  private onPerTryTimeout(retry: RetryState): void {
+    this.entry.stats.upstreamRqPerTryTimeout.inc();
+    if (this.retryOnFailure(retry, 'per-try-timeout', false)) return;
+    this.timeOut('UT', 504);
+  }
+
+  /** For a failure before response headers: retries (true) or records why not (false). */
+  private retryOnFailure(retry: RetryState, failure: AttemptFailure, beforeRequestSent: boolean): boolean {
+    if (!retriableFailure(retry.policy, failure, beforeRequestSent)) return false;
+    return this.retryIfAllowed(retry);
+  }
+
+  private retryIfAllowed(retry: RetryState): boolean {
+    const verdict = retry.decide();
+    if (verdict === 'retry') {
+      this.abandonAttemptAndRetry(retry);
+      return true;
+    }
+    if (verdict === 'limit-exceeded') this.stream.addFlag('URX');
+    else if (verdict === 'overflow') this.stream.addFlag('UO');
+    return false;
+  }
+
+  /** Drops the current try (its late callbacks are ignored) and starts the next one after the back-off. */
+  private abandonAttemptAndRetry(retry: RetryState): void {
+    const abort = this.abortUpstream;
+    this.currentAttempt = null;
+    this.abortUpstream = null;
+    this.resumeUpstream = null;
+    retry.clearPerTry();
+    this.release();
+    abort?.(new UpstreamError('local', 'abandoned for a retry'));
+    retry.body?.detach();
+    const delay = backOffMs(retry.policy, retry.retriesDone, Math.random());
+    retry.backOffTimer = setTimeout(() => {
+      retry.backOffTimer = null;
+      if (!this.finished) this.attempt();
+    }, delay);
   }
 
   onStart(abort: (reason: Error) => void, _pause: () => void, resume: () => void): void {
@@ -215,9 +315,19 @@ class UpstreamExchange implements UpstreamHandler {
   onHeaders(status: number, upstreamHeaders: IncomingHttpHeaders, endOfStream: boolean): void {
     if (this.finished) return;
     const stream = this.stream;
+    this.entry.stats.response(status);
+    const retry = this.retry;
+    if (retry !== null) {
+      if (retriableResponse(retry.policy, status, upstreamHeaders)) {
+        if (this.retryIfAllowed(retry)) return;
+      } else if (this.attempts > 1) this.entry.stats.upstreamRqRetrySuccess.inc();
+      // No further try can happen once the response goes downstream, and, as in Envoy, the per-try timeout
+      // no longer applies: the route timeout bounds the rest of the response.
+      retry.clearPerTry();
+      retry.body?.release();
+    }
     this.responseStarted = true;
     this.lastActivity = performance.now();
-    this.entry.stats.response(status);
     const headers = downstreamResponseHeaders(upstreamHeaders);
     const filters = stream.hcm.filters;
     for (let i = filters.length - 1; i >= 0; i--) filters[i].onResponseHeaders?.(stream, status, headers);
@@ -229,6 +339,7 @@ class UpstreamExchange implements UpstreamHandler {
       headers['set-cookie'] =
         prev === undefined ? [this.setCookie] : ([] as string[]).concat(prev, this.setCookie);
     }
+    if (this.matched.includeAttemptCountInResponse === true) headers[ATTEMPT_COUNT] = String(this.attempts);
     stream.hcm.decorateResponse(stream, headers);
     stream.responseStatus = status;
     try {
@@ -279,6 +390,14 @@ class UpstreamExchange implements UpstreamHandler {
     if (err.failure === 'connect') cstats.upstreamCxConnectFail.inc();
     else if (err.failure === 'reset' || err.failure === 'termination') cstats.upstreamRqResetRemote.inc();
     else if (err.failure === 'protocol') cstats.upstreamRqProtocolError.inc();
+    const retry = this.retry;
+    if (
+      retry !== null &&
+      !this.responseStarted &&
+      err.failure !== 'local' &&
+      this.retryOnFailure(retry, err.failure, err.beforeRequestSent)
+    )
+      return;
     // The classic keep-alive race: the upstream closed a pooled connection as we reused it. The request
     // had no body and no response arrived, so it is safe to send once more on a fresh connection.
     if (
@@ -379,16 +498,19 @@ class UpstreamExchange implements UpstreamHandler {
     if (this.responseStarted) this.fail(flag, true);
     else {
       this.finished = true;
+      this.clearTimer();
       this.stream.onAbort = null;
       this.stream.sendLocalReply(status, flag);
     }
     abort?.(new UpstreamError('local', `${flag} timeout`));
   }
 
+  /** Clears the exchange's timers (and, with retries, the per-try and back-off timers and retry state). */
   private clearTimer(): void {
     if (this.timer !== null) {
       clearTimeout(this.timer);
       this.timer = null;
     }
+    if (this.retry !== null && this.finished) this.retry.dispose();
   }
 }
