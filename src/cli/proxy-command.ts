@@ -33,6 +33,7 @@ export interface ProxyCommandOptions {
   locality?: string;
   workloadName?: string;
   delta?: boolean;
+  sotw?: boolean;
   interceptionMode: 'NONE' | 'REDIRECT';
   adminPort: number;
   prometheusPort: number;
@@ -72,7 +73,8 @@ export function addProxyCommand(program: Command): void {
     .option('--service-account <name>', "the workload's service account", AGENT_DEFAULTS.serviceAccount)
     .option('--locality <region/zone/subzone>', "the workload's locality")
     .option('--workload-name <name>', 'the workload (deployment) name (default: --name)')
-    .option('--delta', 'use incremental xDS (DELTA_GRPC)')
+    .option('--delta', 'use incremental xDS (DELTA_GRPC); the default, as in Istio since 1.22')
+    .option('--sotw', 'use state-of-the-world xDS (GRPC) instead of incremental')
     .addOption(
       new Option('--interception-mode <mode>', 'how traffic reaches the proxy (Istio INTERCEPTION_MODE)')
         .choices(['NONE', 'REDIRECT'])
@@ -122,7 +124,7 @@ export function agentBootstrapJson(opts: ProxyCommandOptions): Record<string, un
     ...(opts.serviceAccount ? { serviceAccount: opts.serviceAccount } : {}),
     ...(opts.locality ? { locality: parseLocality(opts.locality) } : {}),
     ...(opts.workloadName ? { workloadName: opts.workloadName } : {}),
-    delta: opts.delta === true,
+    delta: opts.sotw !== true,
     interceptionMode: opts.interceptionMode,
     adminPort: opts.adminPort,
     prometheusPort: opts.prometheusPort,

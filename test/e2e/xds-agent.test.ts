@@ -59,7 +59,7 @@ describe('weft proxy as a mesh sidecar (istio-agent style bootstrap)', { timeout
           String(ports.prometheus),
           '--health-port',
           String(ports.health),
-          ...(delta ? ['--delta'] : []),
+          ...(delta ? [] : ['--sotw']),
         ]);
       });
       after(async () => {
