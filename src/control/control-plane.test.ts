@@ -1,6 +1,7 @@
 /**
  * The control plane's change detection: an edited WorkloadEntry becomes an endpoint-only push naming exactly the
- * clusters it touches; a change that alters no endpoint pushes nothing; a DestinationRule change is a full push.
+ * clusters it touches; a change that alters no endpoint pushes nothing; a DestinationRule change is a full push,
+ * which reaches only the proxies whose configuration it changes (real delta xDS streams).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -9,6 +10,8 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createLogger, setLogLevel } from '../core/logger.ts';
 import { ControlPlane } from './control-plane.ts';
+import { AdsTestClient, sidecarNode } from './xds/testing.ts';
+import { TYPE_URL } from './xds/types.ts';
 import type { PushRequest } from './xds/types.ts';
 
 setLogLevel('error');
@@ -150,5 +153,81 @@ describe('control plane change detection', { timeout: 30_000 }, () => {
     const text = await (await get('?format=text')).text();
     assert.match(text, /rule\.yaml.*WE0009/);
     assert.equal((await get('?severity=fatal')).status, 400);
+  });
+});
+
+describe('control plane pushes go only to the proxies a change affects', { timeout: 30_000 }, () => {
+  const serviceIn = (ns: string): string => `apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: api, namespace: ${ns} }
+spec:
+  hosts: [api.${ns}.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{ number: 8080, name: http, protocol: HTTP }]
+  endpoints: [{ address: 10.1.0.1 }]
+`;
+  const ruleIn = (ns: string, lb: string): string => `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: api, namespace: ${ns} }
+spec:
+  host: api
+  trafficPolicy: { loadBalancer: { simple: ${lb} } }
+`;
+  // Proxies in ns-b see only their own namespace's services.
+  const SIDECAR_B = `apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: default, namespace: ns-b }
+spec:
+  egress: [{ hosts: ['./*'] }]
+`;
+
+  it('a DestinationRule change in one namespace reaches the proxies that see it, and no other', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-cp-affects-'));
+    const write = (file: string, text: string): void => {
+      fs.writeFileSync(path.join(dir, `.${file}.tmp`), text);
+      fs.renameSync(path.join(dir, `.${file}.tmp`), path.join(dir, file));
+    };
+    write('a.yaml', serviceIn('ns-a'));
+    write('b.yaml', serviceIn('ns-b'));
+    write('rule-a.yaml', ruleIn('ns-a', 'ROUND_ROBIN'));
+    write('sidecar-b.yaml', SIDECAR_B);
+    const cp = new ControlPlane({
+      configPaths: [dir],
+      xdsPort: 0,
+      debugPort: 0,
+      logger: createLogger('test-cp'),
+    });
+    const { xdsPort } = await cp.start();
+    const clients: AdsTestClient[] = [];
+    try {
+      const subscribe = async (ns: string): Promise<AdsTestClient> => {
+        const c = new AdsTestClient(xdsPort, 'delta');
+        clients.push(c);
+        c.send({ node: sidecarNode(`app-${ns}`, '10.0.0.1', ns), type_url: TYPE_URL.cluster });
+        const first = await c.next();
+        c.send({ type_url: TYPE_URL.cluster, response_nonce: first.nonce });
+        return c;
+      };
+      const a = await subscribe('ns-a');
+      const b = await subscribe('ns-b');
+      write('rule-a.yaml', ruleIn('ns-a', 'RANDOM'));
+      const update = await a.next(5000);
+      assert.equal(update.type_url, TYPE_URL.cluster);
+      assert.ok(
+        JSON.stringify(update.resources).includes('api.ns-a.svc.cluster.local'),
+        'the changed cluster reaches the proxy in ns-a',
+      );
+      a.send({ type_url: TYPE_URL.cluster, response_nonce: update.nonce });
+      await b.none(500);
+      // The same kind of change in ns-b reaches both: ns-a has no Sidecar, so it sees every namespace.
+      write('rule-b.yaml', ruleIn('ns-b', 'RANDOM'));
+      assert.equal((await b.next(5000)).type_url, TYPE_URL.cluster);
+      assert.equal((await a.next(5000)).type_url, TYPE_URL.cluster);
+    } finally {
+      for (const c of clients) c.close();
+      await cp.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
