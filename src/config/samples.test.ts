@@ -24,7 +24,7 @@ const samples = path.join(reference, 'samples');
  * Warnings: bookinfo's services are Kubernetes services, which no ServiceEntry describes (WE0101);
  * rule-default-route.yaml binds two VirtualServices for one host to one gateway (WE0102);
  * PeerAuthentication is stored but not enforced yet (WE0201); fields whose translation comes with later
- * issues (mirror and CORS with #4; TLS settings with #5; outlier detection, the HTTP
+ * issues (mirror with #4; TLS settings with #5; outlier detection, the HTTP
  * connection pool) are listed as not supported (WE0200).
  */
 const expected: Record<string, string[]> = {
@@ -125,9 +125,6 @@ const expected: Record<string, string[]> = {
     'WE0200 warning VirtualService none/tls-routing spec.tls',
   ],
   'config/peer-authn-strict.yaml': ['WE0201 warning PeerAuthentication testns/default -'],
-  'config/rule-default-route-cors-policy.yaml': [
-    'WE0200 warning VirtualService testns/cors spec.http[0].corsPolicy',
-  ],
   'config/rule-default-route.yaml': [
     'WE0102 warning VirtualService testns/default-route-1 spec.hosts[0]',
     'WE0102 warning VirtualService testns/default-route-2 spec.hosts[0]',

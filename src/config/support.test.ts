@@ -11,7 +11,6 @@ describe('support table', () => {
   it('leaves exactly these VirtualService fields unsupported', () => {
     assert.deepEqual(unsupportedSchemaPaths('VirtualService'), [
       'exportTo',
-      'http[].corsPolicy',
       'http[].delegate',
       'http[].match[].sourceNamespace',
       'http[].match[].statPrefix',

@@ -92,7 +92,17 @@ export const supportedFields: Readonly<Partial<Record<IstioKind, SupportTree>>> 
         // retryRemoteLocalities needs Envoy's retry priorities (locality failover on retry): issue #4/#8.
       },
       fault: true,
-      // mirror and corsPolicy come with #4; until then they are reported, not silently dropped.
+      corsPolicy: {
+        allowOrigins: true,
+        allowOrigin: true,
+        allowMethods: true,
+        allowHeaders: true,
+        exposeHeaders: true,
+        maxAge: true,
+        allowCredentials: true,
+        unmatchedPreflights: true,
+      },
+      // mirror comes with #4; until then it is reported, not silently dropped.
     },
     // tcp and tls routes: only a Gateway's TCP server uses its VirtualService's first tcp route (#3 continues).
   },

@@ -32,22 +32,29 @@ function address(host: string, port: number): JsonObject {
   return { socket_address: { address: host, port_value: port } };
 }
 
-/** Outbound and gateway connection managers carry the fault filter: VirtualService faults apply on the caller's side. */
-function httpFilters(faults: boolean): JsonObject[] {
+/**
+ * Outbound and gateway connection managers carry the CORS and fault filters (in Istio's order): a
+ * VirtualService's corsPolicy and faults apply on the caller's side.
+ */
+function httpFilters(routeFilters: boolean): JsonObject[] {
   const router = { name: 'envoy.filters.http.router', typed_config: { '@type': TYPES.router } };
-  return faults
-    ? [{ name: 'envoy.filters.http.fault', typed_config: { '@type': TYPES.fault } }, router]
+  return routeFilters
+    ? [
+        { name: 'envoy.filters.http.cors', typed_config: { '@type': TYPES.cors } },
+        { name: 'envoy.filters.http.fault', typed_config: { '@type': TYPES.fault } },
+        router,
+      ]
     : [router];
 }
 
-function hcm(statPrefix: string, routeSource: JsonObject, faults: boolean): JsonObject {
+function hcm(statPrefix: string, routeSource: JsonObject, routeFilters: boolean): JsonObject {
   return {
     name: 'envoy.filters.network.http_connection_manager',
     typed_config: {
       '@type': TYPES.hcm,
       stat_prefix: statPrefix,
       ...routeSource,
-      http_filters: httpFilters(faults),
+      http_filters: httpFilters(routeFilters),
       upgrade_configs: [{ upgrade_type: 'websocket' }],
     },
   };

@@ -6,6 +6,7 @@
 import type { Json, JsonObject } from '../../core/json.ts';
 import type { IstioResource } from '../../api/istio/resource.ts';
 import type {
+  CorsPolicy,
   HTTPMatchRequest,
   HTTPRetry,
   HTTPRoute,
@@ -13,7 +14,7 @@ import type {
   StringMatch,
   VirtualService,
 } from '../../api/istio/networking.ts';
-import { istioDurationToProto } from '../../config/duration.ts';
+import { istioDurationToProto, parseIstioDurationMs } from '../../config/duration.ts';
 import { labelsMatch } from '../model/discovery.ts';
 import type { MeshSnapshot } from '../model/snapshot.ts';
 import type { Service } from '../model/types.ts';
@@ -287,6 +288,29 @@ function routeAction(http: HTTPRoute, match: JsonObject, ctx: RouteContext): Jso
   return out;
 }
 
+/**
+ * A VirtualService's corsPolicy as Envoy's CorsPolicy, as Istio translates it: always enabled, lists joined
+ * with ",", max age in whole seconds, non-matching preflights forwarded unless `unmatchedPreflights: IGNORE`;
+ * the deprecated `allowOrigin` (exact origins) only when `allowOrigins` is absent.
+ */
+export function corsConfig(cors: CorsPolicy | undefined): JsonObject | undefined {
+  if (!cors) return undefined;
+  const out: JsonObject = { '@type': TYPES.corsPolicy };
+  const origins = cors.allowOrigins
+    ? cors.allowOrigins.map(stringMatcher).filter((m) => m !== undefined)
+    : cors.allowOrigin?.map((o) => ({ exact: o }));
+  if (origins && origins.length > 0) out.allow_origin_string_match = origins;
+  if (cors.allowMethods?.length) out.allow_methods = cors.allowMethods.join(',');
+  if (cors.allowHeaders?.length) out.allow_headers = cors.allowHeaders.join(',');
+  if (cors.exposeHeaders?.length) out.expose_headers = cors.exposeHeaders.join(',');
+  const maxAgeMs = cors.maxAge === undefined ? undefined : parseIstioDurationMs(cors.maxAge);
+  if (maxAgeMs !== undefined) out.max_age = String(Math.floor(maxAgeMs / 1000));
+  if (cors.allowCredentials !== undefined) out.allow_credentials = cors.allowCredentials;
+  out.filter_enabled = { default_value: { numerator: 100, denominator: 'HUNDRED' } };
+  out.forward_not_matching_preflights = cors.unmatchedPreflights !== 'IGNORE';
+  return out;
+}
+
 /** Envoy routes for one VirtualService on this port and gateway (a catch-all-less list: the caller adds the default). */
 export function virtualServiceRoutes(vs: IstioResource<VirtualService>, ctx: RouteContext): JsonObject[] {
   const routes: JsonObject[] = [];
@@ -301,8 +325,12 @@ export function virtualServiceRoutes(vs: IstioResource<VirtualService>, ctx: Rou
         ...routeAction(http, match, ctx),
         ...headerOptions(http.headers),
       };
+      const perFilter: JsonObject = {};
+      const cors = corsConfig(http.corsPolicy);
+      if (cors) perFilter['envoy.filters.http.cors'] = cors;
       const fault = faultConfig(http.fault);
-      if (fault) route.typed_per_filter_config = { 'envoy.filters.http.fault': fault };
+      if (fault) perFilter['envoy.filters.http.fault'] = fault;
+      if (cors || fault) route.typed_per_filter_config = perFilter;
       routes.push(route);
     }
   });

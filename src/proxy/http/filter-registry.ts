@@ -6,6 +6,8 @@ import type { RouteTable } from '../router/types.ts';
 import type { StatsStore } from '../stats/store.ts';
 import type { ClusterManager } from '../upstream/cluster-manager.ts';
 import type { HttpFilter } from './filter.ts';
+import { CorsFilter, CorsStats } from './filters/cors.ts';
+import { compileCors, CORS_POLICY_TYPE_NAME, CORS_TYPE_NAME } from './filters/cors-config.ts';
 import { FaultFilter, FaultStats } from './filters/fault.ts';
 import { compileHttpFault, FAULT_TYPE_NAME } from './filters/fault-config.ts';
 import { RouterFilter } from './filters/router.ts';
@@ -21,6 +23,12 @@ type Factory = (cfg: HttpFilterConfig, ctx: FilterFactoryContext) => HttpFilter;
 
 export const ROUTER_TYPE_URL = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
 export const FAULT_TYPE_URL = `type.googleapis.com/${FAULT_TYPE_NAME}`;
+export const CORS_TYPE_URL = `type.googleapis.com/${CORS_TYPE_NAME}`;
+
+/** Per-route config types that differ from their filter's own config type. */
+const FILTER_TYPE_OF_PER_ROUTE_TYPE: ReadonlyMap<string, string> = new Map([
+  [CORS_POLICY_TYPE_NAME, CORS_TYPE_NAME],
+]);
 
 const factories = new Map<string, Factory>([
   [ROUTER_TYPE_URL, (_c, ctx) => new RouterFilter(ctx.clusters)],
@@ -33,6 +41,13 @@ const factories = new Map<string, Factory>([
         compileHttpFault(c.config as Json, c.name),
         new FaultStats(ctx.stats, ctx.statPrefix),
       ),
+  ],
+  [
+    CORS_TYPE_URL,
+    (c, ctx) => {
+      compileCors(c.config as Json, c.name);
+      return new CorsFilter(c.name, new CorsStats(ctx.stats, ctx.statPrefix));
+    },
   ],
 ]);
 
@@ -58,7 +73,8 @@ export function checkPerFilterConfigNames(table: RouteTable, filters: readonly H
         use.path,
         `no HTTP filter named ${JSON.stringify(use.filterName)} in http_filters`,
       );
-    if (filter.typeUrl !== `type.googleapis.com/${use.typeName}`)
+    const filterType = FILTER_TYPE_OF_PER_ROUTE_TYPE.get(use.typeName) ?? use.typeName;
+    if (filter.typeUrl !== `type.googleapis.com/${filterType}`)
       throw new ConfigError(
         use.path,
         `${use.typeName} does not match the type of HTTP filter ${JSON.stringify(use.filterName)} (${filter.typeUrl})`,

@@ -24,6 +24,7 @@ import { fieldPath, indexPath } from '../config-proto/path.ts';
 import { compileRouteConfiguration } from '../router/compile.ts';
 import { checkPerFilterConfigNames } from '../http/filter-registry.ts';
 import { compileHttpFault, FAULT_FILTER_NAME, FAULT_TYPE_NAME } from '../http/filters/fault-config.ts';
+import { compileCors, CORS_FILTER_NAME, CORS_TYPE_NAME } from '../http/filters/cors-config.ts';
 import type {
   FilterChainConfig,
   FilterChainMatch,
@@ -62,6 +63,7 @@ const NETWORK_FILTERS = [
 const HTTP_FILTERS = [
   { name: 'envoy.filters.http.router', typeName: ROUTER_TYPE },
   { name: FAULT_FILTER_NAME, typeName: FAULT_TYPE_NAME },
+  { name: CORS_FILTER_NAME, typeName: CORS_TYPE_NAME },
 ] as const;
 
 const MIB = 1024 * 1024;
@@ -449,6 +451,7 @@ function compileHttpFilters(hcm: JsonObject, path: string): HttpFilterConfig[] {
       onlyFields(config, configPath, ['@type']);
     }
     if (extension.typeName === FAULT_TYPE_NAME) compileHttpFault(config ?? {}, configPath);
+    if (extension.typeName === CORS_TYPE_NAME) compileCors(config ?? {}, configPath);
     return {
       name,
       typeUrl: `${typeUrlPrefix}${extension.typeName}`,
