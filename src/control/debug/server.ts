@@ -4,6 +4,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { memoryReport } from './memory.ts';
 import { formatDiagnostic } from '../../config/diagnostic.ts';
 import { createLogger } from '../../core/logger.ts';
 import type { Logger } from '../../core/logger.ts';
@@ -34,6 +35,8 @@ const ENDPOINTS: Record<string, string> = {
     'the configuration generated for a connected proxy, shaped like Envoy /config_dump',
   '/debug/connections': 'open ADS streams',
   '/debug/push_status': 'push counters and the last push round',
+  '/debug/memory':
+    "the control plane's memory: process RSS, V8 heap (per space), external and array buffers, malloc'd",
   '/debug/config_diagnostics':
     'problems in the configuration: errors (resource not served, or its last valid version kept) and unsupported fields (?severity=error|warning|info, ?format=text)',
   '/metrics': 'Prometheus metrics',
@@ -125,6 +128,9 @@ export class DebugServer {
         return;
       case '/debug/push_status':
         sendJson(res, 200, this.#ads.stats());
+        return;
+      case '/debug/memory':
+        sendJson(res, 200, memoryReport());
         return;
       case '/debug/config_diagnostics': {
         const severity = url.searchParams.get('severity');

@@ -14,7 +14,9 @@ import { XdsConnection } from './connection.ts';
 import type { PushTrigger, RequestJson } from './connection.ts';
 import type { EncodedSet, HeldTransition } from './resources.ts';
 import { encodeDeltaDiscoveryResponse } from './response-codec.ts';
-import type { DeltaDiscoveryResponseMessage } from './service.ts';
+import { decodeDeltaRequest } from './service.ts';
+import type { DecodedRequest, DeltaDiscoveryResponseMessage } from './service.ts';
+import type { Subscription } from './subscriptions.ts';
 import type { TypeState } from './type-state.ts';
 import { TYPE_URL } from './types.ts';
 
@@ -22,10 +24,22 @@ function stringList(value: WireJson | undefined): string[] {
   return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
 }
 
+const NO_NAMES: ReadonlySet<string> = new Set();
+
 /** Per generated set and subscription: the subscribed names it lacks (computed once for proxies that share both). */
 const absentLists = new WeakMap<EncodedSet, WeakMap<ReadonlySet<string>, string[]>>();
 
 export class DeltaConnection extends XdsConnection {
+  /**
+   * Decodes as the request arrives; resource_names_subscribe becomes a shared subscription at once, so the
+   * requests waiting in the queue (a connect storm) hold one list per distinct subscription, not one per proxy.
+   */
+  protected override decodeRaw(raw: Uint8Array): DecodedRequest {
+    const decoded = decodeDeltaRequest(raw);
+    if (decoded.json === undefined || !decoded.names || decoded.names.empty) return decoded;
+    return { json: decoded.json, subscription: this.ctx.subscriptions.intern(decoded.names) };
+  }
+
   /** Subscribed names `current` lacks: for the fast path, among the names it regenerated. */
   #absent(state: TypeState, current: EncodedSet, fastPath: HeldTransition | null): readonly string[] {
     const names = fastPath ? (current.filter ?? state.names) : state.names;
@@ -43,18 +57,19 @@ export class DeltaConnection extends XdsConnection {
     return list;
   }
 
-  protected handleRequest(req: RequestJson): void {
+  protected handleRequest(req: RequestJson, received?: Subscription): void {
     this.identify(req);
     const typeUrl = typeof req.type_url === 'string' ? req.type_url : '';
     if (!this.served(typeUrl)) return;
-    const subscribe = stringList(req.resource_names_subscribe);
+    const subscribeNames = received?.names ?? NO_NAMES;
+    const subscribeStar = received?.star ?? false;
     const unsubscribe = stringList(req.resource_names_unsubscribe);
     let state = this.typeState(typeUrl);
     let first = false;
     if (!state) {
       first = true;
       state = this.addTypeState(typeUrl);
-      if (state.isWildcardType && (subscribe.length === 0 || subscribe.includes('*'))) state.wildcard = true;
+      if (state.isWildcardType && (subscribeNames.size === 0 || subscribeStar)) state.wildcard = true;
       const initial = req.initial_resource_versions;
       if (isObject(initial)) {
         state.held.apply(
@@ -94,19 +109,23 @@ export class DeltaConnection extends XdsConnection {
     if (removedNames.length > 0) state.changeNames([], removedNames, intern);
     // Whatever the proxy no longer subscribes to, it drops: forget it, so subscribing again resends it.
     if (unsubscribe.length > 0) state.held.retain((name) => state.wants(name));
-    const addedNames: string[] = [];
-    for (const name of subscribe) {
-      if (name === '*') {
-        if (state.isWildcardType && !state.wildcard) {
-          state.wildcard = true;
-          added = true;
-        }
-      } else if (!state.names.has(name)) {
-        addedNames.push(name);
+    if (subscribeStar && state.isWildcardType && !state.wildcard) {
+      state.wildcard = true;
+      added = true;
+    }
+    if (received) state.subscription = received; // keeps the shared list alive for the next proxy that sends it
+    if (state.names.size === 0 && subscribeNames.size > 0) {
+      // A first subscription (the common case): the shared set itself, no copy.
+      state.names = intern(subscribeNames);
+      added = true;
+    } else {
+      const addedNames: string[] = [];
+      for (const name of subscribeNames) if (!state.names.has(name)) addedNames.push(name);
+      if (addedNames.length > 0) {
+        state.changeNames(addedNames, [], intern);
         added = true;
       }
     }
-    if (addedNames.length > 0) state.changeNames(addedNames, [], intern);
     if (first || added) this.respond(state, null, first);
     this.afterReply();
   }

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decodeMessage, encodeMessage } from '../../api/envoy/wire.ts';
-import { decodeDiscoveryRequest, ResourceNames } from './request-codec.ts';
+import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest, ResourceNames } from './request-codec.ts';
 import { SendBudget } from './send-budget.ts';
-import { DISCOVERY_REQUEST } from './service.ts';
+import { decodeDeltaRequest, DELTA_DISCOVERY_REQUEST, DISCOVERY_REQUEST } from './service.ts';
 import { Subscriptions } from './subscriptions.ts';
 
 const NAMES = Array.from({ length: 50 }, (_, i) => `outbound|80||svc-${i}.default.svc.cluster.local`);
@@ -60,6 +60,56 @@ describe('DiscoveryRequest decoding', () => {
     assert.throws(() => decodeDiscoveryRequest(Uint8Array.from([0x0a, 0xff, 0xff, 0x03])), /truncated/);
     assert.throws(() => decodeDiscoveryRequest(Uint8Array.from([0x20, 0x01])), /wire type 0/);
     assert.throws(() => decodeDiscoveryRequest(Uint8Array.from([0x00])), /field number 0/);
+  });
+});
+
+describe('DeltaDiscoveryRequest decoding', () => {
+  const fields = {
+    node: { id: 'sidecar~10.0.0.1~a.default~default.svc.cluster.local', metadata: { NAME: 'a' } },
+    type_url: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
+    resource_names_subscribe: ['*', ...NAMES],
+    resource_names_unsubscribe: [NAMES[3], 'gone'],
+    initial_resource_versions: { [NAMES[0]]: 'abc', [NAMES[1]]: '' },
+    response_nonce: '7',
+    error_detail: { code: 3, message: 'bad' },
+  };
+
+  it('reads the fields as the generic codec does, with the subscribed names kept encoded', () => {
+    const bytes = encodeMessage(DELTA_DISCOVERY_REQUEST, fields);
+    const { json, subscribe } = decodeDeltaDiscoveryRequest(bytes);
+    const generic = decodeMessage(DELTA_DISCOVERY_REQUEST, bytes, { unknownAny: 'keep' });
+    const { resource_names_subscribe: genericNames, ...rest } = generic;
+    assert.deepEqual(json, rest);
+    assert.deepEqual(subscribe.list(), genericNames);
+    const ack = decodeDeltaDiscoveryRequest(
+      encodeMessage(DELTA_DISCOVERY_REQUEST, { type_url: 't', response_nonce: '1' }),
+    );
+    assert.deepEqual(ack.json, { type_url: 't', response_nonce: '1' });
+    assert.equal(ack.subscribe.empty, true);
+  });
+
+  it('gives equal subscribe lists from different proxies one shared subscription', () => {
+    const subs = new Subscriptions();
+    const a = decodeDeltaDiscoveryRequest(encodeMessage(DELTA_DISCOVERY_REQUEST, fields));
+    const b = decodeDeltaDiscoveryRequest(
+      encodeMessage(DELTA_DISCOVERY_REQUEST, { ...fields, node: { id: 'other' }, response_nonce: '' }),
+    );
+    const sa = subs.intern(a.subscribe);
+    assert.equal(subs.intern(b.subscribe), sa);
+    assert.equal(sa.star, true);
+    assert.equal(sa.names.size, NAMES.length);
+    assert.equal(subs.internSet(sa.names), subs.internSet(new Set(NAMES)));
+  });
+
+  it('reports malformed bytes as an error, not an exception', () => {
+    const bytes = encodeMessage(DELTA_DISCOVERY_REQUEST, fields);
+    const truncated = decodeDeltaRequest(bytes.subarray(0, bytes.length - 3));
+    assert.match(
+      truncated.error ?? '',
+      /^malformed envoy\.service\.discovery\.v3\.DeltaDiscoveryRequest: truncated/,
+    );
+    const wrongType = decodeDeltaRequest(Uint8Array.of(0x18, 0x01)); // field 3 as a varint
+    assert.match(wrongType.error ?? '', /field 3: wire type 0, expected length-delimited/);
   });
 });
 

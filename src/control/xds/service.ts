@@ -6,7 +6,7 @@
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { decodeMessage, encodeMessage } from '../../api/envoy/wire.ts';
 import type { EncodedAny, WireJson } from '../../api/envoy/wire.ts';
-import { decodeDiscoveryRequest } from './request-codec.ts';
+import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './request-codec.ts';
 import type { ResourceNames } from './request-codec.ts';
 import type { EncodedSet } from './resources.ts';
 import type { Subscription } from './subscriptions.ts';
@@ -29,14 +29,17 @@ export const DELTA_DISCOVERY_RESPONSE = 'envoy.service.discovery.v3.DeltaDiscove
 export type DecodedRequest =
   | {
       json: { [key: string]: WireJson };
-      /** State of the world: resource_names, kept encoded (json has no resource_names then). */
+      /**
+       * resource_names (state of the world) or resource_names_subscribe (delta), kept encoded: json has
+       * neither then.
+       */
       names?: ResourceNames;
-      /** State of the world: the names as a shared subscription (set by the stream when it decodes). */
+      /** The names as a shared subscription (set by the stream when it decodes). */
       subscription?: Subscription;
       error?: undefined;
       raw?: undefined;
     }
-  /** State of the world: not decoded yet; the stream decodes it knowing what its proxy sent before. */
+  /** Not decoded yet: the stream decodes it (state of the world: knowing what its proxy sent before). */
   | { raw: Uint8Array; error?: undefined; json?: undefined }
   | { error: string; raw?: undefined; json?: undefined };
 
@@ -67,23 +70,22 @@ export interface DeltaDiscoveryResponseMessage {
   encodedSet?: EncodedSet;
 }
 
-function decoder(typeName: string): (bytes: Buffer) => DecodedRequest {
-  return (bytes) => {
-    try {
-      // A NACK's status may carry details of types we do not know; they must not end the stream.
-      return { json: decodeMessage(typeName, bytes, { unknownAny: 'keep' }) };
-    } catch (err) {
-      return { error: `malformed ${typeName}: ${(err as Error).message}` };
-    }
-  };
-}
-
 /** Decodes a state-of-the-world request (see request-codec.ts); `known`: name lists the stream sent before. */
 export function decodeSotwRequest(bytes: Uint8Array, known: readonly Uint8Array[]): DecodedRequest {
   try {
     return decodeDiscoveryRequest(bytes, known);
   } catch (err) {
     return { error: `malformed ${DISCOVERY_REQUEST}: ${(err as Error).message}` };
+  }
+}
+
+/** Decodes a delta request (see request-codec.ts): resource_names_subscribe stays encoded, as `names`. */
+export function decodeDeltaRequest(bytes: Uint8Array): DecodedRequest {
+  try {
+    const { json, subscribe } = decodeDeltaDiscoveryRequest(bytes);
+    return { json, names: subscribe };
+  } catch (err) {
+    return { error: `malformed ${DELTA_DISCOVERY_REQUEST}: ${(err as Error).message}` };
   }
 }
 
@@ -112,7 +114,7 @@ export const adsServiceDefinition: ServiceDefinition = {
     requestStream: true,
     responseStream: true,
     requestSerialize: encoder(DELTA_DISCOVERY_REQUEST),
-    requestDeserialize: decoder(DELTA_DISCOVERY_REQUEST),
+    requestDeserialize: (bytes: Buffer): DecodedRequest => ({ raw: bytes }),
     responseSerialize: (m: DeltaDiscoveryResponseMessage | Uint8Array) =>
       toBuffer(m instanceof Uint8Array ? m : encodeDeltaDiscoveryResponse(m)),
     responseDeserialize: (bytes: Buffer) => decodeMessage(DELTA_DISCOVERY_RESPONSE, bytes),

@@ -1,5 +1,5 @@
 /**
- * State-of-the-world subscriptions, shared. Sidecars with the same clusters subscribe to the same EDS names:
+ * Subscriptions, shared. Sidecars with the same clusters subscribe to the same EDS names:
  * one Set per distinct list (not one per proxy, which at a thousand proxies and thousands of clusters would be
  * millions of entries), and the same Set object for all of them, so the generator and the encoder remember
  * their per-subscription results once. Entries go when no stream holds them any more.
@@ -24,6 +24,8 @@ export class Subscriptions {
   });
 
   readonly #sets = new Map<string, WeakRef<ReadonlySet<string>>[]>();
+  /** Sets already returned by internSet (each is its own canonical set). */
+  readonly #interned = new WeakSet<ReadonlySet<string>>();
   readonly #setCleanup = new FinalizationRegistry<string>((key) => {
     const live = (this.#sets.get(key) ?? []).filter((ref) => ref.deref() !== undefined);
     if (live.length > 0) this.#sets.set(key, live);
@@ -39,6 +41,7 @@ export class Subscriptions {
    * names get the same set). `names` must not be changed afterwards.
    */
   internSet(names: ReadonlySet<string>): ReadonlySet<string> {
+    if (this.#interned.has(names)) return names;
     let sum = 0;
     for (const n of names) sum = (sum + hashString(n, 3)) >>> 0;
     const key = `${names.size}:${sum}`;
@@ -48,6 +51,7 @@ export class Subscriptions {
       if (known && [...names].every((n) => known.has(n))) return known;
     }
     refs.push(new WeakRef(names));
+    this.#interned.add(names);
     this.#sets.set(key, refs);
     this.#setCleanup.register(names, key);
     return names;

@@ -51,7 +51,10 @@ export class TypeState {
    * can remember results per set, and proxies that subscribe to the same names share one (see Subscriptions).
    */
   names: ReadonlySet<string> = NO_NAMES;
-  /** State of the world: the subscription as the proxy last sent it (its encoded names), shared between proxies. */
+  /**
+   * The names as the proxy last sent them, shared between proxies: state of the world, its subscription;
+   * delta, its last resource_names_subscribe list.
+   */
   subscription: Subscription | null = null;
   /** What the proxy holds, as far as the server knows: resource name → version (content hash). */
   readonly held = new HeldResources();
