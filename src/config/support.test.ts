@@ -14,11 +14,8 @@ describe('support table', () => {
       'http[].delegate',
       'http[].match[].sourceNamespace',
       'http[].match[].statPrefix',
-      'http[].mirror',
       'http[].mirror_percent',
       'http[].mirrorPercent',
-      'http[].mirrorPercentage',
-      'http[].mirrors',
       'http[].retries.retryRemoteLocalities',
       'tcp',
       'tls',
@@ -54,7 +51,7 @@ describe('support table', () => {
       'trafficPolicy.loadBalancer.warmup',
       'trafficPolicy.loadBalancer.warmupDurationSecs',
       'trafficPolicy.loadBalancer.zoneAwareLbSetting',
-      'trafficPolicy.outlierDetection',
+      'trafficPolicy.outlierDetection.outlierDetectionHttpErrorCodes',
       'trafficPolicy.proxyProtocol',
       'trafficPolicy.retryBudget',
       'trafficPolicy.tls',
@@ -72,15 +69,37 @@ describe('support table', () => {
         ],
         trafficPolicy: {
           loadBalancer: { simple: 'RANDOM', warmupDurationSecs: '10s' },
-          outlierDetection: { interval: '1s' },
+          outlierDetection: { interval: '1s', outlierDetectionHttpErrorCodes: [500] },
+          portLevelSettings: [{ port: { number: 80 }, outlierDetection: { consecutive5xxErrors: 2 } }],
         },
       }),
       [
         ['subsets', 1, 'trafficPolicy', 'tunnel'],
         ['trafficPolicy', 'loadBalancer', 'warmupDurationSecs'],
-        ['trafficPolicy', 'outlierDetection'],
+        ['trafficPolicy', 'outlierDetection', 'outlierDetectionHttpErrorCodes'],
       ],
     );
     assert.deepEqual(unsupportedFieldPaths('PeerAuthentication', { mtls: { mode: 'STRICT' } }), []);
+  });
+
+  it('accepts mirror, mirrorPercentage and mirrors, and reports the deprecated integer mirror percents', () => {
+    assert.deepEqual(
+      unsupportedFieldPaths('VirtualService', {
+        hosts: ['a'],
+        http: [
+          {
+            route: [{ destination: { host: 'a' } }],
+            mirror: { host: 'b', subset: 'v1', port: { number: 80 } },
+            mirrorPercentage: { value: 12.5 },
+          },
+          {
+            route: [{ destination: { host: 'a' } }],
+            mirrors: [{ destination: { host: 'b' }, percentage: { value: 50 } }],
+          },
+          { route: [{ destination: { host: 'a' } }], mirror: { host: 'b' }, mirrorPercent: 10 },
+        ],
+      }),
+      [['http', 2, 'mirrorPercent']],
+    );
   });
 });

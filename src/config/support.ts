@@ -34,15 +34,30 @@ const connectionPool: SupportTree = {
   tcp: { maxConnections: true, connectTimeout: true },
 };
 
+// outlierDetectionHttpErrorCodes is not translated: Weft's detector counts 5xx and gateway errors only.
+const outlierDetection: SupportTree = {
+  consecutive5xxErrors: true,
+  consecutiveGatewayErrors: true,
+  consecutiveErrors: true,
+  splitExternalLocalOriginErrors: true,
+  consecutiveLocalOriginFailures: true,
+  interval: true,
+  baseEjectionTime: true,
+  maxEjectionPercent: true,
+  minHealthPercent: true,
+};
+
 const portTrafficPolicy: SupportTree = {
   port: true,
   loadBalancer,
   connectionPool,
+  outlierDetection,
 };
 
 const trafficPolicy: SupportTree = {
   loadBalancer,
   connectionPool,
+  outlierDetection,
   portLevelSettings: portTrafficPolicy,
 };
 
@@ -102,7 +117,10 @@ export const supportedFields: Readonly<Partial<Record<IstioKind, SupportTree>>> 
         allowCredentials: true,
         unmatchedPreflights: true,
       },
-      // mirror comes with #4; until then it is reported, not silently dropped.
+      mirror: true,
+      mirrorPercentage: true,
+      mirrors: true,
+      // The deprecated mirrorPercent / mirror_percent (integer percents) are reported: use mirrorPercentage.
     },
     // tcp and tls routes: only a Gateway's TCP server uses its VirtualService's first tcp route (#3 continues).
   },

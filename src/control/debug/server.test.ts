@@ -167,6 +167,25 @@ describe('control plane debug server and CLI', { timeout: 60_000 }, () => {
     assert.equal(stats.responses.lds, 2);
   });
 
+  it('serves /debug/memory: RSS beside what V8 and Node account for', async () => {
+    const m = (await (await fetch(`${base}/debug/memory`)).json()) as {
+      rssMiB: number;
+      heapUsedMiB: number;
+      heapTotalMiB: number;
+      externalMiB: number;
+      unaccountedMiB: number;
+      heapSpaces: Record<string, { usedMiB: number; committedMiB: number }>;
+    };
+    const rss = process.memoryUsage().rss / 1048576;
+    // Same process: the figures are this test process's own, within what a few allocations can move.
+    assert.ok(Math.abs(m.rssMiB - rss) < 64, `rss ${m.rssMiB} vs ${rss}`);
+    assert.ok(m.heapUsedMiB > 0 && m.heapUsedMiB <= m.heapTotalMiB);
+    assert.ok(m.rssMiB > m.heapUsedMiB);
+    assert.ok(m.heapSpaces.old_space.committedMiB > 0);
+    const spaces = Object.values(m.heapSpaces).reduce((sum, s) => sum + s.usedMiB, 0);
+    assert.ok(Math.abs(spaces - m.heapUsedMiB) < 4, `spaces ${spaces} vs heap used ${m.heapUsedMiB}`);
+  });
+
   it('serves Prometheus metrics that Prometheus parses', async () => {
     generator.set(testEndpoints(REVIEWS, [{ address: '10.0.0.99', port: 9080 }]));
     ads.push({ full: false, reason: 'endpoint' });

@@ -67,6 +67,51 @@ function connectionPool(policy: TrafficPolicy | undefined): JsonObject {
   return out;
 }
 
+/**
+ * Istio's outlierDetection translation: a set consecutive5xxErrors / consecutiveGatewayErrors enables its
+ * detector (0 disables it: enforcing 0); interval, baseEjectionTime and maxEjectionPercent only when
+ * given (Envoy's defaults otherwise); success-rate analysis explicitly off. The deprecated
+ * consecutiveErrors counts gateway errors only, as Istio translated it, unless a newer field is set.
+ * Istio also sets the panic threshold to minHealthPercent (0, panic off, when absent).
+ */
+export function outlierDetectionFields(policy: TrafficPolicy | undefined): JsonObject {
+  const od = policy?.outlierDetection;
+  if (!od) return {};
+  const out: JsonObject = { enforcing_success_rate: 0 };
+  const enforcing = (n: number): number => (n > 0 ? 100 : 0);
+  const has = (v: number | null | undefined): v is number => typeof v === 'number';
+  if (!has(od.consecutive5xxErrors) && !has(od.consecutiveGatewayErrors) && (od.consecutiveErrors ?? 0) > 0) {
+    out.consecutive_gateway_failure = od.consecutiveErrors!;
+    out.enforcing_consecutive_gateway_failure = 100;
+    out.enforcing_consecutive_5xx = 0;
+  }
+  if (has(od.consecutive5xxErrors)) {
+    out.consecutive_5xx = od.consecutive5xxErrors;
+    out.enforcing_consecutive_5xx = enforcing(od.consecutive5xxErrors);
+  }
+  if (has(od.consecutiveGatewayErrors)) {
+    out.consecutive_gateway_failure = od.consecutiveGatewayErrors;
+    out.enforcing_consecutive_gateway_failure = enforcing(od.consecutiveGatewayErrors);
+  }
+  const interval = od.interval ? istioDurationToProto(od.interval) : undefined;
+  if (interval) out.interval = interval;
+  const base = od.baseEjectionTime ? istioDurationToProto(od.baseEjectionTime) : undefined;
+  if (base) out.base_ejection_time = base;
+  if ((od.maxEjectionPercent ?? 0) > 0) out.max_ejection_percent = od.maxEjectionPercent!;
+  if (od.splitExternalLocalOriginErrors === true) {
+    out.split_external_local_origin_errors = true;
+    if ((od.consecutiveLocalOriginFailures ?? 0) > 0) {
+      out.consecutive_local_origin_failure = od.consecutiveLocalOriginFailures!;
+      out.enforcing_consecutive_local_origin_failure = 100;
+    }
+    out.enforcing_local_origin_success_rate = 0;
+  }
+  return {
+    outlier_detection: out,
+    common_lb_config: { healthy_panic_threshold: { value: Math.max(0, od.minHealthPercent ?? 0) } },
+  };
+}
+
 const HTTP2_OPTIONS: JsonObject = {
   'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
     '@type': TYPES.httpProtocolOptions,
@@ -118,7 +163,7 @@ function cluster(
     if (base.lb_policy !== 'RING_HASH') base.lb_policy = 'ROUND_ROBIN';
     return base;
   }
-  Object.assign(base, connectionPool(policy));
+  Object.assign(base, connectionPool(policy), outlierDetectionFields(policy));
   if (isHttp2(port.protocol)) base.typed_extension_protocol_options = HTTP2_OPTIONS;
   return base;
 }

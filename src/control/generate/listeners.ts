@@ -429,7 +429,8 @@ export function grpcListener(name: string, snap: MeshSnapshot): JsonObject | und
         '@type': TYPES.hcm,
         stat_prefix: name,
         ...rds(name),
-        http_filters: httpFilters(true),
+        // gRPC's xDS clients implement fault and router (gRFC A31/A33); an unknown filter would be NACKed.
+        http_filters: httpFilters(true).filter((f) => f.name !== 'envoy.filters.http.cors'),
       },
     },
   };
@@ -443,7 +444,7 @@ export function grpcRouteConfiguration(
   const target = parseTarget(name, snap);
   if (!target) return undefined;
   const { service, port } = target;
-  const ctx: RouteContext = { proxy, snap, gateway: 'mesh', port };
+  const ctx: RouteContext = { proxy, snap, gateway: 'mesh', port, proxyless: true };
   return {
     '@type': TYPES.route,
     name,

@@ -8,6 +8,7 @@ import type { IstioResource } from '../../api/istio/resource.ts';
 import type {
   CorsPolicy,
   HTTPMatchRequest,
+  HTTPMirrorPolicy,
   HTTPRetry,
   HTTPRoute,
   HTTPRouteDestination,
@@ -29,6 +30,11 @@ export interface RouteContext {
   gateway: string;
   /** The port the route configuration serves (filters `match.port`). */
   port: number;
+  /**
+   * For gRPC's proxyless clients: only what gRPC's xDS implements (no CORS — a browser concern, and gRPC
+   * NACKs a filter config it does not know).
+   */
+  proxyless?: boolean;
 }
 
 /** Istio's default retry policy for routes that set none. */
@@ -164,6 +170,26 @@ function percentage(value: number | undefined): JsonObject {
   return { numerator: Math.round((value ?? 100) * 10_000), denominator: 'MILLION' };
 }
 
+/**
+ * A VirtualService's `mirror` (with `mirrorPercentage`) and `mirrors` as Envoy's request_mirror_policies, one
+ * per mirror, each cluster resolved as route destinations are; a mirror at 0% is left out, as Istio does.
+ */
+export function mirrorPolicies(http: HTTPRoute, ctx: RouteContext): JsonObject[] {
+  const all: HTTPMirrorPolicy[] = [];
+  if (http.mirror) all.push({ destination: http.mirror, percentage: http.mirrorPercentage });
+  all.push(...(http.mirrors ?? []));
+  const out: JsonObject[] = [];
+  for (const m of all) {
+    const fraction = percentage(m.percentage?.value);
+    if (fraction.numerator === 0) continue;
+    out.push({
+      cluster: destinationCluster(m.destination, ctx),
+      runtime_fraction: { default_value: fraction },
+    });
+  }
+  return out;
+}
+
 function faultConfig(fault: HTTPRoute['fault']): JsonObject | undefined {
   if (!fault) return undefined;
   const out: JsonObject = { '@type': TYPES.fault };
@@ -284,6 +310,8 @@ function routeAction(http: HTTPRoute, match: JsonObject, ctx: RouteContext): Jso
   if (hash) action.hash_policy = hash;
   const retry = retryPolicy(http.retries);
   if (retry) action.retry_policy = retry;
+  const mirrors = mirrorPolicies(http, ctx);
+  if (mirrors.length > 0) action.request_mirror_policies = mirrors;
   out.route = action;
   return out;
 }
@@ -326,7 +354,7 @@ export function virtualServiceRoutes(vs: IstioResource<VirtualService>, ctx: Rou
         ...headerOptions(http.headers),
       };
       const perFilter: JsonObject = {};
-      const cors = corsConfig(http.corsPolicy);
+      const cors = ctx.proxyless ? undefined : corsConfig(http.corsPolicy);
       if (cors) perFilter['envoy.filters.http.cors'] = cors;
       const fault = faultConfig(http.fault);
       if (fault) perFilter['envoy.filters.http.fault'] = fault;

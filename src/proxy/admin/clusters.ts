@@ -2,12 +2,12 @@
  * Envoy's /clusters output: `cluster::key::value` lines (what scripts and `istioctl`-style tools
  * grep), and the admin.v3.Clusters message as proto3 JSON for `?format=json`.
  */
-import type { HealthStatus } from '../upstream/types.ts';
+import type { HealthStatus, Host } from '../upstream/types.ts';
 import type { AdminClusterStatus } from './types.ts';
 
 /**
- * Envoy prints a host's health as flags; Weft's only health source is EDS, so each status maps to
- * the EDS flag Envoy would print for it.
+ * Envoy prints a host's health as flags; besides outlier ejection Weft's health source is EDS, so each
+ * status maps to the EDS flag Envoy would print for it.
  */
 const HEALTH_FLAGS: Readonly<Record<HealthStatus, string>> = {
   HEALTHY: 'healthy',
@@ -15,6 +15,13 @@ const HEALTH_FLAGS: Readonly<Record<HealthStatus, string>> = {
   DEGRADED: '/degraded_eds_health',
   DRAINING: '/eds_status_draining',
 };
+
+/** Envoy's flag string: outlier ejection comes before the EDS flags, and "healthy" only when nothing is set. */
+function healthFlags(h: Host): string {
+  const eds = h.health === 'HEALTHY' ? '' : (HEALTH_FLAGS[h.health] ?? h.health);
+  const flags = (h.outlierEjected === true ? '/failed_outlier_check' : '') + eds;
+  return flags === '' ? 'healthy' : flags;
+}
 
 export function renderClustersText(clusters: readonly AdminClusterStatus[]): string {
   const out: string[] = [];
@@ -29,7 +36,7 @@ export function renderClustersText(clusters: readonly AdminClusterStatus[]): str
       out.push(
         `${p}rq_active::${h.activeRequests}\n`,
         `${p}hostname::${h.hostname ?? ''}\n`,
-        `${p}health_flags::${HEALTH_FLAGS[h.health] ?? h.health}\n`,
+        `${p}health_flags::${healthFlags(h)}\n`,
         `${p}weight::${h.weight}\n`,
         `${p}region::${h.locality.region}\n`,
         `${p}zone::${h.locality.zone}\n`,
@@ -59,7 +66,10 @@ export function renderClustersJson(clusters: readonly AdminClusterStatus[]): unk
         return {
           address: { socket_address: { address: h.address, port_value: h.port } },
           stats,
-          health_status: { eds_health_status: h.health },
+          health_status:
+            h.outlierEjected === true
+              ? { eds_health_status: h.health, failed_outlier_check: true }
+              : { eds_health_status: h.health },
           weight: h.weight,
           hostname: h.hostname ?? '',
           priority: h.priority,

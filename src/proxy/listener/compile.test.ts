@@ -293,8 +293,8 @@ describe('compileListener: HTTP connection manager', () => {
       `${HCM_PATH}.http_filters[0]: envoy.filters.http.router must be the last HTTP filter`,
     );
     rejects(
-      hcmListener({ http_filters: [{ name: 'envoy.filters.http.cors' }] }),
-      `${HCM_PATH}.http_filters[0].name: unsupported extension "envoy.filters.http.cors"`,
+      hcmListener({ http_filters: [{ name: 'envoy.filters.http.lua' }] }),
+      `${HCM_PATH}.http_filters[0].name: unsupported extension "envoy.filters.http.lua"`,
     );
     rejects(
       hcmListener({

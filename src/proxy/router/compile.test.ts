@@ -465,8 +465,11 @@ describe('config errors name exact paths', () => {
       `${r2}.route.rate_limits: not supported by Weft`,
     );
     fails(
-      route({ match: { prefix: '/' }, route: { cluster: 'c', request_mirror_policies: [{ cluster: 'm' }] } }),
-      `${r2}.route.request_mirror_policies: not supported by Weft`,
+      route({
+        match: { prefix: '/' },
+        route: { cluster: 'c', request_mirror_policies: [{ cluster: 'm' }, { cluster_header: 'x-m' }] },
+      }),
+      `${r2}.route.request_mirror_policies[1].cluster_header: not supported by Weft`,
     );
     fails(
       route({ match: { prefix: '/' }, route: { cluster_header: 'x-cluster' } }),

@@ -33,6 +33,8 @@ import { compileCorsPolicy, CORS_POLICY_TYPE_NAME } from '../http/filters/cors-c
 import { fieldPath, indexPath } from '../config-proto/path.ts';
 import { checkFields } from './check-fields.ts';
 import { compileHeaderMutation } from './header-mutation.ts';
+import { compileMirrorPolicies } from './mirror-policy.ts';
+import type { MirrorPolicy } from './mirror-policy.ts';
 import { compileRedirect } from './redirect.ts';
 import {
   compileDirectResponse,
@@ -74,12 +76,12 @@ const ROUTE_CONFIGURATION_FIELDS = {
     // Opaque data for filters and logs; routing does not read it.
     'metadata',
     'typed_per_filter_config',
+    'request_mirror_policies',
   ],
   refused: {
     vhds: null,
     internal_only_headers: null,
     cluster_specifier_plugins: null,
-    request_mirror_policies: null,
   },
 };
 
@@ -92,6 +94,7 @@ const VIRTUAL_HOST_FIELDS = {
     'metadata',
     ...VIRTUAL_HOST_RETRY_FIELDS,
     'typed_per_filter_config',
+    'request_mirror_policies',
   ],
   refused: {
     matcher: null,
@@ -103,7 +106,6 @@ const VIRTUAL_HOST_FIELDS = {
     retry_policy_typed_config: null,
     hedge_policy: null,
     include_is_timeout_retry_header: null,
-    request_mirror_policies: null,
   },
 };
 
@@ -236,6 +238,7 @@ function compileAction(
   path: string,
   matcher: RouteMatcher,
   maxBodyBytes: number,
+  inheritedMirrors: readonly MirrorPolicy[] | undefined,
 ): RouteAction {
   const set = ACTIONS.filter((k) => present(route, k));
   if (set.length === 0) throw new ConfigError(path, 'one of route, redirect or direct_response is required');
@@ -245,7 +248,7 @@ function compileAction(
   const actionPath = fieldPath(path, kind);
   switch (kind) {
     case 'route':
-      return compileRouteAction(route.route, actionPath, matcher.matchedLength);
+      return compileRouteAction(route.route, actionPath, matcher.matchedLength, inheritedMirrors);
     case 'redirect':
       return compileRedirect(route.redirect, actionPath, matcher.matchedLength);
     case 'direct_response':
@@ -273,12 +276,13 @@ function compileRoute(
   retryFields: RetryRouteFields,
   outerPerFilter: PerFilter,
   perFilterUses: PerFilterConfigUse[],
+  inheritedMirrors: readonly MirrorPolicy[] | undefined,
 ): RouteEntry {
   const obj = asObject(json, path);
   checkFields(obj, path, ROUTE_FIELDS);
   const perFilter = mergePerFilter(outerPerFilter, compilePerFilterConfig(obj, path, perFilterUses));
   const matcher = compileRouteMatch(obj.match, fieldPath(path, 'match'));
-  const action = compileAction(obj, path, matcher, maxBodyBytes);
+  const action = compileAction(obj, path, matcher, maxBodyBytes, inheritedMirrors);
   const route: CompiledRoute = Object.freeze({ name: optString(obj, 'name', path) ?? '', action });
   const matched: MatchedRoute = Object.freeze({
     virtualHostName: vhostName,
@@ -314,6 +318,7 @@ export function compileRouteConfiguration(json: Json, path: string): RouteTable 
   };
   const perFilterUses: PerFilterConfigUse[] = [];
   const configPerFilter = compilePerFilterConfig(config, path, perFilterUses);
+  const configMirrors = compileMirrorPolicies(config, path);
 
   for (const { item: vhost, path: vhostPath } of objectItems(config, 'virtual_hosts', path)) {
     checkFields(vhost, vhostPath, VIRTUAL_HOST_FIELDS);
@@ -328,6 +333,7 @@ export function compileRouteConfiguration(json: Json, path: string): RouteTable 
       configPerFilter,
       compilePerFilterConfig(vhost, vhostPath, perFilterUses),
     );
+    const vhostMirrors = compileMirrorPolicies(vhost, vhostPath) ?? configMirrors;
     const routes = Object.freeze(
       objectItems(vhost, 'routes', vhostPath).map(({ item, path: routePath }) =>
         compileRoute(
@@ -340,6 +346,7 @@ export function compileRouteConfiguration(json: Json, path: string): RouteTable 
           retryFields,
           vhostPerFilter,
           perFilterUses,
+          vhostMirrors,
         ),
       ),
     );

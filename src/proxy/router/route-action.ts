@@ -13,6 +13,8 @@ import type { HashPolicy } from './hash-policy.ts';
 import { compileHeaderMutation } from './header-mutation.ts';
 import { PathRewriter } from './path-rewrite.ts';
 import { compileRegexRewrite } from './regex.ts';
+import { compileMirrorPolicies } from './mirror-policy.ts';
+import type { MirrorPolicy } from './mirror-policy.ts';
 import { compileRetryPolicy } from './retry-policy.ts';
 import type { RetryPolicy } from './retry-policy.ts';
 import { hasControlChar, toWire } from './strings.ts';
@@ -34,6 +36,7 @@ const ROUTE_ACTION_FIELDS = {
     'hash_policy',
     'upgrade_configs',
     'retry_policy',
+    'request_mirror_policies',
   ],
   refused: {
     cluster_header: null,
@@ -47,7 +50,6 @@ const ROUTE_ACTION_FIELDS = {
     append_x_forwarded_host: null,
     early_data_policy: null,
     retry_policy_typed_config: null,
-    request_mirror_policies: null,
     priority: 'DEFAULT',
     rate_limits: null,
     include_vh_rate_limits: null,
@@ -164,6 +166,7 @@ class Forward implements ForwardAction {
   readonly idleTimeoutMs: number | undefined;
   readonly upgradeOverrides: ReadonlyMap<string, boolean>;
   readonly retryPolicy: RetryPolicy | undefined;
+  readonly mirrorPolicies: readonly MirrorPolicy[] | undefined;
   private readonly single: WeightedPick | undefined;
   private readonly weighted: WeightedClusters | undefined;
   private readonly rewriter: PathRewriter;
@@ -179,6 +182,7 @@ class Forward implements ForwardAction {
     hashPolicy: HashPolicy | undefined;
     upgradeOverrides: ReadonlyMap<string, boolean>;
     retryPolicy: RetryPolicy | undefined;
+    mirrorPolicies: readonly MirrorPolicy[] | undefined;
   }) {
     if (init.target instanceof WeightedClusters) this.weighted = init.target;
     else this.single = init.target;
@@ -190,6 +194,7 @@ class Forward implements ForwardAction {
     this.hashPolicy = init.hashPolicy;
     this.upgradeOverrides = init.upgradeOverrides;
     this.retryPolicy = init.retryPolicy;
+    this.mirrorPolicies = init.mirrorPolicies;
   }
 
   pickCluster(random: number): WeightedPick {
@@ -218,8 +223,16 @@ function compileUpgradeConfigs(obj: JsonObject, path: string): ReadonlyMap<strin
   return out;
 }
 
-/** Compiles a RouteAction; `matchedLength` comes from the route's match (see PathRewriter). */
-export function compileRouteAction(json: Json, path: string, matchedLength: number): ForwardAction {
+/**
+ * Compiles a RouteAction; `matchedLength` comes from the route's match (see PathRewriter). `inheritedMirrors`
+ * are the virtual host's (else the route configuration's) request_mirror_policies, used when the route sets none.
+ */
+export function compileRouteAction(
+  json: Json,
+  path: string,
+  matchedLength: number,
+  inheritedMirrors?: readonly MirrorPolicy[],
+): ForwardAction {
   const obj = asObject(json, path);
   checkFields(obj, path, ROUTE_ACTION_FIELDS);
   const hasCluster = obj.cluster !== undefined && obj.cluster !== null;
@@ -282,6 +295,7 @@ export function compileRouteAction(json: Json, path: string, matchedLength: numb
       obj.retry_policy === undefined || obj.retry_policy === null
         ? undefined
         : compileRetryPolicy(obj.retry_policy, fieldPath(path, 'retry_policy')),
+    mirrorPolicies: compileMirrorPolicies(obj, path) ?? inheritedMirrors,
   });
 }
 

@@ -3,6 +3,7 @@
  * and then only read on the hot path.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { MirrorPolicy } from './mirror-policy.ts';
 import type { RetryPolicy } from './retry-policy.ts';
 
 /** What routing needs to know about a request. Header names are lower-case. */
@@ -51,6 +52,11 @@ export interface ForwardAction {
   readonly upgradeOverrides: ReadonlyMap<string, boolean>;
   /** retry_policy; undefined means a single try (and no body buffering). */
   readonly retryPolicy: RetryPolicy | undefined;
+  /**
+   * request_mirror_policies of the route, else of its virtual host, else of the route configuration;
+   * undefined when no level sets any (no shadow requests).
+   */
+  readonly mirrorPolicies?: readonly MirrorPolicy[];
 }
 
 export interface WeightedPick {

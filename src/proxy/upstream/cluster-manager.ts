@@ -10,6 +10,7 @@ import type { Cluster, LoadAssignment } from './cluster.ts';
 import { NativeHttp1Pool } from './http1-native-pool.ts';
 import { Http2Pool } from './http2-pool.ts';
 import { ClusterStats } from './cluster-stats.ts';
+import { OutlierDetector } from './outlier.ts';
 
 type Http1PoolFactory = (host: Host, cluster: ClusterConfig) => UpstreamPool;
 
@@ -30,6 +31,8 @@ export class ClusterEntry {
   readonly config: ClusterConfig;
   readonly cluster: Cluster;
   readonly stats: ClusterStats;
+  /** Passive health checking, when the cluster has outlier_detection; the router reports outcomes to it. */
+  readonly outlier: OutlierDetector | undefined;
   /** Retries scheduled or in flight against this cluster (circuit_breakers max_retries bounds it). */
   retriesActive = 0;
   private readonly pools = new Map<Host, UpstreamPool>();
@@ -39,6 +42,8 @@ export class ClusterEntry {
     this.config = cluster.config;
     this.name = cluster.name;
     this.stats = new ClusterStats(stats, this.name);
+    const od = cluster.config.outlierDetection;
+    this.outlier = od === undefined ? undefined : new OutlierDetector(cluster, od, stats);
     cluster.onHostsChanged((_added, removed) => {
       for (const h of removed) {
         const p = this.pools.get(h);
@@ -66,12 +71,14 @@ export class ClusterEntry {
 
   async close(): Promise<void> {
     this.cluster.stop();
+    this.outlier?.stop();
     await Promise.all([...this.pools.values()].map((p) => p.close()));
     this.pools.clear();
   }
 
   destroy(): void {
     this.cluster.stop();
+    this.outlier?.stop();
     for (const p of this.pools.values()) p.destroy();
     this.pools.clear();
   }
@@ -105,6 +112,8 @@ export class ClusterManager {
     const entry = new ClusterEntry(cluster, this.stats);
     entry.stats.membershipTotal.set(cluster.hosts().length);
     const old = this.entries.get(config.name);
+    // Ejections survive a config update that keeps outlier detection on (hosts are matched by address).
+    if (old?.outlier !== undefined && entry.outlier !== undefined) entry.outlier.adopt(old.outlier);
     this.entries.set(config.name, entry);
     if (old) void old.close();
   }

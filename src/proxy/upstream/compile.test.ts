@@ -295,13 +295,7 @@ describe('compileCluster', () => {
     });
 
     it('unimplemented cluster fields, by path', () => {
-      for (const field of [
-        'outlier_detection',
-        'health_checks',
-        'transport_socket',
-        'lb_subset_config',
-        'metadata',
-      ]) {
+      for (const field of ['health_checks', 'transport_socket', 'lb_subset_config', 'metadata']) {
         const value = field === 'health_checks' ? [{ timeout: '1s' }] : { x: 1 };
         assertRejects(cluster({ [field]: value }), `${PATH}.${field}`, /not supported by Weft/);
       }

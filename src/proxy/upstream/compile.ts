@@ -20,6 +20,7 @@ import {
 } from './config-fields.ts';
 import { compileAdsConfigSource } from '../config-proto/config-source.ts';
 import { hostKey } from './host.ts';
+import { compileOutlierDetection } from './outlier-config.ts';
 import type {
   ClusterConfig,
   ClusterType,
@@ -68,6 +69,7 @@ const CLUSTER_FIELDS = [
   'dns_lookup_family',
   'respect_dns_ttl',
   'eds_cluster_config',
+  'outlier_detection',
 ] as const;
 
 /** Which lb_policy each lb_config field belongs to. */
@@ -114,6 +116,7 @@ export function compileCluster(json: Json, path: string): ClusterConfig {
   const assignment = compileLoadAssignment(c.load_assignment, `${path}.load_assignment`, type);
   const common = compileCommonLbConfig(c, path);
   const protocol = compileProtocolOptions(c, path);
+  const outlierDetection = compileOutlierDetection(c, path);
 
   const dnsRefreshRateMs = optionalDurationMs(c, 'dns_refresh_rate', path) ?? DEFAULT_DNS_REFRESH_MS;
   if (dnsRefreshRateMs <= 1) throw new ConfigError(`${path}.dns_refresh_rate`, 'must be greater than 1ms');
@@ -144,6 +147,7 @@ export function compileCluster(json: Json, path: string): ClusterConfig {
       ] as const) ?? 'AUTO',
     respectDnsTtl: optionalBool(c, 'respect_dns_ttl', path) ?? false,
     ...eds,
+    ...(outlierDetection === undefined ? {} : { outlierDetection }),
   };
 }
 

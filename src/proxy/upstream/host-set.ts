@@ -144,7 +144,10 @@ function buildHostSet(priority: number, hosts: readonly Host[], weightOf: Locali
   const degradedHosts: Host[] = [];
   const localities: { locality: Locality; weight: number | undefined; hosts: Host[] }[] = [];
   for (const host of hosts) {
-    if (host.health === 'HEALTHY') healthyHosts.push(host);
+    // An ejected host counts as unhealthy whatever its EDS status (it still serves in panic).
+    if (host.outlierEjected === true) {
+      /* neither healthy nor degraded */
+    } else if (host.health === 'HEALTHY') healthyHosts.push(host);
     else if (host.health === 'DEGRADED') degradedHosts.push(host);
     let group = localities.find((l) => sameLocality(l.locality, host.locality));
     if (group === undefined) {

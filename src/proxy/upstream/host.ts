@@ -28,6 +28,7 @@ class UpstreamHost implements Host {
   readonly priority: number;
   health: HealthStatus;
   activeRequests: number;
+  outlierEjected: boolean;
 
   constructor(init: HostInit) {
     this.key = hostKey(init.address, init.port);
@@ -39,6 +40,7 @@ class UpstreamHost implements Host {
     this.priority = init.priority;
     this.health = init.health;
     this.activeRequests = 0;
+    this.outlierEjected = false;
   }
 }
 

@@ -1,4 +1,5 @@
 /** Clusters, hosts and load balancers: the upstream half of the Envoy model. */
+import type { OutlierDetectionConfig } from './outlier-config.ts';
 
 export interface Locality {
   readonly region: string;
@@ -22,6 +23,8 @@ export interface Host {
   health: HealthStatus;
   /** Requests currently in flight to this host (LEAST_REQUEST reads it). */
   activeRequests: number;
+  /** Set while outlier detection has ejected the host: load balancers then treat it as unhealthy. */
+  outlierEjected?: boolean;
 }
 
 export interface LbContext {
@@ -94,4 +97,6 @@ export interface ClusterConfig {
   readonly edsServiceName?: string;
   /** EDS clusters: how long the cluster may wait for its first assignment (eds_config.initial_fetch_timeout). */
   readonly edsInitialFetchTimeoutMs?: number;
+  /** outlier_detection, when the cluster has it. */
+  readonly outlierDetection?: OutlierDetectionConfig;
 }

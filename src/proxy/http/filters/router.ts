@@ -3,6 +3,7 @@
  * concrete cluster and an endpoint, forwards the request and streams the response back.
  */
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Http2ServerResponse } from 'node:http2';
 import { performance } from 'node:perf_hooks';
 import type { FilterStatus, HttpFilter } from '../filter.ts';
@@ -15,6 +16,7 @@ import type { ForwardAction, MatchedRoute, WeightedPick } from '../../router/typ
 import { backOffMs, retriableFailure, retriableResponse } from '../../router/retry-policy.ts';
 import type { AttemptFailure, RetryPolicy } from '../../router/retry-policy.ts';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from '../headers.ts';
+import { sendShadows } from '../mirror.ts';
 import { DEFAULT_BUFFER_LIMIT_BYTES, ReplayableBody } from './retry-body.ts';
 import { AttemptHandler, RetryState } from './retry-state.ts';
 import type { AttemptOwner } from './retry-state.ts';
@@ -69,7 +71,7 @@ export class RouterFilter implements HttpFilter {
       stream.sendLocalReply(503, 'NC');
       return 'stop';
     }
-    new UpstreamExchange(stream, matched, action, pick, entry).start();
+    new UpstreamExchange(stream, matched, action, pick, entry).start(this.clusters);
     return 'stop';
   }
 }
@@ -148,7 +150,7 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
     this.entry = entry;
   }
 
-  start(): void {
+  start(clusters: ClusterManager): void {
     const stream = this.stream;
     const h = this.action.computeHash(stream);
     if (h !== undefined) {
@@ -156,9 +158,18 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
       this.setCookie = h.setCookie;
     }
     this.hasBody = requestHasBody(stream);
+    const bufferLimit = this.matched.perRequestBufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES;
+    const base = this.buildRequest();
+    let body: Readable | null = this.hasBody ? stream.req : null;
+    // Shadows go out once per downstream request, here rather than per try, so retries never repeat them.
+    const mirrors = this.action.mirrorPolicies;
+    if (mirrors !== undefined)
+      body = sendShadows(mirrors, clusters, base, body, bufferLimit, this.action.timeoutMs);
     const policy = this.action.retryPolicy;
-    if (policy !== undefined) this.retry = this.retryState(policy);
-    this.upstreamReq = this.buildRequest();
+    if (policy !== undefined) this.retry = this.retryState(policy, body, bufferLimit);
+    // With a replayable body, each try gets its own body stream (see attempt()).
+    this.upstreamReq =
+      body !== null && (this.retry === null || this.retry.body === null) ? { ...base, body } : base;
     stream.onAbort = () => this.onDownstreamAbort();
     this.idleMs = this.action.idleTimeoutMs ?? stream.hcm.config.streamIdleTimeoutMs;
     this.lastActivity = performance.now();
@@ -182,15 +193,15 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
     this.attempt();
   }
 
-  private retryState(policy: RetryPolicy): RetryState {
+  /** `source` is the downstream body (or the main side of the mirror tee), null without a body. */
+  private retryState(policy: RetryPolicy, source: Readable | null, limit: number): RetryState {
     let body: ReplayableBody | null = null;
     let tooLarge = false;
-    if (this.hasBody) {
-      const limit = this.matched.perRequestBufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES;
+    if (source !== null) {
       const declared = Number(this.stream.headers['content-length']);
       // A body declared larger than the limit could never be replayed: stream it as if there were no policy.
       if (declared > limit) tooLarge = true;
-      else body = new ReplayableBody(this.stream.req, limit);
+      else body = new ReplayableBody(source, limit);
     }
     return new RetryState(policy, this.entry, body, tooLarge);
   }
@@ -209,8 +220,7 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
       method: stream.method,
       path: action.rewritePath(stream.path),
       headers,
-      // With a replayable body, each try gets its own body stream (see attempt()).
-      body: this.hasBody && (this.retry === null || this.retry.body === null) ? stream.req : null,
+      body: null,
     };
   }
 
@@ -269,6 +279,7 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
   /** Only before response headers: the timer is cleared once the response starts. */
   private onPerTryTimeout(retry: RetryState): void {
     this.entry.stats.upstreamRqPerTryTimeout.inc();
+    if (this.host !== null) this.entry.outlier?.localOriginFailure(this.host, 'timeout');
     if (this.retryOnFailure(retry, 'per-try-timeout', false)) return;
     this.timeOut('UT', 504);
   }
@@ -316,6 +327,7 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
     if (this.finished) return;
     const stream = this.stream;
     this.entry.stats.response(status);
+    if (this.host !== null) this.entry.outlier?.response(this.host, status);
     const retry = this.retry;
     if (retry !== null) {
       if (retriableResponse(retry.policy, status, upstreamHeaders)) {
@@ -385,6 +397,7 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
 
   onError(err: UpstreamError): void {
     if (this.finished) return;
+    if (this.host !== null) this.entry.outlier?.upstreamFailure(this.host, err.failure);
     this.release();
     const cstats = this.entry.stats;
     if (err.failure === 'connect') cstats.upstreamCxConnectFail.inc();
@@ -480,6 +493,8 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
     const now = performance.now();
     if (now >= this.routeDeadline) {
       this.entry.stats.upstreamRqTimeout.inc();
+      if (this.host !== null && !this.responseStarted)
+        this.entry.outlier?.localOriginFailure(this.host, 'timeout');
       this.timeOut('UT', 504);
       return;
     }
