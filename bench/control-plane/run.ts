@@ -66,7 +66,9 @@ function parseOptions(argv: readonly string[]): HarnessOptions & { build: boolea
   }
   const d = values.quick ? QUICK : FULL;
   const services = intOption('services', values.services, d.services, 1, 1_000_000);
-  const deltaShare = values['delta-share'] === undefined ? 0.02 : Number(values['delta-share']);
+  // Incremental xDS by default, as Istio's proxies (since 1.22) and Weft's own agent subscribe;
+  // --delta-share 0 measures state of the world.
+  const deltaShare = values['delta-share'] === undefined ? 1 : Number(values['delta-share']);
   if (!(deltaShare >= 0 && deltaShare <= 1))
     throw new UsageError(`--delta-share: expected 0..1, got ${values['delta-share']}`);
   return {
