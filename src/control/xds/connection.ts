@@ -112,6 +112,9 @@ function mergeTriggers(a: PushTrigger | null, b: PushTrigger): PushTrigger {
   };
 }
 
+/** Overrides a proxy's held state gathers before it tries to share the current set's again (see rejoin()). */
+const REJOIN_AFTER = 32;
+
 export abstract class XdsConnection {
   readonly id: string;
   readonly kind: StreamKind;
@@ -300,6 +303,18 @@ export abstract class XdsConnection {
       });
       return null;
     }
+  }
+
+  /**
+   * After an endpoint fast-path push: once a proxy's held state has gathered REJOIN_AFTER overrides, it is
+   * re-expressed over what is current (shared by every proxy with this subscription): the shared state itself
+   * when the proxy is up to date, else a few overrides of it (see HeldResources.rejoin).
+   */
+  protected rejoin(state: TypeState): void {
+    const own = state.held.state.own.size;
+    if (own < REJOIN_AFTER) return;
+    const current = this.generate(state);
+    if (current) state.held.rejoin(current, own >> 1);
   }
 
   /**

@@ -158,6 +158,7 @@ export class DeltaConnection extends XdsConnection {
     }
     if (t.changed.size === 0 && removed.length === 0 && !force) {
       state.held.move(t);
+      if (changedHint) this.rejoin(state);
       return;
     }
     for (const name of t.changed.resources.keys()) state.reportedAbsent.delete(name);
@@ -182,5 +183,6 @@ export class DeltaConnection extends XdsConnection {
       removed: removed.length,
       trigger,
     });
+    if (changedHint) this.rejoin(state);
   }
 }

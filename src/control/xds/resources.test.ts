@@ -157,4 +157,52 @@ describe('shared sets', () => {
     assert.equal(t2.next, HeldSet.of(v2));
     assert.equal(q.state.toSet(v2), t2);
   });
+
+  it('lets proxies that reached the current set by different pushes share its state again', () => {
+    const encoder = new ResourceEncoder();
+    const map = (timeouts: Record<string, string>): Map<string, ReturnType<typeof testCluster>> =>
+      new Map(Object.entries(timeouts).map(([n, t]) => [n, testCluster(n, { connect_timeout: t })]));
+    const v1 = encoder.encodeSet(map({ a: '1s', b: '1s', c: '1s' }), null);
+    const v3 = encoder.encodeSet(map({ a: '2s', b: '3s', c: '1s' }), null);
+    const p = new HeldResources();
+    const q = new HeldResources();
+    p.adopt(v1);
+    q.adopt(v1);
+    // p gets a's change, then b's; q gets both in one coalesced push: different states, same content.
+    const onlyA = new Set(['a']);
+    const onlyB = new Set(['b']);
+    const both = new Set(['a', 'b']);
+    p.move(p.state.withUpdate(encoder.encodeSet(map({ a: '2s' }), onlyA), onlyA));
+    p.move(p.state.withUpdate(encoder.encodeSet(map({ b: '3s' }), onlyB), onlyB));
+    q.move(q.state.withUpdate(encoder.encodeSet(map({ a: '2s', b: '3s' }), both), both));
+    assert.notEqual(p.state, q.state);
+    assert.equal(p.version, v3.version);
+    p.rejoin(v3, 8);
+    q.rejoin(v3, 8);
+    assert.equal(p.state, HeldSet.of(v3));
+    assert.equal(q.state, p.state);
+    assert.equal(p.state.own.size, 0);
+    // A proxy behind the current set: the current set's entries plus what differs (same content and version)...
+    const r = new HeldResources();
+    r.adopt(v1);
+    r.move(r.state.withUpdate(encoder.encodeSet(map({ a: '2s' }), onlyA), onlyA));
+    r.set('extra', 'x');
+    const before = r.state;
+    r.rejoin(v3, 8);
+    assert.equal(r.state.base, v3.resources);
+    assert.deepEqual([...r.state.own].sort(), [
+      ['b', v1.resources.get('b')!.version],
+      ['extra', 'x'],
+    ]);
+    assert.equal(r.version, before.version);
+    assert.deepEqual(r.keys().sort(), before.keys().sort());
+    for (const name of before.keys()) assert.equal(r.get(name), before.get(name));
+    // ...unless more than the limit differ: then it keeps its state.
+    const s2 = new HeldResources();
+    s2.adopt(v1);
+    const kept = s2.state;
+    s2.rejoin(v3, 1);
+    assert.equal(s2.state, kept);
+    assert.ok(!s2.holdsExactly(v3));
+  });
 });

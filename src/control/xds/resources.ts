@@ -181,6 +181,7 @@ export class HeldSet {
   readonly #high: number;
   readonly #toSet = new WeakMap<EncodedSet, HeldTransition>();
   readonly #updates = new WeakMap<EncodedSet, HeldTransition>();
+  readonly #rebased = new WeakMap<EncodedSet, HeldSet | null>();
 
   private constructor(
     base: ReadonlyMap<string, Versioned>,
@@ -316,6 +317,40 @@ export class HeldSet {
     return t;
   }
 
+  /**
+   * The same content, as overrides of `current`'s entries: the shared HeldSet of `current` itself when they are
+   * equal; null when they differ in more than `limit` entries (no gain). Remembered per `current`.
+   */
+  rebase(current: EncodedSet, limit: number): HeldSet | null {
+    if (this.base === current.resources) return this;
+    let known = this.#rebased.get(current);
+    if (known !== undefined) return known;
+    // (Inline, not a #private method: with one, tsc's output initialises the static EMPTY through an alias
+    // that is not yet assigned.)
+    known = null;
+    const own = new Map<string, string | null>();
+    let heldInCurrent = 0;
+    for (const [name, r] of current.resources) {
+      const version = this.get(name);
+      if (version !== undefined) heldInCurrent++;
+      if (version === r.version) continue;
+      own.set(name, version ?? null);
+      if (own.size > limit) break;
+    }
+    if (own.size <= limit && heldInCurrent < this.size) {
+      // Held names `current` does not have: overrides too.
+      for (const name of this.keys()) {
+        if (current.resources.has(name)) continue;
+        if (own.size > limit) break;
+        own.set(name, this.get(name)!);
+      }
+    }
+    if (own.size === 0) known = HeldSet.of(current);
+    else if (own.size <= limit) known = new HeldSet(current.resources, own, this.size, this.#low, this.#high);
+    this.#rebased.set(current, known);
+    return known;
+  }
+
   #getIn(own: ReadonlyMap<string, string | null>, name: string): string | undefined {
     const o = own.get(name);
     if (o !== undefined) return o ?? undefined;
@@ -382,6 +417,17 @@ export class HeldResources {
   /** Moves to a transition's result (see HeldSet.toSet / withUpdate). */
   move(t: HeldTransition): void {
     this.#state = t.next;
+  }
+
+  /**
+   * Re-expresses what the proxy holds over `set` (what is current): its shared HeldSet when they are equal, else
+   * that set's entries plus the few that differ — unless more than `limit` differ. Endpoint pushes move proxies
+   * through HeldSets of overrides, and proxies that skip different rounds stop sharing them: left alone, each
+   * would end up flattening a map of its own (thousands of entries, per proxy).
+   */
+  rejoin(set: EncodedSet, limit: number): void {
+    const next = this.#state.rebase(set, limit);
+    if (next) this.#state = next;
   }
 
   holdsExactly(set: EncodedSet): boolean {

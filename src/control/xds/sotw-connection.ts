@@ -111,6 +111,7 @@ export class SotwConnection extends XdsConnection {
       const t = state.held.state.withUpdate(update, names);
       state.held.move(t);
       if (t.changed.size > 0) this.#send(state, trigger, t.changed);
+      this.rejoin(state);
       return;
     }
     const current = this.generate(state);
