@@ -1,6 +1,7 @@
 // Load benchmark of the Weft proxy against direct traffic and nginx, following
 // ../shared/bench-reference/README.md. Usage: node bench/run.ts [--reps N] [--quick]
 //   [--targets direct,nginx,weft,nginx-2hop,weft-2hop] [--profile] [--weft-node-args "--max-semi-space-size=2"] [--weft-cli dist/cli/main.js]
+//   [--chaos (also run the chaos benchmark, bench/chaos/) | --chaos-only]
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -11,6 +12,7 @@ import { machineInfo } from './machine.ts';
 import type { RssSummary } from './procstat.ts';
 import { CpuMeter, RssSampler, clockTicksPerSecond } from './procstat.ts';
 import { ProcessGroup } from './processes.ts';
+import { chaosOptions, runChaosSection, takeChaosFlags } from './chaos/section.ts';
 import { formatSelfTimes, parseCpuProfile, topSelfTime } from './profile.ts';
 import type { BenchOptions, BenchResults } from './report.ts';
 import { compareWithPrevious, goalLines, renderMarkdown } from './report.ts';
@@ -42,7 +44,7 @@ function parseOptions(argv: readonly string[]): BenchOptions {
   if (values.help) {
     process.stdout.write(
       'node bench/run.ts [--reps N] [--quick] [--targets ' +
-        `${TARGET_NAMES.join(',')}] [--profile] [--weft-node-args "FLAGS"] [--weft-cli FILE]\n`,
+        `${TARGET_NAMES.join(',')}] [--profile] [--weft-node-args "FLAGS"] [--weft-cli FILE] [--chaos | --chaos-only]\n`,
     );
     process.exit(0);
   }
@@ -262,7 +264,14 @@ function printProfiles(): void {
 }
 
 async function main(): Promise<void> {
-  const options = parseOptions(process.argv.slice(2));
+  const chaos = takeChaosFlags(process.argv.slice(2));
+  const options = parseOptions(chaos.argv);
+  const chaosRun = (): Promise<unknown> =>
+    runChaosSection(chaosOptions({ ...options, tmpDir: path.join(tmpDir, 'chaos') }), resultsDir);
+  if (chaos.mode === 'only') {
+    await chaosRun();
+    return;
+  }
   requireCommand('wrk', ['-v']);
   if (options.targets.some((t) => t.startsWith('nginx'))) requireCommand('nginx', ['-v']);
   clockTicksPerSecond();
@@ -321,6 +330,7 @@ async function main(): Promise<void> {
   writeResults(results, markdown, options.profile);
   console.log(`\nthe issue's targets:\n${goalLines(results.goals, options.targets).join('\n')}`);
   if (options.profile) printProfiles();
+  if (chaos.mode === 'also') await chaosRun();
 }
 
 main().catch((err: unknown) => {

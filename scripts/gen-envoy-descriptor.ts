@@ -32,11 +32,16 @@ const entryFiles = [
   'envoy/extensions/filters/http/router/v3/router.proto',
   'envoy/extensions/filters/http/fault/v3/fault.proto',
   'envoy/extensions/filters/http/cors/v3/cors.proto',
+  // Pulls in envoy/type/v3/token_bucket.proto and envoy/extensions/common/ratelimit/v3/ratelimit.proto.
+  'envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto',
   'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
   'envoy/extensions/filters/listener/http_inspector/v3/http_inspector.proto',
   'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/service/discovery/v3/ads.proto',
+  // TypedStruct: how Weft's own extensions (e.g. the PEAK_EWMA load balancer) are configured.
+  'xds/type/v3/typed_struct.proto',
+  'udpa/type/v1/typed_struct.proto',
   // Bundled with protobufjs (google/protobuf/*.proto are resolved to its built-in copies).
   'google/protobuf/any.proto',
   'google/protobuf/duration.proto',
@@ -56,11 +61,14 @@ const rootNames = [
   'envoy.extensions.filters.http.fault.v3.HTTPFault',
   'envoy.extensions.filters.http.cors.v3.Cors',
   'envoy.extensions.filters.http.cors.v3.CorsPolicy',
+  'envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
   'envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
   'envoy.extensions.filters.listener.http_inspector.v3.HttpInspector',
   'envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate',
   'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
   'envoy.service.discovery.v3.AggregatedDiscoveryService',
+  'xds.type.v3.TypedStruct',
+  'udpa.type.v1.TypedStruct',
   // Resource types an ADS stream carries (they arrive inside Any, so nothing references them).
   'envoy.config.listener.v3.Listener',
   'envoy.config.route.v3.RouteConfiguration',

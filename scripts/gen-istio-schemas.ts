@@ -250,9 +250,12 @@ export function generateIstioSchemas(crdYaml: string): IstioSchemaFile {
   const ctx: Context = { untranslated: [] };
   const result: IstioSchemaFile = { kinds: {}, schemas: {}, specRequired: [], untranslatedRules: [] };
   const wanted = new Set(
-    Object.entries(groupOfKind).flatMap(([kind, group]) =>
-      (versionsOfGroup[group] ?? []).map((version) => `${group}/${version}/${kind}`),
-    ),
+    Object.entries(groupOfKind)
+      // Weft's own kinds (weft.dev) have hand-written schemas in src/api/weft/schemas.json.
+      .filter(([, group]) => group.endsWith('istio.io'))
+      .flatMap(([kind, group]) =>
+        (versionsOfGroup[group] ?? []).map((version) => `${group}/${version}/${kind}`),
+      ),
   );
   for (const doc of parseAllDocuments(crdYaml)) {
     if (doc.errors.length > 0) throw new Error(`CRD file does not parse: ${doc.errors[0].message}`);

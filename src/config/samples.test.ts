@@ -98,7 +98,6 @@ const expected: Record<string, string[]> = {
   'config/destination-rule-all.yaml': [
     'WE0107 info DestinationRule testns/destall spec.subsets[0].labels',
     'WE0107 info DestinationRule testns/destall spec.subsets[1].labels',
-    'WE0200 warning DestinationRule testns/destall spec.trafficPolicy.connectionPool.http',
     'WE0200 warning DestinationRule testns/destall spec.trafficPolicy.tls',
   ],
   'config/destination-rule-ssl.yaml': [

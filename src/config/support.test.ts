@@ -42,7 +42,9 @@ describe('support table', () => {
       (p) => p.startsWith('trafficPolicy.') && !p.includes('[]'),
     );
     assert.deepEqual(dr, [
-      'trafficPolicy.connectionPool.http',
+      'trafficPolicy.connectionPool.http.h2UpgradePolicy',
+      'trafficPolicy.connectionPool.http.http2KeepAlive',
+      'trafficPolicy.connectionPool.http.useClientProtocol',
       'trafficPolicy.connectionPool.tcp.idleTimeout',
       'trafficPolicy.connectionPool.tcp.maxConnectionDuration',
       'trafficPolicy.connectionPool.tcp.tcpKeepalive',
@@ -53,7 +55,7 @@ describe('support table', () => {
       'trafficPolicy.loadBalancer.zoneAwareLbSetting',
       'trafficPolicy.outlierDetection.outlierDetectionHttpErrorCodes',
       'trafficPolicy.proxyProtocol',
-      'trafficPolicy.retryBudget',
+      'trafficPolicy.retryBudget.budgetInterval',
       'trafficPolicy.tls',
       'trafficPolicy.tunnel',
     ]);

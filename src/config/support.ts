@@ -29,10 +29,23 @@ const loadBalancer: SupportTree = {
   },
 };
 
+// Translated into the cluster's circuit breakers and HTTP protocol options. Not (yet): tcp.idleTimeout and
+// tcp.maxConnectionDuration (need the TCP proxy / max_connection_duration), tcp.tcpKeepalive,
+// http.h2UpgradePolicy, http.useClientProtocol, http.http2KeepAlive.
 const connectionPool: SupportTree = {
-  // The rest of the connection pool (http.*, tcp.idleTimeout) comes with issue #4.
   tcp: { maxConnections: true, connectTimeout: true },
+  http: {
+    http1MaxPendingRequests: true,
+    http2MaxRequests: true,
+    maxRequestsPerConnection: true,
+    maxRetries: true,
+    idleTimeout: true,
+    maxConcurrentStreams: true,
+  },
 };
+
+// budgetInterval has no Envoy equivalent: Envoy's budget bounds concurrent retries, not retries per interval.
+const retryBudget: SupportTree = { percent: true, minRetryConcurrency: true };
 
 // outlierDetectionHttpErrorCodes is not translated: Weft's detector counts 5xx and gateway errors only.
 const outlierDetection: SupportTree = {
@@ -58,6 +71,7 @@ const trafficPolicy: SupportTree = {
   loadBalancer,
   connectionPool,
   outlierDetection,
+  retryBudget,
   portLevelSettings: portTrafficPolicy,
 };
 

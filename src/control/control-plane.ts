@@ -43,7 +43,7 @@ export interface ControlPlaneOptions {
 }
 
 /** Kinds whose change alters listeners, routes or clusters; anything else is an endpoint-only change. */
-const TRAFFIC_KINDS = ['VirtualService', 'DestinationRule', 'Gateway', 'Sidecar'] as const;
+const TRAFFIC_KINDS = ['VirtualService', 'DestinationRule', 'Gateway', 'Sidecar', 'RateLimitPolicy'] as const;
 
 /** checkSupport per resource object: the watcher hands over the same object while its file is unchanged. */
 const supportOf = new WeakMap<IstioResource, readonly Diagnostic[]>();
@@ -234,6 +234,7 @@ export class ControlPlane {
         destinationRules: config ? listOf(config, 'DestinationRule') : [],
         gateways: config ? listOf(config, 'Gateway') : [],
         sidecars: config ? listOf(config, 'Sidecar') : [],
+        rateLimitPolicies: config ? listOf(config, 'RateLimitPolicy') : [],
         discovery,
       });
     } else {

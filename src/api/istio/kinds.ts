@@ -14,6 +14,7 @@ export const groupOfKind: Readonly<Record<IstioKind, string>> = {
   AuthorizationPolicy: 'security.istio.io',
   RequestAuthentication: 'security.istio.io',
   Telemetry: 'telemetry.istio.io',
+  RateLimitPolicy: 'weft.dev',
 };
 
 /** The versions Weft accepts for each group (the ones the issue names, all of which the CRDs serve). */
@@ -21,6 +22,7 @@ export const versionsOfGroup: Readonly<Record<string, readonly string[]>> = {
   'networking.istio.io': ['v1', 'v1beta1', 'v1alpha3'],
   'security.istio.io': ['v1', 'v1beta1'],
   'telemetry.istio.io': ['v1', 'v1alpha1'],
+  'weft.dev': ['v1alpha1'],
 };
 
 export function isIstioKind(kind: unknown): kind is IstioKind {

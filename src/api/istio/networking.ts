@@ -247,7 +247,7 @@ export interface TrafficPolicy {
   portLevelSettings?: PortTrafficPolicy[];
   tunnel?: { protocol?: string; targetHost: string; targetPort: number };
   proxyProtocol?: { version?: 'V1' | 'V2' };
-  retryBudget?: { percent?: Percent; minRetryConcurrency?: number; budgetInterval?: Duration };
+  retryBudget?: { percent?: number; minRetryConcurrency?: number; budgetInterval?: Duration };
 }
 
 export interface PortTrafficPolicy {

@@ -18,6 +18,7 @@ import type {
 } from './networking.ts';
 import type { AuthorizationPolicy, PeerAuthentication, RequestAuthentication } from './security.ts';
 import type { Telemetry } from './telemetry.ts';
+import type { RateLimitPolicy } from '../weft/rate-limit.ts';
 
 export type IstioKind =
   | 'VirtualService'
@@ -30,7 +31,9 @@ export type IstioKind =
   | 'PeerAuthentication'
   | 'AuthorizationPolicy'
   | 'RequestAuthentication'
-  | 'Telemetry';
+  | 'Telemetry'
+  /** Weft's own kind (weft.dev), held and validated like the Istio ones. */
+  | 'RateLimitPolicy';
 
 /** Where the resource's YAML document starts (1-based line and column). */
 export interface ResourceSource {
@@ -67,6 +70,7 @@ export interface IstioSpecOfKind {
   AuthorizationPolicy: AuthorizationPolicy;
   RequestAuthentication: RequestAuthentication;
   Telemetry: Telemetry;
+  RateLimitPolicy: RateLimitPolicy;
 }
 
 export type IstioResourceOf<K extends IstioKind> = IstioResource<IstioSpecOfKind[K]> & { kind: K };
@@ -83,6 +87,7 @@ export const ISTIO_KINDS: readonly IstioKind[] = [
   'AuthorizationPolicy',
   'RequestAuthentication',
   'Telemetry',
+  'RateLimitPolicy',
 ];
 
 /** "VirtualService default/reviews": how diagnostics and logs name a resource. */

@@ -8,6 +8,7 @@
  * checks below (src/config/schema.ts implements them).
  */
 import schemaFile from './schemas.gen.json' with { type: 'json' };
+import weftSchemaFile from '../weft/schemas.json' with { type: 'json' };
 import type { IstioKind } from './resource.ts';
 
 /** One CEL rule of a CRD, as a check Weft implements without a CEL interpreter. */
@@ -70,7 +71,17 @@ export interface IstioSchemaFile {
   untranslatedRules: string[];
 }
 
-export const istioSchemas = schemaFile as unknown as IstioSchemaFile;
+/** Istio's CRD schemas plus Weft's own kinds (hand-written in ../weft/schemas.json, in the same form). */
+export const istioSchemas: IstioSchemaFile = mergeSchemaFiles(schemaFile, weftSchemaFile);
+
+function mergeSchemaFiles(a: IstioSchemaFile, b: IstioSchemaFile): IstioSchemaFile {
+  return {
+    kinds: { ...a.kinds, ...b.kinds },
+    schemas: { ...a.schemas, ...b.schemas },
+    specRequired: [...a.specRequired, ...b.specRequired],
+    untranslatedRules: [...a.untranslatedRules, ...b.untranslatedRules],
+  };
+}
 
 /** The schema key for an apiVersion ("networking.istio.io/v1") and kind, or undefined when Weft does not accept that pair. */
 export function schemaKeyFor(apiVersion: string, kind: IstioKind): string | undefined {

@@ -7,7 +7,9 @@ import { Codes } from '../codes.ts';
 import type { Diagnostic } from '../diagnostic.ts';
 import { notEnforcedKinds, unsupportedFieldPaths } from '../support.ts';
 import { AnalysisContext, fieldDiagnostic } from './context.ts';
+import { checkWeftAnnotations } from './annotations.ts';
 import { checkPeerAuthentications, checkSidecars } from './policies.ts';
+import { checkRateLimitPolicies } from './rate-limit.ts';
 import { checkVirtualServices } from './virtual-service.ts';
 import { checkGatewaySelectors, checkSubsetSelectors } from './workloads.ts';
 
@@ -31,6 +33,7 @@ export function checkSupport(resources: readonly IstioResource[]): Diagnostic[] 
       );
       continue;
     }
+    if (r.kind === 'RateLimitPolicy') out.push(...checkRateLimitPolicies([r]));
     for (const path of unsupportedFieldPaths(r.kind, r.spec))
       out.push(
         fieldDiagnostic(Codes.UnsupportedField, r, ['spec', ...path], 'not supported by Weft, ignored'),
@@ -47,6 +50,7 @@ export function analyze(resources: readonly IstioResource[], options: AnalyzeOpt
     ...checkSubsetSelectors(ctx),
     ...checkPeerAuthentications(ctx),
     ...checkSidecars(ctx),
+    ...checkWeftAnnotations(ctx),
     ...checkSupport(resources),
   ];
 }

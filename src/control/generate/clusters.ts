@@ -5,6 +5,7 @@
  */
 import type { JsonObject } from '../../core/json.ts';
 import type { TrafficPolicy } from '../../api/istio/networking.ts';
+import { LOAD_BALANCER_ANNOTATION } from '../../api/weft/annotations.ts';
 import { istioDurationToProto } from '../../config/duration.ts';
 import { isHttp2 } from '../model/protocol.ts';
 import type { MeshSnapshot } from '../model/snapshot.ts';
@@ -58,12 +59,97 @@ function lbPolicy(policy: TrafficPolicy | undefined): JsonObject {
   }
 }
 
-function connectionPool(policy: TrafficPolicy | undefined): JsonObject {
+/**
+ * Weft's PEAK_EWMA policy, as the proxy reads it from load_balancing_policy (see
+ * src/proxy/upstream/lb/peak-ewma-config.ts); the decay and default RTT keep their defaults.
+ */
+const PEAK_EWMA_POLICY: JsonObject = {
+  load_balancing_policy: {
+    policies: [
+      {
+        typed_extension_config: {
+          name: 'weft.lb.peak_ewma',
+          typed_config: {
+            '@type': 'type.googleapis.com/xds.type.v3.TypedStruct',
+            type_url: 'weft.dev/lb/peak_ewma',
+          },
+        },
+      },
+    ],
+  },
+};
+
+/**
+ * The DestinationRule annotation weft.dev/load-balancer: peak-ewma selects PEAK_EWMA, which Istio's
+ * loadBalancer enum cannot name. A consistentHash policy still wins (callers rely on its stickiness);
+ * other values are ignored here and reported by `weft analyze` (WE0108).
+ */
+function annotatedLbPolicy(
+  annotation: string | undefined,
+  policy: TrafficPolicy | undefined,
+): JsonObject | undefined {
+  if (annotation !== 'peak-ewma' || policy?.loadBalancer?.consistentHash) return undefined;
+  return PEAK_EWMA_POLICY;
+}
+
+/** Istio leaves every circuit breaker open unless a DestinationRule sets it (Envoy's 1024 is too tight for a mesh). */
+const UNLIMITED = 4294967295;
+/** Envoy's retry_budget defaults, written out as Istio does. */
+const DEFAULT_BUDGET_PERCENT = 20;
+const DEFAULT_MIN_RETRY_CONCURRENCY = 3;
+
+/** retryBudget.percent is a DoubleValue in Istio's API: a plain number in YAML, as the schema checks. */
+function budgetPercent(p: number | undefined): number | undefined {
+  return typeof p === 'number' ? p : undefined;
+}
+
+function positive(n: number | undefined): number | undefined {
+  return typeof n === 'number' && n > 0 ? n : undefined;
+}
+
+/**
+ * Istio's connectionPool and retryBudget translation: one DEFAULT-priority threshold on every cluster
+ * (0 means unset, as in Istio), and the HTTP connection options as the cluster's HttpProtocolOptions
+ * (`http2`: the port speaks HTTP/2, which also carries maxConcurrentStreams).
+ */
+function connectionPool(policy: TrafficPolicy | undefined, http2: boolean): JsonObject {
   const tcp = policy?.connectionPool?.tcp;
+  const http = policy?.connectionPool?.http;
   const out: JsonObject = {};
   const connect = tcp?.connectTimeout ? istioDurationToProto(tcp.connectTimeout) : undefined;
   if (connect) out.connect_timeout = connect;
-  if (tcp?.maxConnections) out.circuit_breakers = { thresholds: [{ max_connections: tcp.maxConnections }] };
+  const threshold: JsonObject = {
+    max_connections: positive(tcp?.maxConnections) ?? UNLIMITED,
+    max_pending_requests: positive(http?.http1MaxPendingRequests) ?? UNLIMITED,
+    max_requests: positive(http?.http2MaxRequests) ?? UNLIMITED,
+    max_retries: positive(http?.maxRetries) ?? UNLIMITED,
+  };
+  const budget = policy?.retryBudget;
+  if (budget) {
+    threshold.retry_budget = {
+      budget_percent: { value: budgetPercent(budget.percent) ?? DEFAULT_BUDGET_PERCENT },
+      min_retry_concurrency: positive(budget.minRetryConcurrency) ?? DEFAULT_MIN_RETRY_CONCURRENCY,
+    };
+  }
+  threshold.track_remaining = true;
+  out.circuit_breakers = { thresholds: [threshold] };
+
+  const common: JsonObject = {};
+  const idle = http?.idleTimeout ? istioDurationToProto(http.idleTimeout) : undefined;
+  if (idle) common.idle_timeout = idle;
+  const perConnection = positive(http?.maxRequestsPerConnection);
+  if (perConnection !== undefined) common.max_requests_per_connection = perConnection;
+  const h2: JsonObject = {};
+  const streams = positive(http?.maxConcurrentStreams);
+  if (http2 && streams !== undefined) h2.max_concurrent_streams = streams;
+  if (!http2 && Object.keys(common).length === 0) return out;
+  out.typed_extension_protocol_options = {
+    'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+      '@type': TYPES.httpProtocolOptions,
+      ...(Object.keys(common).length > 0 ? { common_http_protocol_options: common } : {}),
+      explicit_http_config: http2 ? { http2_protocol_options: h2 } : { http_protocol_options: {} },
+    },
+  };
   return out;
 }
 
@@ -112,13 +198,6 @@ export function outlierDetectionFields(policy: TrafficPolicy | undefined): JsonO
   };
 }
 
-const HTTP2_OPTIONS: JsonObject = {
-  'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-    '@type': TYPES.httpProtocolOptions,
-    explicit_http_config: { http2_protocol_options: {} },
-  },
-};
-
 function discoveryFields(name: string, service: Service, port: ServicePort, snap: MeshSnapshot): JsonObject {
   if (service.resolution === 'DNS' || service.resolution === 'DNS_ROUND_ROBIN') {
     const endpoints = snap.endpoints(service.hostname, port.number);
@@ -150,6 +229,7 @@ function cluster(
   policy: TrafficPolicy | undefined,
   snap: MeshSnapshot,
   opts: ClusterOptions,
+  lbAnnotation?: string,
 ): JsonObject {
   const base: JsonObject = {
     '@type': TYPES.cluster,
@@ -158,13 +238,17 @@ function cluster(
     connect_timeout: CONNECT_TIMEOUT,
     ...lbPolicy(policy),
   };
+  const annotated = opts.proxyless ? undefined : annotatedLbPolicy(lbAnnotation, policy);
+  if (annotated) {
+    delete base.lb_policy;
+    Object.assign(base, annotated);
+  }
   if (opts.proxyless) {
     // gRPC's xDS client balances with round robin or ring hash only, and ignores the rest.
     if (base.lb_policy !== 'RING_HASH') base.lb_policy = 'ROUND_ROBIN';
     return base;
   }
-  Object.assign(base, connectionPool(policy), outlierDetectionFields(policy));
-  if (isHttp2(port.protocol)) base.typed_extension_protocol_options = HTTP2_OPTIONS;
+  Object.assign(base, connectionPool(policy, isHttp2(port.protocol)), outlierDetectionFields(policy));
   return base;
 }
 
@@ -197,10 +281,11 @@ export function outboundClusters(
     for (const port of service.ports) {
       if (port.protocol === 'UDP') continue;
       const rulePolicy = dr?.spec.trafficPolicy;
+      const lbAnnotation = dr?.metadata.annotations[LOAD_BALANCER_ANNOTATION];
       const name = outboundClusterName(port.number, '', service.hostname);
       out.push(
         make(name, () =>
-          cluster(name, service, port, effectivePolicy([rulePolicy], port.number), snap, opts),
+          cluster(name, service, port, effectivePolicy([rulePolicy], port.number), snap, opts, lbAnnotation),
         ),
       );
       for (const subset of dr?.spec.subsets ?? []) {
@@ -214,6 +299,7 @@ export function outboundClusters(
               effectivePolicy([rulePolicy, subset.trafficPolicy], port.number),
               snap,
               opts,
+              lbAnnotation,
             ),
           ),
         );
@@ -245,6 +331,7 @@ export function inboundCluster(
         },
       ],
     },
-    ...(http2 ? { typed_extension_protocol_options: HTTP2_OPTIONS } : {}),
+    // Istio's default (unlimited) circuit breakers apply to inbound clusters too.
+    ...connectionPool(undefined, http2),
   };
 }

@@ -16,6 +16,7 @@ import type { MeshSnapshot } from '../model/snapshot.ts';
 import type { Protocol, Service } from '../model/types.ts';
 import type { ProxyNode } from '../xds/types.ts';
 import { inboundCluster } from './clusters.ts';
+import { inboundRateLimit, rateLimitPolicyFor } from './rate-limit.ts';
 import { ADS_SOURCE, inboundClusterName, outboundClusterName, TYPES, VIRTUAL_OUTBOUND } from './names.ts';
 import type { RouteContext } from './routes.ts';
 import { domainsFor, serviceRoutes, virtualServiceRoutes } from './routes.ts';
@@ -168,7 +169,14 @@ export function planKey(proxy: ProxyNode, snap: MeshSnapshot): string {
     metadataString(proxy, 'WEFT_OUTBOUND_PORT') ?? '',
     // Ingress listeners without a bind address listen on the proxy's own.
     sidecar?.spec.ingress?.length ? (proxy.ipAddresses[0] ?? '') : '',
+    sidecar?.spec.ingress?.length ? rateLimitKey(proxy, snap) : '',
   ].join('\u0000');
+}
+
+/** The RateLimitPolicy of a proxy's inbound side, for planKey. */
+function rateLimitKey(proxy: ProxyNode, snap: MeshSnapshot): string {
+  const p = rateLimitPolicyFor(proxy, snap);
+  return p === undefined ? '' : `${p.metadata.namespace}/${p.metadata.name}`;
 }
 
 /** A route configuration with one virtual host per service port, skipping domains an earlier host claimed. */
@@ -226,6 +234,8 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
     plan.routes.push(routeConfiguration(VIRTUAL_OUTBOUND, httpPorts(services), ctx, false));
   }
   const sidecar = sidecarFor(proxy, snap);
+  const rateLimitPolicy = sidecar?.spec.ingress?.length ? rateLimitPolicyFor(proxy, snap) : undefined;
+  const rateLimit = rateLimitPolicy && inboundRateLimit(rateLimitPolicy);
   for (const egress of sidecar?.spec.egress ?? []) {
     const port = egress.port?.number;
     if (!port) continue;
@@ -298,13 +308,27 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
             {
               name: `inbound|http|${port}`,
               domains: ['*'],
-              routes: [{ match: { prefix: '/' }, route: { cluster, timeout: '0s' } }],
+              routes: [
+                {
+                  match: { prefix: '/' },
+                  route: {
+                    cluster,
+                    timeout: '0s',
+                    ...(rateLimit?.rateLimits.length ? { rate_limits: rateLimit.rateLimits } : {}),
+                  },
+                },
+              ],
             },
           ],
         },
       },
       false,
     );
+    // A RateLimitPolicy limits the workload's inbound requests: its filter runs before the router.
+    if (rateLimit !== undefined) {
+      const filters = (httpFilter.typed_config as JsonObject).http_filters as JsonObject[];
+      filters.unshift(rateLimit.filter);
+    }
     const tcpFilter = tcpProxy(`inbound_${name}`, cluster);
     plan.listeners.push({
       '@type': TYPES.listener,

@@ -37,6 +37,7 @@ export const TYPES = {
   fault: 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault',
   cors: 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors',
   corsPolicy: 'type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy',
+  localRateLimit: 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
   previousHosts: 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate',
   httpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
 } as const;

@@ -4,6 +4,7 @@
  */
 import type { IstioResource } from '../../api/istio/resource.ts';
 import type { DestinationRule, Gateway, Sidecar, VirtualService } from '../../api/istio/networking.ts';
+import type { RateLimitPolicy } from '../../api/weft/rate-limit.ts';
 import type { DiscoveryState, Endpoint, Service } from './types.ts';
 import { endpointKey } from './types.ts';
 
@@ -32,6 +33,8 @@ export interface MeshSnapshot {
   readonly destinationRules: readonly IstioResource<DestinationRule>[];
   readonly gateways: readonly IstioResource<Gateway>[];
   readonly sidecars: readonly IstioResource<Sidecar>[];
+  /** Weft RateLimitPolicies, sorted by namespace/name (absent in snapshots built by hand: none). */
+  readonly rateLimitPolicies?: readonly IstioResource<RateLimitPolicy>[];
   readonly services: readonly Service[];
   readonly serviceByHost: ReadonlyMap<string, Service>;
   endpoints(hostname: string, port: number): readonly Endpoint[];
@@ -51,6 +54,7 @@ export interface SnapshotInput {
   destinationRules?: readonly IstioResource<DestinationRule>[];
   gateways?: readonly IstioResource<Gateway>[];
   sidecars?: readonly IstioResource<Sidecar>[];
+  rateLimitPolicies?: readonly IstioResource<RateLimitPolicy>[];
   discovery: DiscoveryState;
 }
 
@@ -75,6 +79,7 @@ export function buildSnapshot(input: SnapshotInput): MeshSnapshot {
       destinationRules: base.destinationRules,
       gateways: base.gateways,
       sidecars: base.sidecars,
+      rateLimitPolicies: base.rateLimitPolicies,
       services: base.services,
       serviceByHost: base.serviceByHost,
       endpoints: lookup,
@@ -88,6 +93,7 @@ export function buildSnapshot(input: SnapshotInput): MeshSnapshot {
     destinationRules: sorted(input.destinationRules),
     gateways: sorted(input.gateways),
     sidecars: sorted(input.sidecars),
+    rateLimitPolicies: sorted(input.rateLimitPolicies),
     services: input.discovery.services,
     serviceByHost: new Map(input.discovery.services.map((s) => [s.hostname, s])),
     endpoints: lookup,

@@ -10,6 +10,8 @@ import { CorsFilter, CorsStats } from './filters/cors.ts';
 import { compileCors, CORS_POLICY_TYPE_NAME, CORS_TYPE_NAME } from './filters/cors-config.ts';
 import { FaultFilter, FaultStats } from './filters/fault.ts';
 import { compileHttpFault, FAULT_TYPE_NAME } from './filters/fault-config.ts';
+import { LocalRateLimitFilter } from './filters/local-ratelimit.ts';
+import { compileLocalRateLimit, LOCAL_RATELIMIT_TYPE_NAME } from './filters/local-ratelimit-config.ts';
 import { RouterFilter } from './filters/router.ts';
 
 export interface FilterFactoryContext {
@@ -24,6 +26,7 @@ type Factory = (cfg: HttpFilterConfig, ctx: FilterFactoryContext) => HttpFilter;
 export const ROUTER_TYPE_URL = 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router';
 export const FAULT_TYPE_URL = `type.googleapis.com/${FAULT_TYPE_NAME}`;
 export const CORS_TYPE_URL = `type.googleapis.com/${CORS_TYPE_NAME}`;
+export const LOCAL_RATELIMIT_TYPE_URL = `type.googleapis.com/${LOCAL_RATELIMIT_TYPE_NAME}`;
 
 /** Per-route config types that differ from their filter's own config type. */
 const FILTER_TYPE_OF_PER_ROUTE_TYPE: ReadonlyMap<string, string> = new Map([
@@ -48,6 +51,10 @@ const factories = new Map<string, Factory>([
       compileCors(c.config as Json, c.name);
       return new CorsFilter(c.name, new CorsStats(ctx.stats, ctx.statPrefix));
     },
+  ],
+  [
+    LOCAL_RATELIMIT_TYPE_URL,
+    (c, ctx) => new LocalRateLimitFilter(c.name, compileLocalRateLimit(c.config as Json, c.name), ctx.stats),
   ],
 ]);
 

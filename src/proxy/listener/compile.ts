@@ -25,6 +25,11 @@ import { compileRouteConfiguration } from '../router/compile.ts';
 import { checkPerFilterConfigNames } from '../http/filter-registry.ts';
 import { compileHttpFault, FAULT_FILTER_NAME, FAULT_TYPE_NAME } from '../http/filters/fault-config.ts';
 import { compileCors, CORS_FILTER_NAME, CORS_TYPE_NAME } from '../http/filters/cors-config.ts';
+import {
+  compileLocalRateLimit,
+  LOCAL_RATELIMIT_FILTER_NAME,
+  LOCAL_RATELIMIT_TYPE_NAME,
+} from '../http/filters/local-ratelimit-config.ts';
 import type {
   FilterChainConfig,
   FilterChainMatch,
@@ -64,6 +69,7 @@ const HTTP_FILTERS = [
   { name: 'envoy.filters.http.router', typeName: ROUTER_TYPE },
   { name: FAULT_FILTER_NAME, typeName: FAULT_TYPE_NAME },
   { name: CORS_FILTER_NAME, typeName: CORS_TYPE_NAME },
+  { name: LOCAL_RATELIMIT_FILTER_NAME, typeName: LOCAL_RATELIMIT_TYPE_NAME },
 ] as const;
 
 const MIB = 1024 * 1024;
@@ -452,6 +458,7 @@ function compileHttpFilters(hcm: JsonObject, path: string): HttpFilterConfig[] {
     }
     if (extension.typeName === FAULT_TYPE_NAME) compileHttpFault(config ?? {}, configPath);
     if (extension.typeName === CORS_TYPE_NAME) compileCors(config ?? {}, configPath);
+    if (extension.typeName === LOCAL_RATELIMIT_TYPE_NAME) compileLocalRateLimit(config ?? {}, configPath);
     return {
       name,
       typeUrl: `${typeUrlPrefix}${extension.typeName}`,

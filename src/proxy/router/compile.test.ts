@@ -461,8 +461,8 @@ describe('config errors name exact paths', () => {
       `${r2}.route.cors: not supported by Weft`,
     );
     fails(
-      route({ match: { prefix: '/' }, route: { cluster: 'c', rate_limits: [{ actions: [] }] } }),
-      `${r2}.route.rate_limits: not supported by Weft`,
+      route({ match: { prefix: '/' }, route: { cluster: 'c', include_vh_rate_limits: true } }),
+      `${r2}.route.include_vh_rate_limits: not supported by Weft`,
     );
     fails(
       route({

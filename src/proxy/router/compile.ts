@@ -30,6 +30,7 @@ import {
 import { typeNameOfUrl } from '../../api/envoy/descriptor.ts';
 import { compileHttpFault, FAULT_TYPE_NAME } from '../http/filters/fault-config.ts';
 import { compileCorsPolicy, CORS_POLICY_TYPE_NAME } from '../http/filters/cors-config.ts';
+import { compileLocalRateLimit, LOCAL_RATELIMIT_TYPE_NAME } from '../http/filters/local-ratelimit-config.ts';
 import { fieldPath, indexPath } from '../config-proto/path.ts';
 import { checkFields } from './check-fields.ts';
 import { compileHeaderMutation } from './header-mutation.ts';
@@ -155,6 +156,7 @@ function compilePerFilterConfig(obj: JsonObject, path: string, uses: PerFilterCo
     const typeName = typeNameOfUrl(typeUrl);
     if (typeName === FAULT_TYPE_NAME) out.set(name, compileHttpFault(any, p));
     else if (typeName === CORS_POLICY_TYPE_NAME) out.set(name, compileCorsPolicy(any, p));
+    else if (typeName === LOCAL_RATELIMIT_TYPE_NAME) out.set(name, compileLocalRateLimit(any, p));
     else if (typeName === FILTER_CONFIG_TYPE_NAME)
       throw new ConfigError(
         fieldPath(p, '@type'),

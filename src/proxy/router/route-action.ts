@@ -15,6 +15,8 @@ import { PathRewriter } from './path-rewrite.ts';
 import { compileRegexRewrite } from './regex.ts';
 import { compileMirrorPolicies } from './mirror-policy.ts';
 import type { MirrorPolicy } from './mirror-policy.ts';
+import { compileRateLimits } from './rate-limit-actions.ts';
+import type { RateLimitPolicyEntry } from './rate-limit-actions.ts';
 import { compileRetryPolicy } from './retry-policy.ts';
 import type { RetryPolicy } from './retry-policy.ts';
 import { hasControlChar, toWire } from './strings.ts';
@@ -37,6 +39,7 @@ const ROUTE_ACTION_FIELDS = {
     'upgrade_configs',
     'retry_policy',
     'request_mirror_policies',
+    'rate_limits',
   ],
   refused: {
     cluster_header: null,
@@ -51,7 +54,6 @@ const ROUTE_ACTION_FIELDS = {
     early_data_policy: null,
     retry_policy_typed_config: null,
     priority: 'DEFAULT',
-    rate_limits: null,
     include_vh_rate_limits: null,
     cors: null,
     max_grpc_timeout: null,
@@ -167,6 +169,7 @@ class Forward implements ForwardAction {
   readonly upgradeOverrides: ReadonlyMap<string, boolean>;
   readonly retryPolicy: RetryPolicy | undefined;
   readonly mirrorPolicies: readonly MirrorPolicy[] | undefined;
+  readonly rateLimits: readonly RateLimitPolicyEntry[] | undefined;
   private readonly single: WeightedPick | undefined;
   private readonly weighted: WeightedClusters | undefined;
   private readonly rewriter: PathRewriter;
@@ -183,6 +186,7 @@ class Forward implements ForwardAction {
     upgradeOverrides: ReadonlyMap<string, boolean>;
     retryPolicy: RetryPolicy | undefined;
     mirrorPolicies: readonly MirrorPolicy[] | undefined;
+    rateLimits: readonly RateLimitPolicyEntry[] | undefined;
   }) {
     if (init.target instanceof WeightedClusters) this.weighted = init.target;
     else this.single = init.target;
@@ -195,6 +199,7 @@ class Forward implements ForwardAction {
     this.upgradeOverrides = init.upgradeOverrides;
     this.retryPolicy = init.retryPolicy;
     this.mirrorPolicies = init.mirrorPolicies;
+    this.rateLimits = init.rateLimits;
   }
 
   pickCluster(random: number): WeightedPick {
@@ -296,6 +301,7 @@ export function compileRouteAction(
         ? undefined
         : compileRetryPolicy(obj.retry_policy, fieldPath(path, 'retry_policy')),
     mirrorPolicies: compileMirrorPolicies(obj, path) ?? inheritedMirrors,
+    rateLimits: compileRateLimits(obj, path),
   });
 }
 

@@ -4,6 +4,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { MirrorPolicy } from './mirror-policy.ts';
+import type { RateLimitPolicyEntry } from './rate-limit-actions.ts';
 import type { RetryPolicy } from './retry-policy.ts';
 
 /** What routing needs to know about a request. Header names are lower-case. */
@@ -57,6 +58,8 @@ export interface ForwardAction {
    * undefined when no level sets any (no shadow requests).
    */
   readonly mirrorPolicies?: readonly MirrorPolicy[];
+  /** rate_limits: descriptor producers for the local rate limit filter; undefined when the route sets none. */
+  readonly rateLimits?: readonly RateLimitPolicyEntry[];
 }
 
 export interface WeightedPick {

@@ -10,12 +10,14 @@ import type { Cluster, LoadAssignment } from './cluster.ts';
 import { NativeHttp1Pool } from './http1-native-pool.ts';
 import { Http2Pool } from './http2-pool.ts';
 import { ClusterStats } from './cluster-stats.ts';
+import { CircuitBreakers } from './circuit-breakers.ts';
 import { OutlierDetector } from './outlier.ts';
 
-type Http1PoolFactory = (host: Host, cluster: ClusterConfig) => UpstreamPool;
+type Http1PoolFactory = (host: Host, cluster: ClusterConfig, breakers: CircuitBreakers) => UpstreamPool;
 
 /** HTTP/1.1 upstreams use the native-parser pool; undici's pool stays available as a fallback. */
-let http1PoolFactory: Http1PoolFactory = (host, cluster) => new NativeHttp1Pool(host, cluster);
+let http1PoolFactory: Http1PoolFactory = (host, cluster, breakers) =>
+  new NativeHttp1Pool(host, cluster, breakers);
 
 /**
  * Switches HTTP/1.1 upstreams to undici's Pool (WEFT_H1_CLIENT=undici): a fallback should a Node upgrade
@@ -23,7 +25,7 @@ let http1PoolFactory: Http1PoolFactory = (host, cluster) => new NativeHttp1Pool(
  */
 export async function useUndiciForHttp1(): Promise<void> {
   const { Http1Pool } = await import('./http1-pool.ts');
-  http1PoolFactory = (host, cluster) => new Http1Pool(host, cluster);
+  http1PoolFactory = (host, cluster, breakers) => new Http1Pool(host, cluster, breakers);
 }
 
 export class ClusterEntry {
@@ -33,8 +35,8 @@ export class ClusterEntry {
   readonly stats: ClusterStats;
   /** Passive health checking, when the cluster has outlier_detection; the router reports outcomes to it. */
   readonly outlier: OutlierDetector | undefined;
-  /** Retries scheduled or in flight against this cluster (circuit_breakers max_retries bounds it). */
-  retriesActive = 0;
+  /** Limits shared by all the cluster's pools (connections, pending and active requests, retries). */
+  readonly breakers: CircuitBreakers;
   private readonly pools = new Map<Host, UpstreamPool>();
 
   constructor(cluster: Cluster, stats: StatsStore) {
@@ -42,6 +44,7 @@ export class ClusterEntry {
     this.config = cluster.config;
     this.name = cluster.name;
     this.stats = new ClusterStats(stats, this.name);
+    this.breakers = new CircuitBreakers(cluster.config.circuitBreakers, stats, this.name);
     const od = cluster.config.outlierDetection;
     this.outlier = od === undefined ? undefined : new OutlierDetector(cluster, od, stats);
     cluster.onHostsChanged((_added, removed) => {
@@ -59,7 +62,9 @@ export class ClusterEntry {
   pool(host: Host): UpstreamPool {
     let p = this.pools.get(host);
     if (p === undefined) {
-      p = this.config.http2 ? new Http2Pool(host, this.config) : http1PoolFactory(host, this.config);
+      p = this.config.http2
+        ? new Http2Pool(host, this.config, this.breakers)
+        : http1PoolFactory(host, this.config, this.breakers);
       this.pools.set(host, p);
     }
     return p;

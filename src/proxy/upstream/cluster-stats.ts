@@ -8,7 +8,6 @@ export class ClusterStats {
   readonly upstreamRqRetry: Counter;
   readonly upstreamRqRetrySuccess: Counter;
   readonly upstreamRqRetryLimitExceeded: Counter;
-  readonly upstreamRqRetryOverflow: Counter;
   readonly upstreamRqPerTryTimeout: Counter;
   readonly upstreamCxConnectFail: Counter;
   readonly upstreamCxDestroyRemote: Counter;
@@ -30,7 +29,6 @@ export class ClusterStats {
     this.upstreamRqRetry = store.counter(p + 'upstream_rq_retry');
     this.upstreamRqRetrySuccess = store.counter(p + 'upstream_rq_retry_success');
     this.upstreamRqRetryLimitExceeded = store.counter(p + 'upstream_rq_retry_limit_exceeded');
-    this.upstreamRqRetryOverflow = store.counter(p + 'upstream_rq_retry_overflow');
     this.upstreamRqPerTryTimeout = store.counter(p + 'upstream_rq_per_try_timeout');
     this.upstreamCxConnectFail = store.counter(p + 'upstream_cx_connect_fail');
     this.upstreamCxDestroyRemote = store.counter(p + 'upstream_cx_destroy_remote');

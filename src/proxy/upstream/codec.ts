@@ -26,7 +26,8 @@ export type UpstreamFailure =
   | 'reset' // UR: the upstream reset the connection or stream
   | 'protocol' // UPE: malformed upstream response
   | 'refused' // the stream was refused before any processing (HTTP/2 REFUSED_STREAM / GOAWAY): safe to retry
-  | 'local'; // we aborted it
+  | 'local' // we aborted it
+  | 'overflow'; // UO: a circuit breaker refused the request; never sent, never retried
 
 /** Socket errno codes that mean the connection was never established (→ UF). */
 export const CONNECT_ERROR_CODES: ReadonlySet<string> = new Set([

@@ -85,7 +85,14 @@ describe('compileCluster', () => {
       http2: undefined,
       upstreamIdleTimeoutMs: 3600000,
       maxRequestsPerConnection: undefined,
-      maxConnectionsPerHost: 1024,
+      circuitBreakers: {
+        maxConnections: 1024,
+        maxPendingRequests: 1024,
+        maxRequests: 1024,
+        maxRetries: 3,
+        retryBudget: undefined,
+        trackRemaining: false,
+      },
       dnsRefreshRateMs: 5000,
       dnsLookupFamily: 'AUTO',
       respectDnsTtl: false,
@@ -169,8 +176,8 @@ describe('compileCluster', () => {
     });
     assert.equal(config.upstreamIdleTimeoutMs, 30000);
     assert.equal(config.maxRequestsPerConnection, 100);
-    assert.equal(config.maxConnectionsPerHost, 64);
-    assert.equal(config.maxRetries, 7);
+    assert.equal(config.circuitBreakers.maxConnections, 64);
+    assert.equal(config.circuitBreakers.maxRetries, 7);
     assert.equal(config.dnsRefreshRateMs, 2000);
     assert.equal(config.dnsLookupFamily, 'V4_ONLY');
     assert.equal(config.respectDnsTtl, true);
@@ -351,8 +358,8 @@ describe('compileCluster', () => {
         /only 1.0/,
       );
       assertRejects(
-        cluster({ circuit_breakers: { thresholds: [{ max_pending_requests: 5 }] } }),
-        `${PATH}.circuit_breakers.thresholds[0].max_pending_requests`,
+        cluster({ circuit_breakers: { thresholds: [{ max_connection_pools: 5 }] } }),
+        `${PATH}.circuit_breakers.thresholds[0].max_connection_pools`,
         /not supported/,
       );
       assertRejects(

@@ -21,6 +21,8 @@ import {
 import { compileAdsConfigSource } from '../config-proto/config-source.ts';
 import { hostKey } from './host.ts';
 import { compileOutlierDetection } from './outlier-config.ts';
+import { compileLoadBalancingPolicy } from './lb/peak-ewma-config.ts';
+import { compileCircuitBreakers } from './circuit-breakers-config.ts';
 import type {
   ClusterConfig,
   ClusterType,
@@ -40,7 +42,6 @@ const MAX_RING = 8 * 1024 * 1024;
 const DEFAULT_MAGLEV_TABLE = 65537;
 const MAX_MAGLEV_TABLE = 5000011;
 const DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS = 3600_000;
-const DEFAULT_MAX_CONNECTIONS = 1024;
 const DEFAULT_DNS_REFRESH_MS = 5000;
 const UINT32_MAX = 4294967295;
 
@@ -70,6 +71,7 @@ const CLUSTER_FIELDS = [
   'respect_dns_ttl',
   'eds_cluster_config',
   'outlier_detection',
+  'load_balancing_policy',
 ] as const;
 
 /** Which lb_policy each lb_config field belongs to. */
@@ -94,14 +96,17 @@ export function compileCluster(json: Json, path: string): ClusterConfig {
   const connectTimeoutMs = optionalDurationMs(c, 'connect_timeout', path) ?? DEFAULT_CONNECT_TIMEOUT_MS;
   if (connectTimeoutMs <= 0) throw new ConfigError(`${path}.connect_timeout`, 'must be greater than 0');
 
-  const lbPolicy =
-    optionalEnum<LbPolicy>(
-      c,
-      'lb_policy',
-      path,
-      ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH', 'MAGLEV'],
-      ['CLUSTER_PROVIDED', 'LOAD_BALANCING_POLICY_CONFIG'],
-    ) ?? 'ROUND_ROBIN';
+  const peakEwma = compileLoadBalancingPolicy(c, path);
+  const lbPolicy: LbPolicy =
+    peakEwma !== undefined
+      ? 'PEAK_EWMA'
+      : (optionalEnum<LbPolicy>(
+          c,
+          'lb_policy',
+          path,
+          ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH', 'MAGLEV'],
+          ['CLUSTER_PROVIDED', 'LOAD_BALANCING_POLICY_CONFIG'],
+        ) ?? 'ROUND_ROBIN');
   for (const [field, policy] of Object.entries(LB_CONFIG_POLICY)) {
     if (c[field] !== undefined && c[field] !== null && policy !== lbPolicy) {
       throw new ConfigError(`${path}.${field}`, `only applies to lb_policy ${policy}, not ${lbPolicy}`);
@@ -132,10 +137,11 @@ export function compileCluster(json: Json, path: string): ClusterConfig {
     leastRequest: compileLeastRequest(c, path),
     ringHash: compileRingHash(c, path),
     maglev: compileMaglev(c, path),
+    ...(peakEwma === undefined ? {} : { peakEwma }),
     http2: protocol.http2,
     upstreamIdleTimeoutMs: protocol.idleTimeoutMs,
     maxRequestsPerConnection: protocol.maxRequestsPerConnection,
-    ...compileCircuitBreakers(c, path),
+    circuitBreakers: compileCircuitBreakers(c, path),
     dnsRefreshRateMs,
     dnsLookupFamily:
       optionalEnum(c, 'dns_lookup_family', path, [
@@ -579,35 +585,4 @@ function compileHttp2Options(h2: JsonObject, path: string): Http2UpstreamOptions
       max: 2147483647,
     }),
   };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Circuit breakers
-
-function compileCircuitBreakers(
-  c: JsonObject,
-  path: string,
-): { maxConnectionsPerHost: number; maxRetries?: number } {
-  const cb = optionalObject(c, 'circuit_breakers', path);
-  if (!cb) return { maxConnectionsPerHost: DEFAULT_MAX_CONNECTIONS };
-  const cbPath = `${path}.circuit_breakers`;
-  rejectUnsupported(cb, cbPath, ['thresholds']);
-  let maxConnections = DEFAULT_MAX_CONNECTIONS;
-  let maxRetries: number | undefined;
-  let seenDefault = false;
-  optionalArray(cb, 'thresholds', cbPath).forEach((entry, i) => {
-    const tPath = `${cbPath}.thresholds[${i}]`;
-    const t = asObject(entry, tPath);
-    rejectUnsupported(t, tPath, ['priority', 'max_connections', 'max_retries']);
-    // Weft has no high-priority routing, so only the DEFAULT thresholds can apply.
-    optionalEnum(t, 'priority', tPath, ['DEFAULT'], ['HIGH']);
-    if (seenDefault) throw new ConfigError(tPath, 'duplicate thresholds for priority DEFAULT');
-    seenDefault = true;
-    maxConnections =
-      optionalInteger(t, 'max_connections', tPath, { max: UINT32_MAX }) ?? DEFAULT_MAX_CONNECTIONS;
-    maxRetries = optionalInteger(t, 'max_retries', tPath, { max: UINT32_MAX });
-  });
-  return maxRetries === undefined
-    ? { maxConnectionsPerHost: maxConnections }
-    : { maxConnectionsPerHost: maxConnections, maxRetries };
 }

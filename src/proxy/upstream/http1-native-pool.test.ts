@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import type { UpstreamError, UpstreamHandler, UpstreamRequest } from './codec.ts';
+import { DEFAULT_THRESHOLDS } from './circuit-breakers.ts';
 import { createHost } from './host.ts';
 import { NativeHttp1Pool } from './http1-native-pool.ts';
 import { testClusterConfig } from './testing.ts';
@@ -191,7 +192,7 @@ for (const direct of [true, false]) {
             res.end('ok');
           }, 30);
         });
-        const p = pool(s.port, { maxConnectionsPerHost: 2 });
+        const p = pool(s.port, { circuitBreakers: { ...DEFAULT_THRESHOLDS, maxConnections: 2 } });
         const results = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => exchange(p, { path: `/${i}` })));
         for (const r of results) assert.equal(r.status, 200);
         assert.equal(peak, 2);
@@ -629,7 +630,7 @@ for (const direct of [true, false]) {
           paths.push(req.url!);
           setTimeout(() => res.end('ok'), 50);
         });
-        const p = pool(s.port, { maxConnectionsPerHost: 1 });
+        const p = pool(s.port, { circuitBreakers: { ...DEFAULT_THRESHOLDS, maxConnections: 1 } });
         const first = exchange(p, { path: '/first' });
         let abortSecond: (e: Error) => void = () => undefined;
         const second = new Promise<UpstreamError>((resolve) => {

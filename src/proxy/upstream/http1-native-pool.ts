@@ -1,7 +1,8 @@
 /**
  * HTTP/1.1 upstream pool on plain net.Socket connections and Node's native llhttp binding (the parser
  * node:http itself uses), without undici: one request per connection at a time, keep-alive reuse from a
- * LIFO idle list, a per-endpoint connection cap with a FIFO queue beyond it, and backpressure both ways.
+ * LIFO idle list, the cluster's circuit breakers (connections, pending and active requests) with a FIFO
+ * queue of pending requests, and backpressure both ways.
  *
  * Per connection, the socket listeners, parser callbacks and request-body listeners are bound once;
  * per request there is one Exchange and the three control functions handed to onStart (they must stay
@@ -14,6 +15,7 @@ import type { Readable } from 'node:stream';
 import { CONNECT_ERROR_CODES, UpstreamError } from './codec.ts';
 import type { UpstreamFailure, UpstreamHandler, UpstreamPool, UpstreamRequest } from './codec.ts';
 import type { ClusterConfig, Host } from './types.ts';
+import { BreakerSlot, CircuitBreakers, OVERFLOW_MESSAGE } from './circuit-breakers.ts';
 import {
   HTTPParser,
   InvalidRequestError,
@@ -39,6 +41,10 @@ function classifySocketError(err: unknown, connected: boolean): UpstreamError {
   return new UpstreamError(failure, code ? `${code}: ${message}` : message, failure === 'connect', err);
 }
 
+function overflow(): UpstreamError {
+  return new UpstreamError('overflow', OVERFLOW_MESSAGE, true);
+}
+
 /** One request's life in the pool: queued, then bound to a connection until it completes or fails. */
 class Exchange implements RequestFraming {
   readonly pool: NativeHttp1Pool;
@@ -52,17 +58,21 @@ class Exchange implements RequestFraming {
   done = false;
   /** The handler asked for a pause (onData returned false, or pause()). */
   paused = false;
+  /** Released on every final callback, so a finished request never holds a breaker. */
+  readonly slot: BreakerSlot;
 
   constructor(pool: NativeHttp1Pool, req: UpstreamRequest, handler: UpstreamHandler) {
     this.pool = pool;
     this.req = req;
     this.handler = handler;
     this.head = requestHead(req, pool.defaultHost, this);
+    this.slot = new BreakerSlot(pool.breakers);
   }
 
   abort(reason: Error): void {
     if (this.done) return;
     this.done = true;
+    this.slot.release();
     const conn = this.conn;
     if (conn === null) {
       this.pool.dequeue(this);
@@ -92,6 +102,7 @@ class Exchange implements RequestFraming {
   fail(err: UpstreamError): void {
     if (this.done) return;
     this.done = true;
+    this.slot.release();
     this.conn = null;
     this.handler.onError(err);
   }
@@ -445,6 +456,7 @@ class Conn {
     const trailers = this.trailerBuf.length > 0 ? headerObject(this.trailerBuf) : null;
     if (trailers !== null) this.trailerBuf = [];
     ex.done = true;
+    ex.slot.release();
     ex.handler.onEnd(trailers);
   }
 
@@ -478,6 +490,7 @@ class Conn {
     this.ex = null;
     ex.conn = null;
     ex.done = true;
+    ex.slot.release();
     socket.removeListener('connect', this.onSocketConnect);
     socket.removeListener('data', this.onSocketData);
     socket.removeListener('end', this.onSocketEnd);
@@ -589,8 +602,8 @@ export class NativeHttp1Pool implements UpstreamPool {
   readonly protocol = 'http1' as const;
   readonly defaultHost: string;
   readonly maxRequestsPerConnection: number | undefined;
+  readonly breakers: CircuitBreakers;
   private readonly host: Host;
-  private readonly maxConnections: number;
   private readonly connectTimeoutMs: number;
   private readonly idleTimeoutMs: number;
   /** Idle connections, most recently used last (LIFO reuse keeps the set of warm connections small). */
@@ -604,11 +617,12 @@ export class NativeHttp1Pool implements UpstreamPool {
   private closeWaiters: (() => void)[] = [];
   private readonly all = new Set<Conn>();
 
-  constructor(host: Host, cluster: ClusterConfig) {
+  /** `breakers` are the cluster's, shared by its pools; a pool built alone gets its own. */
+  constructor(host: Host, cluster: ClusterConfig, breakers?: CircuitBreakers) {
     this.host = host;
+    this.breakers = breakers ?? new CircuitBreakers(cluster.circuitBreakers);
     const hostPart = host.address.includes(':') ? `[${host.address}]` : host.address;
     this.defaultHost = `${hostPart}:${host.port}`;
-    this.maxConnections = Math.max(1, cluster.maxConnectionsPerHost);
     this.connectTimeoutMs = cluster.connectTimeoutMs;
     this.idleTimeoutMs = cluster.upstreamIdleTimeoutMs;
     this.maxRequestsPerConnection = cluster.maxRequestsPerConnection;
@@ -633,17 +647,33 @@ export class NativeHttp1Pool implements UpstreamPool {
       () => ex.resume(),
     );
     if (ex.done) return;
-    const conn = this.idle.pop();
-    if (conn !== undefined) conn.assign(ex);
-    else if (this.conns < this.maxConnections) this.open().assign(ex);
-    else this.queue.push(ex);
+    if (this.idle.length > 0 || this.canOpen()) {
+      if (!ex.slot.activate()) ex.fail(overflow());
+      else (this.idle.pop() ?? this.open()).assign(ex);
+    } else if (ex.slot.enterPending()) this.queue.push(ex);
+    else ex.fail(overflow());
+  }
+
+  /** Connections are capped per cluster, but a pool may always have one (as Envoy: no host starves). */
+  private canOpen(): boolean {
+    return this.breakers.canOpenConnection(this.conns === 0);
   }
 
   private open(): Conn {
     const conn = new Conn(this, this.host, this.connectTimeoutMs);
     this.conns++;
+    this.breakers.connections.inc();
     this.all.add(conn);
     return conn;
+  }
+
+  /** The oldest queued request that may go out now; the ones max_requests refuses fail with overflow. */
+  private nextQueued(): Exchange | undefined {
+    for (;;) {
+      const next = this.queue.shift();
+      if (next === undefined || next.slot.activate()) return next;
+      next.fail(overflow());
+    }
   }
 
   dequeue(ex: Exchange): void {
@@ -658,7 +688,7 @@ export class NativeHttp1Pool implements UpstreamPool {
 
   /** A connection finished its exchange and may take another. */
   release(conn: Conn): void {
-    const next = this.queue.shift();
+    const next = this.nextQueued();
     if (next !== undefined) {
       conn.assign(next);
       return;
@@ -679,13 +709,14 @@ export class NativeHttp1Pool implements UpstreamPool {
   forget(conn: Conn): void {
     if (!this.all.delete(conn)) return;
     this.conns--;
+    this.breakers.connections.dec();
     if (conn.connected) this.connectedCount--;
     const i = this.idle.lastIndexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
     // Room for one more connection: give it to the oldest queued request.
-    if (this.queue.length > 0 && this.conns < this.maxConnections && !this.destroyed) {
-      const next = this.queue.shift()!;
-      this.open().assign(next);
+    if (this.queue.length > 0 && !this.destroyed && this.canOpen()) {
+      const next = this.nextQueued();
+      if (next !== undefined) this.open().assign(next);
     }
     this.maybeClosed();
   }

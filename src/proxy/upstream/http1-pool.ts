@@ -1,6 +1,9 @@
 /**
  * HTTP/1.1 upstream pool on undici's Pool.dispatch: the cheapest keep-alive client measured here
  * (see bench/), with streaming bodies and backpressure in both directions.
+ *
+ * Circuit breakers are coarser than in the native pool (this is a fallback): max_requests counts every
+ * request handed to undici, queued or not, and max_connections caps each endpoint's undici Pool on its own.
  */
 import { Pool, errors as undiciErrors } from 'undici';
 import type { Dispatcher } from 'undici';
@@ -9,6 +12,7 @@ import type { Duplex } from 'node:stream';
 import { CONNECT_ERROR_CODES, UpstreamError } from './codec.ts';
 import type { UpstreamFailure, UpstreamHandler, UpstreamPool, UpstreamRequest } from './codec.ts';
 import type { ClusterConfig, Host } from './types.ts';
+import { BreakerSlot, CircuitBreakers, OVERFLOW_MESSAGE } from './circuit-breakers.ts';
 
 export function classifyUndiciError(err: unknown): UpstreamError {
   if (err instanceof UpstreamError) return err;
@@ -27,9 +31,11 @@ export function classifyUndiciError(err: unknown): UpstreamError {
 /** Adapts undici's DispatchHandler callbacks to an UpstreamHandler. */
 class DispatchAdapter implements Dispatcher.DispatchHandler {
   private readonly h: UpstreamHandler;
+  private readonly slot: BreakerSlot;
   private controller: Dispatcher.DispatchController | null = null;
-  constructor(h: UpstreamHandler) {
+  constructor(h: UpstreamHandler, slot: BreakerSlot) {
     this.h = h;
+    this.slot = slot;
   }
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
@@ -45,6 +51,7 @@ class DispatchAdapter implements Dispatcher.DispatchHandler {
     headers: IncomingHttpHeaders,
     socket: Duplex,
   ): void {
+    this.slot.release();
     this.h.onUpgrade(status, headers, socket);
   }
   onResponseStart(_c: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
@@ -54,9 +61,11 @@ class DispatchAdapter implements Dispatcher.DispatchHandler {
     if (!this.h.onData(chunk)) c.pause();
   }
   onResponseEnd(_c: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    this.slot.release();
     this.h.onEnd(trailers && Object.keys(trailers).length > 0 ? trailers : null);
   }
   onResponseError(_c: Dispatcher.DispatchController, error: Error): void {
+    this.slot.release();
     this.h.onError(classifyUndiciError(error));
   }
 }
@@ -65,12 +74,14 @@ export class Http1Pool implements UpstreamPool {
   readonly protocol = 'http1' as const;
   private readonly pool: Pool;
   private readonly origin: string;
+  private readonly breakers: CircuitBreakers;
 
-  constructor(host: Host, cluster: ClusterConfig) {
+  constructor(host: Host, cluster: ClusterConfig, breakers?: CircuitBreakers) {
+    this.breakers = breakers ?? new CircuitBreakers(cluster.circuitBreakers);
     const hostPart = host.address.includes(':') ? `[${host.address}]` : host.address;
     this.origin = `http://${hostPart}:${host.port}`;
     this.pool = new Pool(this.origin, {
-      connections: cluster.maxConnectionsPerHost,
+      connections: Math.max(1, cluster.circuitBreakers.maxConnections),
       pipelining: 1,
       connectTimeout: cluster.connectTimeoutMs,
       // Timeouts are the router's job (route timeout, stream idle timeout), not the client's.
@@ -84,6 +95,11 @@ export class Http1Pool implements UpstreamPool {
   }
 
   send(req: UpstreamRequest, handler: UpstreamHandler): void {
+    const slot = new BreakerSlot(this.breakers);
+    if (!slot.activate()) {
+      handler.onError(new UpstreamError('overflow', OVERFLOW_MESSAGE, true));
+      return;
+    }
     const opts: Dispatcher.DispatchOptions = {
       path: req.path,
       method: req.method,
@@ -95,8 +111,9 @@ export class Http1Pool implements UpstreamPool {
       blocking: false,
     };
     try {
-      this.pool.dispatch(opts, new DispatchAdapter(handler));
+      this.pool.dispatch(opts, new DispatchAdapter(handler, slot));
     } catch (err) {
+      slot.release();
       handler.onError(classifyUndiciError(err));
     }
   }

@@ -1,12 +1,14 @@
 /**
  * HTTP/2 upstream pool on node:http2: a few multiplexed sessions per endpoint, opened on demand,
- * each used up to the peer's SETTINGS_MAX_CONCURRENT_STREAMS. Full duplex, so gRPC streaming works.
+ * each used up to the peer's SETTINGS_MAX_CONCURRENT_STREAMS (and max_concurrent_streams). Full duplex, so
+ * gRPC streaming works. The cluster's circuit breakers bound sessions, waiting requests and streams.
  */
 import http2 from 'node:http2';
 import type { IncomingHttpHeaders } from 'node:http';
 import { UpstreamError } from './codec.ts';
 import type { UpstreamHandler, UpstreamPool, UpstreamRequest } from './codec.ts';
 import type { ClusterConfig, Host } from './types.ts';
+import { BreakerSlot, CircuitBreakers, OVERFLOW_MESSAGE, releasingOnEnd } from './circuit-breakers.ts';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL } = http2.constants;
 
@@ -20,7 +22,23 @@ interface Session {
 
 interface Waiter {
   req: UpstreamRequest;
+  /** Releases the slot on its final callback. */
   handler: UpstreamHandler;
+  slot: BreakerSlot;
+  /** The started stream's abort/pause/resume, once it has one (onStart ran while it waited). */
+  ctl: StreamControl | null;
+  /** Aborted before it got a stream. */
+  aborted: boolean;
+}
+
+interface StreamControl {
+  abort(reason: Error): void;
+  pause(): void;
+  resume(): void;
+}
+
+function overflow(): UpstreamError {
+  return new UpstreamError('overflow', OVERFLOW_MESSAGE, true);
 }
 
 export class Http2Pool implements UpstreamPool {
@@ -29,9 +47,12 @@ export class Http2Pool implements UpstreamPool {
   private readonly sessions: Session[] = [];
   private readonly waiting: Waiter[] = [];
   private readonly cluster: ClusterConfig;
+  private readonly breakers: CircuitBreakers;
   private closed = false;
 
-  constructor(host: Host, cluster: ClusterConfig) {
+  /** `breakers` are the cluster's, shared by its pools; a pool built alone gets its own. */
+  constructor(host: Host, cluster: ClusterConfig, breakers?: CircuitBreakers) {
+    this.breakers = breakers ?? new CircuitBreakers(cluster.circuitBreakers);
     const hostPart = host.address.includes(':') ? `[${host.address}]` : host.address;
     this.authority = `http://${hostPart}:${host.port}`;
     this.cluster = cluster;
@@ -62,6 +83,7 @@ export class Http2Pool implements UpstreamPool {
     });
     const session: Session = { s, active: 0, served: 0, ready: false, usable: true };
     this.sessions.push(session);
+    this.breakers.connections.inc();
     const timer = setTimeout(() => {
       if (!session.ready) s.destroy(new UpstreamError('connect', 'upstream connect timeout', true));
     }, this.cluster.connectTimeoutMs);
@@ -98,7 +120,10 @@ export class Http2Pool implements UpstreamPool {
       clearTimeout(timer);
       session.usable = false;
       const i = this.sessions.indexOf(session);
-      if (i >= 0) this.sessions.splice(i, 1);
+      if (i >= 0) {
+        this.sessions.splice(i, 1);
+        this.breakers.connections.dec();
+      }
       if (this.waiting.length > 0 && !this.closed) this.flush();
     });
     s.unref();
@@ -112,16 +137,23 @@ export class Http2Pool implements UpstreamPool {
     for (const w of ws) w.handler.onError(err);
   }
 
+  /** One more session when none is connecting; the cluster caps them, but a pool may always have one. */
+  private maybeOpen(): void {
+    if (this.sessions.some((x) => !x.ready)) return;
+    if (this.breakers.canOpenConnection(this.sessions.length === 0)) this.open();
+  }
+
   private flush(): void {
     while (this.waiting.length > 0) {
       const s = this.pick();
       if (!s) {
-        if (!this.sessions.some((x) => !x.ready) && this.sessions.length < this.cluster.maxConnectionsPerHost)
-          this.open();
+        this.maybeOpen();
         return;
       }
       const w = this.waiting.shift()!;
-      this.start(s, w.req, w.handler);
+      // Out of the queue, the request needs a max_requests slot like any other.
+      if (!w.slot.activate()) w.handler.onError(overflow());
+      else this.start(s, w);
     }
   }
 
@@ -130,17 +162,45 @@ export class Http2Pool implements UpstreamPool {
       handler.onError(new UpstreamError('connect', 'pool closed', true));
       return;
     }
+    const slot = new BreakerSlot(this.breakers);
+    const w: Waiter = { req, handler: releasingOnEnd(handler, slot), slot, ctl: null, aborted: false };
+    // One onStart per request, even when it waits first: the controls follow it onto its stream.
+    handler.onStart(
+      (reason) => {
+        if (w.ctl !== null) {
+          w.ctl.abort(reason);
+          return;
+        }
+        if (w.aborted) return;
+        w.aborted = true;
+        const i = this.waiting.indexOf(w);
+        if (i >= 0) this.waiting.splice(i, 1);
+        w.handler.onError(
+          reason instanceof UpstreamError
+            ? reason
+            : new UpstreamError('local', reason.message, false, reason),
+        );
+      },
+      () => w.ctl?.pause(),
+      () => w.ctl?.resume(),
+    );
+    if (w.aborted) return;
     const s = this.pick();
     if (s) {
-      this.start(s, req, handler);
+      if (!slot.activate()) w.handler.onError(overflow());
+      else this.start(s, w);
       return;
     }
-    this.waiting.push({ req, handler });
-    if (!this.sessions.some((x) => !x.ready) && this.sessions.length < this.cluster.maxConnectionsPerHost)
-      this.open();
+    if (!slot.enterPending()) {
+      w.handler.onError(overflow());
+      return;
+    }
+    this.waiting.push(w);
+    this.maybeOpen();
   }
 
-  private start(session: Session, req: UpstreamRequest, handler: UpstreamHandler): void {
+  private start(session: Session, w: Waiter): void {
+    const { req, handler, slot } = w;
     const headers: http2.OutgoingHttpHeaders = {};
     for (const k in req.headers) {
       if (k === 'host') continue;
@@ -165,16 +225,17 @@ export class Http2Pool implements UpstreamPool {
     if (max !== undefined && session.served >= max) session.usable = false;
     let gotHeaders = false;
     let finished = false;
-    handler.onStart(
-      (reason) => {
+    w.ctl = {
+      abort: () => {
         if (finished) return;
         finished = true;
+        // The caller asked for the end: no final callback follows, so the slot goes now.
+        slot.release();
         stream.close(NGHTTP2_CANCEL);
-        void reason;
       },
-      () => stream.pause(),
-      () => stream.resume(),
-    );
+      pause: () => stream.pause(),
+      resume: () => stream.resume(),
+    };
     stream.on('response', (h: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number) => {
       if (finished) return;
       const status = Number(h[':status']);
@@ -216,6 +277,8 @@ export class Http2Pool implements UpstreamPool {
           ),
         );
       }
+      // A session retired by max_requests_per_connection closes once its last stream is done.
+      if (!session.usable && session.active === 0 && !session.s.closed) session.s.close();
       if (this.waiting.length > 0) this.flush();
     });
     if (req.body) {
@@ -237,6 +300,8 @@ export class Http2Pool implements UpstreamPool {
 
   destroy(): void {
     this.closed = true;
+    const err = new UpstreamError('local', 'the upstream pool was destroyed');
+    for (const w of this.waiting.splice(0)) w.handler.onError(err);
     for (const s of this.sessions) s.s.destroy();
   }
 }

@@ -1,4 +1,5 @@
 /** Test fixtures for the upstream layer: configs, hosts, a seeded random source and statistics. */
+import { DEFAULT_THRESHOLDS } from './circuit-breakers.ts';
 import { createHost } from './host.ts';
 import type { ClusterConfig, HealthStatus, Host } from './types.ts';
 
@@ -18,7 +19,7 @@ export function testClusterConfig(overrides: Partial<ClusterConfig> = {}): Clust
     http2: undefined,
     upstreamIdleTimeoutMs: 3600_000,
     maxRequestsPerConnection: undefined,
-    maxConnectionsPerHost: 1024,
+    circuitBreakers: DEFAULT_THRESHOLDS,
     dnsRefreshRateMs: 5000,
     dnsLookupFamily: 'AUTO',
     respectDnsTtl: false,

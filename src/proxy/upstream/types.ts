@@ -39,7 +39,16 @@ export interface LoadBalancer {
   chooseHost(ctx: LbContext): Host | null;
 }
 
-export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
+/** PEAK_EWMA is Weft's own (selected through load_balancing_policy), not an Envoy lb_policy value. */
+export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV' | 'PEAK_EWMA';
+
+/** Settings of the PEAK_EWMA policy. */
+export interface PeakEwmaConfig {
+  /** Time constant of the moving average's decay. */
+  readonly decayMs: number;
+  /** The latency assumed for a host before its first response. */
+  readonly defaultRttMs: number;
+}
 export type ClusterType = 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'EDS';
 
 export interface EndpointConfig {
@@ -64,6 +73,18 @@ export interface Http2UpstreamOptions {
   readonly initialConnectionWindowSize: number | undefined;
 }
 
+/** Envoy's circuit_breakers.thresholds (DEFAULT priority): limits across all the hosts of a cluster. */
+export interface CircuitBreakerThresholds {
+  readonly maxConnections: number;
+  readonly maxPendingRequests: number;
+  readonly maxRequests: number;
+  /** Concurrent retries; ignored when retryBudget is set. */
+  readonly maxRetries: number;
+  readonly retryBudget: { readonly budgetPercent: number; readonly minRetryConcurrency: number } | undefined;
+  /** Publish remaining_* gauges. */
+  readonly trackRemaining: boolean;
+}
+
 /** A cluster's configuration after validation; the runtime Cluster is built from it. */
 export interface ClusterConfig {
   readonly name: string;
@@ -78,15 +99,15 @@ export interface ClusterConfig {
   readonly leastRequest: { readonly choiceCount: number };
   readonly ringHash: { readonly minimumRingSize: number; readonly maximumRingSize: number };
   readonly maglev: { readonly tableSize: number };
+  /** Set when lbPolicy is PEAK_EWMA. */
+  readonly peakEwma?: PeakEwmaConfig;
   /** Upstream protocol: HTTP/2 when explicit_http_config.http2_protocol_options is set. */
   readonly http2: Http2UpstreamOptions | undefined;
   /** common_http_protocol_options.idle_timeout for upstream connections (default 1 h). */
   readonly upstreamIdleTimeoutMs: number;
   readonly maxRequestsPerConnection: number | undefined;
-  /** Cap on connections per endpoint (circuit_breakers max_connections; Envoy default 1024). */
-  readonly maxConnectionsPerHost: number;
-  /** circuit_breakers max_retries: concurrent retries allowed to the cluster (Envoy default 3 when unset). */
-  readonly maxRetries?: number;
+  /** circuit_breakers.thresholds for priority DEFAULT, with Envoy's defaults filled in. */
+  readonly circuitBreakers: CircuitBreakerThresholds;
   readonly dnsRefreshRateMs: number;
   readonly dnsLookupFamily: 'AUTO' | 'V4_ONLY' | 'V6_ONLY' | 'V4_PREFERRED' | 'ALL';
   readonly respectDnsTtl: boolean;

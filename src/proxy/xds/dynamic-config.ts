@@ -632,10 +632,17 @@ export class DynamicConfig implements XdsSink {
       this.statsToDrop = new Set();
       for (const n of names)
         if (this.deps.clusters.get(n) !== undefined || this.warmingClusters.has(n)) names.delete(n);
-      // Cluster names may contain dots, stat leaves do not: the name is what lies between.
-      this.deps.stats.removeWhere(
-        (stat) => stat.startsWith('cluster.') && names.has(stat.slice(8, stat.lastIndexOf('.'))),
-      );
+      // Cluster names and stat leaves may both contain dots (`circuit_breakers.default.cx_open`): a stat
+      // belongs to the longest cluster name (removed or live) that it starts with, then a dot.
+      this.deps.stats.removeWhere((stat) => {
+        if (!stat.startsWith('cluster.')) return false;
+        for (let dot = stat.lastIndexOf('.'); dot > 8; dot = stat.lastIndexOf('.', dot - 1)) {
+          const cluster = stat.slice(8, dot);
+          if (names.has(cluster)) return true;
+          if (this.deps.clusters.get(cluster) !== undefined) return false;
+        }
+        return false;
+      });
     });
   }
 

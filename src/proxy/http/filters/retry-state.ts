@@ -1,7 +1,7 @@
 /**
  * Per-request retry bookkeeping for the router, allocated only for routes with a retry_policy: tries used,
  * hosts already tried, the replayable body, the per-try and back-off timers, and the cluster's retry slot
- * (circuit_breakers max_retries). Also the per-try handler that keeps a stale try's late callbacks away
+ * (circuit_breakers max_retries or retry_budget). Also the per-try handler that keeps a stale try's late callbacks away
  * from the exchange once it has been abandoned for a retry.
  */
 import type { IncomingHttpHeaders } from 'node:http';
@@ -11,9 +11,6 @@ import type { ClusterEntry } from '../../upstream/cluster-manager.ts';
 import type { UpstreamError, UpstreamHandler } from '../../upstream/codec.ts';
 import type { Host } from '../../upstream/types.ts';
 import type { ReplayableBody } from './retry-body.ts';
-
-/** Envoy's default circuit_breakers max_retries. */
-export const DEFAULT_MAX_RETRIES = 3;
 
 /** What the retry state says about one retriable outcome. */
 export type RetryVerdict = 'retry' | 'limit-exceeded' | 'overflow' | 'not-replayable';
@@ -54,12 +51,8 @@ export class RetryState {
       return 'limit-exceeded';
     }
     this.retries++;
-    const max = this.entry.config.maxRetries ?? DEFAULT_MAX_RETRIES;
-    if (this.entry.retriesActive >= max) {
-      stats.upstreamRqRetryOverflow.inc();
-      return 'overflow';
-    }
-    this.entry.retriesActive++;
+    // max_retries, or the retry budget when the cluster has one; the breakers count the overflow.
+    if (!this.entry.breakers.tryRetry()) return 'overflow';
     this.holdsSlot = true;
     stats.upstreamRqRetry.inc();
     return 'retry';
@@ -86,7 +79,7 @@ export class RetryState {
   private releaseSlot(): void {
     if (this.holdsSlot) {
       this.holdsSlot = false;
-      this.entry.retriesActive--;
+      this.entry.breakers.retries.dec();
     }
   }
 }

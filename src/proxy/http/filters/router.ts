@@ -12,6 +12,7 @@ import type { ClusterEntry, ClusterManager } from '../../upstream/cluster-manage
 import { UpstreamError } from '../../upstream/codec.ts';
 import type { OutgoingHeaders, UpstreamHandler, UpstreamRequest } from '../../upstream/codec.ts';
 import type { Host } from '../../upstream/types.ts';
+import { recordResponseLatency } from '../../upstream/lb/peak-ewma.ts';
 import type { ForwardAction, MatchedRoute, WeightedPick } from '../../router/types.ts';
 import { backOffMs, retriableFailure, retriableResponse } from '../../router/retry-policy.ts';
 import type { AttemptFailure, RetryPolicy } from '../../router/retry-policy.ts';
@@ -28,6 +29,7 @@ const FLAG_FOR_FAILURE: Readonly<Record<string, string>> = {
   refused: 'UR',
   protocol: 'UPE',
   local: 'LR',
+  overflow: 'UO',
 };
 
 export class RouterFilter implements HttpFilter {
@@ -118,6 +120,8 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
   private readonly pick: WeightedPick;
   private readonly entry: ClusterEntry;
   private host: Host | null = null;
+  /** When the current try was sent: its time to response headers feeds latency-aware balancing. */
+  private attemptStartMs = 0;
   private abortUpstream: ((reason: Error) => void) | null = null;
   private resumeUpstream: (() => void) | null = null;
   private responseStarted = false;
@@ -242,6 +246,7 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
     }
     this.attempts++;
     this.host = host;
+    this.attemptStartMs = performance.now();
     stream.upstreamHost = host;
     let req = this.upstreamReq!;
     if (this.action.autoHostRewrite && host.hostname !== undefined) {
@@ -279,7 +284,10 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
   /** Only before response headers: the timer is cleared once the response starts. */
   private onPerTryTimeout(retry: RetryState): void {
     this.entry.stats.upstreamRqPerTryTimeout.inc();
-    if (this.host !== null) this.entry.outlier?.localOriginFailure(this.host, 'timeout');
+    if (this.host !== null) {
+      this.entry.outlier?.localOriginFailure(this.host, 'timeout');
+      recordResponseLatency(this.host, performance.now() - this.attemptStartMs);
+    }
     if (this.retryOnFailure(retry, 'per-try-timeout', false)) return;
     this.timeOut('UT', 504);
   }
@@ -327,7 +335,10 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
     if (this.finished) return;
     const stream = this.stream;
     this.entry.stats.response(status);
-    if (this.host !== null) this.entry.outlier?.response(this.host, status);
+    if (this.host !== null) {
+      this.entry.outlier?.response(this.host, status);
+      recordResponseLatency(this.host, performance.now() - this.attemptStartMs);
+    }
     const retry = this.retry;
     if (retry !== null) {
       if (retriableResponse(retry.policy, status, upstreamHeaders)) {
@@ -408,6 +419,7 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
       retry !== null &&
       !this.responseStarted &&
       err.failure !== 'local' &&
+      err.failure !== 'overflow' &&
       this.retryOnFailure(retry, err.failure, err.beforeRequestSent)
     )
       return;

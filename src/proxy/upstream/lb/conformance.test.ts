@@ -11,7 +11,14 @@ import type { TestHostSpec } from '../testing.ts';
 import type { ClusterConfig, Host, LbContext, LbPolicy, LoadBalancer } from '../types.ts';
 import { createLoadBalancer } from './priority-lb.ts';
 
-const POLICIES: readonly LbPolicy[] = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH', 'MAGLEV'];
+const POLICIES: readonly LbPolicy[] = [
+  'ROUND_ROBIN',
+  'LEAST_REQUEST',
+  'RANDOM',
+  'RING_HASH',
+  'MAGLEV',
+  'PEAK_EWMA',
+];
 const SAMPLES = 60_000;
 
 interface Fixture {

@@ -2,6 +2,7 @@
 import type { LbPolicy } from '../types.ts';
 import { createLeastRequestPicker } from './least-request.ts';
 import { createMaglevPicker } from './maglev.ts';
+import { createPeakEwmaPicker } from './peak-ewma.ts';
 import type { PickerFactory } from './picker.ts';
 import { createRandomPicker } from './random.ts';
 import { createRingHashPicker } from './ring-hash.ts';
@@ -13,6 +14,7 @@ const factories: Readonly<Record<LbPolicy, PickerFactory>> = {
   RANDOM: createRandomPicker,
   RING_HASH: createRingHashPicker,
   MAGLEV: createMaglevPicker,
+  PEAK_EWMA: createPeakEwmaPicker,
 };
 
 export function pickerFactoryFor(policy: LbPolicy): PickerFactory {

@@ -1,0 +1,523 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { ConfigError } from '../../core/errors.ts';
+import { StatsStore } from '../stats/store.ts';
+import { BreakerSlot, CircuitBreakers, DEFAULT_THRESHOLDS } from './circuit-breakers.ts';
+import { compileCircuitBreakers } from './circuit-breakers-config.ts';
+import type { UpstreamError, UpstreamHandler, UpstreamPool, UpstreamRequest } from './codec.ts';
+import { createHost } from './host.ts';
+import { Http2Pool } from './http2-pool.ts';
+import { NativeHttp1Pool } from './http1-native-pool.ts';
+import { testClusterConfig } from './testing.ts';
+import type { CircuitBreakerThresholds, Host } from './types.ts';
+
+const PATH = 'static_resources.clusters[0]';
+
+function hostAt(port: number): Host {
+  return createHost({
+    address: '127.0.0.1',
+    port,
+    hostname: undefined,
+    weight: 1,
+    locality: { region: '', zone: '', subZone: '' },
+    priority: 0,
+    health: 'HEALTHY',
+  });
+}
+
+function compileError(json: Record<string, unknown>): ConfigError {
+  try {
+    compileCircuitBreakers({ circuit_breakers: json } as never, PATH);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    return err;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('compileCircuitBreakers', () => {
+  it("fills in Envoy's defaults", () => {
+    assert.deepEqual(compileCircuitBreakers({}, PATH), DEFAULT_THRESHOLDS);
+    assert.deepEqual(compileCircuitBreakers({ circuit_breakers: { thresholds: [{}] } }, PATH), {
+      maxConnections: 1024,
+      maxPendingRequests: 1024,
+      maxRequests: 1024,
+      maxRetries: 3,
+      retryBudget: undefined,
+      trackRemaining: false,
+    });
+  });
+
+  it('reads every DEFAULT threshold, and the retry budget with its defaults', () => {
+    const t = compileCircuitBreakers(
+      {
+        circuit_breakers: {
+          thresholds: [
+            {
+              priority: 'DEFAULT',
+              max_connections: 1,
+              max_pending_requests: 2,
+              max_requests: 3,
+              max_retries: 4,
+              retry_budget: {},
+              track_remaining: true,
+            },
+          ],
+        },
+      },
+      PATH,
+    );
+    assert.deepEqual(t, {
+      maxConnections: 1,
+      maxPendingRequests: 2,
+      maxRequests: 3,
+      maxRetries: 4,
+      retryBudget: { budgetPercent: 20, minRetryConcurrency: 3 },
+      trackRemaining: true,
+    });
+    const b = compileCircuitBreakers(
+      {
+        circuit_breakers: {
+          thresholds: [{ retry_budget: { budget_percent: { value: 50 }, min_retry_concurrency: 0 } }],
+        },
+      },
+      PATH,
+    );
+    assert.deepEqual(b.retryBudget, { budgetPercent: 50, minRetryConcurrency: 0 });
+  });
+
+  it('rejects with the field path', () => {
+    const t0 = `${PATH}.circuit_breakers.thresholds[0]`;
+    let e = compileError({ thresholds: [{ priority: 'HIGH' }] });
+    assert.equal(e.message, `${t0}.priority: "HIGH" is not supported by Weft`);
+    e = compileError({ thresholds: [{ max_requests: -1 }] });
+    assert.match(e.message, new RegExp(`^${escape(t0)}\\.max_requests: must be at least 0`));
+    e = compileError({ thresholds: [{ max_connection_pools: 2 }] });
+    assert.match(e.message, new RegExp(`^${escape(t0)}\\.max_connection_pools: .*not supported`));
+    e = compileError({ thresholds: [{ retry_budget: { budget_percent: { value: 120 } } }] });
+    assert.match(
+      e.message,
+      new RegExp(`^${escape(t0)}\\.retry_budget\\.budget_percent\\.value: must be between`),
+    );
+    e = compileError({ thresholds: [{}, { priority: 'DEFAULT' }] });
+    assert.match(e.message, /thresholds\[1\]: duplicate thresholds for priority DEFAULT/);
+    e = compileError({ per_host_thresholds: [{}] });
+    assert.match(e.message, /circuit_breakers\.per_host_thresholds: .*not supported/);
+  });
+});
+
+function escape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function thresholds(over: Partial<CircuitBreakerThresholds>): CircuitBreakerThresholds {
+  return { ...DEFAULT_THRESHOLDS, ...over };
+}
+
+describe('CircuitBreakers', () => {
+  it('publishes open and remaining gauges and counts overflows', () => {
+    const stats = new StatsStore();
+    const b = new CircuitBreakers(thresholds({ maxRequests: 2, trackRemaining: true }), stats, 'c');
+    const gauge = (n: string): number => stats.gauge(`cluster.c.circuit_breakers.default.${n}`).value;
+    const s1 = new BreakerSlot(b);
+    const s2 = new BreakerSlot(b);
+    const s3 = new BreakerSlot(b);
+    assert.equal(s1.activate(), true);
+    assert.equal(gauge('rq_open'), 0);
+    assert.equal(gauge('remaining_rq'), 1);
+    assert.equal(s2.activate(), true);
+    assert.equal(gauge('rq_open'), 1);
+    assert.equal(s3.activate(), false);
+    assert.equal(stats.counter('cluster.c.upstream_rq_pending_overflow').value, 1);
+    s1.release();
+    s1.release(); // idempotent
+    assert.equal(b.requests.count, 1);
+    assert.equal(gauge('rq_open'), 0);
+    s2.release();
+    s3.release();
+    assert.equal(b.requests.count, 0);
+    assert.equal(gauge('remaining_rq'), 2);
+  });
+
+  it('moves a slot from pending to active, and releases whichever it holds', () => {
+    const b = new CircuitBreakers(thresholds({ maxPendingRequests: 1 }));
+    const a = new BreakerSlot(b);
+    const c = new BreakerSlot(b);
+    assert.equal(a.enterPending(), true);
+    assert.equal(c.enterPending(), false);
+    assert.equal(b.pending.count, 1);
+    assert.equal(a.activate(), true);
+    assert.equal(b.pending.count, 0);
+    assert.equal(b.requests.count, 1);
+    a.release();
+    assert.equal(b.requests.count, 0);
+    const d = new BreakerSlot(b);
+    assert.equal(d.enterPending(), true);
+    d.release();
+    assert.equal(b.pending.count, 0);
+  });
+
+  it('sizes retries by the budget when there is one', () => {
+    const b = new CircuitBreakers(
+      thresholds({ maxRetries: 100, retryBudget: { budgetPercent: 25, minRetryConcurrency: 2 } }),
+    );
+    assert.equal(b.maxRetries(), 2);
+    const slots = Array.from({ length: 12 }, () => new BreakerSlot(b));
+    for (const s of slots) assert.equal(s.activate(), true);
+    assert.equal(b.maxRetries(), 3);
+    assert.equal(b.tryRetry(), true);
+    assert.equal(b.tryRetry(), true);
+    assert.equal(b.tryRetry(), true);
+    assert.equal(b.tryRetry(), false);
+    const plain = new CircuitBreakers(thresholds({ maxRetries: 1 }));
+    assert.equal(plain.tryRetry(), true);
+    assert.equal(plain.tryRetry(), false);
+    plain.retries.dec();
+    assert.equal(plain.tryRetry(), true);
+  });
+
+  it('lets an empty pool open one connection over the cluster limit', () => {
+    const stats = new StatsStore();
+    const b = new CircuitBreakers(thresholds({ maxConnections: 1 }), stats, 'c');
+    b.connections.inc();
+    assert.equal(b.canOpenConnection(false), false);
+    assert.equal(stats.counter('cluster.c.upstream_cx_overflow').value, 1);
+    assert.equal(b.canOpenConnection(true), true);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Pools against real upstreams that hang until told to answer
+
+interface Outcome {
+  status?: number;
+  error?: UpstreamError;
+}
+
+interface Tracked {
+  done: Promise<Outcome>;
+  abort(reason: Error): void;
+}
+
+function send(pool: UpstreamPool, path = '/'): Tracked {
+  let abort: (reason: Error) => void = () => undefined;
+  const req: UpstreamRequest = { method: 'GET', path, headers: { host: 'h' }, body: null };
+  const done = new Promise<Outcome>((resolve) => {
+    let status = 0;
+    const handler: UpstreamHandler = {
+      onStart: (a) => (abort = a),
+      onHeaders: (s, _h, end) => {
+        status = s;
+        if (end) resolve({ status });
+      },
+      onData: () => true,
+      onEnd: () => resolve({ status }),
+      onError: (error) => resolve({ error }),
+      onUpgrade: (_s, _h, socket) => socket.destroy(),
+    };
+    pool.send(req, handler);
+  });
+  return { done, abort: (r) => abort(r) };
+}
+
+/** A server that holds every request until release() and can reset them instead. */
+interface Hanging {
+  port: number;
+  held: number;
+  seen: number;
+  release(): void;
+  resetAll(): void;
+  close(): Promise<void>;
+}
+
+async function hangingH1(): Promise<Hanging> {
+  const held: http.ServerResponse[] = [];
+  const state = { seen: 0 };
+  const server = http.createServer((req, res) => {
+    state.seen++;
+    held.push(res);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    get held() {
+      return held.length;
+    },
+    get seen() {
+      return state.seen;
+    },
+    release: () => {
+      for (const res of held.splice(0)) res.end('ok');
+    },
+    resetAll: () => {
+      for (const res of held.splice(0)) res.socket?.destroy();
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+async function hangingH2(): Promise<Hanging> {
+  const held: http2.ServerHttp2Stream[] = [];
+  const state = { seen: 0 };
+  const server = http2.createServer();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (s) => {
+    sessions.add(s);
+    s.on('close', () => sessions.delete(s));
+  });
+  server.on('stream', (stream) => {
+    stream.on('error', () => undefined);
+    state.seen++;
+    held.push(stream);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    get held() {
+      return held.length;
+    },
+    get seen() {
+      return state.seen;
+    },
+    release: () => {
+      for (const s of held.splice(0)) {
+        s.respond({ ':status': 200 });
+        s.end('ok');
+      }
+    },
+    resetAll: () => {
+      for (const s of held.splice(0)) s.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sessions) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!cond()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+function idle(b: CircuitBreakers): void {
+  assert.equal(b.requests.count, 0, 'active requests leaked');
+  assert.equal(b.pending.count, 0, 'pending requests leaked');
+}
+
+const kinds = [
+  {
+    name: 'HTTP/1.1 native pool',
+    server: hangingH1,
+    pool: (port: number, b: CircuitBreakers): UpstreamPool =>
+      new NativeHttp1Pool(hostAt(port), testClusterConfig(), b),
+  },
+  {
+    name: 'HTTP/2 pool',
+    server: hangingH2,
+    pool: (port: number, b: CircuitBreakers): UpstreamPool =>
+      new Http2Pool(
+        hostAt(port),
+        testClusterConfig({
+          http2: {
+            maxConcurrentStreams: undefined,
+            initialStreamWindowSize: undefined,
+            initialConnectionWindowSize: undefined,
+          },
+        }),
+        b,
+      ),
+  },
+];
+
+for (const kind of kinds) {
+  describe(`${kind.name} with circuit breakers`, { timeout: 20_000 }, () => {
+    it('refuses a request over max_requests at once, and frees the slots on every end', async () => {
+      const srv = await kind.server();
+      cleanups.push(() => srv.close());
+      const stats = new StatsStore();
+      const b = new CircuitBreakers(thresholds({ maxRequests: 2 }), stats, 'c');
+      const pool = kind.pool(srv.port, b);
+      cleanups.push(() => pool.destroy());
+
+      // Success path.
+      const r1 = send(pool);
+      const r2 = send(pool);
+      await until(() => srv.held === 2, 'two held requests');
+      const r3 = await send(pool).done;
+      assert.equal(r3.error?.failure, 'overflow');
+      assert.equal(stats.counter('cluster.c.upstream_rq_pending_overflow').value, 1);
+      assert.equal(stats.gauge('cluster.c.circuit_breakers.default.rq_open').value, 1);
+      assert.equal(srv.seen, 2);
+      srv.release();
+      assert.equal((await r1.done).status, 200);
+      assert.equal((await r2.done).status, 200);
+      idle(b);
+      assert.equal(stats.gauge('cluster.c.circuit_breakers.default.rq_open').value, 0);
+
+      // Upstream reset.
+      const e1 = send(pool);
+      const e2 = send(pool);
+      await until(() => srv.held === 2, 'two held requests');
+      srv.resetAll();
+      assert.ok((await e1.done).error);
+      assert.ok((await e2.done).error);
+      idle(b);
+
+      // Client abort (what a route timeout or a downstream disconnect does).
+      const a1 = send(pool);
+      const a2 = send(pool);
+      await until(() => srv.held === 2, 'two held requests');
+      a1.abort(new Error('downstream went away'));
+      a2.abort(new Error('route timeout'));
+      await Promise.race([a1.done, new Promise((r) => setTimeout(r, 50))]);
+      idle(b);
+      srv.resetAll();
+
+      // Everything is free again: two more go through.
+      const ok1 = send(pool);
+      const ok2 = send(pool);
+      await until(() => srv.held === 2, 'two held requests');
+      srv.release();
+      assert.equal((await ok1.done).status, 200);
+      assert.equal((await ok2.done).status, 200);
+      idle(b);
+    });
+  });
+}
+
+describe(
+  'HTTP/1.1 native pool: connections and pending requests across the cluster',
+  { timeout: 20_000 },
+  () => {
+    it('queues up to max_pending_requests behind max_connections, then overflows', async () => {
+      const srv = await hangingH1();
+      cleanups.push(() => srv.close());
+      const stats = new StatsStore();
+      const b = new CircuitBreakers(thresholds({ maxConnections: 1, maxPendingRequests: 1 }), stats, 'c');
+      const pool = new NativeHttp1Pool(hostAt(srv.port), testClusterConfig(), b);
+      cleanups.push(() => pool.destroy());
+      const first = send(pool, '/1');
+      await until(() => srv.held === 1, 'the first request');
+      const second = send(pool, '/2');
+      assert.equal(b.pending.count, 1);
+      assert.equal(stats.gauge('cluster.c.circuit_breakers.default.rq_pending_open').value, 1);
+      const third = await send(pool, '/3').done;
+      assert.equal(third.error?.failure, 'overflow');
+      assert.equal(stats.counter('cluster.c.upstream_rq_pending_overflow').value, 1);
+      srv.release();
+      assert.equal((await first.done).status, 200);
+      await until(() => srv.held === 1, 'the queued request');
+      srv.release();
+      assert.equal((await second.done).status, 200);
+      assert.equal(srv.seen, 2);
+      idle(b);
+
+      // A queued request that is aborted gives its pending slot back.
+      const held = send(pool, '/4');
+      await until(() => srv.held === 1, 'a held request');
+      const queued = send(pool, '/5');
+      assert.equal(b.pending.count, 1);
+      queued.abort(new Error('client left'));
+      assert.equal((await queued.done).error?.failure, 'local');
+      assert.equal(b.pending.count, 0);
+      srv.release();
+      assert.equal((await held.done).status, 200);
+      idle(b);
+    });
+
+    it('caps connections per cluster, not per endpoint', async () => {
+      const a = await hangingH1();
+      const c = await hangingH1();
+      cleanups.push(
+        () => a.close(),
+        () => c.close(),
+      );
+      const stats = new StatsStore();
+      const b = new CircuitBreakers(thresholds({ maxConnections: 2 }), stats, 'c');
+      const pa = new NativeHttp1Pool(hostAt(a.port), testClusterConfig(), b);
+      const pc = new NativeHttp1Pool(hostAt(c.port), testClusterConfig(), b);
+      cleanups.push(
+        () => pa.destroy(),
+        () => pc.destroy(),
+      );
+      const a1 = send(pa);
+      const a2 = send(pa);
+      await until(() => a.held === 2, 'two connections to a');
+      assert.equal(b.connections.count, 2);
+      // The cluster is at its limit, yet an endpoint with no connection still gets one.
+      const c1 = send(pc);
+      await until(() => c.held === 1, 'one connection to c');
+      // A second request to that endpoint waits instead of opening a fourth connection.
+      const c2 = send(pc);
+      assert.equal(b.pending.count, 1);
+      assert.equal(b.connections.count, 3);
+      assert.equal(stats.counter('cluster.c.upstream_cx_overflow').value, 1);
+      assert.equal(stats.gauge('cluster.c.circuit_breakers.default.cx_open').value, 1);
+      a.release();
+      c.release();
+      await until(() => c.held === 1, 'the queued request on the reused connection');
+      c.release();
+      for (const r of [a1, a2, c1, c2]) assert.equal((await r.done).status, 200);
+      idle(b);
+      pa.destroy();
+      pc.destroy();
+      await until(() => b.connections.count === 0, 'connections to close');
+    });
+  },
+);
+
+describe('HTTP/2 pool: max_requests_per_connection', { timeout: 20_000 }, () => {
+  it('closes a session once it has served its requests, and opens a new one', async () => {
+    const server = http2.createServer();
+    let sessionsOpened = 0;
+    let sessionsClosed = 0;
+    server.on('session', (s) => {
+      sessionsOpened++;
+      s.on('close', () => sessionsClosed++);
+    });
+    server.on('stream', (stream) => {
+      stream.respond({ ':status': 200 });
+      stream.end('ok');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    const port = (server.address() as AddressInfo).port;
+    const b = new CircuitBreakers(DEFAULT_THRESHOLDS);
+    const pool = new Http2Pool(
+      hostAt(port),
+      testClusterConfig({
+        maxRequestsPerConnection: 1,
+        http2: {
+          maxConcurrentStreams: undefined,
+          initialStreamWindowSize: undefined,
+          initialConnectionWindowSize: undefined,
+        },
+      }),
+      b,
+    );
+    cleanups.push(() => pool.destroy());
+    assert.equal((await send(pool).done).status, 200);
+    await until(() => sessionsClosed === 1, 'the used-up session to close');
+    assert.equal((await send(pool).done).status, 200);
+    assert.equal(sessionsOpened, 2);
+    await until(() => b.connections.count === 0 || sessionsClosed === 2, 'the second session to retire');
+    idle(b);
+  });
+});
