@@ -112,8 +112,12 @@ function mergeTriggers(a: PushTrigger | null, b: PushTrigger): PushTrigger {
   };
 }
 
-/** Overrides a proxy's held state gathers before it tries to share the current set's again (see rejoin()). */
-const REJOIN_AFTER = 32;
+/**
+ * Overrides a proxy's held state gathers before it is re-expressed over the current set (see rejoin()). Each
+ * attempt walks the whole set (thousands of entries) for this proxy's state, so not often: a few hundred
+ * overrides cost a few tens of KB per proxy, a flattened copy hundreds.
+ */
+const REJOIN_AFTER = 256;
 
 export abstract class XdsConnection {
   readonly id: string;

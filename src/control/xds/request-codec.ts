@@ -64,6 +64,17 @@ class Reader {
     }
   }
 
+  /** The next field's number and wire type; fields 1..`lastLenField` must be length-delimited. */
+  tag(lastLenField: number): [number, number] {
+    const tag = this.varint();
+    const field = Math.floor(tag / 8);
+    const wireType = tag & 7;
+    if (field === 0) throw new Error('field number 0');
+    if (field <= lastLenField && wireType !== LEN)
+      throw new Error(`field ${field}: wire type ${wireType}, expected length-delimited`);
+    return [field, wireType];
+  }
+
   span(): [number, number] {
     const len = this.varint();
     const start = this.pos;
@@ -97,6 +108,24 @@ function utf8(buf: Uint8Array, [s, e]: [number, number]): string {
   return Buffer.from(buf.buffer, buf.byteOffset + s, e - s).toString('utf8');
 }
 
+/** The embedded messages DiscoveryRequest and DeltaDiscoveryRequest both carry, decoded generically. */
+function decodeNode(bytes: Uint8Array, [s, e]: [number, number]): WireJson {
+  return decodeMessage('envoy.config.core.v3.Node', bytes.subarray(s, e), { unknownAny: 'keep' });
+}
+
+function decodeStatus(bytes: Uint8Array, [s, e]: [number, number]): WireJson {
+  // A NACK's status may carry details of types we do not know; they must not end the stream.
+  return decodeMessage('google.rpc.Status', bytes.subarray(s, e), { unknownAny: 'keep' });
+}
+
+/** The encoded name entries at `spans`, one block (a subarray when they are contiguous, as encoders write them). */
+function joinSpans(bytes: Uint8Array, spans: readonly [number, number][]): Uint8Array {
+  if (spans.length === 0) return bytes.subarray(0, 0);
+  if (spans.every((span, i) => i === 0 || span[0] === spans[i - 1][1]))
+    return bytes.subarray(spans[0][0], spans[spans.length - 1][1]);
+  return Buffer.concat(spans.map(([s, e]) => bytes.subarray(s, e)));
+}
+
 /** Whether `bytes` holds `expected` at `at`, followed by the end or by a field other than resource_names. */
 function namesAt(bytes: Uint8Array, at: number, expected: Uint8Array): boolean {
   const end = at + expected.length;
@@ -123,21 +152,14 @@ export function decodeDiscoveryRequest(
   const nameSpans: [number, number][] = [];
   while (r.pos < r.end) {
     const tagStart = r.pos;
-    const tag = r.varint();
-    const field = Math.floor(tag / 8);
-    const wireType = tag & 7;
-    if (field === 0) throw new Error('field number 0');
-    if (field >= 1 && field <= 6 && wireType !== LEN)
-      throw new Error(`field ${field}: wire type ${wireType}, expected length-delimited`);
+    const [field, wireType] = r.tag(6);
     switch (field) {
       case 1:
         json.version_info = utf8(bytes, r.span());
         break;
-      case 2: {
-        const [s, e] = r.span();
-        json.node = decodeMessage('envoy.config.core.v3.Node', bytes.subarray(s, e), { unknownAny: 'keep' });
+      case 2:
+        json.node = decodeNode(bytes, r.span());
         break;
-      }
       case 3: {
         const whole = nameSpans.length === 0 ? known.find((k) => namesAt(bytes, tagStart, k)) : undefined;
         if (whole) r.pos = tagStart + whole.length;
@@ -151,21 +173,14 @@ export function decodeDiscoveryRequest(
       case 5:
         json.response_nonce = utf8(bytes, r.span());
         break;
-      case 6: {
-        const [s, e] = r.span();
-        json.error_detail = decodeMessage('google.rpc.Status', bytes.subarray(s, e), { unknownAny: 'keep' });
+      case 6:
+        json.error_detail = decodeStatus(bytes, r.span());
         break;
-      }
       default:
         r.skip(wireType);
     }
   }
-  let names: Uint8Array;
-  if (nameSpans.length === 0) names = bytes.subarray(0, 0);
-  else if (nameSpans.every((span, i) => i === 0 || span[0] === nameSpans[i - 1][1]))
-    names = bytes.subarray(nameSpans[0][0], nameSpans[nameSpans.length - 1][1]);
-  else names = Buffer.concat(nameSpans.map(([s, e]) => bytes.subarray(s, e)));
-  return { json, names: new ResourceNames(names) };
+  return { json, names: new ResourceNames(joinSpans(bytes, nameSpans)) };
 }
 
 /**
@@ -188,18 +203,11 @@ export function decodeDeltaDiscoveryRequest(bytes: Uint8Array): {
   let initial: { [name: string]: WireJson } | undefined;
   while (r.pos < r.end) {
     const tagStart = r.pos;
-    const tag = r.varint();
-    const field = Math.floor(tag / 8);
-    const wireType = tag & 7;
-    if (field === 0) throw new Error('field number 0');
-    if (field >= 1 && field <= 9 && wireType !== LEN)
-      throw new Error(`field ${field}: wire type ${wireType}, expected length-delimited`);
+    const [field, wireType] = r.tag(9);
     switch (field) {
-      case 1: {
-        const [s, e] = r.span();
-        json.node = decodeMessage('envoy.config.core.v3.Node', bytes.subarray(s, e), { unknownAny: 'keep' });
+      case 1:
+        json.node = decodeNode(bytes, r.span());
         break;
-      }
       case 2:
         json.type_url = utf8(bytes, r.span());
         break;
@@ -232,11 +240,9 @@ export function decodeDeltaDiscoveryRequest(bytes: Uint8Array): {
       case 6:
         json.response_nonce = utf8(bytes, r.span());
         break;
-      case 7: {
-        const [s, e] = r.span();
-        json.error_detail = decodeMessage('google.rpc.Status', bytes.subarray(s, e), { unknownAny: 'keep' });
+      case 7:
+        json.error_detail = decodeStatus(bytes, r.span());
         break;
-      }
       default:
         // resource_locators_(un)subscribe (8, 9: xdstp dynamic parameters) are not used by Weft.
         r.skip(wireType);
@@ -244,11 +250,6 @@ export function decodeDeltaDiscoveryRequest(bytes: Uint8Array): {
   }
   if (unsubscribe.length > 0) json.resource_names_unsubscribe = unsubscribe;
   if (initial) json.initial_resource_versions = initial;
-  let names: Uint8Array;
-  if (subscribeSpans.length === 0) names = bytes.subarray(0, 0);
-  else if (subscribeSpans.every((span, i) => i === 0 || span[0] === subscribeSpans[i - 1][1]))
-    names = bytes.subarray(subscribeSpans[0][0], subscribeSpans[subscribeSpans.length - 1][1]);
-  else names = Buffer.concat(subscribeSpans.map(([s, e]) => bytes.subarray(s, e)));
   // Field 3 in both messages: the entries are byte-for-byte what ResourceNames expects.
-  return { json, subscribe: new ResourceNames(names) };
+  return { json, subscribe: new ResourceNames(joinSpans(bytes, subscribeSpans)) };
 }
