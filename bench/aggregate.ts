@@ -1,6 +1,6 @@
 // From raw per-repetition samples to medians, ranges, ratios to nginx, and the targets.
 import type { TargetName } from './targets.ts';
-import { referenceFor } from './targets.ts';
+import { FILTER_BASELINE, filterCostOf, isFilterTarget, referenceFor } from './targets.ts';
 import type { FixedRateResult, SaturationResult } from './wrk.ts';
 
 /** What was measured around one wrk run. CPU in seconds, memory in kB; null where there is no proxy. */
@@ -222,7 +222,8 @@ export interface GoalCheck {
 export function checkGoals(summaries: Record<string, TargetSummary>): GoalCheck[] {
   const checks: GoalCheck[] = [];
   for (const summary of Object.values(summaries)) {
-    if (!summary.target.startsWith('weft')) continue;
+    // Filter targets report their cost against plain weft instead (filterCosts).
+    if (!summary.target.startsWith('weft') || isFilterTarget(summary.target)) continue;
     const r = summary.ratioToReference;
     const vs = summary.reference ?? 'nginx';
     const check = (
@@ -247,4 +248,58 @@ export function checkGoals(summaries: Record<string, TargetSummary>): GoalCheck[
     );
   }
   return checks;
+}
+
+/** What a set of HTTP filters adds to the plain one-hop proxy, both measured in the same run. */
+export interface FilterCost {
+  readonly target: TargetName;
+  /** e.g. "local rate limiting". */
+  readonly costOf: string;
+  readonly baseline: TargetName;
+  readonly vcpuPer1000Rps: number | null;
+  readonly baselineVcpuPer1000Rps: number | null;
+  /** CPU per request at the fixed rate, target over baseline (medians). */
+  readonly cpuRatio: number | null;
+  readonly rpsPerCore: number | null;
+  readonly baselineRpsPerCore: number | null;
+  /** Requests per proxy CPU-second at saturation, target over baseline (medians). */
+  readonly rpsPerCoreRatio: number | null;
+  /** Added latency over direct, and the part of it above the baseline's (medians). */
+  readonly addedP50Ms: number | null;
+  readonly addedP99Ms: number | null;
+  readonly extraP50Ms: number | null;
+  readonly extraP99Ms: number | null;
+}
+
+const diff = (a: Stat | null | undefined, b: Stat | null | undefined): number | null =>
+  a && b ? a.median - b.median : null;
+
+/** One FilterCost per filter target that ran, in the order given. */
+export function filterCosts(
+  summaries: Record<string, TargetSummary>,
+  targets: readonly TargetName[],
+): FilterCost[] {
+  const base = summaries[FILTER_BASELINE] as TargetSummary | undefined;
+  const costs: FilterCost[] = [];
+  for (const target of targets) {
+    const costOf = filterCostOf(target);
+    const s = summaries[target] as TargetSummary | undefined;
+    if (costOf === undefined || s === undefined) continue;
+    costs.push({
+      target,
+      costOf,
+      baseline: FILTER_BASELINE,
+      vcpuPer1000Rps: s.vcpuPer1000Rps?.median ?? null,
+      baselineVcpuPer1000Rps: base?.vcpuPer1000Rps?.median ?? null,
+      cpuRatio: ratio(s.vcpuPer1000Rps, base?.vcpuPer1000Rps),
+      rpsPerCore: s.rpsPerCore?.median ?? null,
+      baselineRpsPerCore: base?.rpsPerCore?.median ?? null,
+      rpsPerCoreRatio: ratio(s.rpsPerCore, base?.rpsPerCore),
+      addedP50Ms: s.addedMs?.p50?.median ?? null,
+      addedP99Ms: s.addedMs?.p99?.median ?? null,
+      extraP50Ms: diff(s.addedMs?.p50, base?.addedMs?.p50),
+      extraP99Ms: diff(s.addedMs?.p99, base?.addedMs?.p99),
+    });
+  }
+  return costs;
 }

@@ -5,11 +5,16 @@ import { once } from 'node:events';
 import { describe, it } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import type { Sample } from './aggregate.ts';
-import { checkGoals, median, summarize } from './aggregate.ts';
+import { checkGoals, filterCosts, median, summarize } from './aggregate.ts';
 import { CpuMeter, parseStat, parseStatus, processTree } from './procstat.ts';
 import { parseCpuProfile, topSelfTime } from './profile.ts';
+import { filterCostLines } from './report.ts';
 import type { TargetName } from './targets.ts';
+import { TARGET_NAMES, hopsOf, referenceFor } from './targets.ts';
+import type { BenchFilterSet } from './weft-bootstrap.ts';
 import { benchBootstrap, benchBootstrapYaml } from './weft-bootstrap.ts';
+import { compileBootstrap } from '../src/proxy/bootstrap/compile.ts';
+import { parseBootstrapText } from '../src/proxy/bootstrap/parse-text.ts';
 import type { FixedRateResult, SaturationResult } from './wrk.ts';
 import { parseFixedRate, parseSaturation } from './wrk.ts';
 
@@ -192,6 +197,53 @@ void describe('aggregation', () => {
       ],
     );
   });
+
+  void it('takes the filter targets against plain weft, outside the nginx targets', () => {
+    const samples = [0, 1, 2].flatMap((rep) => [
+      sample(rep, 'direct', 100, null, null, 0),
+      sample(rep, 'nginx', 200, 0.6, 10, 13 * 1024),
+      // 1.0 CPU-s for 10 000 requests at the fixed rate; 500 000 requests per 25 CPU-s at saturation.
+      sample(rep, 'weft', 400, 1.0, 25, 50 * 1024),
+      sample(rep, 'weft-ratelimit', 420, 1.1, 27.5, 50 * 1024),
+      sample(rep, 'weft-resilience', 500 + rep, 1.5, 40, 52 * 1024),
+    ]);
+    const targets: TargetName[] = ['direct', 'nginx', 'weft', 'weft-ratelimit', 'weft-resilience'];
+    const s = summarize(samples, targets);
+    assert.equal(s['weft-ratelimit'].ratioToReference, null);
+    assert.deepEqual(
+      [...new Set(checkGoals(s).map((g) => g.target))],
+      ['weft'],
+      'no nginx target is checked for a filter target',
+    );
+    const costs = filterCosts(s, targets);
+    assert.deepEqual(
+      costs.map((c) => [c.target, c.costOf, c.baseline]),
+      [
+        ['weft-ratelimit', 'local rate limiting', 'weft'],
+        ['weft-resilience', 'the resilience filter set', 'weft'],
+      ],
+    );
+    const [rl, res] = costs;
+    assert.ok(Math.abs(rl.cpuRatio! - 1.1) < 1e-9, `cpu ratio ${rl.cpuRatio}`);
+    assert.ok(Math.abs(rl.rpsPerCoreRatio! - 1 / 1.1) < 1e-9, `rps per core ratio ${rl.rpsPerCoreRatio}`);
+    assert.ok(Math.abs(rl.extraP50Ms! - 0.02) < 1e-9);
+    assert.ok(Math.abs(res.cpuRatio! - 1.5) < 1e-9);
+    assert.ok(Math.abs(res.addedP50Ms! - 0.401) < 1e-9, 'median over the repetitions');
+    assert.ok(Math.abs(res.extraP99Ms! - (2.005 - 1.5)) < 1e-9, 'p99 is 5× p50 here, less direct');
+    const lines = filterCostLines(costs);
+    assert.match(
+      lines[0],
+      /^- cost of local rate limiting \(weft-ratelimit\): 1\.10× the plain proxy's CPU per request/,
+    );
+    assert.match(lines[1], /^- cost of the resilience filter set \(weft-resilience\): 1\.50×/);
+  });
+
+  void it('says a filter cost is not evaluated when plain weft has no figures', () => {
+    const samples = [sample(0, 'direct', 100, null, null, 0), sample(0, 'weft-ratelimit', 300, 1, 25, 1024)];
+    const costs = filterCosts(summarize(samples, ['direct', 'weft-ratelimit']), ['direct', 'weft-ratelimit']);
+    assert.equal(costs[0].cpuRatio, null);
+    assert.match(filterCostLines(costs)[0], /not evaluated/);
+  });
 });
 
 void describe('cpuprofile', () => {
@@ -253,5 +305,75 @@ void describe('weft bootstrap', () => {
       cluster.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value,
       10003,
     );
+  });
+});
+
+void describe('weft bootstrap variants', () => {
+  const options = (filters: BenchFilterSet) => ({
+    nodeId: `bench-${filters}`,
+    listen: { host: '127.0.0.1', port: 10001 },
+    admin: { host: '127.0.0.1', port: 10002 },
+    upstream: { host: '127.0.0.1', port: 10003 },
+    filters,
+  });
+  // The proxy's own validator: what `weft proxy --bootstrap` runs before it starts.
+  const compiled = (filters: BenchFilterSet) =>
+    compileBootstrap(parseBootstrapText(benchBootstrapYaml(options(filters)), 'bench.yaml'), 'bench.yaml');
+  const filterNames = (filters: BenchFilterSet): string[] => {
+    const hcm = compiled(filters).listeners[0].filterChains[0].filters[0];
+    assert.equal(hcm.kind, 'http_connection_manager');
+    return hcm.kind === 'http_connection_manager' ? hcm.hcm.httpFilters.map((f) => f.name) : [];
+  };
+
+  void it('keeps the plain bootstrap as it was: the router alone', () => {
+    assert.deepEqual(
+      benchBootstrap(options('plain')),
+      benchBootstrap({ ...options('plain'), filters: undefined }),
+    );
+    assert.deepEqual(filterNames('plain'), ['envoy.filters.http.router']);
+  });
+
+  void it('has the proxy accept the rate limit variant, a bucket that never denies', () => {
+    assert.deepEqual(filterNames('ratelimit'), [
+      'envoy.filters.http.local_ratelimit',
+      'envoy.filters.http.router',
+    ]);
+    const parsed = parseYaml(benchBootstrapYaml(options('ratelimit')));
+    const rl =
+      parsed.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0]
+        .typed_config;
+    assert.equal(rl.enable_x_ratelimit_headers, 'DRAFT_VERSION_03');
+    assert.ok(rl.token_bucket.tokens_per_fill >= 1e9 && rl.token_bucket.fill_interval === '1s');
+  });
+
+  void it('has the proxy accept the resilience variant with its route and cluster policies', () => {
+    assert.deepEqual(filterNames('resilience'), [
+      'envoy.filters.http.cors',
+      'envoy.filters.http.fault',
+      'envoy.filters.http.local_ratelimit',
+      'envoy.filters.http.router',
+    ]);
+    const config = compiled('resilience');
+    const cluster = config.clusters[0];
+    assert.equal(cluster.lbPolicy, 'ROUND_ROBIN');
+    assert.equal(cluster.outlierDetection?.consecutive5xx, 5);
+    assert.ok((cluster.circuitBreakers?.maxRequests ?? 0) >= 1e6);
+    const text = benchBootstrapYaml(options('resilience'));
+    assert.doesNotMatch(text, /[&*]a\d/, 'no YAML anchors or aliases');
+    const route =
+      parseYaml(text).static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config
+        .virtual_hosts[0].routes[0];
+    assert.deepEqual(route.route.retry_policy.retriable_status_codes, [503]);
+    assert.equal(route.route.timeout, '15s');
+    assert.equal(route.typed_per_filter_config['envoy.filters.http.fault'].abort.percentage.numerator, 0);
+  });
+
+  void it('names the filter targets as one-hop Weft targets with no nginx reference', () => {
+    for (const name of ['weft-ratelimit', 'weft-resilience'] as const) {
+      assert.ok(TARGET_NAMES.includes(name));
+      assert.equal(hopsOf(name), 1);
+      assert.equal(referenceFor(name), undefined);
+    }
+    assert.equal(referenceFor('weft'), 'nginx');
   });
 });

@@ -1,7 +1,8 @@
 // The benchmark's results file format, its markdown summary, and the comparison with the previous run.
-import type { GoalCheck, Sample, Stat, TargetSummary } from './aggregate.ts';
+import type { FilterCost, GoalCheck, Sample, Stat, TargetSummary } from './aggregate.ts';
 import type { MachineInfo } from './machine.ts';
 import type { TargetName } from './targets.ts';
+import { isFilterTarget } from './targets.ts';
 
 export interface BenchOptions {
   readonly reps: number;
@@ -23,6 +24,8 @@ export interface BenchResults {
   readonly summaries: Record<string, TargetSummary>;
   readonly goals: readonly GoalCheck[];
   readonly warnings: readonly string[];
+  /** Present when a filter target ran (weft-ratelimit, weft-resilience): its cost against plain weft. */
+  readonly filterCosts?: readonly FilterCost[];
 }
 
 function num(value: number | null | undefined, digits: number): string {
@@ -87,6 +90,39 @@ export function goalLines(goals: readonly GoalCheck[], ranTargets: readonly Targ
   return goals.map(goalLine);
 }
 
+function times(value: number | null): string {
+  return value === null || !Number.isFinite(value) ? '–' : `${value.toFixed(2)}×`;
+}
+
+function signedMs(value: number | null): string {
+  return value === null || !Number.isFinite(value) ? '–' : `${value >= 0 ? '+' : ''}${value.toFixed(3)} ms`;
+}
+
+/** The summary line of each filter target: its cost as a ratio to the plain proxy (no target to meet). */
+export function filterCostLines(costs: readonly FilterCost[]): string[] {
+  return costs.map((c) =>
+    c.cpuRatio === null
+      ? `- cost of ${c.costOf} (${c.target}): not evaluated — no figures for ${c.target} or plain ${c.baseline} in this run`
+      : `- cost of ${c.costOf} (${c.target}): ${times(c.cpuRatio)} the plain proxy's CPU per request ` +
+        `(vCPU per 1000 rps ${num(c.vcpuPer1000Rps, 3)} vs ${num(c.baselineVcpuPer1000Rps, 3)}); ` +
+        `rps per proxy core ${times(c.rpsPerCoreRatio)} (${kilo(c.rpsPerCore)} vs ${kilo(c.baselineRpsPerCore)}); ` +
+        `added p50 ${signedMs(c.extraP50Ms)}, p99 ${signedMs(c.extraP99Ms)} over ${c.baseline} — ratio reported, no target`,
+  );
+}
+
+function filterRow(s: TargetSummary, c: FilterCost | undefined): string {
+  const cells = [
+    s.target,
+    num(s.addedMs?.p50?.median, 3),
+    `${num(s.addedMs?.p99?.median, 3)}${range(s.addedMs?.p99, 3)}`,
+    `${num(s.vcpuPer1000Rps?.median, 3)} (${times(c?.cpuRatio ?? null)})`,
+    `${kilo(s.rpsPerCore?.median)} (${times(c?.rpsPerCoreRatio ?? null)})`,
+    kilo(s.saturationRps?.median),
+    num(s.rssMb?.median, 0),
+  ];
+  return `| ${cells.join(' | ')} |`;
+}
+
 export function renderMarkdown(results: BenchResults): string {
   const { machine: m, options: o } = results;
   const summaries = o.targets
@@ -110,7 +146,7 @@ export function renderMarkdown(results: BenchResults): string {
     `| ${first} | added p50 ms | added p90 ms | added p99 ms [range] | vCPU per 1000 rps | ${cpuColumn} | saturation rps | RSS MB |`,
     '|---|---|---|---|---|---|---|---|',
   ];
-  const oneHop = summaries.filter((s) => s.hops === 1);
+  const oneHop = summaries.filter((s) => s.hops === 1 && !isFilterTarget(s.target));
   if (oneHop.length > 0) {
     lines.push(
       '## One hop',
@@ -130,6 +166,23 @@ export function renderMarkdown(results: BenchResults): string {
       '',
     );
   }
+  const withFilters = summaries.filter((s) => isFilterTarget(s.target));
+  if (withFilters.length > 0) {
+    const costs = results.filterCosts ?? [];
+    lines.push(
+      '## One hop with HTTP filters (ratios to plain weft in the same run)',
+      '',
+      '| proxy | added p50 ms | added p99 ms [range] | vCPU per 1000 rps | rps per proxy core | saturation rps | RSS MB |',
+      '|---|---|---|---|---|---|---|',
+      ...withFilters.map((s) =>
+        filterRow(
+          s,
+          costs.find((c) => c.target === s.target),
+        ),
+      ),
+      '',
+    );
+  }
   const direct = results.summaries.direct;
   if (direct) {
     const l = direct.latencyMs;
@@ -139,7 +192,13 @@ export function renderMarkdown(results: BenchResults): string {
       '',
     );
   }
-  lines.push('## Targets from the issue', '', ...goalLines(results.goals, o.targets), '');
+  lines.push(
+    '## Targets from the issue',
+    '',
+    ...goalLines(results.goals, o.targets),
+    ...filterCostLines(results.filterCosts ?? []),
+    '',
+  );
   if (results.warnings.length > 0)
     lines.push('## Warnings', '', ...results.warnings.map((w) => `- ${w}`), '');
   return lines.join('\n');

@@ -1,13 +1,15 @@
 // Load benchmark of the Weft proxy against direct traffic and nginx, following
 // ../shared/bench-reference/README.md. Usage: node bench/run.ts [--reps N] [--quick]
-//   [--targets direct,nginx,weft,nginx-2hop,weft-2hop] [--profile] [--weft-node-args "--max-semi-space-size=2"] [--weft-cli dist/cli/main.js]
+//   [--targets direct,nginx,weft,nginx-2hop,weft-2hop,weft-ratelimit,weft-resilience] [--profile]
+//   [--weft-node-args "--max-semi-space-size=2"] [--weft-cli dist/cli/main.js]
+//   [--results-name NAME (write bench/results/NAME.{json,md} instead of latest.*) | --no-write]
 //   [--chaos (also run the chaos benchmark, bench/chaos/) | --chaos-only]
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { RunMeasurement, Sample } from './aggregate.ts';
-import { checkGoals, summarize } from './aggregate.ts';
+import { checkGoals, filterCosts, summarize } from './aggregate.ts';
 import { machineInfo } from './machine.ts';
 import type { RssSummary } from './procstat.ts';
 import { CpuMeter, RssSampler, clockTicksPerSecond } from './procstat.ts';
@@ -15,9 +17,17 @@ import { ProcessGroup } from './processes.ts';
 import { chaosOptions, runChaosSection, takeChaosFlags } from './chaos/section.ts';
 import { formatSelfTimes, parseCpuProfile, topSelfTime } from './profile.ts';
 import type { BenchOptions, BenchResults } from './report.ts';
-import { compareWithPrevious, goalLines, renderMarkdown } from './report.ts';
+import { compareWithPrevious, filterCostLines, goalLines, renderMarkdown } from './report.ts';
 import type { BenchContext, RunningTarget, TargetName } from './targets.ts';
-import { TARGET_NAMES, findReferenceDir, isTargetName, startTarget, startUpstream } from './targets.ts';
+import {
+  FILTER_BASELINE,
+  TARGET_NAMES,
+  findReferenceDir,
+  isFilterTarget,
+  isTargetName,
+  startTarget,
+  startUpstream,
+} from './targets.ts';
 import type { FixedRateResult, SaturationResult, WrkLoad } from './wrk.ts';
 import { parseFixedRate, parseSaturation, runWrk } from './wrk.ts';
 
@@ -28,7 +38,12 @@ const tmpDir = path.join(resultsDir, 'tmp');
 /** A mistake on the command line: reported without a stack trace. */
 class UsageError extends Error {}
 
-function parseOptions(argv: readonly string[]): BenchOptions {
+/** Where the results go: latest.* (rotating the old ones to previous.*), another name beside them, or nowhere. */
+type ResultsDestination =
+  { readonly kind: 'latest' } | { readonly kind: 'named'; readonly name: string } | { readonly kind: 'none' };
+
+/** What is measured (recorded in the results file), and where the results go (not recorded). */
+function parseOptions(argv: readonly string[]): { options: BenchOptions; destination: ResultsDestination } {
   const { values } = parseArgs({
     args: [...argv],
     options: {
@@ -38,13 +53,16 @@ function parseOptions(argv: readonly string[]): BenchOptions {
       profile: { type: 'boolean', default: false },
       'weft-node-args': { type: 'string' },
       'weft-cli': { type: 'string', default: path.join(repoRoot, 'dist', 'cli', 'main.js') },
+      'results-name': { type: 'string' },
+      'no-write': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
     process.stdout.write(
       'node bench/run.ts [--reps N] [--quick] [--targets ' +
-        `${TARGET_NAMES.join(',')}] [--profile] [--weft-node-args "FLAGS"] [--weft-cli FILE] [--chaos | --chaos-only]\n`,
+        `${TARGET_NAMES.join(',')}] [--profile] [--weft-node-args "FLAGS"] [--weft-cli FILE] ` +
+        '[--results-name NAME | --no-write] [--chaos | --chaos-only]\n',
     );
     process.exit(0);
   }
@@ -59,11 +77,26 @@ function parseOptions(argv: readonly string[]): BenchOptions {
       throw new UsageError(`--targets: unknown target "${name}" (known: ${TARGET_NAMES.join(', ')})`);
     if (!targets.includes(name)) targets.push(name);
   }
+  // A filter target's cost is a ratio to plain weft measured in the same run, so weft runs with it.
+  if (targets.some(isFilterTarget) && !targets.includes(FILTER_BASELINE)) targets.unshift(FILTER_BASELINE);
   // Added latency is measured against direct, so direct always runs.
   if (!targets.includes('direct')) targets.unshift('direct');
+  const name = values['results-name'];
+  if (name !== undefined && values['no-write'])
+    throw new UsageError('--results-name and --no-write exclude each other');
+  if (name !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name))
+    throw new UsageError(
+      `--results-name: expected a plain file name (letters, digits, . _ -), got "${name}"`,
+    );
+  if (name === 'previous') throw new UsageError('--results-name: "previous" is where latest.* rotates to');
+  const destination: ResultsDestination = values['no-write']
+    ? { kind: 'none' }
+    : name === undefined || name === 'latest'
+      ? { kind: 'latest' }
+      : { kind: 'named', name };
   const gapMs = Number(process.env.GAP_MS ?? '16');
   const durationS = quick ? 3 : 10;
-  return {
+  const options: BenchOptions = {
     reps,
     quick,
     targets,
@@ -75,6 +108,7 @@ function parseOptions(argv: readonly string[]): BenchOptions {
     fixedRate: { connections: 16, durationS, gapMs },
     saturation: { connections: 64, durationS },
   };
+  return { options, destination };
 }
 
 function requireCommand(command: string, args: readonly string[]): void {
@@ -215,7 +249,12 @@ function readJson(file: string): unknown {
   }
 }
 
-function writeResults(results: BenchResults, markdown: string, profile: boolean): void {
+function writeResults(
+  results: BenchResults,
+  markdown: string,
+  profile: boolean,
+  destination: ResultsDestination,
+): void {
   if (profile) {
     // A profiled run's CPU figures are inflated: kept apart so they never become the baseline.
     writeFileSync(path.join(tmpDir, 'profile-run.json'), `${JSON.stringify(results, null, 2)}\n`);
@@ -223,6 +262,20 @@ function writeResults(results: BenchResults, markdown: string, profile: boolean)
     console.log(
       `\nresults (profiled run) written to ${path.relative(repoRoot, tmpDir)}/profile-run.{json,md}`,
     );
+    return;
+  }
+  if (destination.kind === 'none') {
+    console.log('\nresults not written (--no-write)');
+    return;
+  }
+  if (destination.kind === 'named') {
+    // Kept beside latest.*, which stays the full run's: compared with the same name's previous contents.
+    const json = path.join(resultsDir, `${destination.name}.json`);
+    const before = existsSync(json) ? readJson(json) : null;
+    writeFileSync(json, `${JSON.stringify(results, null, 2)}\n`);
+    writeFileSync(path.join(resultsDir, `${destination.name}.md`), markdown);
+    console.log(`\nresults written to ${path.relative(repoRoot, resultsDir)}/${destination.name}.{json,md}`);
+    if (before !== null) console.log(`\n${compareWithPrevious(results, before).join('\n')}`);
     return;
   }
   const latestJson = path.join(resultsDir, 'latest.json');
@@ -265,7 +318,7 @@ function printProfiles(): void {
 
 async function main(): Promise<void> {
   const chaos = takeChaosFlags(process.argv.slice(2));
-  const options = parseOptions(chaos.argv);
+  const { options, destination } = parseOptions(chaos.argv);
   const chaosRun = (): Promise<unknown> =>
     runChaosSection(chaosOptions({ ...options, tmpDir: path.join(tmpDir, 'chaos') }), resultsDir);
   if (chaos.mode === 'only') {
@@ -316,6 +369,7 @@ async function main(): Promise<void> {
   }
 
   const summaries = summarize(samples, options.targets);
+  const costs = filterCosts(summaries, options.targets);
   const results: BenchResults = {
     schema: 1,
     machine: machineInfo(repoRoot),
@@ -324,11 +378,15 @@ async function main(): Promise<void> {
     summaries,
     goals: checkGoals(summaries),
     warnings: warningsFor(samples, options),
+    // Only when a filter target ran, so the other runs' files keep their layout.
+    ...(costs.length > 0 ? { filterCosts: costs } : {}),
   };
   const markdown = renderMarkdown(results);
   console.log(`\n${markdown}`);
-  writeResults(results, markdown, options.profile);
-  console.log(`\nthe issue's targets:\n${goalLines(results.goals, options.targets).join('\n')}`);
+  writeResults(results, markdown, options.profile, destination);
+  console.log(
+    `\nthe issue's targets:\n${[...goalLines(results.goals, options.targets), ...filterCostLines(costs)].join('\n')}`,
+  );
   if (options.profile) printProfiles();
   if (chaos.mode === 'also') await chaosRun();
 }

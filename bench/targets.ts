@@ -1,13 +1,47 @@
-// The things wrk is pointed at: the upstream directly, nginx, the Weft proxy, and two-hop chains of each.
+// The things wrk is pointed at: the upstream directly, nginx, the Weft proxy, and two-hop chains of each;
+// plus one-hop Weft proxies with HTTP filters, whose cost is taken against the plain Weft proxy.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ManagedProcess, ProcessGroup } from './processes.ts';
 import { freePort, httpRequest, waitUntil } from './processes.ts';
-import type { HostPort } from './weft-bootstrap.ts';
+import type { BenchFilterSet, HostPort } from './weft-bootstrap.ts';
 import { benchBootstrapYaml } from './weft-bootstrap.ts';
 
-export const TARGET_NAMES = ['direct', 'nginx', 'weft', 'nginx-2hop', 'weft-2hop'] as const;
+export const TARGET_NAMES = [
+  'direct',
+  'nginx',
+  'weft',
+  'nginx-2hop',
+  'weft-2hop',
+  'weft-ratelimit',
+  'weft-resilience',
+] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
+
+interface FilterTarget {
+  readonly filters: Exclude<BenchFilterSet, 'plain'>;
+  /** What the target's extra cost is the cost of, as the summary names it. */
+  readonly costOf: string;
+}
+
+/** The one-hop Weft targets that carry extra HTTP filters. */
+const FILTER_TARGETS: Readonly<Partial<Record<TargetName, FilterTarget>>> = {
+  'weft-ratelimit': { filters: 'ratelimit', costOf: 'local rate limiting' },
+  'weft-resilience': { filters: 'resilience', costOf: 'the resilience filter set' },
+};
+
+/** The plain proxy a filter target's cost is taken against. */
+export const FILTER_BASELINE: TargetName = 'weft';
+
+/** A filter target is compared with plain `weft` (what the filters add), not with nginx. */
+export function isFilterTarget(name: TargetName): boolean {
+  return FILTER_TARGETS[name] !== undefined;
+}
+
+/** "local rate limiting" for weft-ratelimit, and so on; undefined for the other targets. */
+export function filterCostOf(name: TargetName): string | undefined {
+  return FILTER_TARGETS[name]?.costOf;
+}
 
 export function isTargetName(name: string): name is TargetName {
   return (TARGET_NAMES as readonly string[]).includes(name);
@@ -15,7 +49,7 @@ export function isTargetName(name: string): name is TargetName {
 
 /** The nginx target a target is compared with (same number of hops), or undefined for direct. */
 export function referenceFor(name: TargetName): TargetName | undefined {
-  if (name === 'direct') return undefined;
+  if (name === 'direct' || isFilterTarget(name)) return undefined;
   return name.endsWith('-2hop') ? 'nginx-2hop' : 'nginx';
 }
 
@@ -125,6 +159,7 @@ async function startWeft(
   ctx: BenchContext,
   label: string,
   upstream: HostPort,
+  filters: BenchFilterSet = 'plain',
 ): Promise<{ proc: ManagedProcess; at: HostPort }> {
   const run = scratch(ctx, label);
   const main = ctx.weftCli;
@@ -132,7 +167,7 @@ async function startWeft(
   const listen = { host: HOST, port: await freePort() };
   const admin = { host: HOST, port: await freePort() };
   const bootstrap = path.join(run, 'bootstrap.yaml');
-  writeFileSync(bootstrap, benchBootstrapYaml({ nodeId: label, listen, admin, upstream }));
+  writeFileSync(bootstrap, benchBootstrapYaml({ nodeId: label, listen, admin, upstream, filters }));
   const nodeArgs = [...ctx.weftNodeArgs];
   if (ctx.profile) {
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${ctx.tmpDir}`, `--cpu-prof-name=${label}.cpuprofile`);
@@ -211,5 +246,10 @@ export async function startTarget(ctx: BenchContext, name: TargetName): Promise<
     case 'weft':
     case 'weft-2hop':
       return startChain(ctx, name, startWeft);
+    case 'weft-ratelimit':
+    case 'weft-resilience': {
+      const filters = FILTER_TARGETS[name]?.filters ?? 'plain';
+      return startChain(ctx, name, (c, label, upstream) => startWeft(c, label, upstream, filters));
+    }
   }
 }

@@ -1,5 +1,12 @@
 // The Envoy v3 bootstrap the Weft proxy runs under in the benchmark: one listener, one static cluster.
+// Variants add HTTP filters and route/cluster policies to measure what they cost per request.
 import { stringify } from 'yaml';
+
+/**
+ * plain: router only. ratelimit: local_ratelimit that never denies. resilience: what a mesh route carries
+ * (cors, fault, local_ratelimit, retries, timeouts, outlier detection, circuit breakers), none of which fires.
+ */
+export type BenchFilterSet = 'plain' | 'ratelimit' | 'resilience';
 
 export interface HostPort {
   readonly host: string;
@@ -11,13 +18,106 @@ export interface BenchBootstrapOptions {
   readonly listen: HostPort;
   readonly admin: HostPort;
   readonly upstream: HostPort;
+  /** Default plain. */
+  readonly filters?: BenchFilterSet;
 }
 
 const socketAddress = (at: HostPort): object => ({
   socket_address: { address: at.host, port_value: at.port },
 });
 
+const typeUrl = (name: string): string => `type.googleapis.com/${name}`;
+
+const ROUTER_FILTER = {
+  name: 'envoy.filters.http.router',
+  typed_config: { '@type': typeUrl('envoy.extensions.filters.http.router.v3.Router') },
+};
+
+const ALL = { default_value: { numerator: 100, denominator: 'HUNDRED' } };
+
+// A bucket far beyond the bench's rates (it refills 1e9 tokens a second): every request takes a token and
+// gets the x-ratelimit-* headers, none is denied.
+const LOCAL_RATELIMIT_FILTER = {
+  name: 'envoy.filters.http.local_ratelimit',
+  typed_config: {
+    '@type': typeUrl('envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit'),
+    stat_prefix: 'bench_ratelimit',
+    token_bucket: { max_tokens: 1_000_000_000, tokens_per_fill: 1_000_000_000, fill_interval: '1s' },
+    filter_enabled: ALL,
+    filter_enforced: ALL,
+    enable_x_ratelimit_headers: 'DRAFT_VERSION_03',
+  },
+};
+
+const CORS_FILTER = {
+  name: 'envoy.filters.http.cors',
+  typed_config: { '@type': typeUrl('envoy.extensions.filters.http.cors.v3.Cors') },
+};
+
+const FAULT_TYPE = typeUrl('envoy.extensions.filters.http.fault.v3.HTTPFault');
+const FAULT_FILTER = { name: 'envoy.filters.http.fault', typed_config: { '@type': FAULT_TYPE } };
+const NEVER = { numerator: 0, denominator: 'HUNDRED' };
+
+const HTTP_FILTERS: Record<BenchFilterSet, readonly object[]> = {
+  plain: [ROUTER_FILTER],
+  ratelimit: [LOCAL_RATELIMIT_FILTER, ROUTER_FILTER],
+  resilience: [CORS_FILTER, FAULT_FILTER, LOCAL_RATELIMIT_FILTER, ROUTER_FILTER],
+};
+
+/** The route a mesh would send: policies that are evaluated on every request but never fire (no Origin sent, 0% faults). */
+function resilienceRoute(): object {
+  return {
+    match: { prefix: '/' },
+    route: {
+      cluster: 'upstream',
+      timeout: '15s',
+      retry_policy: {
+        retry_on: '5xx,connect-failure,refused-stream',
+        num_retries: 2,
+        per_try_timeout: '5s',
+        retry_host_predicate: [{ name: 'envoy.retry_host_predicates.previous_hosts' }],
+        retriable_status_codes: [503],
+      },
+    },
+    typed_per_filter_config: {
+      'envoy.filters.http.cors': {
+        '@type': typeUrl('envoy.extensions.filters.http.cors.v3.CorsPolicy'),
+        allow_origin_string_match: [{ exact: 'https://bench.example' }],
+        allow_methods: 'GET,POST',
+        allow_headers: 'content-type',
+        max_age: '600',
+      },
+      'envoy.filters.http.fault': {
+        '@type': FAULT_TYPE,
+        delay: { fixed_delay: '1s', percentage: NEVER },
+        abort: { http_status: 503, percentage: NEVER },
+      },
+    },
+  };
+}
+
+const LARGE = 1_000_000;
+
+/** Outlier detection and circuit breakers that never trip at the bench's load (the upstream always answers 200). */
+const RESILIENCE_CLUSTER_POLICIES = {
+  outlier_detection: { consecutive_5xx: 5 },
+  circuit_breakers: {
+    thresholds: [
+      {
+        priority: 'DEFAULT',
+        max_connections: LARGE,
+        max_pending_requests: LARGE,
+        max_requests: LARGE,
+        max_retries: LARGE,
+      },
+    ],
+  },
+};
+
 export function benchBootstrap(options: BenchBootstrapOptions): object {
+  const filters = options.filters ?? 'plain';
+  const route =
+    filters === 'resilience' ? resilienceRoute() : { match: { prefix: '/' }, route: { cluster: 'upstream' } };
   return {
     node: { id: options.nodeId, cluster: 'bench' },
     admin: { address: socketAddress(options.admin) },
@@ -42,18 +142,11 @@ export function benchBootstrap(options: BenchBootstrapOptions): object {
                         {
                           name: 'all',
                           domains: ['*'],
-                          routes: [{ match: { prefix: '/' }, route: { cluster: 'upstream' } }],
+                          routes: [route],
                         },
                       ],
                     },
-                    http_filters: [
-                      {
-                        name: 'envoy.filters.http.router',
-                        typed_config: {
-                          '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
-                        },
-                      },
-                    ],
+                    http_filters: HTTP_FILTERS[filters],
                   },
                 },
               ],
@@ -66,6 +159,7 @@ export function benchBootstrap(options: BenchBootstrapOptions): object {
           name: 'upstream',
           type: 'STATIC',
           connect_timeout: '1s',
+          ...(filters === 'resilience' ? RESILIENCE_CLUSTER_POLICIES : {}),
           load_assignment: {
             cluster_name: 'upstream',
             endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(options.upstream) } }] }],
@@ -77,5 +171,6 @@ export function benchBootstrap(options: BenchBootstrapOptions): object {
 }
 
 export function benchBootstrapYaml(options: BenchBootstrapOptions): string {
-  return stringify(benchBootstrap(options));
+  // No YAML anchors for the objects the variants share: the file stays plain to read.
+  return stringify(benchBootstrap(options), { aliasDuplicateObjects: false });
 }

@@ -10,24 +10,20 @@ describe('support table', () => {
 
   it('leaves exactly these VirtualService fields unsupported', () => {
     assert.deepEqual(unsupportedSchemaPaths('VirtualService'), [
-      'exportTo',
       'http[].delegate',
       'http[].match[].sourceNamespace',
       'http[].match[].statPrefix',
       'http[].mirror_percent',
       'http[].mirrorPercent',
       'http[].retries.retryRemoteLocalities',
-      'tcp',
+      'tcp[].match[].destinationSubnets',
+      'tcp[].match[].sourceSubnet',
       'tls',
     ]);
   });
 
   it('leaves exactly these fields of the other networking kinds unsupported', () => {
-    assert.deepEqual(unsupportedSchemaPaths('ServiceEntry'), [
-      'endpoints[].network',
-      'exportTo',
-      'subjectAltNames',
-    ]);
+    assert.deepEqual(unsupportedSchemaPaths('ServiceEntry'), ['endpoints[].network', 'subjectAltNames']);
     assert.deepEqual(unsupportedSchemaPaths('WorkloadEntry'), ['network']);
     assert.deepEqual(unsupportedSchemaPaths('WorkloadGroup'), ['metadata', 'probe', 'template']);
     assert.deepEqual(unsupportedSchemaPaths('Sidecar'), [

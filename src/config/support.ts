@@ -88,6 +88,7 @@ const sidecarPort: SupportTree = true;
 
 export const supportedFields: Readonly<Partial<Record<IstioKind, SupportTree>>> = {
   VirtualService: {
+    exportTo: true,
     hosts: true,
     gateways: true,
     http: {
@@ -136,9 +137,15 @@ export const supportedFields: Readonly<Partial<Record<IstioKind, SupportTree>>> 
       mirrors: true,
       // The deprecated mirrorPercent / mirror_percent (integer percents) are reported: use mirrorPercentage.
     },
-    // tcp and tls routes: only a Gateway's TCP server uses its VirtualService's first tcp route (#3 continues).
+    // tcp routes: Sidecar egress TCP ports and Gateway TCP servers (one service per port-bound listener).
+    tcp: {
+      match: { port: true, sourceLabels: true, gateways: true, sourceNamespace: true },
+      route: true,
+    },
+    // tls routes (SNI) are not translated yet.
   },
   DestinationRule: {
+    exportTo: true,
     host: true,
     trafficPolicy,
     subsets: { name: true, labels: true, trafficPolicy },
@@ -153,6 +160,7 @@ export const supportedFields: Readonly<Partial<Record<IstioKind, SupportTree>>> 
     },
   },
   ServiceEntry: {
+    exportTo: true,
     hosts: true,
     addresses: true,
     ports: true,

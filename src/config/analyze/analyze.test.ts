@@ -298,7 +298,6 @@ spec:
       'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: deny}\nspec: {action: DENY}\n',
     );
     assert.deepEqual(summary(analyze(resources), true), [
-      'WE0200 warning VirtualService default/a spec.exportTo@14',
       'WE0200 warning VirtualService default/a spec.http[0].match[0].statPrefix@18',
       'WE0200 warning VirtualService default/a spec.http[0].mirrorPercent@20',
       'WE0200 warning VirtualService default/a spec.http[1].delegate@21',

@@ -9,7 +9,12 @@
  */
 import type { JsonObject } from '../../core/json.ts';
 import type { IstioResource } from '../../api/istio/resource.ts';
-import type { Gateway, VirtualService } from '../../api/istio/networking.ts';
+import type {
+  Gateway,
+  L4MatchAttributes,
+  RouteDestination,
+  VirtualService,
+} from '../../api/istio/networking.ts';
 import { labelsMatch } from '../model/discovery.ts';
 import { isHttp, isHttp2, protocolOf } from '../model/protocol.ts';
 import type { MeshSnapshot } from '../model/snapshot.ts';
@@ -20,7 +25,7 @@ import { inboundRateLimit, rateLimitPolicyFor } from './rate-limit.ts';
 import { ADS_SOURCE, inboundClusterName, outboundClusterName, TYPES, VIRTUAL_OUTBOUND } from './names.ts';
 import type { RouteContext } from './routes.ts';
 import { domainsFor, serviceRoutes, virtualServiceRoutes } from './routes.ts';
-import { hostMatches, sidecarFor, visibleServices } from './scope.ts';
+import { exportedTo, hostMatches, sidecarFor, virtualServiceFor, visibleServices } from './scope.ts';
 
 export interface ListenerPlan {
   listeners: JsonObject[];
@@ -37,8 +42,12 @@ function address(host: string, port: number): JsonObject {
  * Outbound and gateway connection managers carry the CORS and fault filters (in Istio's order): a
  * VirtualService's corsPolicy and faults apply on the caller's side.
  */
-function httpFilters(routeFilters: boolean): JsonObject[] {
-  const router = { name: 'envoy.filters.http.router', typed_config: { '@type': TYPES.router } };
+function httpFilters(routeFilters: boolean, inbound = false): JsonObject[] {
+  // On the inbound side the caller is a mesh proxy: its x-envoy-expected-rq-timeout-ms caps our timeout, so
+  // the workload's sidecar gives up when the caller has, instead of holding a request nobody waits for.
+  const routerConfig: JsonObject = { '@type': TYPES.router };
+  if (inbound) routerConfig.respect_expected_rq_timeout = true;
+  const router: JsonObject = { name: 'envoy.filters.http.router', typed_config: routerConfig };
   return routeFilters
     ? [
         { name: 'envoy.filters.http.cors', typed_config: { '@type': TYPES.cors } },
@@ -48,14 +57,19 @@ function httpFilters(routeFilters: boolean): JsonObject[] {
     : [router];
 }
 
-function hcm(statPrefix: string, routeSource: JsonObject, routeFilters: boolean): JsonObject {
+function hcm(
+  statPrefix: string,
+  routeSource: JsonObject,
+  routeFilters: boolean,
+  inbound = false,
+): JsonObject {
   return {
     name: 'envoy.filters.network.http_connection_manager',
     typed_config: {
       '@type': TYPES.hcm,
       stat_prefix: statPrefix,
       ...routeSource,
-      http_filters: httpFilters(routeFilters),
+      http_filters: httpFilters(routeFilters, inbound),
       upgrade_configs: [{ upgrade_type: 'websocket' }],
     },
   };
@@ -65,11 +79,61 @@ function rds(name: string): JsonObject {
   return { rds: { config_source: ADS_SOURCE, route_config_name: name } };
 }
 
-function tcpProxy(statPrefix: string, cluster: string): JsonObject {
+/** tcp_proxy to one cluster, or to the weighted clusters of a VirtualService tcp route. */
+function tcpProxy(statPrefix: string, target: string | JsonObject): JsonObject {
   return {
     name: 'envoy.filters.network.tcp_proxy',
-    typed_config: { '@type': TYPES.tcpProxy, stat_prefix: statPrefix, cluster },
+    typed_config: {
+      '@type': TYPES.tcpProxy,
+      stat_prefix: statPrefix,
+      ...(typeof target === 'string' ? { cluster: target } : target),
+    },
   };
+}
+
+/** The cluster of a route destination (its port: given, the service's only one, else the listener's). */
+function destinationClusterName(d: RouteDestination, listenerPort: number, snap: MeshSnapshot): string {
+  const service = snap.serviceByHost.get(d.destination.host);
+  const port =
+    d.destination.port?.number ?? (service?.ports.length === 1 ? service.ports[0].number : listenerPort);
+  return outboundClusterName(port, d.destination.subset ?? '', d.destination.host);
+}
+
+/**
+ * Where a VirtualService's `tcp` routes send a connection on `port` from this proxy: the first route whose
+ * match admits it (port, sourceLabels, sourceNamespace, gateways), as tcp_proxy's `cluster` or
+ * `weighted_clusters` (destinations with weight 0 left out, as Istio does). Undefined when none applies.
+ */
+export function tcpRouteTarget(
+  vs: IstioResource<VirtualService>,
+  port: number,
+  proxy: ProxyNode,
+  gateway: string,
+  snap: MeshSnapshot,
+): JsonObject | undefined {
+  for (const route of vs.spec.tcp ?? []) {
+    const matches = route.match ?? [];
+    const admits = (m: L4MatchAttributes): boolean =>
+      (m.port === undefined || m.port === port) &&
+      (!m.sourceLabels || labelsMatch(m.sourceLabels, proxy.labels)) &&
+      (!m.sourceNamespace || m.sourceNamespace === proxy.namespace) &&
+      (!m.gateways || m.gateways.length === 0 || m.gateways.includes(gateway));
+    if (matches.length > 0 && !matches.some(admits)) continue;
+    const destinations = route.route ?? [];
+    if (destinations.length === 1) return { cluster: destinationClusterName(destinations[0], port, snap) };
+    const weighted = destinations.filter((d) => (d.weight ?? 0) > 0);
+    if (weighted.length === 0) return undefined;
+    if (weighted.length === 1) return { cluster: destinationClusterName(weighted[0], port, snap) };
+    return {
+      weighted_clusters: {
+        clusters: weighted.map((d) => ({
+          name: destinationClusterName(d, port, snap),
+          weight: d.weight ?? 0,
+        })),
+      },
+    };
+  }
+  return undefined;
 }
 
 /** Listener filters Istio puts on ports whose protocol is sniffed. */
@@ -114,7 +178,7 @@ function metadataString(proxy: ProxyNode, key: string): string | undefined {
   return typeof v === 'string' && v !== '' ? v : typeof v === 'number' ? String(v) : undefined;
 }
 
-/** The distinct `sourceLabels` of every VirtualService match: the only labels routes read from a proxy. */
+/** The distinct `sourceLabels` of every VirtualService match (http and tcp): the only labels routes read from a proxy. */
 const sourceLabelSelectors = new WeakMap<
   readonly IstioResource<VirtualService>[],
   readonly Readonly<Record<string, string>>[]
@@ -125,8 +189,8 @@ function selectorsOf(snap: MeshSnapshot): readonly Readonly<Record<string, strin
   if (!list) {
     const distinct = new Map<string, Readonly<Record<string, string>>>();
     for (const vs of snap.virtualServices)
-      for (const http of vs.spec.http ?? [])
-        for (const m of http.match ?? [])
+      for (const route of [...(vs.spec.http ?? []), ...(vs.spec.tcp ?? [])])
+        for (const m of route.match ?? [])
           if (m.sourceLabels) distinct.set(JSON.stringify(m.sourceLabels), m.sourceLabels);
     list = [...distinct.values()];
     sourceLabelSelectors.set(snap.virtualServices, list);
@@ -279,14 +343,19 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
       });
       plan.routes.push(routeConfiguration(String(port), sniffed, ctx, true));
     } else if (onPort.length > 0) {
+      // A port-bound listener carries one TCP service (nothing tells two apart): the first; its
+      // VirtualService's tcp routes (if any admit this proxy) decide where connections go.
+      const service = onPort[0];
+      const vs = virtualServiceFor(service.hostname, 'mesh', snap, proxy.namespace);
+      const target =
+        (vs && tcpRouteTarget(vs, port, proxy, 'mesh', snap)) ??
+        outboundClusterName(port, '', service.hostname);
       plan.listeners.push({
         '@type': TYPES.listener,
         name,
         address: address(host, port),
         traffic_direction: 'OUTBOUND',
-        filter_chains: [
-          { filters: [tcpProxy(`outbound_${name}`, outboundClusterName(port, '', onPort[0].hostname))] },
-        ],
+        filter_chains: [{ filters: [tcpProxy(`outbound_${name}`, target)] }],
       });
     }
   }
@@ -314,6 +383,8 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
                   route: {
                     cluster,
                     timeout: '0s',
+                    // As Istio's default inbound route: a gRPC caller's grpc-timeout bounds the request.
+                    max_grpc_timeout: '0s',
                     ...(rateLimit?.rateLimits.length ? { rate_limits: rateLimit.rateLimits } : {}),
                   },
                 },
@@ -323,6 +394,7 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
         },
       },
       false,
+      true,
     );
     // A RateLimitPolicy limits the workload's inbound requests: its filter runs before the router.
     if (rateLimit !== undefined) {
@@ -388,6 +460,7 @@ export function gatewayListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
         const ctx: RouteContext = { proxy, snap, gateway: gatewayName(gw), port };
         for (const vs of snap.virtualServices) {
           if (!(vs.spec.gateways ?? []).includes(ctx.gateway)) continue;
+          if (!exportedTo(vs.spec.exportTo, vs.metadata.namespace, proxy.namespace)) continue;
           for (const host of vs.spec.hosts ?? []) {
             if (!hosts.some((h) => serverAdmits(h, host))) continue;
             const domains = [host, `${host}:*`].filter((d) => !used.has(d));
@@ -415,26 +488,22 @@ export function gatewayListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
         filter_chains: [{ filters: [hcm(`outbound_${name}`, rds(routeName), true)] }],
       });
     } else {
-      const { gw } = servers[0];
-      const vs = snap.virtualServices.find(
-        (v) => (v.spec.gateways ?? []).includes(gatewayName(gw)) && (v.spec.tcp ?? []).length > 0,
-      );
-      const dest = vs?.spec.tcp?.[0]?.route?.[0]?.destination;
-      if (!dest) continue;
-      const service = snap.serviceByHost.get(dest.host);
-      const destPort = dest.port?.number ?? (service?.ports.length === 1 ? service.ports[0].number : port);
+      // A TCP server: the first VirtualService bound to the gateway whose tcp routes admit the port.
+      const gateway = gatewayName(servers[0].gw);
+      let target: JsonObject | undefined;
+      for (const v of snap.virtualServices) {
+        if (!(v.spec.gateways ?? []).includes(gateway) || (v.spec.tcp ?? []).length === 0) continue;
+        if (!exportedTo(v.spec.exportTo, v.metadata.namespace, proxy.namespace)) continue;
+        target = tcpRouteTarget(v, port, proxy, gateway, snap);
+        if (target) break;
+      }
+      if (!target) continue;
       plan.listeners.push({
         '@type': TYPES.listener,
         name,
         address: address(bind, port),
         traffic_direction: 'OUTBOUND',
-        filter_chains: [
-          {
-            filters: [
-              tcpProxy(`outbound_${name}`, outboundClusterName(destPort, dest.subset ?? '', dest.host)),
-            ],
-          },
-        ],
+        filter_chains: [{ filters: [tcpProxy(`outbound_${name}`, target)] }],
       });
     }
   }

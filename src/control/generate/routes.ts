@@ -305,6 +305,7 @@ function routeAction(http: HTTPRoute, match: JsonObject, ctx: RouteContext): Jso
   if (http.rewrite?.authority) action.host_rewrite_literal = http.rewrite.authority;
   // Istio disables the route timeout unless the VirtualService sets one.
   action.timeout = (http.timeout ? istioDurationToProto(http.timeout) : undefined) ?? '0s';
+  if (!ctx.proxyless) action.max_grpc_timeout = action.timeout;
   const first = destinations[0]?.destination.host;
   const hash = first ? hashPolicy(first, ctx) : undefined;
   if (hash) action.hash_policy = hash;
@@ -367,9 +368,13 @@ export function virtualServiceRoutes(vs: IstioResource<VirtualService>, ctx: Rou
 
 /** The routes for a service port: its VirtualService's, else one default route. */
 export function serviceRoutes(service: Service, ctx: RouteContext): JsonObject[] {
-  const vs = virtualServiceFor(service.hostname, ctx.gateway, ctx.snap);
+  const vs = virtualServiceFor(service.hostname, ctx.gateway, ctx.snap, ctx.proxy.namespace);
   if (vs) return virtualServiceRoutes(vs, ctx);
-  const action: JsonObject = { cluster: outboundClusterName(ctx.port, '', service.hostname), timeout: '0s' };
+  const action: JsonObject = {
+    cluster: outboundClusterName(ctx.port, '', service.hostname),
+    timeout: '0s',
+    ...(ctx.proxyless ? {} : { max_grpc_timeout: '0s' }),
+  };
   const hash = hashPolicy(service.hostname, ctx);
   if (hash) action.hash_policy = hash;
   action.retry_policy = retryPolicy(undefined) as Json;

@@ -15,6 +15,21 @@ export function hostMatches(pattern: string, host: string): boolean {
   return pattern.startsWith('*.') && host.endsWith(pattern.slice(1));
 }
 
+/**
+ * Istio's exportTo: absent or empty, everywhere; `*` everywhere, `.` the resource's own namespace, `~` nowhere,
+ * otherwise a namespace's name.
+ */
+export function exportedTo(
+  exportTo: readonly string[] | undefined,
+  ownNamespace: string,
+  proxyNamespace: string,
+): boolean {
+  if (!exportTo || exportTo.length === 0) return true;
+  return exportTo.some(
+    (e) => e === '*' || (e === '.' ? ownNamespace === proxyNamespace : e === proxyNamespace),
+  );
+}
+
 type Dr = IstioResource<DestinationRule>;
 type Vs = IstioResource<VirtualService>;
 
@@ -36,6 +51,10 @@ interface ScopeIndex {
   readonly vsMemo: Map<string, Vs | undefined>;
   readonly sidecarsByNamespace: Map<string, IstioResource<Sidecar>[]>;
   readonly visibleMemo: Map<string, Service[]>;
+  /** Whether any service, VirtualService or DestinationRule limits its exportTo (else visibility is global). */
+  readonly servicesExported: boolean;
+  readonly vsExported: boolean;
+  readonly drExported: boolean;
 }
 
 const indexes = new WeakMap<ReadonlyMap<string, Service>, ScopeIndex>();
@@ -66,6 +85,9 @@ function indexOf(snap: MeshSnapshot): ScopeIndex {
     vsMemo: new Map(),
     sidecarsByNamespace: new Map(),
     visibleMemo: new Map(),
+    servicesExported: [...snap.serviceByHost.values()].some((s) => (s.exportTo?.length ?? 0) > 0),
+    vsExported: snap.virtualServices.some((vs) => (vs.spec.exportTo?.length ?? 0) > 0),
+    drExported: snap.destinationRules.some((dr) => (dr.spec.exportTo?.length ?? 0) > 0),
   };
   snap.destinationRules.forEach((dr, i) => {
     index.drPosition.set(dr, i);
@@ -107,19 +129,25 @@ function egressAdmits(entry: string, service: Service, proxyNamespace: string): 
 }
 
 /**
- * Services this proxy may call: all, or those its Sidecar's egress hosts admit. The same list (same array) for
- * every proxy with the same Sidecar and namespace; callers must not change it.
+ * Services this proxy may call: those exported to its namespace, and of those, all or the ones its Sidecar's
+ * egress hosts admit. The same list (same array) for every proxy with the same Sidecar and namespace; callers
+ * must not change it.
  */
 export function visibleServices(proxy: ProxyNode, snap: MeshSnapshot): readonly Service[] {
   const sidecar = sidecarFor(proxy, snap);
   const egress = sidecar?.spec.egress;
-  if (!egress || egress.length === 0) return snap.services;
   const index = indexOf(snap);
-  const key = `${sidecar.metadata.namespace}/${sidecar.metadata.name}\u0000${proxy.namespace}`;
+  const limited = egress !== undefined && egress.length > 0;
+  if (!limited && !index.servicesExported) return snap.services;
+  const key = `${limited ? `${sidecar!.metadata.namespace}/${sidecar!.metadata.name}` : ''}\u0000${proxy.namespace}`;
   let visible = index.visibleMemo.get(key);
   if (!visible) {
-    const entries = egress.flatMap((e) => e.hosts ?? []);
-    visible = snap.services.filter((s) => entries.some((e) => egressAdmits(e, s, proxy.namespace)));
+    const entries = limited ? egress.flatMap((e) => e.hosts ?? []) : [];
+    visible = snap.services.filter(
+      (s) =>
+        exportedTo(s.exportTo, s.namespace, proxy.namespace) &&
+        (!limited || entries.some((e) => egressAdmits(e, s, proxy.namespace))),
+    );
     index.visibleMemo.set(key, visible);
   }
   return visible;
@@ -143,7 +171,9 @@ export function destinationRuleFor(
   const candidates = [
     ...(index.drExact.get(host) ?? []),
     ...index.drWildcard.filter((dr) => hostMatches(dr.spec.host, host)),
-  ].sort((a, b) => index.drPosition.get(a)! - index.drPosition.get(b)!);
+  ]
+    .filter((dr) => !index.drExported || exportedTo(dr.spec.exportTo, dr.metadata.namespace, proxyNamespace))
+    .sort((a, b) => index.drPosition.get(a)! - index.drPosition.get(b)!);
   let found: Dr | undefined;
   search: for (const exact of [true, false]) {
     for (const ns of order) {
@@ -156,25 +186,32 @@ export function destinationRuleFor(
   return found;
 }
 
-/** VirtualServices bound to `gateway` (`mesh` for sidecars) that name this host; an exact host beats a wildcard. */
+/**
+ * VirtualServices bound to `gateway` (`mesh` for sidecars) and exported to the proxy's namespace that name this
+ * host; an exact host beats a wildcard.
+ */
 export function virtualServiceFor(
   host: string,
   gateway: string,
   snap: MeshSnapshot,
+  proxyNamespace: string,
 ): IstioResource<VirtualService> | undefined {
   const index = indexOf(snap);
-  const memoKey = `${gateway}\u0000${host}`;
+  // Without any exportTo, every namespace sees the same VirtualServices: one table per gateway.
+  const scope = index.vsExported ? `${gateway}\u0000${proxyNamespace}` : gateway;
+  const memoKey = `${scope}\u0000${host}`;
   if (index.vsMemo.has(memoKey)) return index.vsMemo.get(memoKey);
-  let byGateway = index.vsByGateway.get(gateway);
+  let byGateway = index.vsByGateway.get(scope);
   if (!byGateway) {
     byGateway = { exact: new Map(), wildcard: [] };
     for (const vs of snap.virtualServices) {
       if (!boundTo(vs, gateway)) continue;
+      if (index.vsExported && !exportedTo(vs.spec.exportTo, vs.metadata.namespace, proxyNamespace)) continue;
       const hosts = vs.spec.hosts ?? [];
       for (const h of hosts) if (!byGateway.exact.has(h)) byGateway.exact.set(h, vs);
       if (hosts.some(isWildcardHost)) byGateway.wildcard.push(vs);
     }
-    index.vsByGateway.set(gateway, byGateway);
+    index.vsByGateway.set(scope, byGateway);
   }
   // An exact name first; otherwise the first (in order) whose patterns match — only a wildcard can, then.
   const found =

@@ -47,6 +47,7 @@ export function servicesOf(se: IstioResource<ServiceEntry>): ServiceDefinition[]
     location: spec.location === 'MESH_EXTERNAL' ? 'MESH_EXTERNAL' : 'MESH_INTERNAL',
     addresses: spec.addresses ?? [],
     origin,
+    ...(spec.exportTo && spec.exportTo.length > 0 ? { exportTo: spec.exportTo } : {}),
     ...(inline && inline.length > 0 ? { inlineEndpoints: inline } : {}),
     ...(!inline?.length && spec.workloadSelector?.labels
       ? { workloadSelector: spec.workloadSelector.labels }

@@ -44,6 +44,8 @@ export interface Service {
   addresses: readonly string[];
   /** Where the service was declared, e.g. `ServiceEntry default/reviews`. */
   origin: string;
+  /** The ServiceEntry's exportTo: the namespaces that may see it (absent: all). */
+  exportTo?: readonly string[];
 }
 
 /** One address of one workload replica, for one service port. */

@@ -13,6 +13,7 @@ import { compileHttpFault, FAULT_TYPE_NAME } from './filters/fault-config.ts';
 import { LocalRateLimitFilter } from './filters/local-ratelimit.ts';
 import { compileLocalRateLimit, LOCAL_RATELIMIT_TYPE_NAME } from './filters/local-ratelimit-config.ts';
 import { RouterFilter } from './filters/router.ts';
+import { compileRouterConfig } from './filters/router-config.ts';
 
 export interface FilterFactoryContext {
   readonly clusters: ClusterManager;
@@ -34,7 +35,10 @@ const FILTER_TYPE_OF_PER_ROUTE_TYPE: ReadonlyMap<string, string> = new Map([
 ]);
 
 const factories = new Map<string, Factory>([
-  [ROUTER_TYPE_URL, (_c, ctx) => new RouterFilter(ctx.clusters)],
+  [
+    ROUTER_TYPE_URL,
+    (c, ctx) => new RouterFilter(ctx.clusters, compileRouterConfig(c.config as Json, c.name)),
+  ],
   [
     FAULT_TYPE_URL,
     // The listener compile already checked this config; compiling it again here keeps HttpFilterConfig plain JSON.

@@ -314,11 +314,11 @@ describe('compileListener: HTTP connection manager', () => {
         http_filters: [
           {
             name: 'envoy.filters.http.router',
-            typed_config: { '@type': ROUTER_URL, suppress_envoy_headers: true },
+            typed_config: { '@type': ROUTER_URL, start_child_span: true },
           },
         ],
       }),
-      `${HCM_PATH}.http_filters[0].typed_config.suppress_envoy_headers: not supported by Weft`,
+      `${HCM_PATH}.http_filters[0].typed_config.start_child_span: not supported by Weft`,
     );
   });
 });

@@ -25,6 +25,7 @@ import { compileRouteConfiguration } from '../router/compile.ts';
 import { checkPerFilterConfigNames } from '../http/filter-registry.ts';
 import { compileHttpFault, FAULT_FILTER_NAME, FAULT_TYPE_NAME } from '../http/filters/fault-config.ts';
 import { compileCors, CORS_FILTER_NAME, CORS_TYPE_NAME } from '../http/filters/cors-config.ts';
+import { compileRouterConfig } from '../http/filters/router-config.ts';
 import {
   compileLocalRateLimit,
   LOCAL_RATELIMIT_FILTER_NAME,
@@ -452,10 +453,7 @@ function compileHttpFilters(hcm: JsonObject, path: string): HttpFilterConfig[] {
       throw new ConfigError(fieldPath(p, 'disabled'), 'not supported by Weft');
     const { extension, name, config } = identify(item, p, HTTP_FILTERS, 'an HTTP filter');
     const configPath = fieldPath(p, 'typed_config');
-    if (extension.typeName === ROUTER_TYPE && config) {
-      // Weft's router has no optional behaviour to switch on yet.
-      onlyFields(config, configPath, ['@type']);
-    }
+    if (extension.typeName === ROUTER_TYPE) compileRouterConfig(config, configPath);
     if (extension.typeName === FAULT_TYPE_NAME) compileHttpFault(config ?? {}, configPath);
     if (extension.typeName === CORS_TYPE_NAME) compileCors(config ?? {}, configPath);
     if (extension.typeName === LOCAL_RATELIMIT_TYPE_NAME) compileLocalRateLimit(config ?? {}, configPath);

@@ -480,8 +480,11 @@ describe('config errors name exact paths', () => {
       `${r2}.route.internal_redirect_policy: not supported by Weft`,
     );
     fails(
-      route({ match: { prefix: '/' }, route: { cluster: 'c', max_stream_duration: {} } }),
-      `${r2}.route.max_stream_duration: not supported by Weft`,
+      route({
+        match: { prefix: '/' },
+        route: { cluster: 'c', max_stream_duration: { max_stream_duration: '1s' } },
+      }),
+      `${r2}.route.max_stream_duration.max_stream_duration: not supported by Weft`,
     );
     fails(
       route({ match: { prefix: '/' }, route: { cluster: 'c' }, decorator: { operation: 'op' } }),

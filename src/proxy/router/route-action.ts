@@ -18,6 +18,7 @@ import type { MirrorPolicy } from './mirror-policy.ts';
 import { compileRateLimits } from './rate-limit-actions.ts';
 import type { RateLimitPolicyEntry } from './rate-limit-actions.ts';
 import { compileRetryPolicy } from './retry-policy.ts';
+import type { GrpcTimeoutPolicy } from './deadline.ts';
 import type { RetryPolicy } from './retry-policy.ts';
 import { hasControlChar, toWire } from './strings.ts';
 import type { DirectResponseAction, ForwardAction, HashResult, RouteRequest, WeightedPick } from './types.ts';
@@ -40,6 +41,9 @@ const ROUTE_ACTION_FIELDS = {
     'retry_policy',
     'request_mirror_policies',
     'rate_limits',
+    'max_grpc_timeout',
+    'grpc_timeout_offset',
+    'max_stream_duration',
   ],
   refused: {
     cluster_header: null,
@@ -56,13 +60,10 @@ const ROUTE_ACTION_FIELDS = {
     priority: 'DEFAULT',
     include_vh_rate_limits: null,
     cors: null,
-    max_grpc_timeout: null,
-    grpc_timeout_offset: null,
     internal_redirect_policy: null,
     internal_redirect_action: 'PASS_THROUGH_INTERNAL_REDIRECT',
     max_internal_redirects: null,
     hedge_policy: null,
-    max_stream_duration: null,
   },
 };
 
@@ -170,6 +171,7 @@ class Forward implements ForwardAction {
   readonly retryPolicy: RetryPolicy | undefined;
   readonly mirrorPolicies: readonly MirrorPolicy[] | undefined;
   readonly rateLimits: readonly RateLimitPolicyEntry[] | undefined;
+  readonly grpcTimeout: GrpcTimeoutPolicy | undefined;
   private readonly single: WeightedPick | undefined;
   private readonly weighted: WeightedClusters | undefined;
   private readonly rewriter: PathRewriter;
@@ -187,6 +189,7 @@ class Forward implements ForwardAction {
     retryPolicy: RetryPolicy | undefined;
     mirrorPolicies: readonly MirrorPolicy[] | undefined;
     rateLimits: readonly RateLimitPolicyEntry[] | undefined;
+    grpcTimeout: GrpcTimeoutPolicy | undefined;
   }) {
     if (init.target instanceof WeightedClusters) this.weighted = init.target;
     else this.single = init.target;
@@ -200,6 +203,7 @@ class Forward implements ForwardAction {
     this.retryPolicy = init.retryPolicy;
     this.mirrorPolicies = init.mirrorPolicies;
     this.rateLimits = init.rateLimits;
+    this.grpcTimeout = init.grpcTimeout;
   }
 
   pickCluster(random: number): WeightedPick {
@@ -302,7 +306,53 @@ export function compileRouteAction(
         : compileRetryPolicy(obj.retry_policy, fieldPath(path, 'retry_policy')),
     mirrorPolicies: compileMirrorPolicies(obj, path) ?? inheritedMirrors,
     rateLimits: compileRateLimits(obj, path),
+    grpcTimeout: compileGrpcTimeout(obj, path),
   });
+}
+
+function optDurationMs(obj: JsonObject, key: string, path: string): number | undefined {
+  const v = obj[key];
+  return v === undefined || v === null ? undefined : parseDurationMs(v, fieldPath(path, key));
+}
+
+/**
+ * max_grpc_timeout / grpc_timeout_offset (deprecated, but what Istio sets), or MaxStreamDuration's
+ * grpc_timeout_header_max / grpc_timeout_header_offset, which take precedence as in Envoy.
+ */
+function compileGrpcTimeout(obj: JsonObject, path: string): GrpcTimeoutPolicy | undefined {
+  const msd = optObject(obj, 'max_stream_duration', path);
+  if (msd !== undefined) {
+    const p = fieldPath(path, 'max_stream_duration');
+    // Weft has no stream-duration limit; only the grpc-timeout header fields are implemented.
+    checkFields(msd, p, {
+      supported: ['grpc_timeout_header_max', 'grpc_timeout_header_offset'],
+      refused: { max_stream_duration: null },
+    });
+    const max = optDurationMs(msd, 'grpc_timeout_header_max', p);
+    if (max === undefined) {
+      if (optDurationMs(msd, 'grpc_timeout_header_offset', p) !== undefined)
+        throw new ConfigError(
+          fieldPath(p, 'grpc_timeout_header_offset'),
+          'not supported by Weft without grpc_timeout_header_max',
+        );
+      return undefined;
+    }
+    return Object.freeze({
+      maxMs: max,
+      offsetMs: optDurationMs(msd, 'grpc_timeout_header_offset', p) ?? 0,
+      offsetMayExpire: true,
+      rewriteHeader: false,
+    });
+  }
+  const max = optDurationMs(obj, 'max_grpc_timeout', path);
+  const offset = optDurationMs(obj, 'grpc_timeout_offset', path);
+  if (max === undefined) {
+    // Envoy reads the offset only together with max_grpc_timeout; an offset alone would be silently ignored.
+    if (offset !== undefined && offset > 0)
+      throw new ConfigError(fieldPath(path, 'grpc_timeout_offset'), 'has no effect without max_grpc_timeout');
+    return undefined;
+  }
+  return Object.freeze({ maxMs: max, offsetMs: offset ?? 0, offsetMayExpire: false, rewriteHeader: true });
 }
 
 /** Envoy's default for RouteConfiguration.max_direct_response_body_size_bytes. */

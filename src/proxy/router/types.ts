@@ -6,6 +6,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { MirrorPolicy } from './mirror-policy.ts';
 import type { RateLimitPolicyEntry } from './rate-limit-actions.ts';
 import type { RetryPolicy } from './retry-policy.ts';
+import type { GrpcTimeoutPolicy } from './deadline.ts';
 
 /** What routing needs to know about a request. Header names are lower-case. */
 export interface RouteRequest {
@@ -60,6 +61,8 @@ export interface ForwardAction {
   readonly mirrorPolicies?: readonly MirrorPolicy[];
   /** rate_limits: descriptor producers for the local rate limit filter; undefined when the route sets none. */
   readonly rateLimits?: readonly RateLimitPolicyEntry[];
+  /** max_grpc_timeout (or MaxStreamDuration's grpc_timeout_header_*): how grpc-timeout caps the timeout. */
+  readonly grpcTimeout?: GrpcTimeoutPolicy;
 }
 
 export interface WeightedPick {

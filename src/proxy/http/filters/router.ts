@@ -14,12 +14,15 @@ import type { OutgoingHeaders, UpstreamHandler, UpstreamRequest } from '../../up
 import type { Host } from '../../upstream/types.ts';
 import { recordResponseLatency } from '../../upstream/lb/peak-ewma.ts';
 import type { ForwardAction, MatchedRoute, WeightedPick } from '../../router/types.ts';
+import { attemptBudgetMs, effectiveTimeoutMs, formatGrpcTimeout } from '../../router/deadline.ts';
 import { backOffMs, retriableFailure, retriableResponse } from '../../router/retry-policy.ts';
 import type { AttemptFailure, RetryPolicy } from '../../router/retry-policy.ts';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from '../headers.ts';
 import { sendShadows } from '../mirror.ts';
 import { DEFAULT_BUFFER_LIMIT_BYTES, ReplayableBody } from './retry-body.ts';
 import { AttemptHandler, RetryState } from './retry-state.ts';
+import { DEFAULT_ROUTER_CONFIG } from './router-config.ts';
+import type { RouterConfig } from './router-config.ts';
 import type { AttemptOwner } from './retry-state.ts';
 
 const FLAG_FOR_FAILURE: Readonly<Record<string, string>> = {
@@ -35,9 +38,11 @@ const FLAG_FOR_FAILURE: Readonly<Record<string, string>> = {
 export class RouterFilter implements HttpFilter {
   readonly name = 'envoy.filters.http.router';
   private readonly clusters: ClusterManager;
+  private readonly config: RouterConfig;
 
-  constructor(clusters: ClusterManager) {
+  constructor(clusters: ClusterManager, config: RouterConfig = DEFAULT_ROUTER_CONFIG) {
     this.clusters = clusters;
+    this.config = config;
   }
 
   onRequest(stream: HttpStream): FilterStatus {
@@ -73,7 +78,7 @@ export class RouterFilter implements HttpFilter {
       stream.sendLocalReply(503, 'NC');
       return 'stop';
     }
-    new UpstreamExchange(stream, matched, action, pick, entry).start(this.clusters);
+    new UpstreamExchange(stream, matched, action, pick, entry, this.config).start(this.clusters);
     return 'stop';
   }
 }
@@ -107,6 +112,10 @@ function requestHasBody(stream: HttpStream): boolean {
 }
 
 const ATTEMPT_COUNT = 'x-envoy-attempt-count';
+const EXPECTED_RQ_TIMEOUT = 'x-envoy-expected-rq-timeout-ms';
+const GRPC_DEADLINE_EXCEEDED = 4;
+/** setTimeout's largest delay; a later deadline is re-armed when the timer fires. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * One request's journey upstream: endpoint choice, timeouts, retries, response streaming, failure mapping.
@@ -119,6 +128,9 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
   private readonly action: ForwardAction;
   private readonly pick: WeightedPick;
   private readonly entry: ClusterEntry;
+  private readonly config: RouterConfig;
+  /** The route timeout capped by the caller's deadline (see effectiveTimeoutMs); Infinity for none. */
+  private timeoutMs = Infinity;
   private host: Host | null = null;
   /** When the current try was sent: its time to response headers feeds latency-aware balancing. */
   private attemptStartMs = 0;
@@ -146,12 +158,14 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
     action: ForwardAction,
     pick: WeightedPick,
     entry: ClusterEntry,
+    config: RouterConfig,
   ) {
     this.stream = stream;
     this.matched = matched;
     this.action = action;
     this.pick = pick;
     this.entry = entry;
+    this.config = config;
   }
 
   start(clusters: ClusterManager): void {
@@ -162,13 +176,28 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
       this.setCookie = h.setCookie;
     }
     this.hasBody = requestHasBody(stream);
+    this.timeoutMs = effectiveTimeoutMs({
+      routeTimeoutMs: this.action.timeoutMs,
+      grpcPolicy: this.action.grpcTimeout,
+      isGrpc: stream.isGrpc,
+      respectExpectedRqTimeout: this.config.respectExpectedRqTimeout,
+      headers: stream.headers,
+    });
     const bufferLimit = this.matched.perRequestBufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES;
     const base = this.buildRequest();
     let body: Readable | null = this.hasBody ? stream.req : null;
     // Shadows go out once per downstream request, here rather than per try, so retries never repeat them.
     const mirrors = this.action.mirrorPolicies;
     if (mirrors !== undefined)
-      body = sendShadows(mirrors, clusters, base, body, bufferLimit, this.action.timeoutMs);
+      // A shadow carries the main request's headers as its first try does, and the same effective timeout.
+      body = sendShadows(
+        mirrors,
+        clusters,
+        this.withDeadlineHeaders(base, null),
+        body,
+        bufferLimit,
+        this.timeoutMs,
+      );
     const policy = this.action.retryPolicy;
     if (policy !== undefined) this.retry = this.retryState(policy, body, bufferLimit);
     // With a replayable body, each try gets its own body stream (see attempt()).
@@ -178,7 +207,7 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
     this.idleMs = this.action.idleTimeoutMs ?? stream.hcm.config.streamIdleTimeoutMs;
     this.lastActivity = performance.now();
     if (!this.hasBody) {
-      if (this.action.timeoutMs > 0) this.routeDeadline = this.lastActivity + this.action.timeoutMs;
+      this.routeDeadline = this.lastActivity + this.timeoutMs;
     } else {
       // The client library consumes the request body, so its chunks are not observed here: while the body
       // is still arriving the stream counts as active (request_timeout bounds a slow upload), and both
@@ -187,7 +216,7 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
       stream.req.once('end', () => {
         this.bodyPending = false;
         this.lastActivity = performance.now();
-        if (this.action.timeoutMs > 0) this.routeDeadline = this.lastActivity + this.action.timeoutMs;
+        this.routeDeadline = this.lastActivity + this.timeoutMs;
         this.schedule();
         const retry = this.retry;
         if (retry !== null && this.currentAttempt !== null) this.startPerTryTimer(retry);
@@ -255,6 +284,7 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
     if (this.matched.includeRequestAttemptCount === true) {
       req = { ...req, headers: { ...req.headers, [ATTEMPT_COUNT]: String(this.attempts) } };
     }
+    req = this.withDeadlineHeaders(req, retry);
     host.activeRequests++;
     cstats.upstreamRqTotal.inc();
     cstats.upstreamRqActive.inc();
@@ -268,6 +298,24 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
     this.currentAttempt = handler;
     if (!this.bodyPending) this.startPerTryTimer(retry);
     this.entry.pool(host).send(req, handler);
+  }
+
+  /**
+   * Tells the upstream how long this try may take: x-envoy-expected-rq-timeout-ms (unless the router suppresses
+   * its headers) and, for gRPC on a max_grpc_timeout route, grpc-timeout. While the body is still arriving the
+   * route deadline has not started, so the whole effective timeout is announced.
+   */
+  private withDeadlineHeaders(req: UpstreamRequest, retry: RetryState | null): UpstreamRequest {
+    const remaining =
+      this.routeDeadline !== Infinity ? this.routeDeadline - performance.now() : this.timeoutMs;
+    const budget = attemptBudgetMs(remaining, retry?.policy.perTryTimeoutMs ?? 0);
+    if (budget === undefined) return req;
+    const rewriteGrpc = this.stream.isGrpc && this.action.grpcTimeout?.rewriteHeader === true;
+    if (this.config.suppressEnvoyHeaders && !rewriteGrpc) return req;
+    const headers = { ...req.headers };
+    if (!this.config.suppressEnvoyHeaders) headers[EXPECTED_RQ_TIMEOUT] = String(budget);
+    if (rewriteGrpc) headers['grpc-timeout'] = formatGrpcTimeout(budget);
+    return { ...req, headers };
   }
 
   /** Per-try timeouts run from the end of the request body, like the route timeout. */
@@ -491,7 +539,7 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
     const idleAt = this.idleMs > 0 && !this.bodyPending ? this.lastActivity + this.idleMs : Infinity;
     const at = Math.min(this.routeDeadline, idleAt);
     if (at === Infinity) return;
-    const delay = Math.max(1, at - performance.now());
+    const delay = Math.min(MAX_TIMER_MS, Math.max(1, at - performance.now()));
     if (this.timer === null) this.timer = setTimeout(() => this.onTimer(), delay);
     else {
       clearTimeout(this.timer);
@@ -527,7 +575,15 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
       this.finished = true;
       this.clearTimer();
       this.stream.onAbort = null;
-      this.stream.sendLocalReply(status, flag);
+      // As Envoy since its grpc_timeout_returns_deadline_exceeded change: a router timeout (global or per-try)
+      // is DEADLINE_EXCEEDED for a gRPC caller, not the UNAVAILABLE that 504 maps to, which invites a retry.
+      this.stream.sendLocalReply(
+        status,
+        flag,
+        undefined,
+        undefined,
+        flag === 'UT' ? GRPC_DEADLINE_EXCEEDED : undefined,
+      );
     }
     abort?.(new UpstreamError('local', `${flag} timeout`));
   }

@@ -1,0 +1,52 @@
+/** Test helpers: a generator over a configuration written inline, and sidecar nodes. */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { IstioResource } from '../../api/istio/resource.ts';
+import { loadConfig } from '../../config/load.ts';
+import { ConfigDiscoverySource } from '../model/config-source.ts';
+import { aggregate } from '../model/discovery.ts';
+import { buildSnapshot } from '../model/snapshot.ts';
+import type { ProxyNode } from '../xds/types.ts';
+import { MeshGenerator } from './generator.ts';
+
+/** A generator over `yaml` (multi-document Istio resources), which must load without any diagnostic. */
+export function generatorFromYaml(yaml: string): MeshGenerator {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-generate-'));
+  const file = path.join(dir, 'config.yaml');
+  fs.writeFileSync(file, yaml);
+  const { resources, diagnostics } = loadConfig([file]);
+  fs.rmSync(dir, { recursive: true, force: true });
+  assert.deepEqual(diagnostics, [], 'the test configuration loads without diagnostics');
+  const of = (kind: string): IstioResource<never>[] =>
+    resources.filter((r) => r.kind === kind) as IstioResource<never>[];
+  const source = new ConfigDiscoverySource();
+  source.update(of('ServiceEntry'), of('WorkloadEntry'));
+  const snap = buildSnapshot({
+    version: 1,
+    virtualServices: of('VirtualService'),
+    destinationRules: of('DestinationRule'),
+    gateways: of('Gateway'),
+    sidecars: of('Sidecar'),
+    discovery: aggregate([source]),
+  });
+  return new MeshGenerator(() => snap);
+}
+
+export function sidecarNode(name: string, namespace: string, labels: Record<string, string> = {}): ProxyNode {
+  return {
+    id: `sidecar~10.9.0.1~${name}.${namespace}~${namespace}.svc.cluster.local`,
+    type: 'sidecar',
+    name,
+    namespace,
+    dnsDomain: `${namespace}.svc.cluster.local`,
+    ipAddresses: ['10.9.0.1'],
+    labels: { app: name, ...labels },
+    serviceAccount: 'default',
+    workloadName: name,
+    locality: { region: '', zone: '', subZone: '' },
+    cluster: '',
+    metadata: {},
+  };
+}
