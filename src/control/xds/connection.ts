@@ -118,6 +118,10 @@ function mergeTriggers(a: PushTrigger | null, b: PushTrigger): PushTrigger {
  * overrides cost a few tens of KB per proxy, a flattened copy hundreds.
  */
 const REJOIN_AFTER = 256;
+/** How long one rejoin base serves every proxy with the same subscription and namespace (see #rejoinBase). */
+const REJOIN_BASE_MS = 5000;
+/** Endpoint subscriptions → namespace → the current rejoin base (EDS assignments vary by namespace only). */
+const rejoinBases = new WeakMap<ReadonlySet<string>, Map<string, { set: EncodedSet; at: number }>>();
 
 export abstract class XdsConnection {
   readonly id: string;
@@ -317,8 +321,31 @@ export abstract class XdsConnection {
   protected rejoin(state: TypeState): void {
     const own = state.held.state.own.size;
     if (own < REJOIN_AFTER) return;
-    const current = this.generate(state);
-    if (current) state.held.rejoin(current, own >> 1);
+    const base = this.#rejoinBase(state);
+    if (!base || state.rejoinedOnto === base) return;
+    state.rejoinedOnto = base;
+    state.held.rejoin(base, own >> 1);
+  }
+
+  /**
+   * The set proxies with this subscription and namespace rejoin onto: what was current when it was last taken,
+   * renewed at most every REJOIN_BASE_MS. Rejoining onto whatever is current at each proxy's own moment would keep
+   * a base alive per snapshot (thousands of entries each) under a stream of changes; any base is correct (what
+   * differs from it becomes overrides), so a slightly stale shared one costs a few more overrides and no copies.
+   */
+  #rejoinBase(state: TypeState): EncodedSet | null {
+    let byNamespace = rejoinBases.get(state.names);
+    if (!byNamespace) {
+      byNamespace = new Map();
+      rejoinBases.set(state.names, byNamespace);
+    }
+    const namespace = this.node!.namespace;
+    const now = performance.now();
+    const known = byNamespace.get(namespace);
+    if (known && now - known.at < REJOIN_BASE_MS) return known.set;
+    const set = this.generate(state);
+    if (set) byNamespace.set(namespace, { set, at: now });
+    return set;
   }
 
   /**

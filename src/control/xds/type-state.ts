@@ -1,5 +1,6 @@
 /** What the server knows about one resource type on one stream: subscription, what the proxy holds, ACK state. */
 import { HeldResources } from './resources.ts';
+import type { EncodedSet } from './resources.ts';
 import type { Subscription } from './subscriptions.ts';
 import { TYPE_URL } from './types.ts';
 
@@ -58,6 +59,8 @@ export class TypeState {
   subscription: Subscription | null = null;
   /** What the proxy holds, as far as the server knows: resource name → version (content hash). */
   readonly held = new HeldResources();
+  /** The rejoin base this proxy's held state was last re-expressed over (tried once per base). */
+  rejoinedOnto: EncodedSet | null = null;
   /** Delta: subscribed names already reported as absent (so "does not exist" is said once). */
   readonly reportedAbsent = new Set<string>();
   lastSentVersion = '';
