@@ -330,12 +330,20 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
   }
 
   /** Only before response headers: the timer is cleared once the response starts. */
+  /**
+   * A try's result, for the cluster's outlier detector and (only in a peak-EWMA cluster: a lookup per response
+   * otherwise spent for nothing) the host's latency estimate.
+   */
+  private reportTry(host: Host, outcome: number | 'timeout'): void {
+    if (outcome === 'timeout') this.entry.outlier?.localOriginFailure(host, 'timeout');
+    else this.entry.outlier?.response(host, outcome);
+    if (this.entry.config.peakEwma !== undefined)
+      recordResponseLatency(host, performance.now() - this.attemptStartMs);
+  }
+
   private onPerTryTimeout(retry: RetryState): void {
     this.entry.stats.upstreamRqPerTryTimeout.inc();
-    if (this.host !== null) {
-      this.entry.outlier?.localOriginFailure(this.host, 'timeout');
-      recordResponseLatency(this.host, performance.now() - this.attemptStartMs);
-    }
+    if (this.host !== null) this.reportTry(this.host, 'timeout');
     if (this.retryOnFailure(retry, 'per-try-timeout', false)) return;
     this.timeOut('UT', 504);
   }
@@ -383,10 +391,7 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
     if (this.finished) return;
     const stream = this.stream;
     this.entry.stats.response(status);
-    if (this.host !== null) {
-      this.entry.outlier?.response(this.host, status);
-      recordResponseLatency(this.host, performance.now() - this.attemptStartMs);
-    }
+    if (this.host !== null) this.reportTry(this.host, status);
     const retry = this.retry;
     if (retry !== null) {
       if (retriableResponse(retry.policy, status, upstreamHeaders)) {
