@@ -45,7 +45,6 @@ describe('support table', () => {
       'trafficPolicy.connectionPool.tcp.maxConnectionDuration',
       'trafficPolicy.connectionPool.tcp.tcpKeepalive',
       'trafficPolicy.loadBalancer.backendUtilization',
-      'trafficPolicy.loadBalancer.localityLbSetting',
       'trafficPolicy.loadBalancer.warmup',
       'trafficPolicy.loadBalancer.warmupDurationSecs',
       'trafficPolicy.loadBalancer.zoneAwareLbSetting',

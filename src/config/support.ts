@@ -27,6 +27,7 @@ const loadBalancer: SupportTree = {
     maglev: true,
     minimumRingSize: true,
   },
+  localityLbSetting: true,
 };
 
 // Translated into the cluster's circuit breakers and HTTP protocol options. Not (yet): tcp.idleTimeout and

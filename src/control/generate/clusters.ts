@@ -10,6 +10,7 @@ import { istioDurationToProto } from '../../config/duration.ts';
 import { isHttp2 } from '../model/protocol.ts';
 import type { MeshSnapshot } from '../model/snapshot.ts';
 import type { Service, ServicePort } from '../model/types.ts';
+import { localityPolicy } from './locality-lb.ts';
 import { ADS_SOURCE, inboundClusterName, outboundClusterName, TYPES } from './names.ts';
 import { destinationRuleFor } from './scope.ts';
 
@@ -249,6 +250,13 @@ function cluster(
     return base;
   }
   Object.assign(base, connectionPool(policy, isHttp2(port.protocol)), outlierDetectionFields(policy));
+  // distribute sets locality weights in the assignment; Envoy applies them only with this flag.
+  if (localityPolicy(policy)?.kind === 'distribute') {
+    base.common_lb_config = {
+      ...(base.common_lb_config as JsonObject | undefined),
+      locality_weighted_lb_config: {},
+    };
+  }
   return base;
 }
 

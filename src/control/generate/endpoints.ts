@@ -1,6 +1,8 @@
 /**
  * ClusterLoadAssignments for EDS clusters: the service port's endpoints (filtered by the subset's labels),
- * grouped by locality, with weights and health.
+ * grouped by locality, with weights, health and Istio's workload metadata. Under a locality policy
+ * (locality-lb.ts) the assignment is a view for the caller's locality: priorities or weights differ between
+ * callers, and one view is shared by every caller with the same locality key.
  */
 import type { JsonObject } from '../../core/json.ts';
 import type { IstioResource } from '../../api/istio/resource.ts';
@@ -8,11 +10,20 @@ import type { DestinationRule } from '../../api/istio/networking.ts';
 import { labelsMatch } from '../model/discovery.ts';
 import type { MeshSnapshot } from '../model/snapshot.ts';
 import type { Endpoint } from '../model/types.ts';
+import type { Locality } from '../xds/types.ts';
+import { effectivePolicy } from './clusters.ts';
+import { callerKey, localityPolicy, localityView } from './locality-lb.ts';
+import type { LocalityCaller, LocalityGroup, LocalityPolicy } from './locality-lb.ts';
 import { outboundClusterName, parseClusterName, TYPES } from './names.ts';
 import { destinationRuleFor, hostMatches } from './scope.ts';
 
-function localityKey(e: Endpoint): string {
-  return `${e.locality.region}/${e.locality.zone}/${e.locality.subZone}`;
+/** The proxy an assignment is for: its namespace picks the DestinationRule, its locality and labels the view. */
+export interface AssignmentCaller extends LocalityCaller {
+  readonly namespace: string;
+}
+
+function localityKey(l: Locality): string {
+  return `${l.region}/${l.zone}/${l.subZone}`;
 }
 
 /** What an assignment is made of: the service port's endpoints and, for a subset, its rule and labels. */
@@ -21,6 +32,7 @@ interface AssignmentSource {
   endpoints: readonly Endpoint[];
   rule: IstioResource<DestinationRule> | undefined;
   selector: Readonly<Record<string, string>> | undefined;
+  locality: LocalityPolicy | undefined;
 }
 
 function sourceOf(
@@ -33,43 +45,84 @@ function sourceOf(
   const service = snap.serviceByHost.get(parsed.host);
   if (!service?.ports.some((p) => p.number === parsed.port)) return undefined;
   const endpoints = snap.endpoints(parsed.host, parsed.port);
-  if (!parsed.subset) return { endpoints, rule: undefined, selector: undefined };
   const rule = destinationRuleFor(parsed.host, proxyNamespace, snap);
+  if (!parsed.subset) {
+    const locality = localityPolicy(effectivePolicy([rule?.spec.trafficPolicy], parsed.port));
+    return { endpoints, rule, selector: undefined, locality };
+  }
   const subset = rule?.spec.subsets?.find((s) => s.name === parsed.subset);
   if (!subset) return undefined;
-  return { endpoints, rule, selector: subset.labels ?? {} };
+  const policy = effectivePolicy([rule?.spec.trafficPolicy, subset.trafficPolicy], parsed.port);
+  return { endpoints, rule, selector: subset.labels ?? {}, locality: localityPolicy(policy) };
 }
 
-function assignment(clusterName: string, endpoints: readonly Endpoint[]): JsonObject {
+/** Istio's canonical service and revision of a workload, from its labels. */
+function canonical(e: Endpoint): [string, string] {
+  const l = e.labels;
+  const name = l['service.istio.io/canonical-name'] ?? l['app.kubernetes.io/name'] ?? l.app ?? e.workloadName;
+  const revision =
+    l['service.istio.io/canonical-revision'] ?? l['app.kubernetes.io/version'] ?? l.version ?? 'latest';
+  return [name, revision];
+}
+
+/**
+ * Istio's endpoint metadata: `istio.workload` is `workload;namespace;canonical name;canonical revision;cluster`,
+ * what a client-side proxy reports as the destination's identity.
+ */
+function workloadMetadata(e: Endpoint, clusterId: string): JsonObject {
+  const [name, revision] = canonical(e);
+  return {
+    filter_metadata: {
+      istio: { workload: `${e.workloadName};${e.namespace};${name};${revision};${clusterId}` },
+    },
+  };
+}
+
+function plainGroups(endpoints: readonly Endpoint[]): LocalityGroup[] {
   const byLocality = new Map<string, Endpoint[]>();
   for (const e of endpoints) {
-    const key = localityKey(e);
+    const key = localityKey(e.locality);
     const group = byLocality.get(key);
     if (group) group.push(e);
     else byLocality.set(key, [e]);
   }
-  const groups = [...byLocality.entries()].sort(([a], [b]) => a.localeCompare(b));
+  return [...byLocality.values()].map((members) => ({
+    locality: members[0].locality,
+    priority: 0,
+    // The group's total, as Istio sends it.
+    weight: members.reduce((sum, e) => sum + e.weight, 0),
+    endpoints: members,
+  }));
+}
+
+function assignment(clusterName: string, groups: readonly LocalityGroup[], clusterId: string): JsonObject {
+  const sorted = [...groups].sort(
+    (a, b) => a.priority - b.priority || localityKey(a.locality).localeCompare(localityKey(b.locality)),
+  );
   return {
     '@type': TYPES.endpoint,
     cluster_name: clusterName,
-    endpoints: groups.map(([, members]) => {
-      const { region, zone, subZone } = members[0].locality;
+    endpoints: sorted.map((g) => {
+      const { region, zone, subZone } = g.locality;
       const locality: JsonObject = {};
       if (region) locality.region = region;
       if (zone) locality.zone = zone;
       if (subZone) locality.sub_zone = subZone;
-      // Always set (gRPC rejects a locality-less group); the weight is the group's total, as Istio sends it.
-      return {
+      // The weight is always set: gRPC rejects a group without one.
+      const group: JsonObject = {
         locality,
-        load_balancing_weight: members.reduce((sum, e) => sum + e.weight, 0),
-        lb_endpoints: [...members]
+        load_balancing_weight: g.weight,
+        lb_endpoints: [...g.endpoints]
           .sort((a, b) => `${a.address}:${a.port}`.localeCompare(`${b.address}:${b.port}`))
           .map((e) => ({
             endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } },
             health_status: e.healthy ? 'HEALTHY' : 'UNHEALTHY',
+            metadata: workloadMetadata(e, clusterId),
             load_balancing_weight: e.weight,
           })),
       };
+      if (g.priority > 0) group.priority = g.priority;
+      return group;
     }),
   };
 }
@@ -79,8 +132,12 @@ function members(source: AssignmentSource): readonly Endpoint[] {
   return selector ? source.endpoints.filter((e) => labelsMatch(selector, e.labels)) : source.endpoints;
 }
 
-function build(clusterName: string, source: AssignmentSource): JsonObject {
-  return assignment(clusterName, members(source));
+function groupsFor(
+  source: AssignmentSource,
+  selected: readonly Endpoint[],
+  caller: LocalityCaller,
+): LocalityGroup[] {
+  return source.locality ? localityView(selected, source.locality, caller) : plainGroups(selected);
 }
 
 function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
@@ -90,30 +147,36 @@ function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
 /** The assignment for an `outbound|PORT|SUBSET|HOST` cluster, or undefined for a name Weft did not generate. */
 export function loadAssignment(
   clusterName: string,
-  proxyNamespace: string,
+  caller: AssignmentCaller,
   snap: MeshSnapshot,
 ): JsonObject | undefined {
-  const source = sourceOf(clusterName, proxyNamespace, snap);
-  return source && build(clusterName, source);
+  const source = sourceOf(clusterName, caller.namespace, snap);
+  if (!source) return undefined;
+  return assignment(clusterName, groupsFor(source, members(source), caller), snap.options.clusterId);
+}
+
+interface CachedView {
+  endpoints: readonly Endpoint[];
+  members: readonly Endpoint[];
+  assignment: JsonObject;
 }
 
 /**
  * loadAssignment, remembered: an assignment is rebuilt only when its endpoint list (compared by identity: the
  * aggregator keeps a list that did not change) or its subset's rule changed, and equal inputs give the very same
- * object, so its encoding is shared by every proxy and reused from one push to the next. Valid for snapshots of
- * one configuration (configVersion); a new configuration needs a new cache.
+ * object, so its encoding is shared by every proxy (of one locality key, under a locality policy) and reused from
+ * one push to the next. Valid for snapshots of one configuration (configVersion); a new configuration needs a
+ * new cache.
  */
 export class AssignmentCache {
-  readonly #entries = new Map<
-    string,
-    { endpoints: readonly Endpoint[]; members: readonly Endpoint[]; assignment: JsonObject }
-  >();
+  readonly #entries = new Map<string, CachedView>();
 
-  get(clusterName: string, proxyNamespace: string, snap: MeshSnapshot): JsonObject | undefined {
-    const source = sourceOf(clusterName, proxyNamespace, snap);
+  get(clusterName: string, caller: AssignmentCaller, snap: MeshSnapshot): JsonObject | undefined {
+    const source = sourceOf(clusterName, caller.namespace, snap);
     if (!source) return undefined;
     const rule = source.rule ? `${source.rule.metadata.namespace}/${source.rule.metadata.name}` : '';
-    const key = `${clusterName}\u0000${rule}`;
+    const view = source.locality ? callerKey(source.locality, caller) : '';
+    const key = `${clusterName}\u0000${rule}\u0000${view}`;
     const known = this.#entries.get(key);
     if (known && known.endpoints === source.endpoints) return known.assignment;
     const selected = members(source);
@@ -122,7 +185,7 @@ export class AssignmentCache {
       known.endpoints = source.endpoints;
       return known.assignment;
     }
-    const built = assignment(clusterName, selected);
+    const built = assignment(clusterName, groupsFor(source, selected, caller), snap.options.clusterId);
     this.#entries.set(key, { endpoints: source.endpoints, members: selected, assignment: built });
     return built;
   }

@@ -17,6 +17,8 @@ import type { ProxyNode, ResourceSet, XdsGenerator } from '../xds/types.ts';
 import { TYPE_URL } from '../xds/types.ts';
 import { outboundClusters } from './clusters.ts';
 import { AssignmentCache } from './endpoints.ts';
+import { localityUse } from './locality-lb.ts';
+import type { LocalityUse } from './locality-lb.ts';
 import type { ListenerPlan } from './listeners.ts';
 import {
   gatewayListeners,
@@ -73,16 +75,37 @@ class ConfigCaches {
   readonly plans = new Map<string, PlanEntry>();
   readonly assignments = new AssignmentCache();
   readonly planKeys = new WeakMap<ProxyNode, string>();
+  #callerKeys = new WeakMap<ProxyNode, string>();
+  #localityUse: LocalityUse | undefined;
 
   constructor(configVersion: number) {
     this.configVersion = configVersion;
+  }
+
+  /**
+   * What of a proxy its endpoint assignments depend on: its namespace (which DestinationRule applies) and,
+   * only while some rule has a locality policy, its locality (and labels, for failoverPriority).
+   */
+  callerKey(proxy: ProxyNode, snap: MeshSnapshot): string {
+    let key = this.#callerKeys.get(proxy);
+    if (key !== undefined) return key;
+    this.#localityUse ??= localityUse(snap.destinationRules);
+    key = proxy.namespace;
+    if (this.#localityUse !== 'none') {
+      const { region, zone, subZone } = proxy.locality;
+      key += `\u0000${region}/${zone}/${subZone}`;
+      if (this.#localityUse === 'labels')
+        key += `\u0000${JSON.stringify(Object.entries(proxy.labels).sort(([a], [b]) => a.localeCompare(b)))}`;
+    }
+    this.#callerKeys.set(proxy, key);
+    return key;
   }
 }
 
 /** What stays valid for one snapshot version. */
 class VersionCaches {
   readonly version: number;
-  /** Names (the server hands the same set to every proxy that sent the same names) → namespace → assignments. */
+  /** Names (the server hands the same set to every proxy that sent the same names) → caller key → assignments. */
   readonly assignmentsBySubscription = new WeakMap<
     ReadonlySet<string>,
     Map<string, Map<string, JsonObject>>
@@ -197,19 +220,20 @@ export class MeshGenerator implements XdsGenerator {
       }
     }
     // The server hands every proxy with the same subscription (or the same endpoint push) the same set.
-    let byNamespace = versioned.assignmentsBySubscription.get(wanted);
-    const known = byNamespace?.get(proxy.namespace);
+    let byCaller = versioned.assignmentsBySubscription.get(wanted);
+    const callerKey = config.callerKey(proxy, snap);
+    const known = byCaller?.get(callerKey);
     if (known) return known;
     const out = new Map<string, JsonObject>();
     for (const name of wanted) {
-      const cla = config.assignments.get(name, proxy.namespace, snap);
+      const cla = config.assignments.get(name, proxy, snap);
       if (cla) out.set(name, cla);
     }
-    if (!byNamespace) {
-      byNamespace = new Map();
-      versioned.assignmentsBySubscription.set(wanted, byNamespace);
+    if (!byCaller) {
+      byCaller = new Map();
+      versioned.assignmentsBySubscription.set(wanted, byCaller);
     }
-    byNamespace.set(proxy.namespace, out);
+    byCaller.set(callerKey, out);
     return out;
   }
 

@@ -79,6 +79,7 @@ describe('compileCluster', () => {
       ],
       overprovisioningFactor: 140,
       healthyPanicThreshold: 50,
+      localityWeighted: false,
       leastRequest: { choiceCount: 2 },
       ringHash: { minimumRingSize: 1024, maximumRingSize: 8388608 },
       maglev: { tableSize: 65537 },
@@ -340,9 +341,9 @@ describe('compileCluster', () => {
         /not supported/,
       );
       assertRejects(
-        cluster({ common_lb_config: { locality_weighted_lb_config: {} } }),
-        `${PATH}.common_lb_config.locality_weighted_lb_config`,
-        /not supported yet/,
+        cluster({ common_lb_config: { locality_weighted_lb_config: { x: 1 } } }),
+        `${PATH}.common_lb_config.locality_weighted_lb_config.x`,
+        /not supported/,
       );
       assertRejects(
         cluster({ lb_policy: 'LEAST_REQUEST', least_request_lb_config: { slow_start_config: {} } }),

@@ -134,6 +134,7 @@ export function compileCluster(json: Json, path: string): ClusterConfig {
     localityEndpoints: assignment.localityEndpoints,
     overprovisioningFactor: assignment.overprovisioningFactor,
     healthyPanicThreshold: common.healthyPanicThreshold,
+    localityWeighted: common.localityWeighted,
     leastRequest: compileLeastRequest(c, path),
     ringHash: compileRingHash(c, path),
     maglev: compileMaglev(c, path),
@@ -365,26 +366,26 @@ function compileLbEndpoint(
 // ---------------------------------------------------------------------------------------------
 // Load balancing options
 
-function compileCommonLbConfig(c: JsonObject, path: string): { healthyPanicThreshold: number } {
+function compileCommonLbConfig(
+  c: JsonObject,
+  path: string,
+): { healthyPanicThreshold: number; localityWeighted: boolean } {
   const common = optionalObject(c, 'common_lb_config', path);
-  if (!common) return { healthyPanicThreshold: DEFAULT_PANIC_THRESHOLD };
+  if (!common) return { healthyPanicThreshold: DEFAULT_PANIC_THRESHOLD, localityWeighted: false };
   const commonPath = `${path}.common_lb_config`;
-  if (isSet(common.locality_weighted_lb_config)) {
-    throw new ConfigError(
-      `${commonPath}.locality_weighted_lb_config`,
-      'locality-weighted load balancing is not supported yet',
-    );
-  }
-  rejectUnsupported(common, commonPath, ['healthy_panic_threshold']);
+  rejectUnsupported(common, commonPath, ['healthy_panic_threshold', 'locality_weighted_lb_config']);
+  const weighted = optionalObject(common, 'locality_weighted_lb_config', commonPath);
+  if (weighted) rejectUnsupported(weighted, `${commonPath}.locality_weighted_lb_config`, []);
+  const localityWeighted = weighted !== undefined;
   const threshold = optionalObject(common, 'healthy_panic_threshold', commonPath);
-  if (!threshold) return { healthyPanicThreshold: DEFAULT_PANIC_THRESHOLD };
+  if (!threshold) return { healthyPanicThreshold: DEFAULT_PANIC_THRESHOLD, localityWeighted };
   const thresholdPath = `${commonPath}.healthy_panic_threshold`;
   rejectUnsupported(threshold, thresholdPath, ['value']);
   const value = optionalNumber(threshold, 'value', thresholdPath) ?? 0;
   if (value < 0 || value > 100)
     throw new ConfigError(`${thresholdPath}.value`, `must be between 0 and 100, got ${value}`);
   // Envoy rounds the percentage to an integer.
-  return { healthyPanicThreshold: Math.round(value) };
+  return { healthyPanicThreshold: Math.round(value), localityWeighted };
 }
 
 function compileLeastRequest(c: JsonObject, path: string): { choiceCount: number } {

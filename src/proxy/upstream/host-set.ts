@@ -167,6 +167,7 @@ export class PrioritySet {
   readonly hostSets: readonly HostSet[];
   readonly load: PriorityLoad;
   readonly hosts: readonly Host[];
+  readonly overprovisioningFactor: number;
 
   constructor(
     hosts: readonly Host[],
@@ -175,6 +176,7 @@ export class PrioritySet {
     localityWeight: LocalityWeightLookup = noLocalityWeights,
   ) {
     this.hosts = hosts;
+    this.overprovisioningFactor = overprovisioningFactor;
     let maxPriority = -1;
     for (const h of hosts) maxPriority = Math.max(maxPriority, h.priority);
     const byPriority: Host[][] = Array.from({ length: maxPriority + 1 }, () => []);

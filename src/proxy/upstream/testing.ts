@@ -13,6 +13,7 @@ export function testClusterConfig(overrides: Partial<ClusterConfig> = {}): Clust
     localityEndpoints: [],
     overprovisioningFactor: 140,
     healthyPanicThreshold: 50,
+    localityWeighted: false,
     leastRequest: { choiceCount: 2 },
     ringHash: { minimumRingSize: 1024, maximumRingSize: 8 * 1024 * 1024 },
     maglev: { tableSize: 65537 },
@@ -31,6 +32,8 @@ export interface TestHostSpec {
   readonly weight?: number;
   readonly health?: HealthStatus;
   readonly priority?: number;
+  /** The host's zone (region and sub-zone stay empty). */
+  readonly zone?: string;
 }
 
 let nextAddress = 1;
@@ -44,7 +47,7 @@ export function testHosts(specs: readonly TestHostSpec[]): Host[] {
       port: 8080,
       hostname: undefined,
       weight: s.weight ?? 1,
-      locality: { region: '', zone: '', subZone: '' },
+      locality: { region: '', zone: s.zone ?? '', subZone: '' },
       priority: s.priority ?? 0,
       health: s.health ?? 'HEALTHY',
     });

@@ -96,6 +96,11 @@ export interface ClusterConfig {
   readonly overprovisioningFactor: number;
   /** common_lb_config.healthy_panic_threshold, percent (default 50). */
   readonly healthyPanicThreshold: number;
+  /**
+   * common_lb_config.locality_weighted_lb_config: within a priority, a locality is chosen first, in
+   * proportion to its load_balancing_weight times its availability, then a host within it.
+   */
+  readonly localityWeighted: boolean;
   readonly leastRequest: { readonly choiceCount: number };
   readonly ringHash: { readonly minimumRingSize: number; readonly maximumRingSize: number };
   readonly maglev: { readonly tableSize: number };

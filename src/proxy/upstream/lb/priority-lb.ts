@@ -3,9 +3,10 @@
  * hosts of it) from the priority load, then lets the policy pick within that list. Built once per
  * host or health change; chooseHost does a table lookup and one policy pick.
  */
-import type { PrioritySet } from '../host-set.ts';
+import type { HostSet, PrioritySet } from '../host-set.ts';
 import type { ClusterConfig, Host, LbContext, LoadBalancer } from '../types.ts';
 import { isConsistentHashPolicy, pickerFactoryFor } from './factory.ts';
+import { localityWeightedPicker } from './locality-weighted.ts';
 import { isAttempted, randomIndex } from './picker.ts';
 import type { HostPicker, RandomSource } from './picker.ts';
 
@@ -39,12 +40,20 @@ class PriorityLoadBalancer implements LoadBalancer {
     const factory = pickerFactoryFor(config.lbPolicy);
     const pickers: HostPicker[] = [];
     const pickerOf = new Map<readonly Host[], number>();
-    const indexFor = (hosts: readonly Host[]): number => {
+    const policyPicker = (hosts: readonly Host[]): HostPicker =>
+      hosts.length === 1 ? new SingleHostPicker(hosts[0]) : factory(hosts, config, random);
+    // A hash policy keeps its stickiness: it picks over the whole level, whatever the locality weights.
+    const byLocality = config.localityWeighted && !this.hashChoosesPriority;
+    const indexFor = (hostSet: HostSet, hosts: readonly Host[], panic: boolean): number => {
       if (hosts.length === 0) return NO_HOSTS;
       let index = pickerOf.get(hosts);
       if (index === undefined) {
+        const picker = byLocality
+          ? localityWeightedPicker(hostSet, hosts, panic, set.overprovisioningFactor, policyPicker)
+          : policyPicker(hosts);
+        if (picker === undefined) return NO_HOSTS;
         index = pickers.length;
-        pickers.push(hosts.length === 1 ? new SingleHostPicker(hosts[0]) : factory(hosts, config, random));
+        pickers.push(picker);
         pickerOf.set(hosts, index);
       }
       return index;
@@ -58,10 +67,11 @@ class PriorityLoadBalancer implements LoadBalancer {
       for (let k = 0; k < percent && slot < 100; k++) this.slots[slot++] = picker;
     };
     set.hostSets.forEach((hs, p) => {
-      if (healthy[p] > 0) assign(healthy[p], indexFor(panic[p] ? hs.hosts : hs.healthyHosts));
+      if (healthy[p] > 0) assign(healthy[p], indexFor(hs, panic[p] ? hs.hosts : hs.healthyHosts, panic[p]));
     });
     set.hostSets.forEach((hs, p) => {
-      if (degraded[p] > 0) assign(degraded[p], indexFor(panic[p] ? hs.hosts : hs.degradedHosts));
+      if (degraded[p] > 0)
+        assign(degraded[p], indexFor(hs, panic[p] ? hs.hosts : hs.degradedHosts, panic[p]));
     });
 
     this.pickers = pickers;
