@@ -1,6 +1,6 @@
 /**
  * ClusterLoadAssignments for EDS clusters: the service port's endpoints (filtered by the subset's labels),
- * grouped by locality, with weights, health and Istio's workload metadata. Under a locality policy
+ * grouped by locality, with weights and health. Under a locality policy
  * (locality-lb.ts) the assignment is a view for the caller's locality: priorities or weights differ between
  * callers, and one view is shared by every caller with the same locality key.
  */
@@ -56,28 +56,6 @@ function sourceOf(
   return { endpoints, rule, selector: subset.labels ?? {}, locality: localityPolicy(policy) };
 }
 
-/** Istio's canonical service and revision of a workload, from its labels. */
-function canonical(e: Endpoint): [string, string] {
-  const l = e.labels;
-  const name = l['service.istio.io/canonical-name'] ?? l['app.kubernetes.io/name'] ?? l.app ?? e.workloadName;
-  const revision =
-    l['service.istio.io/canonical-revision'] ?? l['app.kubernetes.io/version'] ?? l.version ?? 'latest';
-  return [name, revision];
-}
-
-/**
- * Istio's endpoint metadata: `istio.workload` is `workload;namespace;canonical name;canonical revision;cluster`,
- * what a client-side proxy reports as the destination's identity.
- */
-function workloadMetadata(e: Endpoint, clusterId: string): JsonObject {
-  const [name, revision] = canonical(e);
-  return {
-    filter_metadata: {
-      istio: { workload: `${e.workloadName};${e.namespace};${name};${revision};${clusterId}` },
-    },
-  };
-}
-
 function plainGroups(endpoints: readonly Endpoint[]): LocalityGroup[] {
   const byLocality = new Map<string, Endpoint[]>();
   for (const e of endpoints) {
@@ -95,7 +73,7 @@ function plainGroups(endpoints: readonly Endpoint[]): LocalityGroup[] {
   }));
 }
 
-function assignment(clusterName: string, groups: readonly LocalityGroup[], clusterId: string): JsonObject {
+function assignment(clusterName: string, groups: readonly LocalityGroup[]): JsonObject {
   const sorted = [...groups].sort(
     (a, b) => a.priority - b.priority || localityKey(a.locality).localeCompare(localityKey(b.locality)),
   );
@@ -117,7 +95,6 @@ function assignment(clusterName: string, groups: readonly LocalityGroup[], clust
           .map((e) => ({
             endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } },
             health_status: e.healthy ? 'HEALTHY' : 'UNHEALTHY',
-            metadata: workloadMetadata(e, clusterId),
             load_balancing_weight: e.weight,
           })),
       };
@@ -152,7 +129,7 @@ export function loadAssignment(
 ): JsonObject | undefined {
   const source = sourceOf(clusterName, caller.namespace, snap);
   if (!source) return undefined;
-  return assignment(clusterName, groupsFor(source, members(source), caller), snap.options.clusterId);
+  return assignment(clusterName, groupsFor(source, members(source), caller));
 }
 
 interface CachedView {
@@ -185,7 +162,7 @@ export class AssignmentCache {
       known.endpoints = source.endpoints;
       return known.assignment;
     }
-    const built = assignment(clusterName, groupsFor(source, selected, caller), snap.options.clusterId);
+    const built = assignment(clusterName, groupsFor(source, selected, caller));
     this.#entries.set(key, { endpoints: source.endpoints, members: selected, assignment: built });
     return built;
   }

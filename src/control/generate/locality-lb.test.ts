@@ -234,15 +234,3 @@ describe('DestinationRule localityLbSetting → per-caller EDS priorities and we
     assert.ok(!localityMatches(l, 'r2/*'));
   });
 });
-
-describe('EDS endpoint metadata', () => {
-  it("carries Istio's istio.workload (name;namespace;canonical service;revision;cluster)", () => {
-    const cla = generatorFromYaml(SERVICE + WORKLOADS)
-      .generate(caller('region1/zone1'), TYPE_URL.endpoint, new Set([CLUSTER]))
-      .get(CLUSTER)!;
-    const first = ((cla.endpoints as JsonObject[])[0].lb_endpoints as JsonObject[])[0];
-    assert.deepEqual(first.metadata, {
-      filter_metadata: { istio: { workload: 'hw-0;sample;helloworld;v1;Kubernetes' } },
-    });
-  });
-});

@@ -13,14 +13,11 @@ export interface MeshOptions {
   domainSuffix: string;
   /** Namespace whose DestinationRules and Sidecars apply mesh-wide (Istio's root namespace). */
   rootNamespace: string;
-  /** The cluster name in endpoint workload metadata (Istio's default cluster ID). */
-  clusterId: string;
 }
 
 export const DEFAULT_MESH_OPTIONS: MeshOptions = {
   domainSuffix: 'cluster.local',
   rootNamespace: 'istio-system',
-  clusterId: 'Kubernetes',
 };
 
 export interface MeshSnapshot {
