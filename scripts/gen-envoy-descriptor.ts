@@ -34,6 +34,9 @@ const entryFiles = [
   'envoy/extensions/filters/http/cors/v3/cors.proto',
   // Pulls in envoy/type/v3/token_bucket.proto and envoy/extensions/common/ratelimit/v3/ratelimit.proto.
   'envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto',
+  // Global rate limiting: the filter's config and the rate limit service (the proxy calls it, `weft ratelimit` serves it).
+  'envoy/extensions/filters/http/ratelimit/v3/rate_limit.proto',
+  'envoy/service/ratelimit/v3/rls.proto',
   'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
   'envoy/extensions/filters/listener/http_inspector/v3/http_inspector.proto',
   'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
@@ -62,6 +65,8 @@ const rootNames = [
   'envoy.extensions.filters.http.cors.v3.Cors',
   'envoy.extensions.filters.http.cors.v3.CorsPolicy',
   'envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
+  'envoy.extensions.filters.http.ratelimit.v3.RateLimit',
+  'envoy.service.ratelimit.v3.RateLimitService',
   'envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
   'envoy.extensions.filters.listener.http_inspector.v3.HttpInspector',
   'envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate',

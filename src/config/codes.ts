@@ -47,6 +47,7 @@ export const Codes = {
   ConflictingPeerAuthentications: code('WE0106', 'error', 'ConflictingPeerAuthentications'),
   SubsetSelectsNoWorkload: code('WE0107', 'info', 'SubsetSelectsNoWorkload'),
   UnknownAnnotationValue: code('WE0108', 'warning', 'UnknownWeftAnnotationValue'),
+  InvalidRateLimitService: code('WE0109', 'error', 'InvalidRateLimitService'),
   // Weft support
   UnsupportedField: code('WE0200', 'warning', 'FieldNotSupportedByWeft'),
   NotEnforcedKind: code('WE0201', 'warning', 'KindNotEnforcedByWeft'),

@@ -47,6 +47,41 @@ export interface RateLimitPolicy {
   /** A service host (short names are qualified with the policy's namespace). */
   targetRef?: { kind?: 'Service'; name: string };
   local?: LocalRateLimits;
-  /** Accepted but not implemented yet: reported by analyze. */
-  global?: Record<string, unknown>;
+  global?: GlobalRateLimits;
+}
+
+/** A fixed rate: requestsPerUnit per unit, counted in windows of one unit. */
+export interface WindowLimit {
+  requestsPerUnit: number;
+  unit: 'SECOND' | 'MINUTE' | 'HOUR' | 'DAY';
+}
+
+export interface GlobalClientOverride extends WindowLimit {
+  value: string;
+}
+
+export interface GlobalPerClientLimit extends WindowLimit {
+  key: ClientKey;
+  overrides?: GlobalClientOverride[];
+}
+
+/**
+ * Limits shared by every replica of the selected workloads: each replica's proxy asks the rate limit
+ * service (Envoy's RLS protocol; `weft ratelimit`, counting in Redis) before letting a request in.
+ */
+export interface GlobalRateLimits {
+  /** The rate limit service, `host:port` of a mesh service whose port speaks gRPC. */
+  service: string;
+  /** The RLS domain (default "weft"). */
+  domain?: string;
+  /** Allow (default: fail open) or Deny requests when the service cannot answer in time. */
+  failureMode?: 'Allow' | 'Deny';
+  /** How long a proxy waits for the service (default 100ms). */
+  timeout?: string;
+  /** FixedWindow (default) or SlidingWindow counting. */
+  algorithm?: 'FixedWindow' | 'SlidingWindow';
+  /** The limit for all requests to the workloads together. */
+  default?: WindowLimit;
+  /** A limit for each client on its own, across every replica. */
+  perClient?: GlobalPerClientLimit;
 }

@@ -10,22 +10,25 @@ export function checkRateLimitPolicies(resources: readonly IstioResource[]): Dia
   for (const r of resources) {
     if (r.kind !== 'RateLimitPolicy') continue;
     const spec = r.spec as RateLimitPolicy;
-    if (spec.global !== undefined && spec.global !== null)
+    const local = spec.local?.default ?? spec.local?.perClient;
+    const global = spec.global?.default ?? spec.global?.perClient;
+    if (local === undefined && global === undefined)
       out.push(
         fieldDiagnostic(
           Codes.UnsupportedField,
           r,
-          ['spec', 'global'],
-          'global rate limiting is not implemented yet',
+          ['spec'],
+          'neither a local nor a global limit: the policy limits nothing',
         ),
       );
-    if (spec.local === undefined || (spec.local.default === undefined && spec.local.perClient === undefined))
+    const service = spec.global?.service;
+    if (service !== undefined && !/^[^:\s]+:\d{1,5}$/.test(service))
       out.push(
         fieldDiagnostic(
-          Codes.UnsupportedField,
+          Codes.InvalidRateLimitService,
           r,
-          ['spec', 'local'],
-          'no local limit: the policy limits nothing',
+          ['spec', 'global', 'service'],
+          `${JSON.stringify(service)} is not host:port (the rate limit service's gRPC port)`,
         ),
       );
   }

@@ -299,7 +299,7 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
   }
   const sidecar = sidecarFor(proxy, snap);
   const rateLimitPolicy = sidecar?.spec.ingress?.length ? rateLimitPolicyFor(proxy, snap) : undefined;
-  const rateLimit = rateLimitPolicy && inboundRateLimit(rateLimitPolicy);
+  const rateLimit = rateLimitPolicy && inboundRateLimit(rateLimitPolicy, snap);
   for (const egress of sidecar?.spec.egress ?? []) {
     const port = egress.port?.number;
     if (!port) continue;
@@ -399,7 +399,7 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
     // A RateLimitPolicy limits the workload's inbound requests: its filter runs before the router.
     if (rateLimit !== undefined) {
       const filters = (httpFilter.typed_config as JsonObject).http_filters as JsonObject[];
-      filters.unshift(rateLimit.filter);
+      filters.unshift(...rateLimit.filters);
     }
     const tcpFilter = tcpProxy(`inbound_${name}`, cluster);
     plan.listeners.push({

@@ -117,7 +117,7 @@ describe('RateLimitPolicy → inbound local_ratelimit', () => {
     assert.doesNotMatch(hcmText, /local_ratelimit|rate_limits/);
   });
 
-  it('reports a bad policy naming file, resource and field, and global limits as not implemented', () => {
+  it('reports a bad policy naming file, resource and field', () => {
     const bad = load(`
 apiVersion: weft.dev/v1alpha1
 kind: RateLimitPolicy
@@ -141,19 +141,93 @@ spec:
       messages.some((m) => m.startsWith('policy.yaml RateLimitPolicy shop/bad spec.local.perClient.key')),
       messages.join('\n'),
     );
-    const global = load(`
+    const useless = load(`
 apiVersion: weft.dev/v1alpha1
 kind: RateLimitPolicy
 metadata: { name: g, namespace: shop }
 spec:
   targetRef: { name: reviews }
-  local: { default: { maxTokens: 10, fillInterval: 1s } }
-  global: { domain: shop }
+  global: { service: "ratelimit:8081", perClient: { key: { method: {} }, requestsPerUnit: 0, unit: SECOND } }
 `);
-    assert.equal(global.resources.length, 1);
-    assert.deepEqual(
-      global.diagnostics.map((d) => `${d.resource} ${d.field}: ${d.message}`),
-      ['RateLimitPolicy shop/g spec.global: global rate limiting is not implemented yet'],
+    assert.ok(
+      useless.diagnostics.some((d) => d.field === 'spec.global.perClient.requestsPerUnit'),
+      JSON.stringify(useless.diagnostics),
     );
+    const badService = load(`
+apiVersion: weft.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: { name: g, namespace: shop }
+spec:
+  targetRef: { name: reviews }
+  global: { service: ratelimit, default: { requestsPerUnit: 5, unit: MINUTE } }
+`);
+    assert.deepEqual(
+      badService.diagnostics.map((d) => `${d.code} ${d.resource} ${d.field}`),
+      ['WE0109 RateLimitPolicy shop/g spec.global.service'],
+    );
+  });
+});
+
+describe('RateLimitPolicy → inbound global rate limiting (envoy.filters.http.ratelimit)', () => {
+  const GLOBAL = `
+apiVersion: weft.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: { name: reviews-global, namespace: shop }
+spec:
+  selector: { matchLabels: { app: reviews } }
+  local: { default: { requestsPerUnit: 1000, unit: SECOND } }
+  global:
+    service: ratelimit.weft-system.svc.cluster.local:8081
+    failureMode: Deny
+    algorithm: SlidingWindow
+    default: { requestsPerUnit: 600, unit: MINUTE }
+    perClient:
+      key: { header: X-User }
+      requestsPerUnit: 10
+      unit: MINUTE
+      overrides: [{ value: batch-job, requestsPerUnit: 100, unit: MINUTE }]
+`;
+
+  it('adds the filter after the local one, with stage-1 descriptors naming the policy, which the proxy accepts', () => {
+    const { resources, diagnostics } = load(`${SIDECAR}---${GLOBAL}`);
+    assert.deepEqual(diagnostics, []);
+    const listener = inbound(resources);
+    const hcm = (listener.filter_chains as never[])[0]['filters'][0]['typed_config'] as Record<string, never>;
+    const filters = hcm.http_filters as { name: string; typed_config: Record<string, unknown> }[];
+    assert.deepEqual(
+      filters.map((f) => f.name),
+      ['envoy.filters.http.local_ratelimit', 'envoy.filters.http.ratelimit', 'envoy.filters.http.router'],
+    );
+    assert.deepEqual(filters[1].typed_config, {
+      '@type': 'type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit',
+      domain: 'weft',
+      stage: 1,
+      timeout: '0.1s',
+      failure_mode_deny: true,
+      rate_limited_as_resource_exhausted: true,
+      enable_x_ratelimit_headers: 'DRAFT_VERSION_03',
+      rate_limit_service: {
+        grpc_service: {
+          envoy_grpc: { cluster_name: 'outbound|8081||ratelimit.weft-system.svc.cluster.local' },
+        },
+        transport_api_version: 'V3',
+      },
+    });
+    const route = hcm.route_config['virtual_hosts'][0]['routes'][0]['route'] as Record<string, unknown>;
+    const policy = {
+      generic_key: { descriptor_key: 'weft.policy', descriptor_value: 'shop/reviews-global' },
+    };
+    assert.deepEqual(route.rate_limits, [
+      { stage: 1, actions: [policy] },
+      {
+        stage: 1,
+        actions: [policy, { request_headers: { header_name: 'x-user', descriptor_key: 'client' } }],
+      },
+    ]);
+    const normalized = {
+      ...(normalize('google.protobuf.Any', listener, 'listener') as Record<string, never>),
+    };
+    delete normalized['@type'];
+    assert.doesNotThrow(() => compileListener(normalized, 'listener'));
   });
 });

@@ -11,14 +11,22 @@
  */
 import type { JsonObject } from '../../core/json.ts';
 import type { IstioResource } from '../../api/istio/resource.ts';
-import type { ClientKey, RateLimit, RateLimitPolicy } from '../../api/weft/rate-limit.ts';
+import type { ClientKey, GlobalRateLimits, RateLimit, RateLimitPolicy } from '../../api/weft/rate-limit.ts';
+import {
+  DEFAULT_RLS_DOMAIN,
+  GLOBAL_RATE_LIMIT_STAGE,
+  POLICY_DESCRIPTOR_KEY,
+} from '../../api/weft/rate-limit-descriptors.ts';
 import { qualifyHost } from '../../config/hosts.ts';
 import { labelsMatch } from '../model/discovery.ts';
 import type { MeshSnapshot } from '../model/snapshot.ts';
 import type { ProxyNode } from '../xds/types.ts';
-import { TYPES } from './names.ts';
+import { outboundClusterName, TYPES } from './names.ts';
 
 export const LOCAL_RATELIMIT_FILTER = 'envoy.filters.http.local_ratelimit';
+export const GLOBAL_RATELIMIT_FILTER = 'envoy.filters.http.ratelimit';
+/** Longer than Envoy's 20 ms: the service is another Node process and Redis, on shared cores. */
+const DEFAULT_GLOBAL_TIMEOUT = '0.1s';
 const UNIT_SECONDS = { SECOND: 1, MINUTE: 60, HOUR: 3600 } as const;
 const ALL = { default_value: { numerator: 100, denominator: 'HUNDRED' } };
 
@@ -56,8 +64,15 @@ export function rateLimitPolicyFor(
   snap: MeshSnapshot,
 ): IstioResource<RateLimitPolicy> | undefined {
   for (const p of snap.rateLimitPolicies ?? [])
-    if ((p.spec.local?.default ?? p.spec.local?.perClient) !== undefined && selects(p, proxy, snap)) return p;
+    if (limitsSomething(p.spec) && selects(p, proxy, snap)) return p;
   return undefined;
+}
+
+function limitsSomething(spec: RateLimitPolicy): boolean {
+  return (
+    (spec.local?.default ?? spec.local?.perClient) !== undefined ||
+    (spec.global?.default ?? spec.global?.perClient) !== undefined
+  );
 }
 
 function tokenBucket(limit: RateLimit): JsonObject {
@@ -86,12 +101,83 @@ function clientAction(key: ClientKey): { action: JsonObject; descriptorKey: stri
 }
 
 export interface InboundRateLimit {
-  readonly filter: JsonObject;
-  /** The inbound route's rate_limits (empty without per-client limits). */
+  /** HTTP filters, before the router: local first (it costs nothing to ask), then global. */
+  readonly filters: JsonObject[];
+  /** The inbound route's rate_limits. */
   readonly rateLimits: JsonObject[];
 }
 
-export function inboundRateLimit(policy: IstioResource<RateLimitPolicy>): InboundRateLimit {
+export function inboundRateLimit(
+  policy: IstioResource<RateLimitPolicy>,
+  snap: MeshSnapshot,
+): InboundRateLimit {
+  const filters: JsonObject[] = [];
+  const rateLimits: JsonObject[] = [];
+  if ((policy.spec.local?.default ?? policy.spec.local?.perClient) !== undefined) {
+    const local = localRateLimit(policy);
+    filters.push(local.filter);
+    rateLimits.push(...local.rateLimits);
+  }
+  const global = policy.spec.global;
+  if (global !== undefined && (global.default ?? global.perClient) !== undefined) {
+    filters.push(globalRateLimitFilter(global, policy.metadata.namespace, snap));
+    rateLimits.push(...globalRateLimits(global, `${policy.metadata.namespace}/${policy.metadata.name}`));
+  }
+  return { filters, rateLimits };
+}
+
+/** `host:port` of the rate limit service → its outbound cluster (the host qualified with the policy's namespace). */
+export function rateLimitServiceCluster(
+  service: string,
+  namespace: string,
+  snap: MeshSnapshot,
+): string | undefined {
+  const colon = service.lastIndexOf(':');
+  const port = Number(service.slice(colon + 1));
+  if (colon <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  const host = qualifyHost(service.slice(0, colon), namespace, snap.options.domainSuffix);
+  return outboundClusterName(port, '', host);
+}
+
+function globalRateLimitFilter(global: GlobalRateLimits, namespace: string, snap: MeshSnapshot): JsonObject {
+  // An unusable service address (analyze reports it) gives a cluster that cannot exist: the failure mode applies.
+  const cluster = rateLimitServiceCluster(global.service, namespace, snap) ?? `invalid|${global.service}`;
+  return {
+    name: GLOBAL_RATELIMIT_FILTER,
+    typed_config: {
+      '@type': TYPES.rateLimit,
+      domain: global.domain ?? DEFAULT_RLS_DOMAIN,
+      stage: GLOBAL_RATE_LIMIT_STAGE,
+      timeout: global.timeout ?? DEFAULT_GLOBAL_TIMEOUT,
+      failure_mode_deny: global.failureMode === 'Deny',
+      // A rate-limited gRPC call is RESOURCE_EXHAUSTED, what gRPC clients expect for quota.
+      rate_limited_as_resource_exhausted: true,
+      enable_x_ratelimit_headers: 'DRAFT_VERSION_03',
+      rate_limit_service: {
+        grpc_service: { envoy_grpc: { cluster_name: cluster } },
+        transport_api_version: 'V3',
+      },
+    },
+  };
+}
+
+/** The descriptors of rate-limit-descriptors.ts: the policy alone, and the policy with the client's value. */
+function globalRateLimits(global: GlobalRateLimits, policyName: string): JsonObject[] {
+  const policy = { generic_key: { descriptor_key: POLICY_DESCRIPTOR_KEY, descriptor_value: policyName } };
+  const out: JsonObject[] = [];
+  if (global.default !== undefined) out.push({ stage: GLOBAL_RATE_LIMIT_STAGE, actions: [policy] });
+  if (global.perClient !== undefined)
+    out.push({
+      stage: GLOBAL_RATE_LIMIT_STAGE,
+      actions: [policy, clientAction(global.perClient.key).action],
+    });
+  return out;
+}
+
+function localRateLimit(policy: IstioResource<RateLimitPolicy>): {
+  filter: JsonObject;
+  rateLimits: JsonObject[];
+} {
   const local = policy.spec.local ?? {};
   const config: JsonObject = {
     '@type': TYPES.localRateLimit,

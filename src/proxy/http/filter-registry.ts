@@ -12,6 +12,8 @@ import { FaultFilter, FaultStats } from './filters/fault.ts';
 import { compileHttpFault, FAULT_TYPE_NAME } from './filters/fault-config.ts';
 import { LocalRateLimitFilter } from './filters/local-ratelimit.ts';
 import { compileLocalRateLimit, LOCAL_RATELIMIT_TYPE_NAME } from './filters/local-ratelimit-config.ts';
+import { RateLimitFilter } from './filters/ratelimit.ts';
+import { compileRateLimit, RATELIMIT_TYPE_NAME } from './filters/ratelimit-config.ts';
 import { RouterFilter } from './filters/router.ts';
 import { compileRouterConfig } from './filters/router-config.ts';
 
@@ -28,6 +30,7 @@ export const ROUTER_TYPE_URL = 'type.googleapis.com/envoy.extensions.filters.htt
 export const FAULT_TYPE_URL = `type.googleapis.com/${FAULT_TYPE_NAME}`;
 export const CORS_TYPE_URL = `type.googleapis.com/${CORS_TYPE_NAME}`;
 export const LOCAL_RATELIMIT_TYPE_URL = `type.googleapis.com/${LOCAL_RATELIMIT_TYPE_NAME}`;
+export const RATELIMIT_TYPE_URL = `type.googleapis.com/${RATELIMIT_TYPE_NAME}`;
 
 /** Per-route config types that differ from their filter's own config type. */
 const FILTER_TYPE_OF_PER_ROUTE_TYPE: ReadonlyMap<string, string> = new Map([
@@ -59,6 +62,11 @@ const factories = new Map<string, Factory>([
   [
     LOCAL_RATELIMIT_TYPE_URL,
     (c, ctx) => new LocalRateLimitFilter(c.name, compileLocalRateLimit(c.config as Json, c.name), ctx.stats),
+  ],
+  [
+    RATELIMIT_TYPE_URL,
+    (c, ctx) =>
+      new RateLimitFilter(c.name, compileRateLimit(c.config as Json, c.name), ctx.clusters, ctx.stats),
   ],
 ]);
 

@@ -31,6 +31,11 @@ import {
   LOCAL_RATELIMIT_FILTER_NAME,
   LOCAL_RATELIMIT_TYPE_NAME,
 } from '../http/filters/local-ratelimit-config.ts';
+import {
+  compileRateLimit,
+  RATELIMIT_FILTER_NAME,
+  RATELIMIT_TYPE_NAME,
+} from '../http/filters/ratelimit-config.ts';
 import type {
   FilterChainConfig,
   FilterChainMatch,
@@ -71,6 +76,7 @@ const HTTP_FILTERS = [
   { name: FAULT_FILTER_NAME, typeName: FAULT_TYPE_NAME },
   { name: CORS_FILTER_NAME, typeName: CORS_TYPE_NAME },
   { name: LOCAL_RATELIMIT_FILTER_NAME, typeName: LOCAL_RATELIMIT_TYPE_NAME },
+  { name: RATELIMIT_FILTER_NAME, typeName: RATELIMIT_TYPE_NAME },
 ] as const;
 
 const MIB = 1024 * 1024;
@@ -457,6 +463,7 @@ function compileHttpFilters(hcm: JsonObject, path: string): HttpFilterConfig[] {
     if (extension.typeName === FAULT_TYPE_NAME) compileHttpFault(config ?? {}, configPath);
     if (extension.typeName === CORS_TYPE_NAME) compileCors(config ?? {}, configPath);
     if (extension.typeName === LOCAL_RATELIMIT_TYPE_NAME) compileLocalRateLimit(config ?? {}, configPath);
+    if (extension.typeName === RATELIMIT_TYPE_NAME) compileRateLimit(config ?? {}, configPath);
     return {
       name,
       typeUrl: `${typeUrlPrefix}${extension.typeName}`,

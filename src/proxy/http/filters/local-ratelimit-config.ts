@@ -220,7 +220,7 @@ export function compileLocalRateLimit(json: Json | undefined, path: string): Loc
 }
 
 /** type.v3.StatusCode names Weft accepts for `status` (the 4xx/5xx ones a limiter would use). */
-const HTTP_STATUS_NAMES: Readonly<Record<string, number>> = {
+export const HTTP_STATUS_NAMES: Readonly<Record<string, number>> = {
   BadRequest: 400,
   Unauthorized: 401,
   Forbidden: 403,
