@@ -40,6 +40,7 @@ const entryFiles = [
   'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
   'envoy/extensions/filters/listener/http_inspector/v3/http_inspector.proto',
   'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
+  'envoy/extensions/retry/priority/previous_priorities/v3/previous_priorities_config.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/service/discovery/v3/ads.proto',
   // TypedStruct: how Weft's own extensions (e.g. the PEAK_EWMA load balancer) are configured.
@@ -70,6 +71,7 @@ const rootNames = [
   'envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
   'envoy.extensions.filters.listener.http_inspector.v3.HttpInspector',
   'envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate',
+  'envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig',
   'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
   'envoy.service.discovery.v3.AggregatedDiscoveryService',
   'xds.type.v3.TypedStruct',

@@ -15,7 +15,6 @@ describe('support table', () => {
       'http[].match[].statPrefix',
       'http[].mirror_percent',
       'http[].mirrorPercent',
-      'http[].retries.retryRemoteLocalities',
       'tcp[].match[].destinationSubnets',
       'tcp[].match[].sourceSubnet',
       'tls',

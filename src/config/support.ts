@@ -120,7 +120,7 @@ export const supportedFields: Readonly<Partial<Record<IstioKind, SupportTree>>> 
         retryOn: true,
         retryIgnorePreviousHosts: true,
         backoff: true,
-        // retryRemoteLocalities needs Envoy's retry priorities (locality failover on retry): issue #4/#8.
+        retryRemoteLocalities: true,
       },
       fault: true,
       corsPolicy: {

@@ -16,12 +16,15 @@ import type { ProxyProcess } from '../support/proxy.ts';
 import { closedPort, startHttpUpstream } from '../support/servers.ts';
 
 const HOST = 'hello.default.svc.cluster.local';
+const RETRY_HOST = 'retry.default.svc.cluster.local';
 
 interface Replica {
   readonly name: string;
   readonly locality: string;
   port: number;
   failing: boolean;
+  /** Paths this replica was asked for. */
+  hits: string[];
   close(): Promise<void>;
 }
 
@@ -64,6 +67,37 @@ spec:
     loadBalancer:
       simple: ROUND_ROBIN
       localityLbSetting: ${localityLbSetting}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: retry}
+spec:
+  hosts: [${RETRY_HOST}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: hello}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: retry}
+spec:
+  host: ${RETRY_HOST}
+  trafficPolicy:
+    # Priorities by locality, but no replica is ever ejected here: only retries move traffic.
+    outlierDetection: {consecutive5xxErrors: 1000}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: retry}
+spec:
+  hosts: [${RETRY_HOST}]
+  http:
+  - match: [{uri: {prefix: /remote/}}]
+    route: [{destination: {host: ${RETRY_HOST}}}]
+    retries: {attempts: 3, retryOn: 5xx, retryRemoteLocalities: true}
+  - route: [{destination: {host: ${RETRY_HOST}}}]
+    retries: {attempts: 3, retryOn: 5xx}
 ${entries}`;
 }
 
@@ -92,11 +126,13 @@ describe('locality load balancing through a Weft sidecar', { timeout: 120_000 },
 
   before(async () => {
     for (const [name, locality] of REPLICAS) {
-      const replica: Replica = { name, locality, port: 0, failing: false, close: async () => {} };
+      const replica: Replica = { name, locality, port: 0, failing: false, hits: [], close: async () => {} };
       const up = await startHttpUpstream({
         handler: (req, res) => {
           req.resume();
-          if (replica.failing) res.writeHead(503).end('down');
+          replica.hits.push(req.url ?? '');
+          const flaky = (req.url ?? '').includes('/flaky') && locality === 'region1/zone1';
+          if (replica.failing || flaky) res.writeHead(503).end('down');
           else res.writeHead(200).end(name);
         },
       });
@@ -152,6 +188,20 @@ describe('locality load balancing through a Weft sidecar', { timeout: 120_000 },
       'traffic back in region1/zone1',
     );
     assert.deepEqual(only(await sample(100)), ['z1-a', 'z1-b']);
+  });
+
+  it('moves retries to another locality with retryRemoteLocalities, and not without it', async () => {
+    const hitsOf = (p: string): string[] => replicas.filter((r) => r.hits.includes(p)).map((r) => r.name);
+    // Both zone1 replicas answer 503 to /flaky: the first two tries use them (update_frequency 2, previous
+    // hosts), the third leaves priority 0 and reaches region1/zone2.
+    const remote = await request(outbound, { path: '/remote/flaky', headers: { host: RETRY_HOST } });
+    assert.equal(remote.status, 200);
+    assert.equal(remote.body, 'z2');
+    assert.deepEqual(hitsOf('/remote/flaky').sort(), ['z1-a', 'z1-b', 'z2']);
+    // Without it every try stays in the caller's zone, which fails them all.
+    const local = await request(outbound, { path: '/local/flaky', headers: { host: RETRY_HOST } });
+    assert.equal(local.status, 503);
+    assert.deepEqual(hitsOf('/local/flaky').sort(), ['z1-a', 'z1-b']);
   });
 
   it('splits traffic by distribute weights once the rule changes', async () => {

@@ -129,7 +129,8 @@ function hashPolicy(host: string, ctx: RouteContext): JsonObject[] | undefined {
 /**
  * A VirtualService's `retries` (or Istio's default when absent) as Envoy's RetryPolicy, as Istio translates it:
  * numeric entries of `retryOn` become `retriable_status_codes` (503 unless any are given), previously tried
- * hosts are avoided unless `retryIgnorePreviousHosts: false`, `backoff` sets the base interval.
+ * hosts are avoided unless `retryIgnorePreviousHosts: false`, `backoff` sets the base interval,
+ * `retryRemoteLocalities` moves retries to other localities (Envoy's previous_priorities).
  */
 export function retryPolicy(retries: HTTPRetry | undefined): JsonObject | undefined {
   if (retries && retries.attempts === 0) return undefined;
@@ -162,6 +163,13 @@ export function retryPolicy(retries: HTTPRetry | undefined): JsonObject | undefi
     policy.retriable_status_codes = codes.length > 0 ? codes : [503];
   const backoff = retries?.backoff ? istioDurationToProto(retries.backoff) : undefined;
   if (backoff) policy.retry_back_off = { base_interval: backoff };
+  if (retries?.retryRemoteLocalities === true) {
+    // Every second try leaves the priorities (localities) already tried, as Istio configures it.
+    policy.retry_priority = {
+      name: 'envoy.retry_priorities.previous_priorities',
+      typed_config: { '@type': TYPES.previousPriorities, update_frequency: 2 },
+    };
+  }
   return policy;
 }
 

@@ -121,7 +121,6 @@ describe('compileRetryPolicy', () => {
       'retriable_headers',
       'retriable_request_headers',
       'rate_limited_retry_back_off',
-      'retry_priority',
       'per_try_idle_timeout',
       'retry_options_predicates',
     ]) {
@@ -130,6 +129,38 @@ describe('compileRetryPolicy', () => {
       rejects({ [field]: value }, `${PATH}.${field}`, /not supported by Weft/);
     }
     rejects({ retry_onn: '5xx' }, `${PATH}.retry_onn`, /unknown field/);
+    const PP =
+      'type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig';
+    rejects({ retry_priority: { name: 'other' } }, `${PATH}.retry_priority`, /not supported by Weft/);
+    rejects(
+      { retry_priority: { name: 'x', typed_config: { '@type': PP, update_frequency: 0 } } },
+      `${PATH}.retry_priority.typed_config.update_frequency`,
+      /integer from 1/,
+    );
+    rejects(
+      { retry_priority: { name: 'x', typed_config: { '@type': PP } } },
+      `${PATH}.retry_priority.typed_config.update_frequency`,
+      /required/,
+    );
+  });
+
+  it('reads retry_priority previous_priorities', () => {
+    const policy = compileRetryPolicy(
+      {
+        retry_on: '5xx',
+        retry_priority: {
+          name: 'envoy.retry_priorities.previous_priorities',
+          typed_config: {
+            '@type':
+              'type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig',
+            update_frequency: 2,
+          },
+        },
+      },
+      PATH,
+    );
+    assert.equal(policy.previousPrioritiesFrequency, 2);
+    assert.equal(compileRetryPolicy({ retry_on: '5xx' }, PATH).previousPrioritiesFrequency, undefined);
   });
 
   it('is compiled from RouteAction.retry_policy, and absent by default', () => {

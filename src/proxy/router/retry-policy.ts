@@ -69,6 +69,9 @@ const GRPC_MASK =
 const ANY_RESET_MASK = RetryOn.FIVE_XX | RetryOn.GATEWAY_ERROR | RetryOn.RESET;
 
 export const PREVIOUS_HOSTS_PREDICATE = 'envoy.retry_host_predicates.previous_hosts';
+export const PREVIOUS_PRIORITIES = 'envoy.retry_priorities.previous_priorities';
+const PREVIOUS_PRIORITIES_TYPE =
+  'type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig';
 const PREVIOUS_HOSTS_TYPE =
   'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate';
 
@@ -90,6 +93,11 @@ export interface RetryPolicy {
   readonly hostSelectionMaxAttempts: number;
   readonly baseIntervalMs: number;
   readonly maxIntervalMs: number;
+  /**
+   * retry_priority previous_priorities: every this many attempts, the priorities tried so far leave the
+   * priority load (so retries go to other localities); undefined without it.
+   */
+  readonly previousPrioritiesFrequency: number | undefined;
 }
 
 const RETRY_POLICY_FIELDS = {
@@ -101,10 +109,10 @@ const RETRY_POLICY_FIELDS = {
     'retry_host_predicate',
     'host_selection_retry_max_attempts',
     'retry_back_off',
+    'retry_priority',
   ],
   refused: {
     per_try_idle_timeout: null,
-    retry_priority: null,
     retry_options_predicates: null,
     rate_limited_retry_back_off: null,
     retriable_headers: null,
@@ -160,6 +168,31 @@ function compileHostPredicates(policy: JsonObject, path: string): boolean {
     previousHosts = true;
   }
   return previousHosts;
+}
+
+function compileRetryPriority(policy: JsonObject, path: string): number | undefined {
+  const p = fieldPath(path, 'retry_priority');
+  const item = optObject(policy, 'retry_priority', path);
+  if (item === undefined) return undefined;
+  checkFields(item, p, { supported: ['name', 'typed_config'], refused: {} });
+  const typed = optObject(item, 'typed_config', p);
+  const typedPath = fieldPath(p, 'typed_config');
+  const type = typed === undefined ? undefined : optString(typed, '@type', typedPath);
+  if (type !== PREVIOUS_PRIORITIES_TYPE)
+    throw new ConfigError(
+      type === undefined ? p : typedPath,
+      `${type ?? JSON.stringify(optString(item, 'name', p) ?? '')} is not supported by Weft (only ${PREVIOUS_PRIORITIES} with its typed_config)`,
+    );
+  checkFields(typed!, typedPath, { supported: ['@type', 'update_frequency'], refused: {} });
+  const frequency = integer(
+    optNumber(typed!, 'update_frequency', typedPath),
+    fieldPath(typedPath, 'update_frequency'),
+    1,
+    2 ** 31 - 1,
+  );
+  if (frequency === undefined)
+    throw new ConfigError(fieldPath(typedPath, 'update_frequency'), 'required (> 0)');
+  return frequency;
 }
 
 /** Compiles a normalized RetryPolicy; `path` names it in errors (e.g. `....route.retry_policy`). */
@@ -228,6 +261,7 @@ export function compileRetryPolicy(json: Json, path: string): RetryPolicy {
     hostSelectionMaxAttempts,
     baseIntervalMs,
     maxIntervalMs,
+    previousPrioritiesFrequency: compileRetryPriority(obj, path),
   });
 }
 

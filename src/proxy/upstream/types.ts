@@ -32,6 +32,8 @@ export interface LbContext {
   readonly hash: number | undefined;
   /** Hosts already tried by this request, to be avoided when possible. */
   readonly attempted?: ReadonlySet<Host>;
+  /** Priorities a retry must leave out of the priority load (retry_priority previous_priorities). */
+  readonly excludedPriorities?: ReadonlySet<number>;
 }
 
 export interface LoadBalancer {

@@ -24,6 +24,9 @@ export class RetryState {
   private readonly bodyTooLarge: boolean;
   private readonly entry: ClusterEntry;
   private retries = 0;
+  /** previous_priorities: the priority of each try so far, and the priorities the next tries leave out. */
+  private readonly triedPriorities: number[] = [];
+  excludedPriorities: ReadonlySet<number> | undefined;
   private holdsSlot = false;
   perTryTimer: NodeJS.Timeout | null = null;
   backOffTimer: NodeJS.Timeout | null = null;
@@ -34,6 +37,19 @@ export class RetryState {
     this.body = body;
     this.bodyTooLarge = bodyTooLarge;
     this.attempted = policy.avoidPreviousHosts ? new Set() : undefined;
+  }
+
+  /**
+   * Records a try's priority. Every `update_frequency` tries, the priorities tried so far are excluded
+   * from then on (Envoy's previous_priorities; the load balancer falls back to the full load when that
+   * would leave nothing).
+   */
+  triedPriority(priority: number): void {
+    const frequency = this.policy.previousPrioritiesFrequency;
+    if (frequency === undefined) return;
+    this.triedPriorities.push(priority);
+    if (this.triedPriorities.length % frequency === 0)
+      this.excludedPriorities = new Set(this.triedPriorities);
   }
 
   /** Retries done so far (the next back-off grows with it). */

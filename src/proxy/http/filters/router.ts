@@ -262,7 +262,9 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
     const lb = this.entry.cluster.loadBalancer;
     const retry = this.retry;
     const host = lb.chooseHost(
-      retry?.attempted === undefined ? { hash: this.hash } : { hash: this.hash, attempted: retry.attempted },
+      retry === null || (retry.attempted === undefined && retry.excludedPriorities === undefined)
+        ? { hash: this.hash }
+        : { hash: this.hash, attempted: retry.attempted, excludedPriorities: retry.excludedPriorities },
     );
     const cstats = this.entry.stats;
     if (host === null) {
@@ -293,6 +295,7 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
       return;
     }
     retry.attempted?.add(host);
+    retry.triedPriority(host.priority);
     if (retry.body !== null) req = { ...req, body: retry.body.open() };
     const handler = new AttemptHandler(this);
     this.currentAttempt = handler;
