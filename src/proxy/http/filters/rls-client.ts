@@ -1,18 +1,20 @@
 /**
- * A client of Envoy's rate limit service (`envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit`)
- * over @grpc/grpc-js, with the messages encoded by the proxy's own Envoy codec. One gRPC channel per
- * service address, shared by every filter of the process; a call fails fast when the service is down
- * (no wait-for-ready) and is bounded by a deadline.
+ * A client of Envoy's rate limit service (`envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit`):
+ * unary gRPC over node:http2 with the proxy's own gRPC framing and Envoy codec. One connection per service
+ * address, shared by every filter of the process; a call fails fast when the service is down and is
+ * bounded by a deadline (also sent as grpc-timeout).
  */
-import { Client, credentials, Metadata } from '@grpc/grpc-js';
-import type { ServiceError } from '@grpc/grpc-js';
+import http2 from 'node:http2';
 import { decodeMessage, encodeMessage } from '../../../api/envoy/wire.ts';
 import type { WireJson } from '../../../api/envoy/wire.ts';
 import type { Descriptor } from '../../router/rate-limit-actions.ts';
+import { encodeGrpcFrame, GrpcFrameDecoder } from '../../xds/grpc-framing.ts';
 
 const METHOD = '/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit';
 const REQUEST = 'envoy.service.ratelimit.v3.RateLimitRequest';
 const RESPONSE = 'envoy.service.ratelimit.v3.RateLimitResponse';
+/** A rate limit answer is small; anything near this is not one. */
+const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 const UNIT_SECONDS: Readonly<Record<string, number>> = {
   SECOND: 1,
@@ -104,21 +106,105 @@ export function readResponse(json: JsonObj): RlsResult {
   };
 }
 
-export class GrpcRlsTransport implements RlsTransport {
-  readonly #clients = new Map<string, Client>();
+/** A gRPC unary call's outcome: the response message, or why there is none. */
+type UnaryDone = (error: Error | null, message: Buffer | undefined) => void;
 
-  #client(address: string): Client {
-    let client = this.#clients.get(address);
-    if (client === undefined) {
-      client = new Client(address, credentials.createInsecure(), {
-        // Redial a restarted service quickly rather than after grpc-js' default 120 s cap.
-        'grpc.max_reconnect_backoff_ms': 2000,
-        'grpc.initial_reconnect_backoff_ms': 100,
-      });
-      this.#clients.set(address, client);
-    }
-    return client;
+/**
+ * Unary gRPC calls to one address over one lasting HTTP/2 connection (redialled when it closes), with
+ * gRPC's framing and status trailers: what the rate limit check needs, without loading @grpc/grpc-js
+ * into every sidecar (ARCHITECTURE.md, "Memory").
+ */
+class UnaryChannel {
+  readonly #url: string;
+  #session: http2.ClientHttp2Session | undefined;
+
+  constructor(address: string) {
+    this.#url = `http://${address}`;
   }
+
+  #connect(): http2.ClientHttp2Session {
+    const current = this.#session;
+    if (current !== undefined && !current.closed && !current.destroyed) return current;
+    const session = http2.connect(this.#url, { settings: { enablePush: false } });
+    // Errors reach the calls through their streams; the session itself must not throw.
+    session.on('error', () => undefined);
+    session.on('close', () => {
+      if (this.#session === session) this.#session = undefined;
+    });
+    // An idle connection to the service never keeps the proxy alive.
+    session.unref();
+    this.#session = session;
+    return session;
+  }
+
+  call(path: string, body: Uint8Array, timeoutMs: number, done: UnaryDone): RlsCall {
+    let finished = false;
+    const finish = (error: Error | null, message: Buffer | undefined): void => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      if (!req.closed) req.close(http2.constants.NGHTTP2_CANCEL);
+      done(error, message);
+    };
+    const req = this.#connect().request({
+      ':method': 'POST',
+      ':path': path,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      'grpc-timeout': `${Math.max(1, Math.ceil(timeoutMs))}m`,
+    });
+    const timer = setTimeout(
+      () => finish(new Error(`no answer within ${timeoutMs} ms`), undefined),
+      timeoutMs,
+    );
+    const decoder = new GrpcFrameDecoder(MAX_MESSAGE_BYTES);
+    let message: Buffer | undefined;
+    let status: string | undefined;
+    let statusMessage = '';
+    const readStatus = (headers: http2.IncomingHttpHeaders): void => {
+      const code = headers['grpc-status'];
+      if (typeof code === 'string') {
+        status = code;
+        statusMessage = typeof headers['grpc-message'] === 'string' ? headers['grpc-message'] : '';
+      }
+    };
+    req.on('response', (headers) => {
+      if (headers[':status'] !== 200) finish(new Error(`HTTP status ${headers[':status']}`), undefined);
+      else readStatus(headers);
+    });
+    req.on('trailers', readStatus);
+    req.on('data', (chunk: Buffer) => {
+      try {
+        for (const m of decoder.push(chunk)) message ??= m;
+      } catch (err) {
+        finish(err as Error, undefined);
+      }
+    });
+    req.on('error', (err: Error) => finish(err, undefined));
+    req.on('close', () => {
+      if (status === '0' && message !== undefined) finish(null, message);
+      else
+        finish(
+          new Error(
+            status === undefined
+              ? 'the call ended without a status'
+              : `gRPC status ${status}${statusMessage ? `: ${decodeURIComponent(statusMessage)}` : ''}`,
+          ),
+          undefined,
+        );
+    });
+    req.end(encodeGrpcFrame(body));
+    return { cancel: () => finish(new Error('cancelled'), undefined) };
+  }
+
+  close(): void {
+    this.#session?.close();
+    this.#session = undefined;
+  }
+}
+
+export class Http2RlsTransport implements RlsTransport {
+  readonly #channels = new Map<string, UnaryChannel>();
 
   shouldRateLimit(
     address: string,
@@ -127,31 +213,35 @@ export class GrpcRlsTransport implements RlsTransport {
     timeoutMs: number,
     done: RlsCallback,
   ): RlsCall {
+    let channel = this.#channels.get(address);
+    if (channel === undefined) this.#channels.set(address, (channel = new UnaryChannel(address)));
     const request = {
       domain,
       descriptors: descriptors.map((entries) => ({
         entries: entries.map((e) => ({ key: e.key, value: e.value })),
       })),
     };
-    return this.#client(address).makeUnaryRequest(
-      METHOD,
-      (r: typeof request) => Buffer.from(encodeMessage(REQUEST, r)),
-      (b: Buffer) => decodeMessage(RESPONSE, b),
-      request,
-      new Metadata(),
-      { deadline: Date.now() + timeoutMs },
-      (err: ServiceError | null, value?: JsonObj) => {
-        if (err !== null || value === undefined) done(err ?? new Error('empty response'), undefined);
-        else done(null, readResponse(value));
-      },
-    );
+    return channel.call(METHOD, encodeMessage(REQUEST, request), timeoutMs, (error, message) => {
+      if (error !== null || message === undefined) {
+        done(error ?? new Error('empty response'), undefined);
+        return;
+      }
+      let decoded: JsonObj;
+      try {
+        decoded = decodeMessage(RESPONSE, message);
+      } catch (err) {
+        done(err as Error, undefined);
+        return;
+      }
+      done(null, readResponse(decoded));
+    });
   }
 
   close(): void {
-    for (const c of this.#clients.values()) c.close();
-    this.#clients.clear();
+    for (const c of this.#channels.values()) c.close();
+    this.#channels.clear();
   }
 }
 
 /** The process' transport: channels are per address, so every filter instance shares them. */
-export const sharedRlsTransport = new GrpcRlsTransport();
+export const sharedRlsTransport = new Http2RlsTransport();
