@@ -200,6 +200,25 @@ for (const direct of [true, false]) {
         assert.deepEqual(order, ['/0', '/1', '/2', '/3', '/4', '/5']);
       });
 
+      it('counts a request as pending while its new connection is being established', async () => {
+        const s = await httpServer((_req, res) => res.end('ok'));
+        const p = pool(s.port, { circuitBreakers: { ...DEFAULT_THRESHOLDS, maxPendingRequests: 1 } });
+        const first = exchange(p, { path: '/a' });
+        // Connecting takes at least a turn of the event loop: the request is pending, not yet active.
+        assert.equal(p.breakers.pending.count, 1);
+        assert.equal(p.breakers.requests.count, 0);
+        // A second request would need a second connection: it is pending too, over the limit of 1.
+        const second = await exchange(p, { path: '/b' });
+        assert.equal(second.error?.message, 'circuit breaker overflow');
+        assert.equal((await first).status, 200);
+        assert.equal(p.breakers.pending.count, 0);
+        // Once connected, the idle connection takes the next request at once (active, never pending).
+        const third = exchange(p, { path: '/c' });
+        assert.equal(p.breakers.pending.count, 0);
+        assert.equal(p.breakers.requests.count, 1);
+        assert.equal((await third).status, 200);
+      });
+
       it('closes a connection after max requests per connection', async () => {
         const s = await httpServer((_req, res) => res.end('ok'));
         const p = pool(s.port, { maxRequestsPerConnection: 2 });

@@ -385,8 +385,14 @@ class Conn {
     }
     if (this.readingPaused) this.stopReading();
     const ex = this.ex;
-    if (ex !== null) this.writeRequest(ex);
-    else this.pool.release(this);
+    if (ex === null) {
+      this.pool.release(this);
+    } else if (!ex.slot.activate()) {
+      // Pending no more, but max_requests is reached: the request overflows, the connection serves the next.
+      this.ex = null;
+      ex.fail(overflow());
+      this.pool.release(this);
+    } else this.writeRequest(ex);
   };
 
   private readonly onSocketData = (chunk: Buffer): void => {
@@ -647,11 +653,18 @@ export class NativeHttp1Pool implements UpstreamPool {
       () => ex.resume(),
     );
     if (ex.done) return;
-    if (this.idle.length > 0 || this.canOpen()) {
-      if (!ex.slot.activate()) ex.fail(overflow());
-      else (this.idle.pop() ?? this.open()).assign(ex);
-    } else if (ex.slot.enterPending()) this.queue.push(ex);
-    else ex.fail(overflow());
+    const idle = this.idle.pop();
+    if (idle !== undefined) {
+      if (!ex.slot.activate()) {
+        this.idle.push(idle);
+        ex.fail(overflow());
+      } else idle.assign(ex);
+    } else if (!ex.slot.enterPending()) {
+      ex.fail(overflow());
+    } else if (this.canOpen()) {
+      // Pending until its connection is up, as Envoy counts it (max_pending_requests covers the connect).
+      this.open().assign(ex);
+    } else this.queue.push(ex);
   }
 
   /** Connections are capped per cluster, but a pool may always have one (as Envoy: no host starves). */
@@ -713,9 +726,9 @@ export class NativeHttp1Pool implements UpstreamPool {
     if (conn.connected) this.connectedCount--;
     const i = this.idle.lastIndexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
-    // Room for one more connection: give it to the oldest queued request.
+    // Room for one more connection: the oldest queued request takes it (still pending until it connects).
     if (this.queue.length > 0 && !this.destroyed && this.canOpen()) {
-      const next = this.nextQueued();
+      const next = this.queue.shift();
       if (next !== undefined) this.open().assign(next);
     }
     this.maybeClosed();
