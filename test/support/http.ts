@@ -16,12 +16,14 @@ export function request(
     headers?: http.OutgoingHttpHeaders;
     body?: string | Buffer;
     agent?: http.Agent | false;
+    /** The address to connect to (default 127.0.0.1). */
+    host?: string;
   } = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
-        host: '127.0.0.1',
+        host: opts.host ?? '127.0.0.1',
         port,
         method: opts.method ?? 'GET',
         path: opts.path ?? '/',

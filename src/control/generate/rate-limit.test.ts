@@ -179,6 +179,7 @@ spec:
   global:
     service: ratelimit.weft-system.svc.cluster.local:8081
     failureMode: Deny
+    timeout: 250ms
     algorithm: SlidingWindow
     default: { requestsPerUnit: 600, unit: MINUTE }
     perClient:
@@ -202,7 +203,7 @@ spec:
       '@type': 'type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit',
       domain: 'weft',
       stage: 1,
-      timeout: '0.1s',
+      timeout: '0.25s',
       failure_mode_deny: true,
       rate_limited_as_resource_exhausted: true,
       enable_x_ratelimit_headers: 'DRAFT_VERSION_03',

@@ -17,6 +17,7 @@ import {
   GLOBAL_RATE_LIMIT_STAGE,
   POLICY_DESCRIPTOR_KEY,
 } from '../../api/weft/rate-limit-descriptors.ts';
+import { istioDurationToProto } from '../../config/duration.ts';
 import { qualifyHost } from '../../config/hosts.ts';
 import { labelsMatch } from '../model/discovery.ts';
 import type { MeshSnapshot } from '../model/snapshot.ts';
@@ -148,7 +149,7 @@ function globalRateLimitFilter(global: GlobalRateLimits, namespace: string, snap
       '@type': TYPES.rateLimit,
       domain: global.domain ?? DEFAULT_RLS_DOMAIN,
       stage: GLOBAL_RATE_LIMIT_STAGE,
-      timeout: global.timeout ?? DEFAULT_GLOBAL_TIMEOUT,
+      timeout: (global.timeout ? istioDurationToProto(global.timeout) : undefined) ?? DEFAULT_GLOBAL_TIMEOUT,
       failure_mode_deny: global.failureMode === 'Deny',
       // A rate-limited gRPC call is RESOURCE_EXHAUSTED, what gRPC clients expect for quota.
       rate_limited_as_resource_exhausted: true,
