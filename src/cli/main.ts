@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import { VERSION } from '../core/version.ts';
 import { addProxyCommand } from './proxy-command.ts';
+import { addRateLimitCommand } from './ratelimit-command.ts';
 
 const program = new Command()
   .name('weft')
@@ -9,6 +10,7 @@ const program = new Command()
   .version(VERSION);
 
 addProxyCommand(program);
+addRateLimitCommand(program);
 
 program
   .command('control-plane')

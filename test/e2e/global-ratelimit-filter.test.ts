@@ -3,6 +3,7 @@
  * limit service on a real gRPC socket: what the proxy asks (domain, descriptors from route actions), and
  * what the client sees for OK, OVER_LIMIT, an unreachable or hanging service, fail open and fail closed.
  */
+import * as grpc from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { bootstrapDoc, httpListener, staticCluster } from '../support/bootstrap.ts';
@@ -111,6 +112,7 @@ describe(
             listener('dead-open', rateLimitFilter('rls-dead')),
             listener('dead-closed', rateLimitFilter('rls-dead', { failure_mode_deny: true })),
             listener('hang-open', rateLimitFilter('rls', { timeout: '0.2s' })),
+            listener('grpc-exhausted', rateLimitFilter('rls', { rate_limited_as_resource_exhausted: true })),
           ],
           [
             staticCluster('backend', [{ port: up.port }]),
@@ -195,6 +197,33 @@ describe(
     it('fails closed with failure_mode_deny: 500', async () => {
       const r = await call('dead-closed', 'dave');
       assert.equal(r.status, 500);
+    });
+
+    it('refuses a gRPC call with UNAVAILABLE, or RESOURCE_EXHAUSTED when configured so', async () => {
+      mode = 'over';
+      const callGrpc = (listenerName: string): Promise<grpc.ServiceError | null> => {
+        const client = new grpc.Client(
+          `127.0.0.1:${proxy.port(listenerName)}`,
+          grpc.credentials.createInsecure(),
+        );
+        const md = new grpc.Metadata();
+        md.set('x-user', 'grpc-user');
+        return new Promise((resolve) =>
+          client.makeUnaryRequest(
+            '/weft.test.Echo/Unary',
+            (b: Buffer) => b,
+            (b: Buffer) => b,
+            Buffer.alloc(0),
+            md,
+            (err) => {
+              client.close();
+              resolve(err);
+            },
+          ),
+        );
+      };
+      assert.equal((await callGrpc('http'))?.code, grpc.status.UNAVAILABLE);
+      assert.equal((await callGrpc('grpc-exhausted'))?.code, grpc.status.RESOURCE_EXHAUSTED);
     });
 
     it('never waits past the timeout for a service that does not answer', async () => {
