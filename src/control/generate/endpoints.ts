@@ -5,8 +5,6 @@
  * callers, and one view is shared by every caller with the same locality key.
  */
 import type { JsonObject } from '../../core/json.ts';
-import type { IstioResource } from '../../api/istio/resource.ts';
-import type { DestinationRule } from '../../api/istio/networking.ts';
 import { labelsMatch } from '../model/discovery.ts';
 import type { MeshSnapshot } from '../model/snapshot.ts';
 import type { Endpoint } from '../model/types.ts';
@@ -26,34 +24,49 @@ function localityKey(l: Locality): string {
   return `${l.region}/${l.zone}/${l.subZone}`;
 }
 
-/** What an assignment is made of: the service port's endpoints and, for a subset, its rule and labels. */
-interface AssignmentSource {
-  /** The service port's endpoint list (the same list while it does not change). */
-  endpoints: readonly Endpoint[];
-  rule: IstioResource<DestinationRule> | undefined;
-  selector: Readonly<Record<string, string>> | undefined;
-  locality: LocalityPolicy | undefined;
+/**
+ * What an assignment is made of apart from the endpoints themselves: the service port, and for a subset its
+ * rule and labels; the locality policy. It depends on the configuration only, so it is computed once per
+ * (cluster, namespace) and configuration.
+ */
+interface AssignmentShape {
+  readonly host: string;
+  readonly port: number;
+  /** `cluster\0rule\0`: the cache key's prefix. */
+  readonly key: string;
+  readonly selector: Readonly<Record<string, string>> | undefined;
+  readonly locality: LocalityPolicy | undefined;
 }
 
-function sourceOf(
+/** A shape with the service port's current endpoint list (the same list while it does not change). */
+interface AssignmentSource extends AssignmentShape {
+  readonly endpoints: readonly Endpoint[];
+}
+
+function shapeOf(
   clusterName: string,
   proxyNamespace: string,
   snap: MeshSnapshot,
-): AssignmentSource | undefined {
+): AssignmentShape | undefined {
   const parsed = parseClusterName(clusterName);
   if (!parsed || parsed.direction !== 'outbound') return undefined;
   const service = snap.serviceByHost.get(parsed.host);
   if (!service?.ports.some((p) => p.number === parsed.port)) return undefined;
-  const endpoints = snap.endpoints(parsed.host, parsed.port);
   const rule = destinationRuleFor(parsed.host, proxyNamespace, snap);
+  const ruleName = rule ? `${rule.metadata.namespace}/${rule.metadata.name}` : '';
+  const base = { host: parsed.host, port: parsed.port, key: `${clusterName}\u0000${ruleName}\u0000` };
   if (!parsed.subset) {
     const locality = localityPolicy(effectivePolicy([rule?.spec.trafficPolicy], parsed.port));
-    return { endpoints, rule, selector: undefined, locality };
+    return { ...base, selector: undefined, locality };
   }
   const subset = rule?.spec.subsets?.find((s) => s.name === parsed.subset);
   if (!subset) return undefined;
   const policy = effectivePolicy([rule?.spec.trafficPolicy, subset.trafficPolicy], parsed.port);
-  return { endpoints, rule, selector: subset.labels ?? {}, locality: localityPolicy(policy) };
+  return { ...base, selector: subset.labels ?? {}, locality: localityPolicy(policy) };
+}
+
+function sourceOf(shape: AssignmentShape, snap: MeshSnapshot): AssignmentSource {
+  return { ...shape, endpoints: snap.endpoints(shape.host, shape.port) };
 }
 
 function plainGroups(endpoints: readonly Endpoint[]): LocalityGroup[] {
@@ -127,8 +140,9 @@ export function loadAssignment(
   caller: AssignmentCaller,
   snap: MeshSnapshot,
 ): JsonObject | undefined {
-  const source = sourceOf(clusterName, caller.namespace, snap);
-  if (!source) return undefined;
+  const shape = shapeOf(clusterName, caller.namespace, snap);
+  if (!shape) return undefined;
+  const source = sourceOf(shape, snap);
   return assignment(clusterName, groupsFor(source, members(source), caller));
 }
 
@@ -147,23 +161,30 @@ interface CachedView {
  */
 export class AssignmentCache {
   readonly #entries = new Map<string, CachedView>();
+  /** Per `cluster\0namespace`: its shape, or null for a name Weft did not generate. */
+  readonly #shapes = new Map<string, AssignmentShape | null>();
 
   get(clusterName: string, caller: AssignmentCaller, snap: MeshSnapshot): JsonObject | undefined {
-    const source = sourceOf(clusterName, caller.namespace, snap);
-    if (!source) return undefined;
-    const rule = source.rule ? `${source.rule.metadata.namespace}/${source.rule.metadata.name}` : '';
-    const view = source.locality ? callerKey(source.locality, caller) : '';
-    const key = `${clusterName}\u0000${rule}\u0000${view}`;
+    const shapeKey = `${clusterName}\u0000${caller.namespace}`;
+    let shape = this.#shapes.get(shapeKey);
+    if (shape === undefined) {
+      shape = shapeOf(clusterName, caller.namespace, snap) ?? null;
+      this.#shapes.set(shapeKey, shape);
+    }
+    if (shape === null) return undefined;
+    const endpoints = snap.endpoints(shape.host, shape.port);
+    const key = shape.locality ? shape.key + callerKey(shape.locality, caller) : shape.key;
     const known = this.#entries.get(key);
-    if (known && known.endpoints === source.endpoints) return known.assignment;
+    if (known && known.endpoints === endpoints) return known.assignment;
+    const source: AssignmentSource = { ...shape, endpoints };
     const selected = members(source);
     // The service's endpoints changed, but maybe not this subset's: then it is the same assignment.
     if (known && sameItems(known.members, selected)) {
-      known.endpoints = source.endpoints;
+      known.endpoints = endpoints;
       return known.assignment;
     }
     const built = assignment(clusterName, groupsFor(source, selected, caller));
-    this.#entries.set(key, { endpoints: source.endpoints, members: selected, assignment: built });
+    this.#entries.set(key, { endpoints, members: selected, assignment: built });
     return built;
   }
 }
