@@ -280,8 +280,14 @@ export async function runHarness(o: HarnessOptions): Promise<CpBenchResults> {
     if (synced.length === 0)
       throw new Error(`no proxy synced${syncError ? `: ${syncError}` : ''}\n${cp.outputTail()}`);
 
-    // Let the registrations of the proxies (each is a workload) settle before measuring changes.
+    // Let the registrations of the proxies (each is a workload) settle, and streams that were reset during the
+    // push resync, before measuring changes: a change must start from proxies that have their config.
     await sleep(2000);
+    for (const until = nowMs() + 120_000; nowMs() < until; await sleep(1000)) {
+      const outOfSync = (await status()).reduce((a, s) => a + s.outOfSync, 0);
+      if (outOfSync === 0) break;
+      log(`  waiting for ${outOfSync} reconnected proxies to resync`);
+    }
 
     let changeCounter = 0;
     const proxyCount = mesh.proxies.length;

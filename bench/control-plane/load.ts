@@ -88,7 +88,9 @@ function handle(cmd: LoadCommand): void {
       let responses = 0;
       let bytes = 0;
       let reconnects = 0;
+      let outOfSync = 0;
       for (const p of proxies) {
+        if (!p.inSync) outOfSync++;
         responses += p.responses;
         bytes += p.bytesReceived;
         reconnects += p.reconnects;
@@ -100,6 +102,7 @@ function handle(cmd: LoadCommand): void {
         responses,
         bytes,
         reconnects,
+        outOfSync,
         errors: [...errors],
         loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
         loopDelayMaxMs: loopDelay.max / 1e6,

@@ -26,6 +26,8 @@ export interface LoadStatus {
   bytes: number;
   /** Streams that failed and were opened again (with backoff, as Envoy does). */
   reconnects: number;
+  /** Proxies whose current stream has not received everything it asked for yet (after a reconnect). */
+  outOfSync: number;
   errors: string[];
   loopDelayP99Ms: number;
   loopDelayMaxMs: number;

@@ -100,6 +100,8 @@ export class SimProxy {
   reconnects = 0;
   connectStartedAt = 0;
   syncedAt = 0;
+  /** The current stream has everything it asked for (false again after a reconnect until it has). */
+  inSync = false;
   responses = 0;
   bytesReceived = 0;
   closed = false;
@@ -198,6 +200,7 @@ export class SimProxy {
     this.#deltaClusters.clear();
     this.#deltaListeners.clear();
     this.#nodeSent = false;
+    this.inSync = false;
     this.reconnects++;
     const backoff = Math.min(5000, 250 * 2 ** Math.min(this.#failures++, 5));
     this.#retry = setTimeout(() => this.#open(), backoff * (0.5 + Math.random() / 2));
@@ -366,7 +369,7 @@ export class SimProxy {
   }
 
   #checkSynced(at: number): void {
-    if (this.syncedAt > 0) return;
+    if (this.inSync) return;
     for (const [t, parent] of [
       [TYPE.cluster, null],
       [TYPE.listener, null],
@@ -378,6 +381,8 @@ export class SimProxy {
       if (!s && parent !== null && this.#subs.get(parent)?.acked) continue;
       if (!s || !s.acked || s.missing.size > 0) return;
     }
+    this.inSync = true;
+    if (this.syncedAt > 0) return;
     this.syncedAt = at;
     this.#events.onSynced(this, at);
   }
