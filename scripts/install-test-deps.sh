@@ -12,6 +12,7 @@ declare -A PACKAGE_FOR=(
   [wrk]=wrk
   [promtool]=prometheus
   [redis-server]=redis-server
+  [openssl]=openssl
 )
 
 missing=()
