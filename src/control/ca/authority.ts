@@ -119,6 +119,9 @@ export class CertificateAuthority {
   /** The signer and the certificates between it and the root (the root last), PEM. */
   readonly #chain: readonly string[];
   readonly #workloadTtlMs: number;
+  /** The same for every certificate the signer issues: built once. */
+  #authorityKeyId: x509.AuthorityKeyIdentifierExtension | undefined;
+  #leafSubject: x509.Name | undefined;
   readonly #now: () => number;
 
   private constructor(
@@ -228,8 +231,8 @@ export class CertificateAuthority {
     const serialNumber = randomSerial();
     const leaf = await x509.X509CertificateGenerator.create({
       serialNumber,
-      subject: `O=${this.trustDomain}`,
-      issuer: this.#signer.subject,
+      subject: (this.#leafSubject ??= new x509.Name(`O=${this.trustDomain}`)),
+      issuer: this.#signer.subjectName,
       notBefore: new Date(now - BACKDATE_MS),
       notAfter,
       signingAlgorithm: SIGNING,
@@ -247,7 +250,7 @@ export class CertificateAuthority {
         ]),
         // The subject is not a name (it carries only the trust domain), so the SAN is critical (RFC 5280).
         new x509.SubjectAlternativeNameExtension([{ type: 'url', value: granted }], true),
-        await x509.AuthorityKeyIdentifierExtension.create(this.#signer),
+        (this.#authorityKeyId ??= await x509.AuthorityKeyIdentifierExtension.create(this.#signer)),
       ],
     });
     return { certChain: [leaf.toString('pem'), ...this.#chain], serialNumber, notAfter };
