@@ -2,6 +2,7 @@
 import { createLogger, setLogLevel } from '../core/logger.ts';
 import type { LogLevel } from '../core/logger.ts';
 import { ControlPlane } from '../control/control-plane.ts';
+import { stopOnSignal } from './stop-on-signal.ts';
 
 const log = createLogger('weft');
 
@@ -19,20 +20,7 @@ export async function runControlPlane(opts: {
     xdsPort: opts.xdsPort,
     debugPort: opts.debugPort,
   });
-  let stopping = false;
-  const stop = (why: string): void => {
-    if (stopping) return;
-    stopping = true;
-    log.info('stopping', { reason: why });
-    cp.stop()
-      .then(() => process.exit(0))
-      .catch((err: unknown) => {
-        log.error('stop failed', { error: String(err) });
-        process.exit(1);
-      });
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  stopOnSignal(log, () => cp.stop());
   try {
     await cp.start();
     return 0;

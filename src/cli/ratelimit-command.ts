@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { Diagnostic } from '../config/diagnostic.ts';
+import { stopOnSignal } from './stop-on-signal.ts';
 import { createLogger, setLogLevel } from '../core/logger.ts';
 import type { LogLevel } from '../core/logger.ts';
 
@@ -94,22 +95,10 @@ export async function runRateLimit(opts: RateLimitCommandOptions): Promise<numbe
     log.error('config watch failed; enforcing the last configuration', { error: err.message }),
   );
 
-  let stopping = false;
-  const stop = (why: string): void => {
-    if (stopping) return;
-    stopping = true;
-    log.info('stopping', { reason: why });
+  stopOnSignal(log, async () => {
     watcher.close();
-    server
-      .stop()
-      .then(() => process.exit(0))
-      .catch((err: unknown) => {
-        log.error('stop failed', { error: String(err) });
-        process.exit(1);
-      });
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+    await server.stop();
+  });
 
   try {
     const port = await server.start({ port: opts.port, address: opts.address });
