@@ -31,9 +31,12 @@ const SAN_OID = '2.5.29.17';
 
 /** A request the CA refuses: a bad CSR, or one asking for an identity the credential does not grant. */
 export class CertificateRequestError extends Error {
-  constructor(message: string) {
+  /** `invalid`: not a usable CSR; `forbidden`: a valid CSR for a name the credential does not grant. */
+  readonly kind: 'invalid' | 'forbidden';
+  constructor(message: string, kind: 'invalid' | 'forbidden' = 'invalid') {
     super(message);
     this.name = 'CertificateRequestError';
+    this.kind = kind;
   }
 }
 
@@ -224,6 +227,7 @@ export class CertificateAuthority {
     if (asked.length > 0 && (asked.length !== 1 || asked[0] !== `url:${granted}`))
       throw new CertificateRequestError(
         `the CSR asks for ${asked.join(', ')}; the credential grants only ${granted}`,
+        'forbidden',
       );
     if (!(ttlMs > 0)) throw new CertificateRequestError(`invalid lifetime ${ttlMs} ms`);
     const now = this.#now();
