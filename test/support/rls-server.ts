@@ -1,13 +1,14 @@
 /**
  * A scripted rate limit service for proxy tests: a real gRPC server on loopback speaking Envoy's RLS API
  * (messages through the proxy's own codec), answering with whatever the test's function returns. The
- * real service (`weft ratelimit`, counting in Redis) has tests of its own; this one lets a test record
+ * real service (`weft ratelimit`, counting in Redis; its service definition is reused here) has tests of its own; this one lets a test record
  * exactly what a proxy asked and answer slowly or not at all.
  */
 import { Server, ServerCredentials, status } from '@grpc/grpc-js';
-import type { ServerUnaryCall, sendUnaryData, ServiceDefinition } from '@grpc/grpc-js';
-import { decodeMessage, encodeMessage } from '../../src/api/envoy/wire.ts';
+import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import type { WireJson } from '../../src/api/envoy/wire.ts';
+import { rlsServiceDefinition } from '../../src/ratelimit/rls-definition.ts';
+import type { DecodedRateLimitRequest } from '../../src/ratelimit/rls-definition.ts';
 
 export type JsonObj = { [key: string]: WireJson };
 
@@ -22,25 +23,16 @@ export interface ScriptedRls {
 export async function startScriptedRls(
   answer: (request: JsonObj) => JsonObj | 'hang' | Error,
 ): Promise<ScriptedRls> {
-  const definition: ServiceDefinition = {
-    ShouldRateLimit: {
-      path: '/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit',
-      requestStream: false,
-      responseStream: false,
-      requestSerialize: (v: JsonObj) =>
-        Buffer.from(encodeMessage('envoy.service.ratelimit.v3.RateLimitRequest', v)),
-      requestDeserialize: (b: Buffer) => decodeMessage('envoy.service.ratelimit.v3.RateLimitRequest', b),
-      responseSerialize: (v: JsonObj) =>
-        Buffer.from(encodeMessage('envoy.service.ratelimit.v3.RateLimitResponse', v)),
-      responseDeserialize: (b: Buffer) => decodeMessage('envoy.service.ratelimit.v3.RateLimitResponse', b),
-    },
-  };
   const requests: JsonObj[] = [];
   const server = new Server();
-  server.addService(definition, {
-    ShouldRateLimit: (call: ServerUnaryCall<JsonObj, JsonObj>, callback: sendUnaryData<JsonObj>) => {
-      requests.push(call.request);
-      const a = answer(call.request);
+  server.addService(rlsServiceDefinition, {
+    ShouldRateLimit: (
+      call: ServerUnaryCall<DecodedRateLimitRequest, JsonObj>,
+      callback: sendUnaryData<JsonObj>,
+    ) => {
+      const request = call.request.json ?? {};
+      requests.push(request);
+      const a = answer(request);
       if (a === 'hang') return;
       if (a instanceof Error) callback({ code: status.UNAVAILABLE, details: a.message });
       else callback(null, a);

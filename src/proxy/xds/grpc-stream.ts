@@ -54,7 +54,7 @@ const STREAM_WINDOW = 1024 * 1024;
 const CONNECTION_WINDOW = 4 * 1024 * 1024;
 
 /** grpc-message is percent-encoded (PROTOCOL-HTTP2.md). */
-function decodeGrpcMessage(value: unknown): string {
+export function decodeGrpcMessage(value: unknown): string {
   if (typeof value !== 'string') return '';
   try {
     return decodeURIComponent(value);
@@ -63,7 +63,8 @@ function decodeGrpcMessage(value: unknown): string {
   }
 }
 
-function statusFrom(headers: http2.IncomingHttpHeaders): GrpcCallStatus | null {
+/** The call's status from response headers or trailers; null when they carry none. */
+export function statusFrom(headers: http2.IncomingHttpHeaders): GrpcCallStatus | null {
   const raw = headers['grpc-status'];
   if (raw === undefined) return null;
   const code = Number(raw);

@@ -148,22 +148,7 @@ export function compileLocalRateLimit(json: Json | undefined, path: string): Loc
   checkFields(obj, path, FIELDS);
   const statPrefix = optString(obj, 'stat_prefix', path);
   if (!statPrefix) throw new ConfigError(fieldPath(path, 'stat_prefix'), 'required');
-  let status = 429;
-  const statusObj = optObject(obj, 'status', path);
-  if (statusObj !== undefined) {
-    const sp = fieldPath(path, 'status');
-    checkFields(statusObj, sp, { supported: ['code'], refused: {} });
-    // HttpStatus.code is an enum: normalized JSON gives its name ("TooManyRequests") or a number.
-    const code = statusObj.code;
-    const n =
-      typeof code === 'number' ? code : typeof code === 'string' ? HTTP_STATUS_NAMES[code] : undefined;
-    if (n === undefined || !Number.isInteger(n) || n < 400 || n > 599)
-      throw new ConfigError(
-        fieldPath(sp, 'code'),
-        `must be an HTTP status from 400 to 599, got ${JSON.stringify(code)}`,
-      );
-    status = n;
-  }
+  const status = compileHttpStatus(obj, 'status', path, 429);
   const tokenBucket =
     obj.token_bucket === undefined || obj.token_bucket === null
       ? undefined
@@ -219,8 +204,8 @@ export function compileLocalRateLimit(json: Json | undefined, path: string): Loc
   });
 }
 
-/** type.v3.StatusCode names Weft accepts for `status` (the 4xx/5xx ones a limiter would use). */
-export const HTTP_STATUS_NAMES: Readonly<Record<string, number>> = {
+/** type.v3.StatusCode names Weft accepts in an HttpStatus (the 4xx/5xx ones a limiter would use). */
+const HTTP_STATUS_NAMES: Readonly<Record<string, number>> = {
   BadRequest: 400,
   Unauthorized: 401,
   Forbidden: 403,
@@ -230,3 +215,20 @@ export const HTTP_STATUS_NAMES: Readonly<Record<string, number>> = {
   ServiceUnavailable: 503,
   GatewayTimeout: 504,
 };
+
+/** An optional type.v3.HttpStatus field (a 4xx or 5xx code, by number or enum name); `fallback` when unset. */
+export function compileHttpStatus(obj: JsonObject, key: string, path: string, fallback: number): number {
+  const statusObj = optObject(obj, key, path);
+  if (statusObj === undefined) return fallback;
+  const sp = fieldPath(path, key);
+  checkFields(statusObj, sp, { supported: ['code'], refused: {} });
+  // HttpStatus.code is an enum: normalized JSON gives its name ("TooManyRequests") or a number.
+  const code = statusObj.code;
+  const n = typeof code === 'number' ? code : typeof code === 'string' ? HTTP_STATUS_NAMES[code] : undefined;
+  if (n === undefined || !Number.isInteger(n) || n < 400 || n > 599)
+    throw new ConfigError(
+      fieldPath(sp, 'code'),
+      `must be an HTTP status from 400 to 599, got ${JSON.stringify(code)}`,
+    );
+  return n;
+}

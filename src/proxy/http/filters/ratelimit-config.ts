@@ -17,7 +17,7 @@ import { fieldPath } from '../../config-proto/path.ts';
 import { checkFields } from '../../router/check-fields.ts';
 import { compileHeaderMutation } from '../../router/header-mutation.ts';
 import type { HeaderMutation } from '../../router/types.ts';
-import { HTTP_STATUS_NAMES } from './local-ratelimit-config.ts';
+import { compileHttpStatus } from './local-ratelimit-config.ts';
 
 export const RATELIMIT_FILTER_NAME = 'envoy.filters.http.ratelimit';
 export const RATELIMIT_TYPE_NAME = 'envoy.extensions.filters.http.ratelimit.v3.RateLimit';
@@ -60,21 +60,6 @@ const FIELDS = {
   ],
   refused: {},
 };
-
-function httpStatus(obj: JsonObject, key: string, path: string, fallback: number): number {
-  const statusObj = optObject(obj, key, path);
-  if (statusObj === undefined) return fallback;
-  const sp = fieldPath(path, key);
-  checkFields(statusObj, sp, { supported: ['code'], refused: {} });
-  const code = statusObj.code;
-  const n = typeof code === 'number' ? code : typeof code === 'string' ? HTTP_STATUS_NAMES[code] : undefined;
-  if (n === undefined || !Number.isInteger(n) || n < 400 || n > 599)
-    throw new ConfigError(
-      fieldPath(sp, 'code'),
-      `must be an HTTP status from 400 to 599, got ${JSON.stringify(code)}`,
-    );
-  return n;
-}
 
 function serviceCluster(obj: JsonObject, path: string): string {
   const rlsPath = fieldPath(path, 'rate_limit_service');
@@ -134,8 +119,8 @@ export function compileRateLimit(json: Json | undefined, path: string): RateLimi
     serviceCluster: serviceCluster(obj, path),
     xRateLimitHeaders: xrl === 'DRAFT_VERSION_03',
     xEnvoyRateLimitedHeader: !(optBool(obj, 'disable_x_envoy_ratelimited_header', path) ?? false),
-    rateLimitedStatus: httpStatus(obj, 'rate_limited_status', path, 429),
-    statusOnError: httpStatus(obj, 'status_on_error', path, 500),
+    rateLimitedStatus: compileHttpStatus(obj, 'rate_limited_status', path, 429),
+    statusOnError: compileHttpStatus(obj, 'status_on_error', path, 500),
     responseHeaders: compileHeaderMutation(obj, path, 'response'),
   });
 }

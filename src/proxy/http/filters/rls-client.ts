@@ -9,6 +9,8 @@ import { decodeMessage, encodeMessage } from '../../../api/envoy/wire.ts';
 import type { WireJson } from '../../../api/envoy/wire.ts';
 import type { Descriptor } from '../../router/rate-limit-actions.ts';
 import { encodeGrpcFrame, GrpcFrameDecoder } from '../../xds/grpc-framing.ts';
+import { GrpcStatus, statusFrom } from '../../xds/grpc-stream.ts';
+import type { GrpcCallStatus } from '../../xds/grpc-stream.ts';
 
 const METHOD = '/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit';
 const REQUEST = 'envoy.service.ratelimit.v3.RateLimitRequest';
@@ -159,14 +161,9 @@ class UnaryChannel {
     );
     const decoder = new GrpcFrameDecoder(MAX_MESSAGE_BYTES);
     let message: Buffer | undefined;
-    let status: string | undefined;
-    let statusMessage = '';
+    let status: GrpcCallStatus | null = null;
     const readStatus = (headers: http2.IncomingHttpHeaders): void => {
-      const code = headers['grpc-status'];
-      if (typeof code === 'string') {
-        status = code;
-        statusMessage = typeof headers['grpc-message'] === 'string' ? headers['grpc-message'] : '';
-      }
+      status = statusFrom(headers) ?? status;
     };
     req.on('response', (headers) => {
       if (headers[':status'] !== 200) finish(new Error(`HTTP status ${headers[':status']}`), undefined);
@@ -182,13 +179,14 @@ class UnaryChannel {
     });
     req.on('error', (err: Error) => finish(err, undefined));
     req.on('close', () => {
-      if (status === '0' && message !== undefined) finish(null, message);
+      const final = status;
+      if (final?.code === GrpcStatus.OK && message !== undefined) finish(null, message);
       else
         finish(
           new Error(
-            status === undefined
+            final === null
               ? 'the call ended without a status'
-              : `gRPC status ${status}${statusMessage ? `: ${decodeURIComponent(statusMessage)}` : ''}`,
+              : `gRPC status ${final.code}${final.message ? `: ${final.message}` : ''}`,
           ),
           undefined,
         );
