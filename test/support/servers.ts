@@ -1,4 +1,5 @@
 /** Real upstream servers for tests, on 127.0.0.1 and port 0. */
+import fs from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
@@ -99,11 +100,31 @@ export async function startTcpUpstream(
 
 /** A port with nothing listening on it (bound then released). */
 export async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+  // A port from below the kernel's ephemeral range: a port that listen(0) handed out and we closed
+  // could be handed to a concurrently running test's server a moment later (CI saw exactly that),
+  // whereas nothing here binds a fixed port in this range.
+  const floor = ephemeralFloor();
+  for (;;) {
+    const port = 10_000 + Math.floor(Math.random() * (floor - 10_000));
+    const s = net.createServer();
+    const free = await new Promise<boolean>((r) => {
+      s.once('error', () => r(false));
+      s.listen(port, '127.0.0.1', () => r(true));
+    });
+    if (!free) continue;
+    await new Promise<void>((r) => s.close(() => r()));
+    return port;
+  }
+}
+
+function ephemeralFloor(): number {
+  try {
+    const low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (Number.isInteger(low) && low > 11_000) return low;
+  } catch {
+    // not Linux: assume Linux's default range
+  }
+  return 32_768;
 }
 
 /** Sends raw bytes and collects everything the peer sends until it closes (or `ms` passes). */
