@@ -119,7 +119,9 @@ export async function closedPort(): Promise<number> {
 
 function ephemeralFloor(): number {
   try {
-    const low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    const low = Number(
+      fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0],
+    );
     if (Number.isInteger(low) && low > 11_000) return low;
   } catch {
     // not Linux: assume Linux's default range
