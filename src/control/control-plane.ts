@@ -20,6 +20,11 @@ import { RegistrySource } from './model/registry-source.ts';
 import { buildSnapshot } from './model/snapshot.ts';
 import type { MeshSnapshot } from './model/snapshot.ts';
 import { AdsServer } from './xds/ads-server.ts';
+import { CertificateAuthority } from './ca/authority.ts';
+import { certificateServiceDefinition, certificateServiceHandlers } from './ca/certificate-service.ts';
+import { WorkloadTokens } from './ca/workload-tokens.ts';
+import type { MeshSecurity } from './model/snapshot.ts';
+import fs from 'node:fs';
 import { endpointClusterNames } from './generate/endpoints.ts';
 
 export interface ControlPlaneOptions {
@@ -40,10 +45,32 @@ export interface ControlPlaneOptions {
    */
   registrationBatchMs?: number;
   logger?: Logger;
+  /**
+   * The CA's state dir (its root key and the workload token key, 0600). Without it the control plane runs no
+   * CA and generates no mTLS.
+   */
+  stateDir?: string;
+  /** An operator's CA in Istio's plug-in layout (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem). */
+  caPluginDir?: string;
+  /** Default cluster.local. */
+  trustDomain?: string;
+  /** Lifetime of workload certificates (default 24 h); also the most a workload may ask for. */
+  workloadCertTtlMs?: number;
+  /** Roots trusted beside the CA's own (PEM file), for a root rotation's overlap. */
+  extraTrustedRootsFile?: string;
 }
 
 /** Kinds whose change alters listeners, routes or clusters; anything else is an endpoint-only change. */
-const TRAFFIC_KINDS = ['VirtualService', 'DestinationRule', 'Gateway', 'Sidecar', 'RateLimitPolicy'] as const;
+const TRAFFIC_KINDS = [
+  'VirtualService',
+  'DestinationRule',
+  'Gateway',
+  'Sidecar',
+  'RateLimitPolicy',
+  'PeerAuthentication',
+  'AuthorizationPolicy',
+  'RequestAuthentication',
+] as const;
 
 /** checkSupport per resource object: the watcher hands over the same object while its file is unchanged. */
 const supportOf = new WeakMap<IstioResource, readonly Diagnostic[]>();
@@ -92,6 +119,8 @@ export class ControlPlane {
   #traffic: readonly (readonly IstioResource[])[] | null = null;
   #discovery: DiscoveryState = { services: [], endpoints: new Map(), workloads: [] };
   #mesh: MeshSnapshot;
+  #security: MeshSecurity | undefined;
+  #ca: CertificateAuthority | undefined;
   #version = 0;
   #started = false;
   #watchDiagnostics: readonly Diagnostic[] = [];
@@ -132,6 +161,7 @@ export class ControlPlane {
   /** Loads the configuration, then serves xDS and debug; returns the bound ports. */
   async start(): Promise<{ xdsPort: number; debugPort: number }> {
     const host = this.#opts.host ?? '127.0.0.1';
+    const services = await this.#openAuthority();
     this.#applyConfig(this.#watcher.start(), this.#watcher.diagnostics);
     this.#watcher.on('snapshot', (config, diagnostics) => this.#applyConfig(config, diagnostics));
     this.#watcher.on('diagnostics', (diagnostics) => {
@@ -141,7 +171,7 @@ export class ControlPlane {
     this.#watcher.on('error', (err) =>
       this.#log.error('config watch failed; serving the last configuration', { error: err.message }),
     );
-    const xdsPort = await this.ads.listen(this.#opts.xdsPort ?? 15010, host);
+    const xdsPort = await this.ads.listen(this.#opts.xdsPort ?? 15010, host, services);
     const debugPort = await this.#debug.listen(this.#opts.debugPort ?? 15014, host);
     this.#started = true;
     this.#log.info('control plane ready', {
@@ -150,6 +180,49 @@ export class ControlPlane {
       resources: this.#config?.size ?? 0,
     });
     return { xdsPort, debugPort };
+  }
+
+  /** The CA, when the control plane runs one. */
+  get authority(): CertificateAuthority | undefined {
+    return this.#ca;
+  }
+
+  /** Opens (or creates) the CA and returns its gRPC service, to be served beside xDS. */
+  async #openAuthority() {
+    const stateDir = this.#opts.stateDir;
+    if (stateDir === undefined) return [];
+    const ca = await CertificateAuthority.open({
+      stateDir,
+      pluginDir: this.#opts.caPluginDir,
+      trustDomain: this.#opts.trustDomain,
+      workloadTtlMs: this.#opts.workloadCertTtlMs,
+    });
+    this.#ca = ca;
+    let bundle = ca.rootPem.trim() + '\n';
+    const extra = this.#opts.extraTrustedRootsFile;
+    if (extra !== undefined) {
+      try {
+        bundle += fs.readFileSync(extra, 'utf8').trim() + '\n';
+      } catch (err) {
+        throw new Error(`cannot read the extra trusted roots ${extra}: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+    }
+    this.#security = { trustDomain: ca.trustDomain, trustBundle: bundle };
+    const tokens = WorkloadTokens.open(stateDir);
+    this.#log.info('certificate authority ready', { trustDomain: ca.trustDomain, stateDir });
+    return [
+      {
+        definition: certificateServiceDefinition,
+        handlers: certificateServiceHandlers({
+          authority: ca,
+          tokens,
+          maxTtlMs: this.#opts.workloadCertTtlMs,
+          logger: this.#log,
+        }),
+      },
+    ];
   }
 
   async stop(): Promise<void> {
@@ -234,7 +307,11 @@ export class ControlPlane {
         destinationRules: config ? listOf(config, 'DestinationRule') : [],
         gateways: config ? listOf(config, 'Gateway') : [],
         sidecars: config ? listOf(config, 'Sidecar') : [],
+        ...(this.#security ? { security: this.#security } : {}),
         rateLimitPolicies: config ? listOf(config, 'RateLimitPolicy') : [],
+        peerAuthentications: config ? listOf(config, 'PeerAuthentication') : [],
+        authorizationPolicies: config ? listOf(config, 'AuthorizationPolicy') : [],
+        requestAuthentications: config ? listOf(config, 'RequestAuthentication') : [],
         discovery,
       });
     } else {

@@ -12,14 +12,13 @@ import { Client, credentials, Metadata, Server, ServerCredentials, status } from
 import type { ServiceError } from '@grpc/grpc-js';
 import { createLogger } from '../../core/logger.ts';
 import { CertificateAuthority } from './authority.ts';
+import { certificateServiceDefinition, certificateServiceHandlers } from './certificate-service.ts';
 import {
-  certificateServiceDefinition,
-  certificateServiceHandlers,
   CREATE_CERTIFICATE_PATH,
   decodeCertificateResponse,
   encodeCertificateRequest,
-  WorkloadTokens,
-} from './certificate-service.ts';
+} from '../../api/istio/ca-messages.ts';
+import { WorkloadTokens } from './workload-tokens.ts';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-ca-svc-'));
 

@@ -1,92 +1,22 @@
 /**
  * Istio's CA API, `istio.v1.auth.IstioCertificateService/CreateCertificate`, so the wire format is a known
  * one: a workload sends a CSR (its key never leaves it) with a bearer credential in the `authorization`
- * metadata; the credential, not the CSR, decides the identity. Messages (istio/api security/v1alpha1/ca.proto):
- * IstioCertificateRequest { string csr = 1; int64 validity_duration = 3 (seconds); Struct metadata = 4 },
- * IstioCertificateResponse { repeated string cert_chain = 1 } — small enough to encode by hand with
- * protobufjs' Reader and Writer, no proto-loader.
+ * metadata; the credential, not the CSR, decides the identity. The messages are in src/api/istio/ca-messages.ts.
  */
-import { randomBytes } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import type { Metadata, ServerUnaryCall, sendUnaryData, ServiceDefinition } from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
 import type { Logger } from '../../core/logger.ts';
 import { CertificateRequestError } from './authority.ts';
-import type { CertificateAuthority, WorkloadIdentity } from './authority.ts';
-
-export const CREATE_CERTIFICATE_PATH = '/istio.v1.auth.IstioCertificateService/CreateCertificate';
-
-export interface CertificateRequest {
-  readonly csr: string;
-  /** Seconds; 0 when not given. */
-  readonly validitySeconds: number;
-}
-
-export function decodeCertificateRequest(bytes: Uint8Array): CertificateRequest {
-  const r = protobuf.Reader.create(bytes);
-  let csr = '';
-  let validitySeconds = 0;
-  while (r.pos < r.len) {
-    const tag = r.uint32();
-    switch (tag >>> 3) {
-      case 1:
-        csr = r.string();
-        break;
-      case 3:
-        validitySeconds = Number(r.int64());
-        break;
-      default:
-        r.skipType(tag & 7);
-    }
-  }
-  return { csr, validitySeconds };
-}
-
-export function encodeCertificateRequest(req: CertificateRequest): Uint8Array {
-  const w = protobuf.Writer.create();
-  w.uint32((1 << 3) | 2).string(req.csr);
-  if (req.validitySeconds !== 0) w.uint32(3 << 3).int64(req.validitySeconds);
-  return w.finish();
-}
-
-export function encodeCertificateResponse(certChain: readonly string[]): Uint8Array {
-  const w = protobuf.Writer.create();
-  for (const pem of certChain) w.uint32((1 << 3) | 2).string(pem);
-  return w.finish();
-}
-
-export function decodeCertificateResponse(bytes: Uint8Array): string[] {
-  const r = protobuf.Reader.create(bytes);
-  const chain: string[] = [];
-  while (r.pos < r.len) {
-    const tag = r.uint32();
-    if (tag >>> 3 === 1) chain.push(r.string());
-    else r.skipType(tag & 7);
-  }
-  return chain;
-}
-
-/**
- * Bootstrap credentials of local mode: a token per registered workload, saying which identity it may ask
- * for. (Kubernetes service-account tokens come with the Kubernetes issue.)
- */
-export class WorkloadTokens {
-  readonly #byToken = new Map<string, WorkloadIdentity>();
-
-  issue(identity: WorkloadIdentity): string {
-    const token = randomBytes(32).toString('base64url');
-    this.#byToken.set(token, { namespace: identity.namespace, serviceAccount: identity.serviceAccount });
-    return token;
-  }
-
-  revoke(token: string): void {
-    this.#byToken.delete(token);
-  }
-
-  identityOf(token: string): WorkloadIdentity | undefined {
-    return this.#byToken.get(token);
-  }
-}
+import type { CertificateAuthority } from './authority.ts';
+import type { WorkloadTokens } from './workload-tokens.ts';
+import {
+  CREATE_CERTIFICATE_PATH,
+  decodeCertificateRequest,
+  decodeCertificateResponse,
+  encodeCertificateRequest,
+  encodeCertificateResponse,
+} from '../../api/istio/ca-messages.ts';
+import type { CertificateRequest } from '../../api/istio/ca-messages.ts';
 
 type Decoded = { request: CertificateRequest } | { error: string };
 

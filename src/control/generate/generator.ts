@@ -28,6 +28,7 @@ import {
   sidecarListeners,
 } from './listeners.ts';
 import { sidecarFor, visibleServices } from './scope.ts';
+import { secretResources } from './mtls.ts';
 
 function byName(resources: readonly JsonObject[], nameField = 'name'): Map<string, JsonObject> {
   return new Map(resources.map((r) => [r[nameField] as string, r]));
@@ -75,6 +76,8 @@ class ConfigCaches {
   readonly plans = new Map<string, PlanEntry>();
   readonly assignments = new AssignmentCache();
   readonly planKeys = new WeakMap<ProxyNode, string>();
+  /** SDS: the trust bundle (workload certificates come from each proxy's own agent, never from here). */
+  secrets: Map<string, JsonObject> | undefined;
   #callerKeys = new WeakMap<ProxyNode, string>();
   #localityUse: LocalityUse | undefined;
 
@@ -143,6 +146,8 @@ export class MeshGenerator implements XdsGenerator {
         return pick(this.clusters(proxy, snap, config), names);
       case TYPE_URL.endpoint:
         return this.endpoints(proxy, names, snap, config);
+      case TYPE_URL.secret:
+        return pick((config.secrets ??= secretResources(snap)), names);
       default:
         return new Map();
     }
@@ -262,6 +267,8 @@ export class MeshGenerator implements XdsGenerator {
         return pick(this.outbound(proxy, snap, config, true).byName, names);
       case TYPE_URL.endpoint:
         return this.endpoints(proxy, names, snap, config);
+      case TYPE_URL.secret:
+        return pick((config.secrets ??= secretResources(snap)), names);
       default:
         return out;
     }

@@ -5,6 +5,11 @@
 import type { IstioResource } from '../../api/istio/resource.ts';
 import type { DestinationRule, Gateway, Sidecar, VirtualService } from '../../api/istio/networking.ts';
 import type { RateLimitPolicy } from '../../api/weft/rate-limit.ts';
+import type {
+  AuthorizationPolicy,
+  PeerAuthentication,
+  RequestAuthentication,
+} from '../../api/istio/security.ts';
 import type { DiscoveryState, Endpoint, Service } from './types.ts';
 import { endpointKey } from './types.ts';
 
@@ -20,6 +25,13 @@ export const DEFAULT_MESH_OPTIONS: MeshOptions = {
   rootNamespace: 'istio-system',
 };
 
+/** What the control plane's CA contributes: present only when it runs one (mTLS is generated only then). */
+export interface MeshSecurity {
+  readonly trustDomain: string;
+  /** PEM bundle of every root workloads must trust (several while a root rotates). */
+  readonly trustBundle: string;
+}
+
 export interface MeshSnapshot {
   /** Increases with every change; generators may memoize on it. */
   readonly version: number;
@@ -29,12 +41,17 @@ export interface MeshSnapshot {
    */
   readonly configVersion: number;
   readonly options: MeshOptions;
+  readonly security?: MeshSecurity;
   readonly virtualServices: readonly IstioResource<VirtualService>[];
   readonly destinationRules: readonly IstioResource<DestinationRule>[];
   readonly gateways: readonly IstioResource<Gateway>[];
   readonly sidecars: readonly IstioResource<Sidecar>[];
   /** Weft RateLimitPolicies, sorted by namespace/name (absent in snapshots built by hand: none). */
   readonly rateLimitPolicies?: readonly IstioResource<RateLimitPolicy>[];
+  /** security.istio.io resources, sorted by namespace/name (absent in snapshots built by hand: none). */
+  readonly peerAuthentications?: readonly IstioResource<PeerAuthentication>[];
+  readonly authorizationPolicies?: readonly IstioResource<AuthorizationPolicy>[];
+  readonly requestAuthentications?: readonly IstioResource<RequestAuthentication>[];
   readonly services: readonly Service[];
   readonly serviceByHost: ReadonlyMap<string, Service>;
   endpoints(hostname: string, port: number): readonly Endpoint[];
@@ -50,11 +67,15 @@ export interface SnapshotInput {
    */
   endpointsOnlySince?: MeshSnapshot;
   options?: MeshOptions;
+  security?: MeshSecurity;
   virtualServices?: readonly IstioResource<VirtualService>[];
   destinationRules?: readonly IstioResource<DestinationRule>[];
   gateways?: readonly IstioResource<Gateway>[];
   sidecars?: readonly IstioResource<Sidecar>[];
   rateLimitPolicies?: readonly IstioResource<RateLimitPolicy>[];
+  peerAuthentications?: readonly IstioResource<PeerAuthentication>[];
+  authorizationPolicies?: readonly IstioResource<AuthorizationPolicy>[];
+  requestAuthentications?: readonly IstioResource<RequestAuthentication>[];
   discovery: DiscoveryState;
 }
 
@@ -75,11 +96,15 @@ export function buildSnapshot(input: SnapshotInput): MeshSnapshot {
       version: input.version,
       configVersion: base.configVersion,
       options: base.options,
+      security: base.security,
       virtualServices: base.virtualServices,
       destinationRules: base.destinationRules,
       gateways: base.gateways,
       sidecars: base.sidecars,
       rateLimitPolicies: base.rateLimitPolicies,
+      peerAuthentications: base.peerAuthentications,
+      authorizationPolicies: base.authorizationPolicies,
+      requestAuthentications: base.requestAuthentications,
       services: base.services,
       serviceByHost: base.serviceByHost,
       endpoints: lookup,
@@ -89,11 +114,15 @@ export function buildSnapshot(input: SnapshotInput): MeshSnapshot {
     version: input.version,
     configVersion: input.configVersion ?? input.version,
     options: input.options ?? DEFAULT_MESH_OPTIONS,
+    ...(input.security ? { security: input.security } : {}),
     virtualServices: sorted(input.virtualServices),
     destinationRules: sorted(input.destinationRules),
     gateways: sorted(input.gateways),
     sidecars: sorted(input.sidecars),
     rateLimitPolicies: sorted(input.rateLimitPolicies),
+    peerAuthentications: sorted(input.peerAuthentications),
+    authorizationPolicies: sorted(input.authorizationPolicies),
+    requestAuthentications: sorted(input.requestAuthentications),
     services: input.discovery.services,
     serviceByHost: new Map(input.discovery.services.map((s) => [s.hostname, s])),
     endpoints: lookup,

@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
-import type { ServerDuplexStream } from '@grpc/grpc-js';
+import type { ServerDuplexStream, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { JsonObject } from '../../core/json.ts';
 import { createLogger } from '../../core/logger.ts';
 import type { Logger } from '../../core/logger.ts';
@@ -168,10 +168,18 @@ export class AdsServer extends EventEmitter<AdsServerEvents> {
     );
   }
 
-  /** Starts serving on host:port (0 = any free port); resolves to the bound port. */
-  listen(port: number, host = '127.0.0.1'): Promise<number> {
+  /**
+   * Starts serving on host:port (0 = any free port); resolves to the bound port. `services` are served on
+   * the same port (the CA, as istiod serves it beside xDS).
+   */
+  listen(
+    port: number,
+    host = '127.0.0.1',
+    services: readonly { definition: ServiceDefinition; handlers: UntypedServiceImplementation }[] = [],
+  ): Promise<number> {
     // A state-of-the-world EDS request names every cluster; leave room for meshes with tens of thousands.
     const server = new Server({ 'grpc.max_receive_message_length': MAX_REQUEST_BYTES });
+    for (const s of services) server.addService(s.definition, s.handlers);
     server.addService(adsServiceDefinition, {
       StreamAggregatedResources: (call: ServerDuplexStream<DecodedRequest, object>) =>
         this.#accept(call, 'sotw'),

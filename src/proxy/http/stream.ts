@@ -11,6 +11,8 @@ import type { Host } from '../upstream/types.ts';
 import type { OutgoingHeaders } from '../upstream/codec.ts';
 import type { HcmRuntime } from './connection-manager.ts';
 import { plainIp } from './headers.ts';
+import { connectionSecurityOf } from '../tls/connection-security.ts';
+import type { ConnectionSecurity } from '../tls/connection-security.ts';
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
 export type DownstreamResponse = ServerResponse | Http2ServerResponse;
@@ -51,7 +53,13 @@ export class HttpStream implements RouteRequest {
   onAbort: (() => void) | null = null;
   /** The HTTP filter now running (or that stopped the chain), so continueDecoding() resumes after it. */
   filterIndex = 0;
+  /**
+   * Envoy's dynamic metadata: per filter namespace (e.g. "envoy.filters.http.jwt_authn", "istio_authn"),
+   * what earlier filters learnt about this request for later ones (authorization, access logs).
+   */
+  readonly dynamicMetadata = new Map<string, Record<string, unknown>>();
   private _sourceIp: string | undefined;
+  private _security: ConnectionSecurity | null | undefined = undefined;
   /** undefined until routed; null when no route matched. */
   private _route: MatchedRoute | null | undefined = undefined;
 
@@ -77,7 +85,8 @@ export class HttpStream implements RouteRequest {
     } else {
       this.authority = headers.host ?? '';
       this.path = req.url ?? '/';
-      this.scheme = 'http';
+      // HTTP/1.1 has no :scheme: a request over TLS is https (x-forwarded-proto, redirects).
+      this.scheme = (req.socket as { encrypted?: boolean } | null)?.encrypted === true ? 'https' : 'http';
     }
     const ct = headers['content-type'];
     this.isGrpc = ct !== undefined && ct.startsWith('application/grpc');
@@ -99,6 +108,12 @@ export class HttpStream implements RouteRequest {
       this._sourceIp = ip;
     }
     return this._sourceIp;
+  }
+
+  /** What the downstream connection's TLS established; undefined on plaintext. */
+  get downstreamSecurity(): ConnectionSecurity | undefined {
+    if (this._security === undefined) this._security = connectionSecurityOf(this.req.socket) ?? null;
+    return this._security ?? undefined;
   }
 
   /** The route for this request, matched once and shared by every filter (Envoy's cached route). */

@@ -4,19 +4,14 @@
  * address, shared by every filter of the process; a call fails fast when the service is down and is
  * bounded by a deadline (also sent as grpc-timeout).
  */
-import http2 from 'node:http2';
 import { decodeMessage, encodeMessage } from '../../../api/envoy/wire.ts';
 import type { WireJson } from '../../../api/envoy/wire.ts';
 import type { Descriptor } from '../../router/rate-limit-actions.ts';
-import { encodeGrpcFrame, GrpcFrameDecoder } from '../../xds/grpc-framing.ts';
-import { GrpcStatus, statusFrom } from '../../xds/grpc-stream.ts';
-import type { GrpcCallStatus } from '../../xds/grpc-stream.ts';
+import { UnaryChannel } from '../../xds/grpc-unary.ts';
 
 const METHOD = '/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit';
 const REQUEST = 'envoy.service.ratelimit.v3.RateLimitRequest';
 const RESPONSE = 'envoy.service.ratelimit.v3.RateLimitResponse';
-/** A rate limit answer is small; anything near this is not one. */
-const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 const UNIT_SECONDS: Readonly<Record<string, number>> = {
   SECOND: 1,
@@ -108,99 +103,6 @@ export function readResponse(json: JsonObj): RlsResult {
   };
 }
 
-/** A gRPC unary call's outcome: the response message, or why there is none. */
-type UnaryDone = (error: Error | null, message: Buffer | undefined) => void;
-
-/**
- * Unary gRPC calls to one address over one lasting HTTP/2 connection (redialled when it closes), with
- * gRPC's framing and status trailers: what the rate limit check needs, without loading @grpc/grpc-js
- * into every sidecar (ARCHITECTURE.md, "Memory").
- */
-class UnaryChannel {
-  readonly #url: string;
-  #session: http2.ClientHttp2Session | undefined;
-
-  constructor(address: string) {
-    this.#url = `http://${address}`;
-  }
-
-  #connect(): http2.ClientHttp2Session {
-    const current = this.#session;
-    if (current !== undefined && !current.closed && !current.destroyed) return current;
-    const session = http2.connect(this.#url, { settings: { enablePush: false } });
-    // Errors reach the calls through their streams; the session itself must not throw.
-    session.on('error', () => undefined);
-    session.on('close', () => {
-      if (this.#session === session) this.#session = undefined;
-    });
-    // An idle connection to the service never keeps the proxy alive.
-    session.unref();
-    this.#session = session;
-    return session;
-  }
-
-  call(path: string, body: Uint8Array, timeoutMs: number, done: UnaryDone): RlsCall {
-    let finished = false;
-    const finish = (error: Error | null, message: Buffer | undefined): void => {
-      if (finished) return;
-      finished = true;
-      clearTimeout(timer);
-      if (!req.closed) req.close(http2.constants.NGHTTP2_CANCEL);
-      done(error, message);
-    };
-    const req = this.#connect().request({
-      ':method': 'POST',
-      ':path': path,
-      'content-type': 'application/grpc',
-      te: 'trailers',
-      'grpc-timeout': `${Math.max(1, Math.ceil(timeoutMs))}m`,
-    });
-    const timer = setTimeout(
-      () => finish(new Error(`no answer within ${timeoutMs} ms`), undefined),
-      timeoutMs,
-    );
-    const decoder = new GrpcFrameDecoder(MAX_MESSAGE_BYTES);
-    let message: Buffer | undefined;
-    let status: GrpcCallStatus | null = null;
-    const readStatus = (headers: http2.IncomingHttpHeaders): void => {
-      status = statusFrom(headers) ?? status;
-    };
-    req.on('response', (headers) => {
-      if (headers[':status'] !== 200) finish(new Error(`HTTP status ${headers[':status']}`), undefined);
-      else readStatus(headers);
-    });
-    req.on('trailers', readStatus);
-    req.on('data', (chunk: Buffer) => {
-      try {
-        for (const m of decoder.push(chunk)) message ??= m;
-      } catch (err) {
-        finish(err as Error, undefined);
-      }
-    });
-    req.on('error', (err: Error) => finish(err, undefined));
-    req.on('close', () => {
-      const final = status;
-      if (final?.code === GrpcStatus.OK && message !== undefined) finish(null, message);
-      else
-        finish(
-          new Error(
-            final === null
-              ? 'the call ended without a status'
-              : `gRPC status ${final.code}${final.message ? `: ${final.message}` : ''}`,
-          ),
-          undefined,
-        );
-    });
-    req.end(encodeGrpcFrame(body));
-    return { cancel: () => finish(new Error('cancelled'), undefined) };
-  }
-
-  close(): void {
-    this.#session?.close();
-    this.#session = undefined;
-  }
-}
-
 export class Http2RlsTransport implements RlsTransport {
   readonly #channels = new Map<string, UnaryChannel>();
 
@@ -219,7 +121,7 @@ export class Http2RlsTransport implements RlsTransport {
         entries: entries.map((e) => ({ key: e.key, value: e.value })),
       })),
     };
-    return channel.call(METHOD, encodeMessage(REQUEST, request), timeoutMs, (error, message) => {
+    return channel.call(METHOD, encodeMessage(REQUEST, request), { timeoutMs }, (error, message) => {
       if (error !== null || message === undefined) {
         done(error ?? new Error('empty response'), undefined);
         return;
