@@ -120,6 +120,71 @@ describe('certificate authority', () => {
     await assert.rejects(ca.sign(tampered, WEB), /signature does not verify|not a PEM/);
   });
 
+  it('refuses hostile CSRs with the error kind callers map to a status', async () => {
+    const ca = await CertificateAuthority.open({ stateDir: path.join(work, 'hostile') });
+    const kind = (expected: 'invalid' | 'forbidden', message?: RegExp) => (err: unknown) =>
+      err instanceof CertificateRequestError &&
+      err.kind === expected &&
+      (message === undefined || message.test(err.message));
+    const pem = (der: Uint8Array): string =>
+      `-----BEGIN CERTIFICATE REQUEST-----\n${Buffer.from(der).toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`;
+    const good = csr('URI:spiffe://cluster.local/ns/shop/sa/web');
+    const der = Buffer.from(good.replace(/-----[^-]+-----|\s+/g, ''), 'base64');
+
+    await assert.rejects(ca.sign('not a csr', WEB), kind('invalid', /not a PEM/));
+    await assert.rejects(
+      ca.sign(pem(Buffer.from('garbage bytes, not DER')), WEB),
+      kind('invalid', /not a PEM/),
+    );
+    await assert.rejects(ca.sign(pem(der.subarray(0, der.length >> 1)), WEB), kind('invalid', /not a PEM/));
+    const tampered = Buffer.from(der);
+    tampered[tampered.length - 3] ^= 0x01;
+    await assert.rejects(ca.sign(pem(tampered), WEB), kind('invalid', /signature does not verify/));
+    const k1 = openssl(
+      ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:secp256k1', '-nodes'].concat([
+        '-keyout',
+        file('k1.pem'),
+        '-subj',
+        '/O=test',
+      ]),
+    );
+    await assert.rejects(ca.sign(k1, WEB), kind('invalid', /not usable/));
+    await assert.rejects(
+      ca.sign(csr('URI:spiffe://cluster.local/ns/shop/sa/admin'), WEB),
+      kind(
+        'forbidden',
+        /asks for url:spiffe:\/\/cluster.local\/ns\/shop\/sa\/admin; the credential grants only/,
+      ),
+    );
+    await assert.rejects(
+      ca.sign(csr('URI:spiffe://cluster.local/ns/shop/sa/web,DNS:web.shop'), WEB),
+      kind('forbidden'),
+    );
+    await assert.rejects(ca.sign(csr('DNS:web.shop'), WEB), kind('forbidden'));
+    const many = Array.from({ length: 50 }, (_, i) => `DNS:n${i}.example`).join(',');
+    await assert.rejects(ca.sign(csr(many), WEB), kind('forbidden', /n7\.example, and 42 more;/));
+    await assert.rejects(ca.sign(good, WEB, 0), kind('invalid', /lifetime/));
+  });
+
+  it('issues for RSA, RSA-PSS and Ed25519 workload keys too', async () => {
+    const ca = await CertificateAuthority.open({ stateDir: path.join(work, 'keytypes') });
+    for (const keyArgs of [['rsa:2048'], ['rsa-pss', '-pkeyopt', 'rsa_keygen_bits:2048'], ['ed25519']]) {
+      const request = openssl([
+        'req',
+        '-new',
+        '-newkey',
+        ...keyArgs,
+        '-nodes',
+        '-keyout',
+        file('key.pem'),
+        '-subj',
+        '/O=test',
+      ]);
+      const issued = await ca.sign(request, WEB);
+      assert.match(verify(ca.rootPem, issued.certChain), /OK/, keyArgs[0]);
+    }
+  });
+
   it("signs with an operator's plug-in intermediate; the chain verifies to the operator's root", async () => {
     const dir = path.join(work, 'plugin');
     fs.mkdirSync(dir);
@@ -192,7 +257,7 @@ describe('certificate authority', () => {
     assert.throws(() => verify(ca.rootPem, foreign.certChain));
   });
 
-  it('names a key file that is not a PKCS#8 P-256 key', async () => {
+  it('names a key file that is not a PKCS#8 P-256 key (leaves are signed ECDSA P-256 only)', async () => {
     const dir = path.join(work, 'badkey');
     fs.mkdirSync(dir);
     fs.writeFileSync(
@@ -203,6 +268,14 @@ describe('certificate authority', () => {
     await assert.rejects(
       CertificateAuthority.open({ stateDir: dir }),
       new RegExp(`${ROOT_KEY_FILE}: expected a PKCS#8`),
+    );
+    fs.writeFileSync(
+      path.join(dir, ROOT_KEY_FILE),
+      openssl(['genpkey', '-algorithm', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384']),
+    );
+    await assert.rejects(
+      CertificateAuthority.open({ stateDir: dir }),
+      new RegExp(`${ROOT_KEY_FILE}: not an ECDSA P-256 private key`),
     );
   });
 });

@@ -8,11 +8,14 @@
  * asks for any other name is refused. Keys are generated where they are used; the CA sees public keys only.
  */
 import 'reflect-metadata';
-import { webcrypto } from 'node:crypto';
+import { KeyObject, createPrivateKey, sign as signWith, webcrypto } from 'node:crypto';
 import type { webcrypto as WebCrypto } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as x509 from '@peculiar/x509';
+import { csrPemToDer, parseCertificationRequest, signatureCheck, verifyCertificationRequest } from './csr.ts';
+import type { CertificationRequest, SignatureCheck } from './csr.ts';
+import { WorkloadCertificateTemplate, certificateDer, certificatePem } from './workload-certificate.ts';
 
 // @peculiar/x509 works on any WebCrypto; Node's is the one here.
 x509.cryptoProvider.set(webcrypto as never);
@@ -27,7 +30,8 @@ export const DEFAULT_WORKLOAD_TTL_MS = DAY_MS;
 const ROOT_TTL_MS = 10 * 365 * DAY_MS;
 /** Certificates start a little in the past, so a peer whose clock is slightly behind accepts them. */
 const BACKDATE_MS = 60_000;
-const SAN_OID = '2.5.29.17';
+/** At most this many of a refused CSR's names go into the error (a CSR may carry thousands). */
+const NAMES_IN_MESSAGE = 8;
 
 /** A request the CA refuses: a bad CSR, or one asking for an identity the credential does not grant. */
 export class CertificateRequestError extends Error {
@@ -83,17 +87,31 @@ function writePrivate(file: string, text: string): void {
   fs.chmodSync(file, 0o600);
 }
 
-async function importKey(pem: string, file: string): Promise<CryptoKey> {
+function importKey(pem: string, file: string): KeyObject {
   const body = pem.replace(/-----(BEGIN|END) PRIVATE KEY-----|\s+/g, '');
   if (!pem.includes('BEGIN PRIVATE KEY'))
     throw new Error(
       `${file}: expected a PKCS#8 "PRIVATE KEY" PEM (convert with openssl pkcs8 -topk8 -nocrypt)`,
     );
+  let key: KeyObject;
   try {
-    return await webcrypto.subtle.importKey('pkcs8', Buffer.from(body, 'base64'), ALGORITHM, false, ['sign']);
+    key = createPrivateKey({ key: Buffer.from(body, 'base64'), format: 'der', type: 'pkcs8' });
   } catch (err) {
     throw new Error(`${file}: not an ECDSA P-256 private key: ${(err as Error).message}`, { cause: err });
   }
+  // Leaves are signed ECDSA P-256 / SHA-256 only (the template's signature algorithm).
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1')
+    throw new Error(`${file}: not an ECDSA P-256 private key`);
+  return key;
+}
+
+/** ECDSA P-256 / SHA-256, DER-encoded as X.509 wants it; on the thread pool, off the event loop. */
+function signTbs(key: KeyObject, tbs: Uint8Array): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    signWith('sha256', tbs, { key, dsaEncoding: 'der' }, (err, signature) =>
+      err === null ? resolve(signature) : reject(err),
+    );
+  });
 }
 
 function keyPem(der: ArrayBuffer): string {
@@ -103,10 +121,10 @@ function keyPem(der: ArrayBuffer): string {
   return `-----BEGIN PRIVATE KEY-----\n${b64.trimEnd()}\n-----END PRIVATE KEY-----\n`;
 }
 
-function randomSerial(): string {
+function randomSerial(): Uint8Array {
   const bytes = webcrypto.getRandomValues(new Uint8Array(16));
   bytes[0] &= 0x7f; // a positive INTEGER
-  return Buffer.from(bytes).toString('hex');
+  return bytes;
 }
 
 function splitPems(text: string): string[] {
@@ -117,30 +135,42 @@ export class CertificateAuthority {
   readonly trustDomain: string;
   /** The root every workload trusts, PEM. */
   readonly rootPem: string;
-  readonly #signer: x509.X509Certificate;
-  readonly #signerKey: CryptoKey;
+  readonly #signerKey: KeyObject;
+  readonly #signerNotAfter: number;
   /** The signer and the certificates between it and the root (the root last), PEM. */
   readonly #chain: readonly string[];
   readonly #workloadTtlMs: number;
-  /** The same for every certificate the signer issues: built once. */
-  #authorityKeyId: x509.AuthorityKeyIdentifierExtension | undefined;
-  #leafSubject: x509.Name | undefined;
+  /** What every certificate the signer issues shares, encoded once. */
+  readonly #template: WorkloadCertificateTemplate;
   readonly #now: () => number;
 
   private constructor(
     opts: AuthorityOptions,
     signer: x509.X509Certificate,
-    signerKey: CryptoKey,
+    signerKey: KeyObject,
     chain: readonly string[],
     rootPem: string,
+    template: WorkloadCertificateTemplate,
   ) {
     this.trustDomain = opts.trustDomain ?? 'cluster.local';
     this.#workloadTtlMs = opts.workloadTtlMs ?? DEFAULT_WORKLOAD_TTL_MS;
     this.#now = opts.now ?? Date.now;
-    this.#signer = signer;
+    this.#signerNotAfter = signer.notAfter.getTime();
     this.#signerKey = signerKey;
     this.#chain = chain;
     this.rootPem = rootPem;
+    this.#template = template;
+  }
+
+  static async #create(
+    opts: AuthorityOptions,
+    signer: x509.X509Certificate,
+    signerKey: KeyObject,
+    chain: readonly string[],
+    rootPem: string,
+  ): Promise<CertificateAuthority> {
+    const template = await WorkloadCertificateTemplate.create(signer, opts.trustDomain ?? 'cluster.local');
+    return new CertificateAuthority(opts, signer, signerKey, chain, rootPem, template);
   }
 
   /** Loads the plug-in CA, else the state dir's root, creating that root on first start. */
@@ -151,15 +181,15 @@ export class CertificateAuthority {
     const keyFile = path.join(opts.stateDir, ROOT_KEY_FILE);
     if (fs.existsSync(certFile) || fs.existsSync(keyFile)) {
       const certPem = readPem(certFile);
-      const key = await importKey(readPem(keyFile), keyFile);
+      const key = importKey(readPem(keyFile), keyFile);
       const cert = new x509.X509Certificate(certPem);
-      return new CertificateAuthority(opts, cert, key, [cert.toString('pem')], cert.toString('pem'));
+      return CertificateAuthority.#create(opts, cert, key, [cert.toString('pem')], cert.toString('pem'));
     }
     const now = (opts.now ?? Date.now)();
     const keys = await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify']);
     const name = `O=${opts.trustDomain ?? 'cluster.local'}, CN=Weft root CA`;
     const root = await x509.X509CertificateGenerator.createSelfSigned({
-      serialNumber: randomSerial(),
+      serialNumber: Buffer.from(randomSerial()).toString('hex'),
       name,
       notBefore: new Date(now - BACKDATE_MS),
       notAfter: new Date(now + ROOT_TTL_MS),
@@ -177,7 +207,7 @@ export class CertificateAuthority {
     const pem = root.toString('pem');
     writePrivate(keyFile, keyPem(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)));
     writePrivate(certFile, `${pem}\n`);
-    return new CertificateAuthority(opts, root, keys.privateKey, [pem], pem);
+    return CertificateAuthority.#create(opts, root, KeyObject.from(keys.privateKey), [pem], pem);
   }
 
   static async #plugin(opts: AuthorityOptions, dir: string): Promise<CertificateAuthority> {
@@ -186,7 +216,7 @@ export class CertificateAuthority {
     const rootFile = path.join(dir, 'root-cert.pem');
     const chainFile = path.join(dir, 'cert-chain.pem');
     const signer = new x509.X509Certificate(readPem(caCertFile));
-    const key = await importKey(readPem(caKeyFile), caKeyFile);
+    const key = importKey(readPem(caKeyFile), caKeyFile);
     const rootPem = splitPems(readPem(rootFile))[0];
     if (rootPem === undefined) throw new Error(`${rootFile}: no certificate`);
     // cert-chain.pem is the signer's chain to the root; the signer's own certificate leads it.
@@ -199,7 +229,7 @@ export class CertificateAuthority {
       full.push(root.toString('pem'));
     if (!(await signer.verify({ publicKey: await findIssuerKey(signer, full, root) })))
       throw new Error(`${caCertFile}: not signed by the next certificate of ${chainFile} or by ${rootFile}`);
-    return new CertificateAuthority(opts, signer, key, full, root.toString('pem'));
+    return CertificateAuthority.#create(opts, signer, key, full, root.toString('pem'));
   }
 
   spiffeId(identity: WorkloadIdentity): string {
@@ -215,60 +245,46 @@ export class CertificateAuthority {
     identity: WorkloadIdentity,
     ttlMs = this.#workloadTtlMs,
   ): Promise<IssuedCertificate> {
-    let csr: x509.Pkcs10CertificateRequest;
+    let request: CertificationRequest;
     try {
-      csr = new x509.Pkcs10CertificateRequest(csrPem);
+      request = parseCertificationRequest(csrPemToDer(csrPem));
     } catch (err) {
       throw new CertificateRequestError(`not a PEM certificate signing request: ${(err as Error).message}`);
     }
-    if (!(await csr.verify())) throw new CertificateRequestError('the CSR signature does not verify');
-    const granted = this.spiffeId(identity);
-    const asked = requestedNames(csr);
-    if (asked.length > 0 && (asked.length !== 1 || asked[0] !== `url:${granted}`))
+    let check: SignatureCheck;
+    try {
+      check = signatureCheck(request);
+    } catch (err) {
       throw new CertificateRequestError(
-        `the CSR asks for ${asked.join(', ')}; the credential grants only ${granted}`,
+        `the CSR's key or signature algorithm is not usable: ${(err as Error).message}`,
+      );
+    }
+    if (!(await verifyCertificationRequest(request, check)))
+      throw new CertificateRequestError('the CSR signature does not verify');
+    const granted = this.spiffeId(identity);
+    const asked = request.requestedNames;
+    if (asked.length > 0 && (asked.length !== 1 || asked[0].type !== 'url' || asked[0].value !== granted)) {
+      const shown = asked.slice(0, NAMES_IN_MESSAGE).map((n) => `${n.type}:${n.value}`);
+      if (asked.length > NAMES_IN_MESSAGE) shown.push(`and ${asked.length - NAMES_IN_MESSAGE} more`);
+      throw new CertificateRequestError(
+        `the CSR asks for ${shown.join(', ')}; the credential grants only ${granted}`,
         'forbidden',
       );
+    }
     if (!(ttlMs > 0)) throw new CertificateRequestError(`invalid lifetime ${ttlMs} ms`);
     const now = this.#now();
-    const notAfter = new Date(Math.min(now + ttlMs, this.#signer.notAfter.getTime()));
-    const serialNumber = randomSerial();
-    const leaf = await x509.X509CertificateGenerator.create({
-      serialNumber,
-      subject: (this.#leafSubject ??= new x509.Name(`O=${this.trustDomain}`)),
-      issuer: this.#signer.subjectName,
+    const notAfter = new Date(Math.min(now + ttlMs, this.#signerNotAfter));
+    const serial = randomSerial();
+    const tbs = this.#template.tbsCertificate({
+      serial,
       notBefore: new Date(now - BACKDATE_MS),
       notAfter,
-      signingAlgorithm: SIGNING,
-      publicKey: csr.publicKey,
-      signingKey: this.#signerKey,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(
-          x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
-          true,
-        ),
-        new x509.ExtendedKeyUsageExtension([
-          x509.ExtendedKeyUsage.serverAuth,
-          x509.ExtendedKeyUsage.clientAuth,
-        ]),
-        // The subject is not a name (it carries only the trust domain), so the SAN is critical (RFC 5280).
-        new x509.SubjectAlternativeNameExtension([{ type: 'url', value: granted }], true),
-        (this.#authorityKeyId ??= await x509.AuthorityKeyIdentifierExtension.create(this.#signer)),
-      ],
+      subjectPublicKeyInfo: request.subjectPublicKeyInfo,
+      uri: granted,
     });
-    return { certChain: [leaf.toString('pem'), ...this.#chain], serialNumber, notAfter };
+    const leaf = certificatePem(certificateDer(tbs, await signTbs(this.#signerKey, tbs)));
+    return { certChain: [leaf, ...this.#chain], serialNumber: Buffer.from(serial).toString('hex'), notAfter };
   }
-}
-
-function requestedNames(csr: x509.Pkcs10CertificateRequest): string[] {
-  const ext = csr.getExtension(SAN_OID);
-  if (ext === null) return [];
-  const san =
-    ext instanceof x509.SubjectAlternativeNameExtension
-      ? ext
-      : new x509.SubjectAlternativeNameExtension(ext.rawData);
-  return san.names.toJSON().map((n) => `${n.type}:${n.value}`);
 }
 
 /** The public key of the certificate in `chain` (or the root) that issued `cert`. */
