@@ -37,12 +37,18 @@ const entryFiles = [
   // Global rate limiting: the filter's config and the rate limit service (the proxy calls it, `weft ratelimit` serves it).
   'envoy/extensions/filters/http/ratelimit/v3/rate_limit.proto',
   'envoy/service/ratelimit/v3/rls.proto',
+  // RBAC: the HTTP filter Istio's AuthorizationPolicy translates to.
+  'envoy/extensions/filters/http/rbac/v3/rbac.proto',
+  'envoy/extensions/filters/http/jwt_authn/v3/config.proto',
   'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
   'envoy/extensions/filters/listener/http_inspector/v3/http_inspector.proto',
   'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
   'envoy/extensions/retry/priority/previous_priorities/v3/previous_priorities_config.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/service/discovery/v3/ads.proto',
+  // TLS transport sockets (Downstream/UpstreamTlsContext arrive inside a transport_socket's Any).
+  'envoy/extensions/transport_sockets/tls/v3/tls.proto',
+  'envoy/extensions/transport_sockets/raw_buffer/v3/raw_buffer.proto',
   // TypedStruct: how Weft's own extensions (e.g. the PEAK_EWMA load balancer) are configured.
   'xds/type/v3/typed_struct.proto',
   'udpa/type/v1/typed_struct.proto',
@@ -68,6 +74,8 @@ const rootNames = [
   'envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
   'envoy.extensions.filters.http.ratelimit.v3.RateLimit',
   'envoy.service.ratelimit.v3.RateLimitService',
+  'envoy.extensions.filters.http.rbac.v3.RBAC',
+  'envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication',
   'envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
   'envoy.extensions.filters.listener.http_inspector.v3.HttpInspector',
   'envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate',
@@ -82,6 +90,9 @@ const rootNames = [
   'envoy.config.cluster.v3.Cluster',
   'envoy.config.endpoint.v3.ClusterLoadAssignment',
   'envoy.extensions.transport_sockets.tls.v3.Secret',
+  'envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+  'envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+  'envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer',
   // Well-known types that may appear inside Any or Struct-typed configuration.
   'google.protobuf.Any',
   'google.protobuf.Struct',

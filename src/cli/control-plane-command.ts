@@ -3,6 +3,7 @@ import { createLogger, setLogLevel } from '../core/logger.ts';
 import type { LogLevel } from '../core/logger.ts';
 import { ControlPlane } from '../control/control-plane.ts';
 import { stopOnSignal } from './stop-on-signal.ts';
+import { parseIstioDurationMs } from '../config/duration.ts';
 
 const log = createLogger('weft');
 
@@ -12,13 +13,35 @@ export async function runControlPlane(opts: {
   xdsPort: number;
   debugPort: number;
   logLevel: LogLevel;
+  stateDir: string;
+  ca: boolean;
+  caPluginDir?: string;
+  trustDomain: string;
+  workloadCertTtl: string;
+  extraTrustedRoots?: string;
 }): Promise<number> {
   setLogLevel(opts.logLevel);
+  const ttl = parseIstioDurationMs(opts.workloadCertTtl);
+  if (ttl === undefined || ttl < 60_000) {
+    process.stderr.write(
+      `weft: --workload-cert-ttl ${JSON.stringify(opts.workloadCertTtl)}: expected a Go duration of at least 1m\n`,
+    );
+    return 1;
+  }
   const cp = new ControlPlane({
     configPaths: opts.config,
     host: opts.host,
     xdsPort: opts.xdsPort,
     debugPort: opts.debugPort,
+    ...(opts.ca
+      ? {
+          stateDir: opts.stateDir,
+          caPluginDir: opts.caPluginDir,
+          trustDomain: opts.trustDomain,
+          workloadCertTtlMs: ttl,
+          extraTrustedRootsFile: opts.extraTrustedRoots,
+        }
+      : {}),
   });
   stopOnSignal(log, () => cp.stop());
   try {

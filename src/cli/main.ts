@@ -1,8 +1,14 @@
 /** The `weft` command. */
+import os from 'node:os';
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import { VERSION } from '../core/version.ts';
 import { addProxyCommand } from './proxy-command.ts';
 import { addRateLimitCommand } from './ratelimit-command.ts';
+
+function defaultStateDir(): string {
+  return process.env.WEFT_STATE_DIR ?? path.join(os.homedir(), '.weft', 'control-plane');
+}
 
 const program = new Command()
   .name('weft')
@@ -24,7 +30,25 @@ program
     [] as string[],
   )
   .option('--host <address>', 'address to bind', '127.0.0.1')
-  .addOption(new Option('--xds-port <port>', 'ADS (gRPC, plaintext) port').default(15010).argParser(Number))
+  .addOption(
+    new Option('--xds-port <port>', 'ADS and CA (gRPC, plaintext) port').default(15010).argParser(Number),
+  )
+  .option(
+    '--state-dir <dir>',
+    "the CA's state: its root key and the workload token key (0600 files)",
+    defaultStateDir(),
+  )
+  .option('--no-ca', 'run no certificate authority (and generate no mTLS)')
+  .option(
+    '--ca-plugin-dir <dir>',
+    "an operator's CA in Istio's plug-in layout (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem)",
+  )
+  .option('--trust-domain <domain>', 'the SPIFFE trust domain', 'cluster.local')
+  .option('--workload-cert-ttl <duration>', 'lifetime of workload certificates (Go duration)', '24h')
+  .option(
+    '--extra-trusted-roots <file>',
+    'PEM roots every workload trusts beside the CA root (the overlap of a root rotation)',
+  )
   .addOption(
     new Option('--debug-port <port>', 'debug and monitoring HTTP port').default(15014).argParser(Number),
   )
@@ -40,9 +64,38 @@ program
       xdsPort: number;
       debugPort: number;
       logLevel: 'debug' | 'info' | 'warn' | 'error';
+      stateDir: string;
+      ca: boolean;
+      caPluginDir?: string;
+      trustDomain: string;
+      workloadCertTtl: string;
+      extraTrustedRoots?: string;
     }) => {
       const { runControlPlane } = await import('./control-plane-command.ts');
       process.exitCode = await runControlPlane(opts);
+    },
+  );
+
+program
+  .command('ca-token')
+  .description(
+    "mint a workload's bootstrap token (proves its identity to the CA) from the control plane's state dir",
+  )
+  .requiredOption('--service-account <name>', "the workload's service account")
+  .option('--namespace <namespace>', "the workload's namespace", 'default')
+  .option('--state-dir <dir>', "the control plane's state dir", defaultStateDir())
+  .option('--ttl <duration>', 'how long the token is valid (Go duration)', '8760h')
+  .option('-o, --output <file>', 'write the token to this file (0600) instead of stdout')
+  .action(
+    async (opts: {
+      serviceAccount: string;
+      namespace: string;
+      stateDir: string;
+      ttl: string;
+      output?: string;
+    }) => {
+      const { runCaToken } = await import('./ca-token-command.ts');
+      process.exitCode = runCaToken(opts);
     },
   );
 

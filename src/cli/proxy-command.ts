@@ -17,6 +17,11 @@ import {
 import { compileBootstrap, loadBootstrap } from '../proxy/bootstrap/load.ts';
 import type { BootstrapConfig } from '../proxy/bootstrap/types.ts';
 import { ProxyServer } from '../proxy/server.ts';
+import type { ProxyAgentOptions } from '../proxy/server.ts';
+import { parseIstioDurationMs } from '../config/duration.ts';
+
+/** Istio's label on workloads whose sidecar accepts mTLS. */
+const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
 
 const log = createLogger('weft');
 
@@ -41,6 +46,9 @@ export interface ProxyCommandOptions {
   printBootstrap?: boolean;
   drainTimeS: number;
   logLevel: LogLevel;
+  caTokenFile?: string;
+  caAddress?: string;
+  certTtl?: string;
 }
 
 const port = (v: string): number => Number(v);
@@ -93,6 +101,12 @@ export function addProxyCommand(program: Command): void {
         .default(AGENT_DEFAULTS.healthPort)
         .argParser(port),
     )
+    .option(
+      '--ca-token-file <file>',
+      "the workload's bootstrap token (weft ca-token): enables its certificate agent and mTLS",
+    )
+    .option('--ca-address <host:port>', "the CA's gRPC address (default: --xds-address)")
+    .option('--cert-ttl <duration>', 'requested certificate lifetime (Go duration; default: the CA decides)')
     .option('--print-bootstrap', 'print the bootstrap (as JSON) and exit')
     .addOption(new Option('--drain-time-s <seconds>', 'drain period on SIGTERM').default(5).argParser(Number))
     .addOption(
@@ -110,13 +124,16 @@ export function agentBootstrapJson(opts: ProxyCommandOptions): Record<string, un
   if (!opts.xdsAddress)
     throw new ConfigError('', 'either --bootstrap FILE or --xds-address HOST:PORT is required');
   if (!opts.name) throw new ConfigError('--name', 'required with --xds-address');
+  const labels = parseLabels(opts.labels ?? '');
+  // Istio's mark of a workload with a sidecar that speaks mTLS: callers pick their mTLS socket by it.
+  if (opts.caTokenFile !== undefined) labels[TLS_MODE_LABEL] ??= 'istio';
   return buildAgentBootstrap({
     xdsAddress: opts.xdsAddress,
     type: opts.type,
     name: opts.name,
     namespace: opts.namespace,
     ...(opts.ip ? { ip: opts.ip } : {}),
-    labels: parseLabels(opts.labels ?? ''),
+    labels,
     metadata: Object.assign({}, ...(opts.metadata ?? []).map((m) => parseLabels(m, '--metadata'))) as Record<
       string,
       string
@@ -130,6 +147,23 @@ export function agentBootstrapJson(opts: ProxyCommandOptions): Record<string, un
     prometheusPort: opts.prometheusPort,
     healthPort: opts.healthPort,
   });
+}
+
+function agentOptions(opts: ProxyCommandOptions, tokenFile: string): ProxyAgentOptions {
+  const caAddress = opts.caAddress ?? opts.xdsAddress;
+  if (caAddress === undefined)
+    throw new ConfigError('--ca-address', 'required with --ca-token-file when there is no --xds-address');
+  let ttlSeconds = 0;
+  if (opts.certTtl !== undefined) {
+    const ms = parseIstioDurationMs(opts.certTtl);
+    if (ms === undefined || ms < 1000)
+      throw new ConfigError(
+        '--cert-ttl',
+        `${JSON.stringify(opts.certTtl)} is not a Go duration of at least 1s`,
+      );
+    ttlSeconds = Math.round(ms / 1000);
+  }
+  return { caAddress, tokenFile, ttlSeconds };
 }
 
 async function bootstrapFor(opts: ProxyCommandOptions): Promise<{ config: BootstrapConfig; json: unknown }> {
@@ -168,6 +202,7 @@ export async function runProxy(opts: ProxyCommandOptions): Promise<number> {
     server = new ProxyServer(bootstrap, {
       drainMs: opts.drainTimeS * 1000,
       onQuit: () => stop('quitquitquit'),
+      ...(opts.caTokenFile !== undefined ? { agent: agentOptions(opts, opts.caTokenFile) } : {}),
     });
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));

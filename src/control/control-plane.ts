@@ -23,6 +23,7 @@ import { AdsServer } from './xds/ads-server.ts';
 import { CertificateAuthority } from './ca/authority.ts';
 import { certificateServiceDefinition, certificateServiceHandlers } from './ca/certificate-service.ts';
 import { WorkloadTokens } from './ca/workload-tokens.ts';
+import { JwksResolver } from './security/jwks-resolver.ts';
 import type { MeshSecurity } from './model/snapshot.ts';
 import fs from 'node:fs';
 import { endpointClusterNames } from './generate/endpoints.ts';
@@ -107,6 +108,20 @@ function listOf<T>(
   return config.list(kind) as readonly IstioResource<T>[];
 }
 
+/** Whether the service accounts behind any changed endpoint list differ from before. */
+function identitiesChanged(
+  changed: ReadonlySet<string>,
+  before: DiscoveryState,
+  after: DiscoveryState,
+): boolean {
+  const accounts = (state: DiscoveryState, key: string): string =>
+    [...new Set((state.endpoints.get(key) ?? []).map((e) => `${e.namespace}/${e.serviceAccount}`))]
+      .sort()
+      .join(',');
+  for (const key of changed) if (accounts(before, key) !== accounts(after, key)) return true;
+  return false;
+}
+
 export class ControlPlane {
   readonly ads: AdsServer;
   readonly #opts: ControlPlaneOptions;
@@ -120,6 +135,7 @@ export class ControlPlane {
   #discovery: DiscoveryState = { services: [], endpoints: new Map(), workloads: [] };
   #mesh: MeshSnapshot;
   #security: MeshSecurity | undefined;
+  readonly #jwks: JwksResolver;
   #ca: CertificateAuthority | undefined;
   #version = 0;
   #started = false;
@@ -147,6 +163,7 @@ export class ControlPlane {
     this.ads.on('connect', (node) => this.#registry.connected(node));
     this.ads.on('disconnect', (node) => this.#registry.disconnected(node));
     this.#registry.onChange(() => this.#scheduleRebuild('workload registration'));
+    this.#jwks = new JwksResolver({ onChange: () => this.#scheduleRebuild('JWKS changed', true) });
   }
 
   /** The current mesh snapshot (for tests and the debug server). */
@@ -230,6 +247,7 @@ export class ControlPlane {
     this.#pendingRebuild = null;
     this.#watcher.close();
     this.#registry.close();
+    this.#jwks.close();
     await Promise.all([this.ads.close(), this.#debug.close()]);
   }
 
@@ -264,9 +282,10 @@ export class ControlPlane {
   }
 
   /** Registrations that arrive together become one snapshot and one push. */
-  #scheduleRebuild(reason: string): void {
+  #scheduleRebuild(reason: string, full = false): void {
     if (this.#pendingRebuild) {
       this.#pendingRebuild.reasons.add(reason);
+      this.#pendingRebuild.full ||= full;
       return;
     }
     const timer = setTimeout(() => {
@@ -275,7 +294,7 @@ export class ControlPlane {
       if (pending) this.#rebuild(pending.full, [...pending.reasons]);
     }, this.#opts.registrationBatchMs ?? 50);
     timer.unref();
-    this.#pendingRebuild = { full: false, reasons: new Set([reason]), timer };
+    this.#pendingRebuild = { full, reasons: new Set([reason]), timer };
   }
 
   #rebuild(full: boolean, reasons: string[]): void {
@@ -298,6 +317,8 @@ export class ControlPlane {
       return s?.resolution === 'DNS' || s?.resolution === 'DNS_ROUND_ROBIN';
     });
     full ||= dnsChanged;
+    // Callers verify a server against its service's identities (in CDS): a new service account needs a full push.
+    full ||= this.#security !== undefined && identitiesChanged(changed, previous, discovery);
     const version = ++this.#version;
     if (full) {
       this.#mesh = buildSnapshot({
@@ -308,6 +329,7 @@ export class ControlPlane {
         gateways: config ? listOf(config, 'Gateway') : [],
         sidecars: config ? listOf(config, 'Sidecar') : [],
         ...(this.#security ? { security: this.#security } : {}),
+        jwks: this.#jwks,
         rateLimitPolicies: config ? listOf(config, 'RateLimitPolicy') : [],
         peerAuthentications: config ? listOf(config, 'PeerAuthentication') : [],
         authorizationPolicies: config ? listOf(config, 'AuthorizationPolicy') : [],

@@ -12,6 +12,10 @@ import type { ActiveListener } from './listener/listener-manager.ts';
 import { RouteConfigProviders } from './router/rds.ts';
 import { StatsStore } from './stats/store.ts';
 import { ClusterManager, useUndiciForHttp1 } from './upstream/cluster-manager.ts';
+import { SecretManager } from './tls/secrets.ts';
+import { CertificateAgent } from './agent/certificate-agent.ts';
+import { msUntilFirstExpiry, renderCerts } from './tls/certs.ts';
+import type { CommonTlsConfig } from './tls/tls-context-config.ts';
 import { AdsClient } from './xds/ads-client.ts';
 import { Backoff } from './xds/backoff.ts';
 import { renderConfigDump } from './xds/config-dump.ts';
@@ -34,17 +38,35 @@ export interface ProxyServerOptions {
   readonly onQuit?: () => void;
   /** The ADS reconnect backoff (default 250 ms doubling to 30 s); tests shorten it. */
   readonly xdsBackoff?: { readonly baseMs: number; readonly maxMs: number };
+  /** Runs the workload certificate agent (the `sds-grpc` secrets) against the control plane's CA. */
+  readonly agent?: ProxyAgentOptions;
 }
+
+export interface ProxyAgentOptions {
+  /** host:port of the CA (gRPC). */
+  readonly caAddress: string;
+  /** The workload's bootstrap token file. */
+  readonly tokenFile: string;
+  /** Requested certificate lifetime; 0 lets the CA decide. */
+  readonly ttlSeconds: number;
+}
+
+/** How long start-up waits for the first workload certificate before going on without it. */
+const FIRST_CERTIFICATE_WAIT_MS = 15_000;
 
 export class ProxyServer implements AdminTarget {
   readonly bootstrap: BootstrapConfig;
   readonly stats = new StatsStore();
+  /** Named TLS secrets: static ones from the bootstrap, SDS ones as they arrive. */
+  readonly secrets = new SecretManager();
   readonly clusterManager: ClusterManager;
   readonly routes = new RouteConfigProviders();
   readonly listenerManager: ListenerManager;
   /** Set when the bootstrap has dynamic_resources.ads_config. */
   dynamic: DynamicConfig | null = null;
   ads: AdsClient | null = null;
+  /** The workload certificate agent, when configured. */
+  agent: CertificateAgent | null = null;
   private admin: { port: number; close(): Promise<void> } | null = null;
   private ready = false;
   private state: 'INITIALIZING' | 'LIVE' | 'DRAINING' | 'STOPPED' = 'INITIALIZING';
@@ -56,9 +78,10 @@ export class ProxyServer implements AdminTarget {
   constructor(bootstrap: BootstrapConfig, opts: ProxyServerOptions = {}) {
     this.bootstrap = bootstrap;
     this.opts = opts;
-    this.clusterManager = new ClusterManager(this.stats);
+    for (const { name, value } of bootstrap.secrets ?? []) this.secrets.set(name, value);
+    this.clusterManager = new ClusterManager(this.stats, this.secrets);
     this.listenerManager = new ListenerManager(
-      { clusters: this.clusterManager, stats: this.stats, routes: this.routes },
+      { clusters: this.clusterManager, stats: this.stats, routes: this.routes, secrets: this.secrets },
       () => this.opts.drainMs ?? 5000,
     );
     this.stats.gauge('server.live');
@@ -80,11 +103,14 @@ export class ProxyServer implements AdminTarget {
     }
     this.flushTimer = setInterval(() => this.flushStats(), 5000).unref();
     this.flushStats();
+    const firstCertificate = this.startAgent();
     const dynamic = this.bootstrap.dynamic;
     if (dynamic?.ads) {
       this.startXds(dynamic.ads);
       await this.dynamic!.initialized;
     }
+    // Ready only with the workload certificate, as a sidecar without it cannot serve mTLS.
+    await firstCertificate;
     if (this.stopping) return; // stopped while initializing
     this.ready = true;
     this.state = 'LIVE';
@@ -95,6 +121,31 @@ export class ProxyServer implements AdminTarget {
       ),
       admin: this.admin ? this.admin.port : null,
     });
+  }
+
+  /** Starts the certificate agent, if configured; resolves with its first certificate (or after a bound wait). */
+  private startAgent(): Promise<void> {
+    const opts = this.opts.agent;
+    if (opts === undefined) return Promise.resolve();
+    const agent = new CertificateAgent({
+      caAddress: opts.caAddress,
+      tokenFile: opts.tokenFile,
+      ttlSeconds: opts.ttlSeconds,
+      secrets: this.secrets,
+      stats: this.stats,
+    });
+    this.agent = agent;
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        log.warn('no workload certificate yet; going on without it (mTLS fails until it arrives)', {
+          waitedMs: FIRST_CERTIFICATE_WAIT_MS,
+        });
+        resolve();
+      }, FIRST_CERTIFICATE_WAIT_MS);
+      timer.unref();
+    });
+    return Promise.race([agent.start(), waited]).finally(() => clearTimeout(timer));
   }
 
   private startXds(ads: AdsConfig): void {
@@ -108,6 +159,7 @@ export class ProxyServer implements AdminTarget {
       staticClusters: this.bootstrap.clusters,
       lds: dynamic.lds,
       cds: dynamic.cds,
+      secrets: this.secrets,
     });
     const wildcardTypes = [
       ...(dynamic.cds ? [TYPE_URL.cluster] : []),
@@ -162,6 +214,15 @@ export class ProxyServer implements AdminTarget {
     this.stats.gauge('server.memory_physical_size').set(m.rss);
     this.stats.gauge('server.memory_external').set(m.external);
     this.stats.gauge('server.uptime').set(Math.floor((Date.now() - this.startedAt.getTime()) / 1000));
+    const untilExpiry = msUntilFirstExpiry(this.tlsContexts(), this.secrets);
+    if (untilExpiry !== undefined) {
+      this.stats
+        .gauge('server.days_until_first_cert_expiring')
+        .set(Math.max(0, Math.floor(untilExpiry / 86_400_000)));
+      this.stats
+        .gauge('server.seconds_until_first_cert_expiring')
+        .set(Math.max(0, Math.floor(untilExpiry / 1000)));
+    }
     this.stats.mergeHistograms();
   }
 
@@ -217,6 +278,24 @@ export class ProxyServer implements AdminTarget {
     return out;
   }
 
+  /** Every TLS context in use: listeners' filter chains, then clusters. */
+  private tlsContexts(): CommonTlsConfig[] {
+    const out: CommonTlsConfig[] = [];
+    for (const l of this.listenerManager.all()) {
+      for (const c of [
+        ...l.config.filterChains,
+        ...(l.config.defaultFilterChain ? [l.config.defaultFilterChain] : []),
+      ])
+        if (c.tls !== undefined) out.push(c.tls);
+    }
+    for (const e of this.clusterManager.all()) if (e.config.tls !== undefined) out.push(e.config.tls);
+    return out;
+  }
+
+  certs(): unknown {
+    return renderCerts(this.tlsContexts(), this.secrets);
+  }
+
   drainListeners(): Promise<void> {
     if (this.state === 'LIVE') this.state = 'DRAINING';
     this.listenerManager.stopAccepting();
@@ -228,6 +307,7 @@ export class ProxyServer implements AdminTarget {
     if (this.stopping) return this.stopping;
     this.stopping = (async () => {
       this.ads?.stop();
+      this.agent?.stop();
       this.dynamic?.stop();
       await this.drainListeners();
       const deadline = Date.now() + drainMs;

@@ -11,6 +11,7 @@ import { isHttp2 } from '../model/protocol.ts';
 import type { MeshSnapshot } from '../model/snapshot.ts';
 import type { Service, ServicePort } from '../model/types.ts';
 import { localityPolicy } from './locality-lb.ts';
+import { clusterTransport } from './mtls.ts';
 import { ADS_SOURCE, inboundClusterName, outboundClusterName, TYPES } from './names.ts';
 import { destinationRuleFor } from './scope.ts';
 
@@ -249,7 +250,12 @@ function cluster(
     if (base.lb_policy !== 'RING_HASH') base.lb_policy = 'ROUND_ROBIN';
     return base;
   }
-  Object.assign(base, connectionPool(policy, isHttp2(port.protocol)), outlierDetectionFields(policy));
+  Object.assign(
+    base,
+    connectionPool(policy, isHttp2(port.protocol)),
+    outlierDetectionFields(policy),
+    clusterTransport(name, service, policy?.tls, port.protocol, snap),
+  );
   // distribute sets locality weights in the assignment; Envoy applies them only with this flag.
   if (localityPolicy(policy)?.kind === 'distribute') {
     base.common_lb_config = {

@@ -13,6 +13,7 @@ import { effectivePolicy } from './clusters.ts';
 import { callerKey, localityPolicy, localityView } from './locality-lb.ts';
 import type { LocalityCaller, LocalityGroup, LocalityPolicy } from './locality-lb.ts';
 import { outboundClusterName, parseClusterName, TYPES } from './names.ts';
+import { TLS_MODE_LABEL, TRANSPORT_SOCKET_MATCH } from './mtls.ts';
 import { destinationRuleFor, hostMatches } from './scope.ts';
 
 /** The proxy an assignment is for: its namespace picks the DestinationRule, its locality and labels the view. */
@@ -86,7 +87,10 @@ function plainGroups(endpoints: readonly Endpoint[]): LocalityGroup[] {
   }));
 }
 
-function assignment(clusterName: string, groups: readonly LocalityGroup[]): JsonObject {
+/** Istio's endpoint metadata for auto mTLS: a workload with a sidecar is matched by the tlsMode-istio socket. */
+const ISTIO_TLS_MODE: JsonObject = { filter_metadata: { [TRANSPORT_SOCKET_MATCH]: { tlsMode: 'istio' } } };
+
+function assignment(clusterName: string, groups: readonly LocalityGroup[], mtls: boolean): JsonObject {
   const sorted = [...groups].sort(
     (a, b) => a.priority - b.priority || localityKey(a.locality).localeCompare(localityKey(b.locality)),
   );
@@ -105,11 +109,15 @@ function assignment(clusterName: string, groups: readonly LocalityGroup[]): Json
         load_balancing_weight: g.weight,
         lb_endpoints: [...g.endpoints]
           .sort((a, b) => `${a.address}:${a.port}`.localeCompare(`${b.address}:${b.port}`))
-          .map((e) => ({
-            endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } },
-            health_status: e.healthy ? 'HEALTHY' : 'UNHEALTHY',
-            load_balancing_weight: e.weight,
-          })),
+          .map((e) => {
+            const lb: JsonObject = {
+              endpoint: { address: { socket_address: { address: e.address, port_value: e.port } } },
+              health_status: e.healthy ? 'HEALTHY' : 'UNHEALTHY',
+              load_balancing_weight: e.weight,
+            };
+            if (mtls && e.labels[TLS_MODE_LABEL] === 'istio') lb.metadata = ISTIO_TLS_MODE;
+            return lb;
+          }),
       };
       if (g.priority > 0) group.priority = g.priority;
       return group;
@@ -143,7 +151,7 @@ export function loadAssignment(
   const shape = shapeOf(clusterName, caller.namespace, snap);
   if (!shape) return undefined;
   const source = sourceOf(shape, snap);
-  return assignment(clusterName, groupsFor(source, members(source), caller));
+  return assignment(clusterName, groupsFor(source, members(source), caller), snap.security !== undefined);
 }
 
 interface CachedView {
@@ -183,7 +191,7 @@ export class AssignmentCache {
       known.endpoints = endpoints;
       return known.assignment;
     }
-    const built = assignment(clusterName, groupsFor(source, selected, caller));
+    const built = assignment(clusterName, groupsFor(source, selected, caller), snap.security !== undefined);
     this.#entries.set(key, { endpoints, members: selected, assignment: built });
     return built;
   }

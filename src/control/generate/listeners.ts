@@ -22,6 +22,12 @@ import type { Protocol, Service } from '../model/types.ts';
 import type { ProxyNode } from '../xds/types.ts';
 import { inboundCluster } from './clusters.ts';
 import { inboundRateLimit, rateLimitPolicyFor } from './rate-limit.ts';
+import { authzFilters, authzPolicyKey } from './authz.ts';
+import { jwtFilter, jwtPolicyKey } from './jwt.ts';
+import { istioMutualDownstream } from './mtls.ts';
+import { inboundMtlsKey, inboundMtlsMode } from './peer-authentication.ts';
+import type { InboundMtlsMode } from './peer-authentication.ts';
+import { FAIL_CLOSED_JWKS } from '../security/jwks-resolver.ts';
 import { ADS_SOURCE, inboundClusterName, outboundClusterName, TYPES, VIRTUAL_OUTBOUND } from './names.ts';
 import type { RouteContext } from './routes.ts';
 import { domainsFor, serviceRoutes, virtualServiceRoutes } from './routes.ts';
@@ -173,6 +179,80 @@ function sniffedPort(http: JsonObject, tcp: JsonObject): JsonObject {
   };
 }
 
+const TLS_INSPECTOR_ONLY: JsonObject[] = [SNIFFING_LISTENER_FILTERS[0]];
+
+/**
+ * An inbound port's chains under PeerAuthentication: DISABLE (or no CA) keeps them plaintext; STRICT serves
+ * only mTLS (a plaintext client matches no chain and is closed); PERMISSIVE tells the two apart by the first
+ * bytes (tls_inspector) on the same port. Over TLS, an undeclared protocol is told by the client's ALPN.
+ */
+function inboundChains(
+  protocol: Protocol,
+  http: JsonObject,
+  tcp: JsonObject,
+  mode: InboundMtlsMode | undefined,
+  trustDomain: string,
+): JsonObject {
+  const plain: JsonObject =
+    protocol === 'UNSPECIFIED'
+      ? sniffedPort(http, tcp)
+      : { filter_chains: [{ filters: [isHttp(protocol) ? http : tcp] }] };
+  if (mode === undefined || mode === 'DISABLE') return plain;
+  const tls = istioMutualDownstream(trustDomain);
+  const tlsChains: JsonObject[] =
+    protocol === 'UNSPECIFIED'
+      ? [
+          {
+            name: 'tls-http',
+            filter_chain_match: { transport_protocol: 'tls', application_protocols: ['h2', 'http/1.1'] },
+            transport_socket: tls,
+            filters: [http],
+          },
+          {
+            name: 'tls-tcp',
+            filter_chain_match: { transport_protocol: 'tls' },
+            transport_socket: tls,
+            filters: [tcp],
+          },
+        ]
+      : [
+          {
+            name: 'tls',
+            filter_chain_match: { transport_protocol: 'tls' },
+            transport_socket: tls,
+            filters: [isHttp(protocol) ? http : tcp],
+          },
+        ];
+  if (mode === 'STRICT') return { listener_filters: TLS_INSPECTOR_ONLY, filter_chains: tlsChains };
+  const plainChains = (plain.filter_chains as JsonObject[]).map((c) => ({
+    ...c,
+    filter_chain_match: {
+      ...(c.filter_chain_match as JsonObject | undefined),
+      transport_protocol: 'raw_buffer',
+    },
+  }));
+  return {
+    listener_filters: protocol === 'UNSPECIFIED' ? SNIFFING_LISTENER_FILTERS : TLS_INSPECTOR_ONLY,
+    // A server-first protocol sends nothing: after this, the connection is taken as plaintext.
+    listener_filters_timeout: '0.1s',
+    continue_on_listener_filters_timeout: true,
+    filter_chains: [...tlsChains, ...plainChains],
+    ...(plain.default_filter_chain ? { default_filter_chain: plain.default_filter_chain } : {}),
+  };
+}
+
+/** The HTTP filters that guard a workload or gateway: JWT authentication, then authorization. */
+function securityFilters(proxy: ProxyNode, snap: MeshSnapshot): JsonObject[] {
+  const jwks = snap.jwks;
+  const jwt = jwtFilter(
+    proxy,
+    snap,
+    (uri) => jwks?.lookup(uri) ?? FAIL_CLOSED_JWKS,
+    (issuer) => jwks?.lookupIssuer(issuer) ?? FAIL_CLOSED_JWKS,
+  );
+  return [...(jwt ? [jwt] : []), ...authzFilters(proxy, snap)];
+}
+
 function metadataString(proxy: ProxyNode, key: string): string | undefined {
   const v = proxy.metadata[key];
   return typeof v === 'string' && v !== '' ? v : typeof v === 'number' ? String(v) : undefined;
@@ -221,6 +301,7 @@ export function planKey(proxy: ProxyNode, snap: MeshSnapshot): string {
       gateways,
       labels,
       metadataString(proxy, 'WEFT_GATEWAY_BIND') ?? '',
+      securityKey(proxy, snap, []),
     ].join('\u0000');
   }
   const sidecar = sidecarFor(proxy, snap);
@@ -234,7 +315,23 @@ export function planKey(proxy: ProxyNode, snap: MeshSnapshot): string {
     // Ingress listeners without a bind address listen on the proxy's own.
     sidecar?.spec.ingress?.length ? (proxy.ipAddresses[0] ?? '') : '',
     sidecar?.spec.ingress?.length ? rateLimitKey(proxy, snap) : '',
+    sidecar?.spec.ingress?.length ? securityKey(proxy, snap, sidecar.spec.ingress) : '',
   ].join('\u0000');
+}
+
+/** What of a proxy its inbound security depends on: the policies that select it and its ports' mTLS modes. */
+function securityKey(
+  proxy: ProxyNode,
+  snap: MeshSnapshot,
+  ingress: readonly { port?: { number?: number }; defaultEndpoint?: string }[],
+): string {
+  const ports = ingress.map((i) => [
+    i.port?.number ?? 0,
+    ...(i.defaultEndpoint ? [parseEndpoint(i.defaultEndpoint).port] : []),
+  ]);
+  return [jwtPolicyKey(proxy, snap), authzPolicyKey(proxy, snap), inboundMtlsKey(proxy, snap, ports)].join(
+    '\u0001',
+  );
 }
 
 /** The RateLimitPolicy of a proxy's inbound side, for planKey. */
@@ -359,6 +456,7 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
       });
     }
   }
+  const security = sidecar?.spec.ingress?.length ? securityFilters(proxy, snap) : [];
   for (const ingress of sidecar?.spec.ingress ?? []) {
     const port = ingress.port?.number;
     if (!port || !ingress.defaultEndpoint) continue;
@@ -396,20 +494,24 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
       false,
       true,
     );
-    // A RateLimitPolicy limits the workload's inbound requests: its filter runs before the router.
-    if (rateLimit !== undefined) {
-      const filters = (httpFilter.typed_config as JsonObject).http_filters as JsonObject[];
-      filters.unshift(...rateLimit.filters);
-    }
+    // Authentication and authorization, then a RateLimitPolicy's limit, run before the router.
+    const filters = (httpFilter.typed_config as JsonObject).http_filters as JsonObject[];
+    filters.unshift(...security, ...(rateLimit?.filters ?? []));
     const tcpFilter = tcpProxy(`inbound_${name}`, cluster);
+    const mode = snap.security ? inboundMtlsMode(proxy, snap, [port, app.port]) : undefined;
+    if (mode !== undefined && mode !== 'DISABLE') {
+      // As Istio's inbound: the application learns its caller's identity from x-forwarded-client-cert.
+      Object.assign(httpFilter.typed_config as JsonObject, {
+        forward_client_cert_details: 'APPEND_FORWARD',
+        set_current_client_cert_details: { subject: true, dns: true, uri: true },
+      });
+    }
     plan.listeners.push({
       '@type': TYPES.listener,
       name,
       address: address(host, port),
       traffic_direction: 'INBOUND',
-      ...(protocol === 'UNSPECIFIED'
-        ? sniffedPort(httpFilter, tcpFilter)
-        : { filter_chains: [{ filters: [isHttp(protocol) ? httpFilter : tcpFilter] }] }),
+      ...inboundChains(protocol, httpFilter, tcpFilter, mode, snap.security?.trustDomain ?? ''),
     });
   }
   return plan;
@@ -440,6 +542,7 @@ export function gatewayListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
       labelsMatch(gw.spec.selector ?? {}, proxy.labels) && Object.keys(gw.spec.selector ?? {}).length > 0,
   );
   const bind = metadataString(proxy, 'WEFT_GATEWAY_BIND') ?? '0.0.0.0';
+  const security = securityFilters(proxy, snap);
   const byPort = new Map<number, { gw: IstioResource<Gateway>; hosts: string[]; protocol: Protocol }[]>();
   for (const gw of gateways) {
     for (const server of gw.spec.servers ?? []) {
@@ -480,12 +583,15 @@ export function gatewayListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
         virtual_hosts: virtualHosts,
         validate_clusters: false,
       });
+      const gatewayHcm = hcm(`outbound_${name}`, rds(routeName), true);
+      // A gateway workload's RequestAuthentication and AuthorizationPolicy guard every request first.
+      ((gatewayHcm.typed_config as JsonObject).http_filters as JsonObject[]).unshift(...security);
       plan.listeners.push({
         '@type': TYPES.listener,
         name,
         address: address(bind, port),
         traffic_direction: 'OUTBOUND',
-        filter_chains: [{ filters: [hcm(`outbound_${name}`, rds(routeName), true)] }],
+        filter_chains: [{ filters: [gatewayHcm] }],
       });
     } else {
       // A TCP server: the first VirtualService bound to the gateway whose tcp routes admit the port.

@@ -5,7 +5,10 @@
  * gives a workload's port.
  */
 import type { JsonObject } from '../../core/json.ts';
+import type { ClientTLSSettings } from '../../api/istio/networking.ts';
 import type { MeshSnapshot } from '../model/snapshot.ts';
+import type { Protocol, Service } from '../model/types.ts';
+import { isHttp, isHttp2 } from '../model/protocol.ts';
 import { ADS_SOURCE, TYPES } from './names.ts';
 
 export const WORKLOAD_SECRET = 'default';
@@ -44,7 +47,7 @@ function commonTlsContext(alpn: readonly string[], sanMatchers: readonly JsonObj
           : {},
       validation_context_sds_secret_config: { name: ROOT_SECRET, sds_config: ADS_SOURCE },
     },
-    alpn_protocols: [...alpn],
+    ...(alpn.length > 0 ? { alpn_protocols: [...alpn] } : {}),
   };
 }
 
@@ -52,13 +55,17 @@ function commonTlsContext(alpn: readonly string[], sanMatchers: readonly JsonObj
  * The upstream side of ISTIO_MUTUAL: the workload certificate, the trust bundle, and the SPIFFE IDs the
  * server may have (its service's accounts); the SNI names the cluster, as Istio's does.
  */
-export function istioMutualUpstream(sni: string, identities: readonly string[], http2: boolean): JsonObject {
+export function istioMutualUpstream(
+  sni: string,
+  identities: readonly string[],
+  alpn: readonly string[],
+): JsonObject {
   return {
     name: 'envoy.transport_sockets.tls',
     typed_config: {
       '@type': TYPES.upstreamTls,
       common_tls_context: commonTlsContext(
-        http2 ? ['h2'] : ['http/1.1'],
+        alpn,
         identities.map((id) => ({ exact: id })),
       ),
       sni,
@@ -76,4 +83,85 @@ export function istioMutualDownstream(trustDomain: string): JsonObject {
       require_client_certificate: true,
     },
   };
+}
+
+/** The SPIFFE IDs of a service's workloads: what a caller accepts from the server end of an mTLS hop. */
+export function serviceIdentities(service: Service, snap: MeshSnapshot, trustDomain: string): string[] {
+  const ids = new Set<string>();
+  for (const port of service.ports)
+    for (const e of snap.endpoints(service.hostname, port.number))
+      ids.add(`spiffe://${trustDomain}/ns/${e.namespace}/sa/${e.serviceAccount}`);
+  return [...ids].sort();
+}
+
+/** Istio's label on workloads that have a sidecar (and so accept mTLS). */
+export const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
+/** The endpoint metadata filter Envoy's transport_socket_matches read. */
+export const TRANSPORT_SOCKET_MATCH = 'envoy.transport_socket_match';
+
+const RAW_BUFFER: JsonObject = {
+  name: 'envoy.transport_sockets.raw_buffer',
+  typed_config: { '@type': TYPES.rawBuffer },
+};
+
+function istioSni(clusterName: string): string {
+  // outbound|9080|v1|reviews.default.svc.cluster.local → outbound_.9080_.v1_.reviews.default.svc.cluster.local
+  return clusterName.replaceAll('|', '_.');
+}
+
+/** A DataSource from a path Istio's DestinationRule or Gateway names. */
+function file(pathName: string): JsonObject {
+  return { filename: pathName };
+}
+
+/**
+ * The transport fields of an outbound cluster, from DestinationRule `tls` (Istio's semantics):
+ * - unset, with a CA running, for an in-mesh service: auto mTLS — endpoints labelled as having a sidecar get
+ *   ISTIO_MUTUAL, the others plaintext (transport_socket_matches on endpoint metadata, as Istio);
+ * - ISTIO_MUTUAL: always, with the workload certificate; DISABLE: plaintext;
+ * - SIMPLE / MUTUAL: TLS origination with files (caCertificates, clientCertificate, privateKey), sni and
+ *   subjectAltNames.
+ */
+export function clusterTransport(
+  clusterName: string,
+  service: Service,
+  tls: ClientTLSSettings | undefined,
+  protocol: Protocol,
+  snap: MeshSnapshot,
+): JsonObject {
+  // ALPN says what the hop carries, so the server side picks its codec (or a TCP chain) before any byte.
+  const alpn = isHttp2(protocol) ? ['h2'] : isHttp(protocol) ? ['http/1.1'] : [];
+  const security = snap.security;
+  const mode = tls?.mode;
+  if (mode === 'DISABLE') return {};
+  if (mode === 'SIMPLE' || mode === 'MUTUAL') return { transport_socket: originate(tls!, alpn) };
+  if (security === undefined) return {};
+  if (mode === undefined && service.location !== 'MESH_INTERNAL') return {};
+  const identities = tls?.subjectAltNames?.length
+    ? tls.subjectAltNames
+    : serviceIdentities(service, snap, security.trustDomain);
+  const mutual = istioMutualUpstream(tls?.sni ?? istioSni(clusterName), identities, alpn);
+  if (mode === 'ISTIO_MUTUAL') return { transport_socket: mutual };
+  return {
+    transport_socket_matches: [
+      { name: 'tlsMode-istio', match: { tlsMode: 'istio' }, transport_socket: mutual },
+      { name: 'tlsMode-disabled', match: {}, transport_socket: RAW_BUFFER },
+    ],
+  };
+}
+
+function originate(tls: ClientTLSSettings, alpn: readonly string[]): JsonObject {
+  const validation: JsonObject = {};
+  if (tls.caCertificates) validation.trusted_ca = file(tls.caCertificates);
+  if (tls.subjectAltNames?.length)
+    validation.match_subject_alt_names = tls.subjectAltNames.map((n) => ({ exact: n }));
+  const common: JsonObject = alpn.length > 0 ? { alpn_protocols: [...alpn] } : {};
+  if (Object.keys(validation).length > 0) common.validation_context = validation;
+  if (tls.mode === 'MUTUAL' && tls.clientCertificate && tls.privateKey)
+    common.tls_certificates = [
+      { certificate_chain: file(tls.clientCertificate), private_key: file(tls.privateKey) },
+    ];
+  const context: JsonObject = { '@type': TYPES.upstreamTls, common_tls_context: common };
+  if (tls.sni) context.sni = tls.sni;
+  return { name: 'envoy.transport_sockets.tls', typed_config: context };
 }

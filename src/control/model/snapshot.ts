@@ -32,6 +32,12 @@ export interface MeshSecurity {
   readonly trustBundle: string;
 }
 
+/** JWKS of RequestAuthentication jwksUri / issuers, fetched by the control plane (istiod's default). */
+export interface JwksSource {
+  lookup(uri: string): string;
+  lookupIssuer(issuer: string): string;
+}
+
 export interface MeshSnapshot {
   /** Increases with every change; generators may memoize on it. */
   readonly version: number;
@@ -42,6 +48,7 @@ export interface MeshSnapshot {
   readonly configVersion: number;
   readonly options: MeshOptions;
   readonly security?: MeshSecurity;
+  readonly jwks?: JwksSource;
   readonly virtualServices: readonly IstioResource<VirtualService>[];
   readonly destinationRules: readonly IstioResource<DestinationRule>[];
   readonly gateways: readonly IstioResource<Gateway>[];
@@ -68,6 +75,7 @@ export interface SnapshotInput {
   endpointsOnlySince?: MeshSnapshot;
   options?: MeshOptions;
   security?: MeshSecurity;
+  jwks?: JwksSource;
   virtualServices?: readonly IstioResource<VirtualService>[];
   destinationRules?: readonly IstioResource<DestinationRule>[];
   gateways?: readonly IstioResource<Gateway>[];
@@ -97,6 +105,7 @@ export function buildSnapshot(input: SnapshotInput): MeshSnapshot {
       configVersion: base.configVersion,
       options: base.options,
       security: base.security,
+      jwks: base.jwks,
       virtualServices: base.virtualServices,
       destinationRules: base.destinationRules,
       gateways: base.gateways,
@@ -115,6 +124,7 @@ export function buildSnapshot(input: SnapshotInput): MeshSnapshot {
     configVersion: input.configVersion ?? input.version,
     options: input.options ?? DEFAULT_MESH_OPTIONS,
     ...(input.security ? { security: input.security } : {}),
+    ...(input.jwks ? { jwks: input.jwks } : {}),
     virtualServices: sorted(input.virtualServices),
     destinationRules: sorted(input.destinationRules),
     gateways: sorted(input.gateways),

@@ -95,6 +95,14 @@ const ENDPOINTS: ReadonlyMap<string, Endpoint> = new Map<string, Endpoint>([
     },
   ],
   [
+    '/certs',
+    {
+      help: 'TLS certificates in use (JSON)',
+      mutates: false,
+      handle: (_q, target) => json(target.certs?.() ?? { certificates: [] }, true),
+    },
+  ],
+  [
     '/stats',
     {
       help: 'stats (?filter=REGEX, ?usedonly, ?format=text|json|prometheus)',

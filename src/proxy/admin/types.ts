@@ -18,6 +18,8 @@ export interface AdminTarget {
   /** The running configuration as JSON (Envoy's /config_dump shape: { configs: [...] }). */
   configDump(): unknown;
   clusters(): readonly AdminClusterStatus[];
+  /** The TLS certificates in use, in Envoy's /certs JSON shape ({ certificates: [...] }); none when absent. */
+  certs?(): unknown;
   /** Stop accepting new connections on all listeners; in-flight requests go on. */
   drainListeners(): Promise<void>;
   /** Graceful stop then exit. */

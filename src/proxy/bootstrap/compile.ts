@@ -14,6 +14,8 @@ import type { ListenerConfig } from '../listener/types.ts';
 import { compileCluster } from '../upstream/compile.ts';
 import type { ClusterConfig, Locality } from '../upstream/types.ts';
 import { compileDynamicResources } from './dynamic.ts';
+import { compileSecret } from '../tls/secret-config.ts';
+import { checkSecretReferences } from '../tls/secret-references.ts';
 import type { BootstrapConfig, NodeInfo } from './types.ts';
 
 const BOOTSTRAP_TYPE = 'envoy.config.bootstrap.v3.Bootstrap';
@@ -26,9 +28,8 @@ export function compileBootstrap(json: unknown, source: string): BootstrapConfig
     layered_runtime: NOT_YET,
   });
   const resources = optObject(normalized, 'static_resources', '') ?? {};
-  onlyFields(resources, 'static_resources', ['listeners', 'clusters'], {
-    secrets: 'TLS is not supported yet',
-  });
+  onlyFields(resources, 'static_resources', ['listeners', 'clusters', 'secrets']);
+  const secrets = compileStaticSecrets(resources);
   const clusters = compileClusters(resources);
   const { listeners, references } = compileListeners(resources);
   const dynamicJson = optObject(normalized, 'dynamic_resources', '');
@@ -37,11 +38,13 @@ export function compileBootstrap(json: unknown, source: string): BootstrapConfig
     : undefined;
   checkReferences(references, clusters, dynamic?.cds !== undefined);
   if (!dynamic?.ads) checkNoAdsNeeded(clusters, listeners);
+  checkSecretReferences(listeners, clusters, new Set(secrets.map((s) => s.name)), dynamic?.ads !== undefined);
   return {
     node: compileNode(optObject(normalized, 'node', ''), 'node'),
     admin: compileAdmin(optObject(normalized, 'admin', ''), 'admin'),
     listeners,
     clusters,
+    ...(secrets.length > 0 ? { secrets } : {}),
     ...(dynamic ? { dynamic } : {}),
     normalized,
     source,
@@ -95,6 +98,21 @@ function compileAdmin(obj: JsonObject | undefined, path: string): BootstrapConfi
   if (!obj) return undefined;
   onlyFields(obj, path, ['address']);
   return { address: compileAddress(obj.address, fieldPath(path, 'address')) };
+}
+
+function compileStaticSecrets(resources: JsonObject): NonNullable<BootstrapConfig['secrets']> {
+  const byName = new Map<string, string>();
+  return objectItems(resources, 'secrets', 'static_resources').map(({ item, path }) => {
+    const secret = compileSecret(item, path);
+    const first = byName.get(secret.name);
+    if (first !== undefined)
+      throw new ConfigError(
+        fieldPath(path, 'name'),
+        `duplicate secret name ${JSON.stringify(secret.name)} (also ${first})`,
+      );
+    byName.set(secret.name, path);
+    return secret;
+  });
 }
 
 function compileClusters(resources: JsonObject): ClusterConfig[] {

@@ -284,7 +284,7 @@ describe('compileBootstrap: errors', () => {
     rejects({ stats_flush_interval: '5s' }, 'stats_flush_interval: not supported by Weft');
     rejects(
       { static_resources: { secrets: [{ name: 's' }] } },
-      'static_resources.secrets: TLS is not supported yet',
+      'static_resources.secrets[0]: tls_certificate or validation_context is required',
     );
     rejects(
       {

@@ -1,6 +1,7 @@
 import type { Json } from '../../core/json.ts';
 import type { ClusterConfig, Locality } from '../upstream/types.ts';
 import type { ListenerConfig, SocketAddress } from '../listener/types.ts';
+import type { SecretValue } from '../tls/secrets.ts';
 
 export interface NodeInfo {
   readonly id: string;
@@ -39,6 +40,8 @@ export interface BootstrapConfig {
   readonly admin: { readonly address: SocketAddress } | undefined;
   readonly listeners: readonly ListenerConfig[];
   readonly clusters: readonly ClusterConfig[];
+  /** static_resources.secrets, by name (transport sockets refer to them without an sds_config). */
+  readonly secrets?: readonly { readonly name: string; readonly value: SecretValue }[];
   /** dynamic_resources, when the bootstrap has them. */
   readonly dynamic?: DynamicResourcesConfig;
   /** The normalized bootstrap (snake_case, proto3 JSON), for /config_dump. */

@@ -23,6 +23,7 @@ import { HttpStream } from './stream.ts';
 import { createHttpFilter } from './filter-registry.ts';
 import { plainIp } from './headers.ts';
 import { handleUpgrade } from './upgrade.ts';
+import { applyXfcc } from '../tls/xfcc.ts';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 const kStream = Symbol('weft.stream');
@@ -147,7 +148,11 @@ export class HcmRuntime {
     socket.once('close', () => this.stats.cxActive.dec());
     const codec = this.config.codecType;
     if (codec === 'HTTP1') return this.toHttp1(socket);
-    if (codec === 'HTTP2') return void this.h2.emit('connection', socket);
+    if (codec === 'HTTP2') return this.toHttp2(socket);
+    // Over TLS, ALPN already chose the protocol: no need to sniff.
+    const alpn = (socket as Socket & { alpnProtocol?: string | false }).alpnProtocol;
+    if (alpn === 'h2') return this.toHttp2(socket);
+    if (alpn === 'http/1.1') return this.toHttp1(socket);
     let seen: Buffer | null = null;
     const onData = (chunk: Buffer): void => {
       seen = seen === null ? chunk : Buffer.concat([seen, chunk]);
@@ -157,10 +162,18 @@ export class HcmRuntime {
       socket.removeListener('data', onData);
       socket.pause();
       socket.unshift(seen);
-      if (isPrefix) this.h2.emit('connection', socket);
+      if (isPrefix) this.toHttp2(socket);
       else this.toHttp1(socket);
     };
     socket.on('data', onData);
+  }
+
+  private toHttp2(socket: Socket): void {
+    // node:http2 refuses a TLS socket whose ALPN did not select h2 (it expects an HTTP/1 fallback); the
+    // codec was chosen here (configuration or the preface), so the socket is marked as h2.
+    const tlsSocket = socket as Socket & { encrypted?: boolean; alpnProtocol?: string | false };
+    if (tlsSocket.encrypted === true && tlsSocket.alpnProtocol !== 'h2') tlsSocket.alpnProtocol = 'h2';
+    this.h2.emit('connection', socket);
   }
 
   private toHttp1(socket: Socket): void {
@@ -234,6 +247,8 @@ export class HcmRuntime {
     }
     if (cfg.generateRequestId && headers['x-request-id'] === undefined)
       headers['x-request-id'] = randomUUID();
+    if (cfg.xfcc !== undefined) applyXfcc(headers, cfg.xfcc, stream.req.socket);
+    else if (headers['x-forwarded-client-cert'] !== undefined) delete headers['x-forwarded-client-cert'];
   }
 
   /** Connection-level response headers: server, request id, and `connection: close` while draining. */

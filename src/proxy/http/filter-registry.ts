@@ -14,7 +14,11 @@ import { LocalRateLimitFilter } from './filters/local-ratelimit.ts';
 import { compileLocalRateLimit, LOCAL_RATELIMIT_TYPE_NAME } from './filters/local-ratelimit-config.ts';
 import { RateLimitFilter } from './filters/ratelimit.ts';
 import { compileRateLimit, RATELIMIT_TYPE_NAME } from './filters/ratelimit-config.ts';
+import { RbacFilter, RbacStats } from './filters/rbac.ts';
+import { compileRbac, RBAC_TYPE_NAME } from './filters/rbac-config.ts';
 import { RouterFilter } from './filters/router.ts';
+import { JwtAuthnFilter } from './filters/jwt-authn.ts';
+import { compileJwtAuthn, JWT_AUTHN_TYPE_NAME } from './filters/jwt-authn-config.ts';
 import { compileRouterConfig } from './filters/router-config.ts';
 
 export interface FilterFactoryContext {
@@ -62,6 +66,18 @@ const factories = new Map<string, Factory>([
   [
     LOCAL_RATELIMIT_TYPE_URL,
     (c, ctx) => new LocalRateLimitFilter(c.name, compileLocalRateLimit(c.config as Json, c.name), ctx.stats),
+  ],
+  [
+    `type.googleapis.com/${RBAC_TYPE_NAME}`,
+    (c, ctx) => {
+      const config = compileRbac(c.config as Json, c.name);
+      return new RbacFilter(c.name, config, new RbacStats(ctx.stats, ctx.statPrefix, config));
+    },
+  ],
+  [
+    `type.googleapis.com/${JWT_AUTHN_TYPE_NAME}`,
+    (c, ctx) =>
+      new JwtAuthnFilter(c.name, compileJwtAuthn(c.config as Json, c.name), ctx.stats, ctx.statPrefix),
   ],
   [
     RATELIMIT_TYPE_URL,

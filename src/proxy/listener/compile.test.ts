@@ -441,10 +441,13 @@ describe('compileListener: listener, address and filter chains', () => {
     );
   });
 
-  it('refuses TLS and other listener features Weft lacks', () => {
+  it('refuses a TLS transport socket without its context, and listener features Weft lacks', () => {
     const raw = hcmListener() as { filter_chains: Record<string, unknown>[] };
     raw.filter_chains[0].transport_socket = { name: 'envoy.transport_sockets.tls' };
-    rejects(raw, 'l.filter_chains[0].transport_socket: TLS is not supported yet');
+    rejects(
+      raw,
+      'l.filter_chains[0].transport_socket.typed_config: required (a envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext)',
+    );
     rejects(hcmListener({}, { bind_to_port: false }), 'l.bind_to_port: not supported by Weft');
   });
 

@@ -26,6 +26,12 @@ import { checkPerFilterConfigNames } from '../http/filter-registry.ts';
 import { compileHttpFault, FAULT_FILTER_NAME, FAULT_TYPE_NAME } from '../http/filters/fault-config.ts';
 import { compileCors, CORS_FILTER_NAME, CORS_TYPE_NAME } from '../http/filters/cors-config.ts';
 import { compileRouterConfig } from '../http/filters/router-config.ts';
+import { compileRbac, RBAC_FILTER_NAME, RBAC_TYPE_NAME } from '../http/filters/rbac-config.ts';
+import {
+  compileJwtAuthn,
+  JWT_AUTHN_FILTER_NAME,
+  JWT_AUTHN_TYPE_NAME,
+} from '../http/filters/jwt-authn-config.ts';
 import {
   compileLocalRateLimit,
   LOCAL_RATELIMIT_FILTER_NAME,
@@ -36,6 +42,8 @@ import {
   RATELIMIT_FILTER_NAME,
   RATELIMIT_TYPE_NAME,
 } from '../http/filters/ratelimit-config.ts';
+import { compileTransportSocket } from '../tls/tls-context-config.ts';
+import { compileXfcc } from '../tls/xfcc-config.ts';
 import type {
   FilterChainConfig,
   FilterChainMatch,
@@ -77,6 +85,8 @@ const HTTP_FILTERS = [
   { name: CORS_FILTER_NAME, typeName: CORS_TYPE_NAME },
   { name: LOCAL_RATELIMIT_FILTER_NAME, typeName: LOCAL_RATELIMIT_TYPE_NAME },
   { name: RATELIMIT_FILTER_NAME, typeName: RATELIMIT_TYPE_NAME },
+  { name: RBAC_FILTER_NAME, typeName: RBAC_TYPE_NAME },
+  { name: JWT_AUTHN_FILTER_NAME, typeName: JWT_AUTHN_TYPE_NAME },
 ] as const;
 
 const MIB = 1024 * 1024;
@@ -200,9 +210,8 @@ function compileFilterChain(
   path: string,
   references: ClusterReference[],
 ): FilterChainConfig {
-  onlyFields(obj, path, ['name', 'filter_chain_match', 'filters'], {
-    transport_socket: 'TLS is not supported yet',
-  });
+  onlyFields(obj, path, ['name', 'filter_chain_match', 'filters', 'transport_socket']);
+  const tls = compileTransportSocket(obj.transport_socket, fieldPath(path, 'transport_socket'), 'downstream');
   const matchJson = optObject(obj, 'filter_chain_match', path);
   const filterItems = objectItems(obj, 'filters', path);
   if (filterItems.length === 0) {
@@ -222,6 +231,7 @@ function compileFilterChain(
     name: optString(obj, 'name', path) ?? '',
     match: matchJson ? compileFilterChainMatch(matchJson, fieldPath(path, 'filter_chain_match')) : undefined,
     filters,
+    ...(tls === undefined ? {} : { tls }),
   };
 }
 
@@ -352,6 +362,8 @@ const HCM_FIELDS = [
   'upgrade_configs',
   'http2_protocol_options',
   'drain_timeout',
+  'forward_client_cert_details',
+  'set_current_client_cert_details',
 ];
 
 function compileHcm(obj: JsonObject, path: string, references: ClusterReference[]): HcmConfig {
@@ -430,6 +442,7 @@ function compileHcm(obj: JsonObject, path: string, references: ClusterReference[
       fieldPath(path, 'http2_protocol_options'),
     ),
     drainTimeoutMs: durationMs(obj, 'drain_timeout', path, 5000),
+    ...compileXfcc(obj, path),
   };
 }
 
@@ -464,6 +477,8 @@ function compileHttpFilters(hcm: JsonObject, path: string): HttpFilterConfig[] {
     if (extension.typeName === CORS_TYPE_NAME) compileCors(config ?? {}, configPath);
     if (extension.typeName === LOCAL_RATELIMIT_TYPE_NAME) compileLocalRateLimit(config ?? {}, configPath);
     if (extension.typeName === RATELIMIT_TYPE_NAME) compileRateLimit(config ?? {}, configPath);
+    if (extension.typeName === RBAC_TYPE_NAME) compileRbac(config ?? {}, configPath);
+    if (extension.typeName === JWT_AUTHN_TYPE_NAME) compileJwtAuthn(config ?? {}, configPath);
     return {
       name,
       typeUrl: `${typeUrlPrefix}${extension.typeName}`,

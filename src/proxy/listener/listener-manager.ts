@@ -20,6 +20,9 @@ import { selectFilterChain } from './filter-chain-match.ts';
 import { formatAddress } from './compile.ts';
 import { InspectionStats, inspectConnection, PLAINTEXT_FACTS } from './inspectors/inspect.ts';
 import type { DetectedFacts } from './inspectors/inspect.ts';
+import { DownstreamTls } from '../tls/downstream.ts';
+import { SecretManager } from '../tls/secrets.ts';
+import { TlsStats } from '../tls/tls-stats.ts';
 
 type TerminalRuntime = { kind: 'http'; hcm: HcmRuntime } | { kind: 'tcp'; tcp: TcpProxy };
 
@@ -29,6 +32,8 @@ interface Terminal {
   /** Identifies the chain's configuration: equal keys mean an unchanged chain whose runtime is kept. */
   readonly key: string;
   readonly sockets: Set<Socket>;
+  /** The chain's TLS termination, when it has a transport_socket. */
+  readonly tls: DownstreamTls | undefined;
   draining: boolean;
   drainTimer: NodeJS.Timeout | null;
 }
@@ -37,6 +42,8 @@ export interface ListenerDeps {
   readonly clusters: ClusterManager;
   readonly stats: StatsStore;
   readonly routes?: RouteConfigProviders;
+  /** Named TLS secrets for filter chains' transport sockets. */
+  readonly secrets?: SecretManager;
 }
 
 let uniqueKey = 0;
@@ -56,7 +63,10 @@ export class ActiveListener {
   private server: Server | null = null;
   private terminals = new Map<FilterChainConfig, Terminal>();
   private readonly draining = new Set<Terminal>();
-  private readonly deps: ListenerDeps;
+  private readonly deps: ListenerDeps & { readonly secrets: SecretManager };
+  /** `listener.<address>.`: Envoy's stat prefix for this listener. */
+  private readonly statPrefix: string;
+  private tlsStats: TlsStats | undefined;
   private readonly cxTotal: Counter;
   private readonly cxActive: Gauge;
   private readonly noChainMatch: Counter;
@@ -71,14 +81,15 @@ export class ActiveListener {
     config: ListenerConfig,
     clusters: ClusterManager,
     stats: StatsStore,
-    extra: { routes?: RouteConfigProviders; chainKeys?: readonly string[] } = {},
+    extra: { routes?: RouteConfigProviders; chainKeys?: readonly string[]; secrets?: SecretManager } = {},
   ) {
     this.config = config;
-    this.deps = { clusters, stats, routes: extra.routes };
-    const keys = extra.chainKeys ?? freshKeys(config);
-    chainsOf(config).forEach((chain, i) => this.terminals.set(chain, this.buildTerminal(chain, keys[i])));
+    this.deps = { clusters, stats, routes: extra.routes, secrets: extra.secrets ?? new SecretManager() };
     const host = config.address.host.includes(':') ? `[${config.address.host}]` : config.address.host;
     const p = `listener.${host}_${config.address.port}.`;
+    this.statPrefix = p;
+    const keys = extra.chainKeys ?? freshKeys(config);
+    chainsOf(config).forEach((chain, i) => this.terminals.set(chain, this.buildTerminal(chain, keys[i])));
     this.cxTotal = stats.counter(p + 'downstream_cx_total');
     this.cxActive = stats.gauge(p + 'downstream_cx_active');
     this.noChainMatch = stats.counter(p + 'no_filter_chain_match');
@@ -92,7 +103,15 @@ export class ActiveListener {
       terminal.kind === 'http_connection_manager'
         ? { kind: 'http', hcm: new HcmRuntime(terminal.hcm, { clusters, stats, routes }) }
         : { kind: 'tcp', tcp: new TcpProxy(terminal.tcpProxy, clusters, stats) };
-    return { runtime, key, sockets: new Set(), draining: false, drainTimer: null };
+    let tls: DownstreamTls | undefined;
+    if (chain.tls !== undefined) {
+      this.tlsStats ??= new TlsStats(stats, this.statPrefix);
+      tls = new DownstreamTls(chain.tls, this.deps.secrets, this.tlsStats, (secure) => {
+        if (runtime.kind === 'http') runtime.hcm.handleConnection(secure);
+        else runtime.tcp.handleConnection(secure);
+      });
+    }
+    return { runtime, key, sockets: new Set(), tls, draining: false, drainTimer: null };
   }
 
   listen(): Promise<void> {
@@ -148,6 +167,8 @@ export class ActiveListener {
       terminal.sockets.delete(socket);
       if (terminal.draining && terminal.sockets.size === 0) this.finishDrain(terminal);
     });
+    // TLS chains hand the decrypted socket on once the handshake and peer verification succeeded.
+    if (terminal.tls !== undefined) return terminal.tls.accept(socket);
     const runtime = terminal.runtime;
     if (runtime.kind === 'http') runtime.hcm.handleConnection(socket);
     else runtime.tcp.handleConnection(socket);
@@ -250,6 +271,7 @@ export class ActiveListener {
 }
 
 function destroyTerminal(t: Terminal): void {
+  t.tls?.release();
   if (t.runtime.kind === 'http') t.runtime.hcm.destroy();
   else t.runtime.tcp.destroyAll();
   for (const s of t.sockets) s.destroy();
@@ -297,8 +319,8 @@ export class ListenerManager {
   async prepare(config: ListenerConfig, chainKeys: readonly string[]): Promise<ActiveListener | null> {
     const current = this.active.get(config.name);
     if (current !== undefined && sameAddress(current.config, config)) return null;
-    const { clusters, stats, routes } = this.deps;
-    const listener = new ActiveListener(config, clusters, stats, { routes, chainKeys });
+    const { clusters, stats, routes, secrets } = this.deps;
+    const listener = new ActiveListener(config, clusters, stats, { routes, chainKeys, secrets });
     try {
       await listener.listen();
     } catch (err) {

@@ -1,5 +1,7 @@
 /** Listener, filter chain and network filter configuration after validation. */
 import type { RouteTable } from '../router/types.ts';
+import type { DownstreamTlsConfig } from '../tls/tls-context-config.ts';
+import type { XfccConfig } from '../tls/xfcc.ts';
 
 export interface SocketAddress {
   readonly host: string;
@@ -45,6 +47,11 @@ export interface HcmConfig {
   };
   /** Drain period for graceful close of this listener's connections (drain_timeout, default 5 s). */
   readonly drainTimeoutMs: number;
+  /**
+   * forward_client_cert_details and set_current_client_cert_details (x-forwarded-client-cert); absent when
+   * neither is set, which is Envoy's default SANITIZE.
+   */
+  readonly xfcc?: XfccConfig;
 }
 
 export interface HttpFilterConfig {
@@ -81,6 +88,11 @@ export interface FilterChainConfig {
   readonly match: FilterChainMatch | undefined;
   /** Network filters; the last one is terminal (http_connection_manager or tcp_proxy). */
   readonly filters: readonly NetworkFilterConfig[];
+  /**
+   * transport_socket envoy.transport_sockets.tls (DownstreamTlsContext); absent for plaintext. Part of the
+   * chain's identity (its JSON), so a changed TLS configuration is a changed chain.
+   */
+  readonly tls?: DownstreamTlsConfig;
 }
 
 /** A listener filter Weft implements: both inspect the first bytes and set facts for filter chain matching. */

@@ -2,7 +2,6 @@
  * `envoy.filters.network.tcp_proxy`: plain TCP to a cluster endpoint, bytes both ways with backpressure,
  * half-close propagated (a FIN from one side ends the write side of the other), idle timeout.
  */
-import net from 'node:net';
 import type { Socket } from 'node:net';
 import type { TcpProxyConfig } from '../listener/types.ts';
 import type { Counter, Gauge, StatsStore } from '../stats/store.ts';
@@ -63,14 +62,16 @@ export class TcpProxy {
     }
     host.activeRequests++;
     entry.stats.upstreamRqTotal.inc();
-    const up = net.connect({ host: host.address, port: host.port, allowHalfOpen: true });
+    const { socket: up, readyEvent } = entry
+      .transportFor(host)
+      .connect(host, { allowHalfOpen: true, noDelay: false });
     upstream = up;
     let connected = false;
     const connectTimer = setTimeout(
       () => up.destroy(new Error('connect timeout')),
       entry.config.connectTimeoutMs,
     );
-    up.once('connect', () => {
+    up.once(readyEvent, () => {
       connected = true;
       clearTimeout(connectTimer);
       this.armIdleTimer(up, downstream);

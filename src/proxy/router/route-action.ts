@@ -358,7 +358,8 @@ function compileGrpcTimeout(obj: JsonObject, path: string): GrpcTimeoutPolicy | 
 /** Envoy's default for RouteConfiguration.max_direct_response_body_size_bytes. */
 export const DEFAULT_MAX_DIRECT_RESPONSE_BODY_BYTES = 4096;
 
-function readDataSource(json: Json, path: string): Buffer {
+/** A config.core.v3.DataSource (inline_string, inline_bytes or filename), read once at compile time. */
+export function readDataSource(json: Json, path: string): Buffer {
   const obj = asObject(json, path);
   checkFields(obj, path, {
     supported: ['inline_string', 'inline_bytes', 'filename'],

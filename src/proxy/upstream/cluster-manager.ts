@@ -12,12 +12,19 @@ import { Http2Pool } from './http2-pool.ts';
 import { ClusterStats } from './cluster-stats.ts';
 import { CircuitBreakers } from './circuit-breakers.ts';
 import { OutlierDetector } from './outlier.ts';
+import { SecretManager } from '../tls/secrets.ts';
+import { UpstreamTransport } from '../tls/upstream.ts';
 
-type Http1PoolFactory = (host: Host, cluster: ClusterConfig, breakers: CircuitBreakers) => UpstreamPool;
+type Http1PoolFactory = (
+  host: Host,
+  cluster: ClusterConfig,
+  breakers: CircuitBreakers,
+  transport: UpstreamTransport,
+) => UpstreamPool;
 
 /** HTTP/1.1 upstreams use the native-parser pool; undici's pool stays available as a fallback. */
-let http1PoolFactory: Http1PoolFactory = (host, cluster, breakers) =>
-  new NativeHttp1Pool(host, cluster, breakers);
+let http1PoolFactory: Http1PoolFactory = (host, cluster, breakers, transport) =>
+  new NativeHttp1Pool(host, cluster, breakers, transport);
 
 /**
  * Switches HTTP/1.1 upstreams to undici's Pool (WEFT_H1_CLIENT=undici): a fallback should a Node upgrade
@@ -25,7 +32,8 @@ let http1PoolFactory: Http1PoolFactory = (host, cluster, breakers) =>
  */
 export async function useUndiciForHttp1(): Promise<void> {
   const { Http1Pool } = await import('./http1-pool.ts');
-  http1PoolFactory = (host, cluster, breakers) => new Http1Pool(host, cluster, breakers);
+  http1PoolFactory = (host, cluster, breakers, transport) =>
+    new Http1Pool(host, cluster, breakers, transport);
 }
 
 export class ClusterEntry {
@@ -37,10 +45,29 @@ export class ClusterEntry {
   readonly outlier: OutlierDetector | undefined;
   /** Limits shared by all the cluster's pools (connections, pending and active requests, retries). */
   readonly breakers: CircuitBreakers;
+  /** How connections to the hosts are opened: plain TCP or the cluster's transport_socket TLS. */
+  readonly transport: UpstreamTransport;
+  /** transport_socket_matches, in order, each with its transport. */
+  private readonly matchTransports: readonly {
+    readonly match: Readonly<Record<string, string>>;
+    readonly transport: UpstreamTransport;
+  }[];
   private readonly pools = new Map<Host, UpstreamPool>();
 
-  constructor(cluster: Cluster, stats: StatsStore) {
+  constructor(cluster: Cluster, stats: StatsStore, secrets: SecretManager = new SecretManager()) {
     this.cluster = cluster;
+    const tls = cluster.config.tls;
+    this.transport =
+      tls === undefined
+        ? UpstreamTransport.plaintext
+        : new UpstreamTransport(tls, secrets, { store: stats, clusterName: cluster.name });
+    this.matchTransports = (cluster.config.transportSocketMatches ?? []).map((m) => ({
+      match: m.match,
+      transport:
+        m.tls === undefined
+          ? UpstreamTransport.plaintext
+          : new UpstreamTransport(m.tls, secrets, { store: stats, clusterName: cluster.name }),
+    }));
     this.config = cluster.config;
     this.name = cluster.name;
     this.stats = new ClusterStats(stats, this.name);
@@ -59,12 +86,29 @@ export class ClusterEntry {
     });
   }
 
+  /** The transport for a host: the first transport_socket_matches entry its metadata satisfies, else the cluster's. */
+  transportFor(host: Host): UpstreamTransport {
+    for (const m of this.matchTransports) {
+      const meta = host.socketMatch;
+      let ok = true;
+      for (const k in m.match) {
+        if (meta?.[k] !== m.match[k]) {
+          ok = false;
+          break;
+        }
+      }
+      if (ok) return m.transport;
+    }
+    return this.transport;
+  }
+
   pool(host: Host): UpstreamPool {
     let p = this.pools.get(host);
     if (p === undefined) {
+      const transport = this.transportFor(host);
       p = this.config.http2
-        ? new Http2Pool(host, this.config, this.breakers)
-        : http1PoolFactory(host, this.config, this.breakers);
+        ? new Http2Pool(host, this.config, this.breakers, transport)
+        : http1PoolFactory(host, this.config, this.breakers, transport);
       this.pools.set(host, p);
     }
     return p;
@@ -79,6 +123,8 @@ export class ClusterEntry {
     this.outlier?.stop();
     await Promise.all([...this.pools.values()].map((p) => p.close()));
     this.pools.clear();
+    this.transport.release();
+    for (const m of this.matchTransports) m.transport.release();
   }
 
   destroy(): void {
@@ -86,15 +132,20 @@ export class ClusterEntry {
     this.outlier?.stop();
     for (const p of this.pools.values()) p.destroy();
     this.pools.clear();
+    this.transport.release();
+    for (const m of this.matchTransports) m.transport.release();
   }
 }
 
 export class ClusterManager {
   private readonly entries = new Map<string, ClusterEntry>();
   private readonly stats: StatsStore;
+  /** Named TLS secrets the clusters' transport sockets use. */
+  readonly secrets: SecretManager;
 
-  constructor(stats: StatsStore) {
+  constructor(stats: StatsStore, secrets: SecretManager = new SecretManager()) {
     this.stats = stats;
+    this.secrets = secrets;
   }
 
   get(name: string): ClusterEntry | undefined {
@@ -114,7 +165,7 @@ export class ClusterManager {
     const cluster = createCluster(config);
     if (assignment !== undefined) cluster.setLoadAssignment(assignment);
     await cluster.start();
-    const entry = new ClusterEntry(cluster, this.stats);
+    const entry = new ClusterEntry(cluster, this.stats, this.secrets);
     entry.stats.membershipTotal.set(cluster.hosts().length);
     const old = this.entries.get(config.name);
     // Ejections survive a config update that keeps outlier detection on (hosts are matched by address).

@@ -40,6 +40,7 @@ function hostInits(assignment: LoadAssignment): HostInit[] {
       locality: le.locality,
       priority: le.priority,
       health: ep.health,
+      ...(ep.socketMatch ? { socketMatch: ep.socketMatch } : {}),
     })),
   );
 }

@@ -303,7 +303,7 @@ describe('compileCluster', () => {
     });
 
     it('unimplemented cluster fields, by path', () => {
-      for (const field of ['health_checks', 'transport_socket', 'lb_subset_config', 'metadata']) {
+      for (const field of ['health_checks', 'lb_subset_config', 'metadata']) {
         const value = field === 'health_checks' ? [{ timeout: '1s' }] : { x: 1 };
         assertRejects(cluster({ [field]: value }), `${PATH}.${field}`, /not supported by Weft/);
       }

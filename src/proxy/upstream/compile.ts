@@ -23,6 +23,7 @@ import { hostKey } from './host.ts';
 import { compileOutlierDetection } from './outlier-config.ts';
 import { compileLoadBalancingPolicy } from './lb/peak-ewma-config.ts';
 import { compileCircuitBreakers } from './circuit-breakers-config.ts';
+import { compileTransportSocket } from '../tls/tls-context-config.ts';
 import type {
   ClusterConfig,
   ClusterType,
@@ -31,6 +32,7 @@ import type {
   Http2UpstreamOptions,
   LbPolicy,
   LocalityEndpoints,
+  TransportSocketMatch,
 } from './types.ts';
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
@@ -72,6 +74,8 @@ const CLUSTER_FIELDS = [
   'eds_cluster_config',
   'outlier_detection',
   'load_balancing_policy',
+  'transport_socket',
+  'transport_socket_matches',
 ] as const;
 
 /** Which lb_policy each lb_config field belongs to. */
@@ -122,6 +126,8 @@ export function compileCluster(json: Json, path: string): ClusterConfig {
   const common = compileCommonLbConfig(c, path);
   const protocol = compileProtocolOptions(c, path);
   const outlierDetection = compileOutlierDetection(c, path);
+  const tls = compileTransportSocket(c.transport_socket, `${path}.transport_socket`, 'upstream');
+  const transportSocketMatches = compileTransportSocketMatches(c, path);
 
   const dnsRefreshRateMs = optionalDurationMs(c, 'dns_refresh_rate', path) ?? DEFAULT_DNS_REFRESH_MS;
   if (dnsRefreshRateMs <= 1) throw new ConfigError(`${path}.dns_refresh_rate`, 'must be greater than 1ms');
@@ -155,6 +161,8 @@ export function compileCluster(json: Json, path: string): ClusterConfig {
     respectDnsTtl: optionalBool(c, 'respect_dns_ttl', path) ?? false,
     ...eds,
     ...(outlierDetection === undefined ? {} : { outlierDetection }),
+    ...(tls === undefined ? {} : { tls }),
+    ...(transportSocketMatches.length > 0 ? { transportSocketMatches } : {}),
   };
 }
 
@@ -302,8 +310,10 @@ function compileLbEndpoint(
   seen: Map<string, string>,
 ): EndpointConfig {
   const lbe = asObject(json, path);
-  // metadata is opaque to load balancing (Istio puts its workload facts there); it is accepted, not used.
+  // metadata is opaque to load balancing (Istio puts its workload facts there); only the transport socket
+  // match entry is read.
   rejectUnsupported(lbe, path, ['endpoint', 'health_status', 'load_balancing_weight', 'metadata']);
+  const socketMatch = compileSocketMatchMetadata(lbe.metadata, `${path}.metadata`);
   const weight = optionalInteger(lbe, 'load_balancing_weight', path, { min: 1, max: UINT32_MAX }) ?? 1;
   const status =
     optionalEnum(lbe, 'health_status', path, [
@@ -360,7 +370,54 @@ function compileLbEndpoint(
     weight,
     health: HEALTH[status],
     ...(isAddress ? {} : { hostname: host }),
+    ...(socketMatch ? { socketMatch } : {}),
   };
+}
+
+const SOCKET_MATCH_FILTER = 'envoy.transport_socket_match';
+
+/** A Struct's flat scalar fields as strings (what transport_socket_matches compares). */
+function scalarFields(json: Json | undefined, path: string): Record<string, string> {
+  const obj = asObject(json ?? {}, path);
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(obj)) {
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[k] = String(v);
+    else
+      throw new ConfigError(
+        `${path}.${k}`,
+        'transport socket match values must be strings, numbers or booleans',
+      );
+  }
+  return out;
+}
+
+/** An endpoint's metadata.filter_metadata["envoy.transport_socket_match"], if present. */
+function compileSocketMatchMetadata(
+  json: Json | undefined,
+  path: string,
+): Record<string, string> | undefined {
+  if (!isSet(json)) return undefined;
+  const filters = optionalObject(asObject(json, path), 'filter_metadata', path);
+  if (!filters || !isSet(filters[SOCKET_MATCH_FILTER])) return undefined;
+  return scalarFields(filters[SOCKET_MATCH_FILTER], `${path}.filter_metadata["${SOCKET_MATCH_FILTER}"]`);
+}
+
+function compileTransportSocketMatches(c: Record<string, Json>, path: string): TransportSocketMatch[] {
+  if (!isSet(c.transport_socket_matches)) return [];
+  const list = c.transport_socket_matches;
+  if (!Array.isArray(list)) throw new ConfigError(`${path}.transport_socket_matches`, 'must be a list');
+  return list.map((item, i) => {
+    const p = `${path}.transport_socket_matches[${i}]`;
+    const m = asObject(item, p);
+    rejectUnsupported(m, p, ['name', 'match', 'transport_socket']);
+    const name = optionalString(m, 'name', p);
+    if (name === undefined || name === '') throw new ConfigError(`${p}.name`, 'is required');
+    return {
+      name,
+      match: scalarFields(m.match, `${p}.match`),
+      tls: compileTransportSocket(m.transport_socket, `${p}.transport_socket`, 'upstream'),
+    };
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ export interface HostInit {
   readonly locality: Locality;
   readonly priority: number;
   readonly health: HealthStatus;
+  readonly socketMatch?: Readonly<Record<string, string>>;
 }
 
 // A class so every host has the same hidden class: the load balancers read these fields per request.
@@ -29,6 +30,7 @@ class UpstreamHost implements Host {
   health: HealthStatus;
   activeRequests: number;
   outlierEjected: boolean;
+  readonly socketMatch: Readonly<Record<string, string>> | undefined;
 
   constructor(init: HostInit) {
     this.key = hostKey(init.address, init.port);
@@ -41,6 +43,7 @@ class UpstreamHost implements Host {
     this.health = init.health;
     this.activeRequests = 0;
     this.outlierEjected = false;
+    this.socketMatch = init.socketMatch;
   }
 }
 
@@ -58,6 +61,18 @@ export function hostMatches(host: Host, init: HostInit): boolean {
     host.priority === init.priority &&
     host.locality.region === init.locality.region &&
     host.locality.zone === init.locality.zone &&
-    host.locality.subZone === init.locality.subZone
+    host.locality.subZone === init.locality.subZone &&
+    // Another transport (e.g. the workload got a sidecar) needs a new host: pools keep their transport.
+    sameMatch(host.socketMatch, init.socketMatch)
   );
+}
+
+function sameMatch(
+  a: Readonly<Record<string, string>> | undefined,
+  b: Readonly<Record<string, string>> | undefined,
+): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined) return false;
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }

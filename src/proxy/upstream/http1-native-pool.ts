@@ -8,7 +8,6 @@
  * per request there is one Exchange and the three control functions handed to onStart (they must stay
  * tied to their own request, since a caller may hold them after the connection has moved on).
  */
-import net from 'node:net';
 import type { Socket } from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
@@ -26,6 +25,7 @@ import {
   requestHead,
 } from './http1-native-wire.ts';
 import type { NativeParser, RequestFraming } from './http1-native-wire.ts';
+import { isTransportConnectFailure, UpstreamTransport } from '../tls/upstream.ts';
 
 /** Maps a socket or parser error the way classifyUndiciError maps undici's. */
 function classifySocketError(err: unknown, connected: boolean): UpstreamError {
@@ -34,12 +34,14 @@ function classifySocketError(err: unknown, connected: boolean): UpstreamError {
   const code = typeof e.code === 'string' ? e.code : '';
   const message = typeof e.message === 'string' ? e.message : String(err);
   let failure: UpstreamFailure;
-  if (!connected && CONNECT_ERROR_CODES.has(code)) failure = 'connect';
+  if (!connected && (CONNECT_ERROR_CODES.has(code) || isTransportConnectFailure(err))) failure = 'connect';
   else if (code === 'ECONNRESET' || code === 'EPIPE') failure = 'reset';
   else if (code.startsWith('HPE_')) failure = 'protocol';
   else failure = 'reset';
   return new UpstreamError(failure, code ? `${code}: ${message}` : message, failure === 'connect', err);
 }
+
+const HTTP1_ALPN: readonly string[] = ['http/1.1'];
 
 function overflow(): UpstreamError {
   return new UpstreamError('overflow', OVERFLOW_MESSAGE, true);
@@ -170,6 +172,9 @@ class Conn {
   idleSince = 0;
   requests = 0;
   private connectTimer: NodeJS.Timeout | null = null;
+  private readonly readyEvent: 'connect' | 'secureConnect';
+  /** TLS: the parser reads the TLS socket's decrypted data ('data' events), never the raw handle. */
+  private readonly secure: boolean;
   private readingPaused = false;
   /** The parser reads the socket's handle itself (see onSocketConnect). */
   private handle: StreamHandle | null = null;
@@ -205,15 +210,17 @@ class Conn {
     parser[HTTPParser.kOnMessageComplete] = onParserMessageComplete;
     parser[HTTPParser.kOnExecute] = onParserExecute;
     this.parser = parser;
-    const socket = net.connect({
-      host: host.address,
-      port: host.port,
+    const conn = pool.transport.connect(host, {
       noDelay: true,
       keepAlive: true,
       keepAliveInitialDelay: 60_000,
+      alpn: HTTP1_ALPN,
     });
+    const socket = conn.socket;
     this.socket = socket;
-    socket.on('connect', this.onSocketConnect);
+    this.readyEvent = conn.readyEvent;
+    this.secure = conn.secure;
+    socket.on(conn.readyEvent, this.onSocketConnect);
     socket.on('data', this.onSocketData);
     socket.on('end', this.onSocketEnd);
     socket.on('error', this.onSocketError);
@@ -375,6 +382,7 @@ class Conn {
     const handle = (this.socket as unknown as { _handle: StreamHandle | null })._handle;
     if (
       NativeHttp1Pool.readHandlesDirectly &&
+      !this.secure &&
       handle !== null &&
       handle.isStreamBase === true &&
       handle._consumed !== true
@@ -497,7 +505,7 @@ class Conn {
     ex.conn = null;
     ex.done = true;
     ex.slot.release();
-    socket.removeListener('connect', this.onSocketConnect);
+    socket.removeListener(this.readyEvent, this.onSocketConnect);
     socket.removeListener('data', this.onSocketData);
     socket.removeListener('end', this.onSocketEnd);
     socket.removeListener('error', this.onSocketError);
@@ -623,9 +631,18 @@ export class NativeHttp1Pool implements UpstreamPool {
   private closeWaiters: (() => void)[] = [];
   private readonly all = new Set<Conn>();
 
+  /** How connections are opened (plain TCP or the cluster's TLS). */
+  readonly transport: UpstreamTransport;
+
   /** `breakers` are the cluster's, shared by its pools; a pool built alone gets its own. */
-  constructor(host: Host, cluster: ClusterConfig, breakers?: CircuitBreakers) {
+  constructor(
+    host: Host,
+    cluster: ClusterConfig,
+    breakers?: CircuitBreakers,
+    transport: UpstreamTransport = UpstreamTransport.plaintext,
+  ) {
     this.host = host;
+    this.transport = transport;
     this.breakers = breakers ?? new CircuitBreakers(cluster.circuitBreakers);
     const hostPart = host.address.includes(':') ? `[${host.address}]` : host.address;
     this.defaultHost = `${hostPart}:${host.port}`;

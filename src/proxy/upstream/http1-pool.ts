@@ -13,13 +13,15 @@ import { CONNECT_ERROR_CODES, UpstreamError } from './codec.ts';
 import type { UpstreamFailure, UpstreamHandler, UpstreamPool, UpstreamRequest } from './codec.ts';
 import type { ClusterConfig, Host } from './types.ts';
 import { BreakerSlot, CircuitBreakers, OVERFLOW_MESSAGE } from './circuit-breakers.ts';
+import { isTransportConnectFailure, UpstreamTransport } from '../tls/upstream.ts';
 
 export function classifyUndiciError(err: unknown): UpstreamError {
   if (err instanceof UpstreamError) return err;
   const e = err as { code?: string; message?: string };
   const code = e.code ?? '';
   let failure: UpstreamFailure;
-  if (CONNECT_ERROR_CODES.has(code) || code === 'UND_ERR_CONNECT_TIMEOUT') failure = 'connect';
+  if (CONNECT_ERROR_CODES.has(code) || code === 'UND_ERR_CONNECT_TIMEOUT' || isTransportConnectFailure(err))
+    failure = 'connect';
   else if (code === 'ECONNRESET' || code === 'EPIPE') failure = 'reset';
   else if (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CLOSED') failure = 'termination';
   else if (code.startsWith('HPE_') || err instanceof undiciErrors.HTTPParserError) failure = 'protocol';
@@ -76,14 +78,36 @@ export class Http1Pool implements UpstreamPool {
   private readonly origin: string;
   private readonly breakers: CircuitBreakers;
 
-  constructor(host: Host, cluster: ClusterConfig, breakers?: CircuitBreakers) {
+  constructor(
+    host: Host,
+    cluster: ClusterConfig,
+    breakers?: CircuitBreakers,
+    transport: UpstreamTransport = UpstreamTransport.plaintext,
+  ) {
     this.breakers = breakers ?? new CircuitBreakers(cluster.circuitBreakers);
     const hostPart = host.address.includes(':') ? `[${host.address}]` : host.address;
     this.origin = `http://${hostPart}:${host.port}`;
     this.pool = new Pool(this.origin, {
+      // Every connection goes through the cluster's transport (plain TCP or its TLS context).
+      connect: (_opts, callback) => {
+        const { socket, readyEvent } = transport.connect(host, { noDelay: true, alpn: ['http/1.1'] });
+        const timer = setTimeout(
+          () => socket.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
+          cluster.connectTimeoutMs,
+        );
+        const onError = (err: Error): void => {
+          clearTimeout(timer);
+          callback(err, null);
+        };
+        socket.once('error', onError);
+        socket.once(readyEvent, () => {
+          clearTimeout(timer);
+          socket.removeListener('error', onError);
+          callback(null, socket);
+        });
+      },
       connections: Math.max(1, cluster.circuitBreakers.maxConnections),
       pipelining: 1,
-      connectTimeout: cluster.connectTimeoutMs,
       // Timeouts are the router's job (route timeout, stream idle timeout), not the client's.
       headersTimeout: 0,
       bodyTimeout: 0,

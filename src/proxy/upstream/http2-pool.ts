@@ -9,6 +9,7 @@ import { UpstreamError } from './codec.ts';
 import type { UpstreamHandler, UpstreamPool, UpstreamRequest } from './codec.ts';
 import type { ClusterConfig, Host } from './types.ts';
 import { BreakerSlot, CircuitBreakers, OVERFLOW_MESSAGE, releasingOnEnd } from './circuit-breakers.ts';
+import { UpstreamTransport } from '../tls/upstream.ts';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL } = http2.constants;
 
@@ -44,6 +45,10 @@ function overflow(): UpstreamError {
 export class Http2Pool implements UpstreamPool {
   readonly protocol = 'http2' as const;
   private readonly authority: string;
+  private readonly hostAuthority: string;
+  private readonly host: Host;
+  private readonly transport: UpstreamTransport;
+  private readonly scheme: 'http' | 'https';
   private readonly sessions: Session[] = [];
   private readonly waiting: Waiter[] = [];
   private readonly cluster: ClusterConfig;
@@ -51,11 +56,20 @@ export class Http2Pool implements UpstreamPool {
   private closed = false;
 
   /** `breakers` are the cluster's, shared by its pools; a pool built alone gets its own. */
-  constructor(host: Host, cluster: ClusterConfig, breakers?: CircuitBreakers) {
+  constructor(
+    host: Host,
+    cluster: ClusterConfig,
+    breakers?: CircuitBreakers,
+    transport: UpstreamTransport = UpstreamTransport.plaintext,
+  ) {
     this.breakers = breakers ?? new CircuitBreakers(cluster.circuitBreakers);
     const hostPart = host.address.includes(':') ? `[${host.address}]` : host.address;
     this.authority = `http://${hostPart}:${host.port}`;
+    this.hostAuthority = `${hostPart}:${host.port}`;
     this.cluster = cluster;
+    this.host = host;
+    this.transport = transport;
+    this.scheme = transport.tls === undefined ? 'http' : 'https';
   }
 
   private streamLimit(s: Session): number {
@@ -74,6 +88,8 @@ export class Http2Pool implements UpstreamPool {
   private open(): Session {
     const h2 = this.cluster.http2;
     const s = http2.connect(this.authority, {
+      // node:http2 waits for 'secureConnect' on a TLS socket before it sends the preface.
+      createConnection: () => this.transport.connect(this.host, { noDelay: true, alpn: ['h2'] }).socket,
       settings: {
         enablePush: false,
         ...(h2?.initialStreamWindowSize !== undefined
@@ -209,8 +225,8 @@ export class Http2Pool implements UpstreamPool {
     }
     headers[':method'] = req.method;
     headers[':path'] = req.path;
-    headers[':scheme'] = 'http';
-    headers[':authority'] = req.headers.host ?? this.authority.slice(7);
+    headers[':scheme'] = this.scheme;
+    headers[':authority'] = req.headers.host ?? this.hostAuthority;
     let stream: http2.ClientHttp2Stream;
     try {
       stream = session.s.request(headers, { endStream: req.body === null });

@@ -1,5 +1,6 @@
 /** Clusters, hosts and load balancers: the upstream half of the Envoy model. */
 import type { OutlierDetectionConfig } from './outlier-config.ts';
+import type { UpstreamTlsConfig } from '../tls/tls-context-config.ts';
 
 export interface Locality {
   readonly region: string;
@@ -25,6 +26,8 @@ export interface Host {
   activeRequests: number;
   /** Set while outlier detection has ejected the host: load balancers then treat it as unhealthy. */
   outlierEjected?: boolean;
+  /** The endpoint's transport socket match metadata, if any. */
+  readonly socketMatch?: Readonly<Record<string, string>>;
 }
 
 export interface LbContext {
@@ -53,6 +56,12 @@ export interface PeakEwmaConfig {
 }
 export type ClusterType = 'STATIC' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'EDS';
 
+export interface TransportSocketMatch {
+  readonly name: string;
+  readonly match: Readonly<Record<string, string>>;
+  readonly tls: UpstreamTlsConfig | undefined;
+}
+
 export interface EndpointConfig {
   readonly address: string;
   readonly port: number;
@@ -60,6 +69,8 @@ export interface EndpointConfig {
   readonly health: HealthStatus;
   /** Set when the address is a hostname (DNS clusters). */
   readonly hostname?: string;
+  /** metadata.filter_metadata["envoy.transport_socket_match"]: picks a transport_socket_matches entry. */
+  readonly socketMatch?: Readonly<Record<string, string>>;
 }
 
 export interface LocalityEndpoints {
@@ -127,4 +138,11 @@ export interface ClusterConfig {
   readonly edsInitialFetchTimeoutMs?: number;
   /** outlier_detection, when the cluster has it. */
   readonly outlierDetection?: OutlierDetectionConfig;
+  /** transport_socket envoy.transport_sockets.tls (UpstreamTlsContext); absent for plaintext. */
+  readonly tls?: UpstreamTlsConfig;
+  /**
+   * transport_socket_matches: the first entry whose `match` the endpoint's socket match metadata satisfies
+   * gives that endpoint's transport (tls undefined = plaintext); no match → `tls`. Istio's auto mTLS.
+   */
+  readonly transportSocketMatches?: readonly TransportSocketMatch[];
 }

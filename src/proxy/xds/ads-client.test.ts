@@ -262,7 +262,7 @@ describe('ADS client: state of the world', () => {
     s.respond({
       version_info: 'v1',
       resources: [],
-      type_url: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
+      type_url: 'type.googleapis.com/envoy.service.runtime.v3.Runtime',
       nonce: 'n1',
     });
     await client.idle();

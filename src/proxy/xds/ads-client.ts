@@ -34,8 +34,17 @@ import type { XdsResourceIn, XdsSink } from './types.ts';
 /** Longer NACK messages are cut: the control plane records them, and a page of errors says enough. */
 const MAX_ERROR_MESSAGE = 16 * 1024;
 
-/** The order of first requests on a stream, as Envoy sends them: clusters and endpoints before listeners and routes. */
-const SUBSCRIBE_ORDER = [TYPE_URL.cluster, TYPE_URL.endpoint, TYPE_URL.listener, TYPE_URL.route];
+/**
+ * The order of first requests on a stream, as Envoy sends them: clusters and endpoints before listeners and
+ * routes; secrets (SDS) once something refers to them.
+ */
+const SUBSCRIBE_ORDER = [
+  TYPE_URL.cluster,
+  TYPE_URL.endpoint,
+  TYPE_URL.listener,
+  TYPE_URL.route,
+  TYPE_URL.secret,
+];
 
 export interface AdsClientOptions {
   readonly mode: 'sotw' | 'delta';

@@ -43,6 +43,26 @@ import { TYPE_NAME, TYPE_URL, messageTypeOf } from './type-urls.ts';
 import type { XdsTypeUrl } from './type-urls.ts';
 import type { XdsResourceIn, XdsSink, XdsUpdate } from './types.ts';
 import { ManagerStats, ResourceUpdateStats, SubscriptionStats } from './xds-stats.ts';
+import { X509Certificate } from 'node:crypto';
+import { compileSecret } from '../tls/secret-config.ts';
+import type { SecretManager } from '../tls/secrets.ts';
+
+/** A trust bundle must hold at least one certificate, and nothing that is not one. */
+function checkTrustBundle(pem: string): void {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0)
+    throw new ConfigError('validation_context.trusted_ca', 'no PEM certificate in the trust bundle');
+  blocks.forEach((b, i) => {
+    try {
+      new X509Certificate(b);
+    } catch (err) {
+      throw new ConfigError(
+        'validation_context.trusted_ca',
+        `certificate ${i + 1} of the trust bundle does not parse: ${(err as Error).message}`,
+      );
+    }
+  });
+}
 
 /** A resource the proxy holds: its normalized JSON (without "@type"), what it compiled to, and when. */
 export interface Held<T> {
@@ -84,6 +104,8 @@ export interface DynamicConfigDeps {
   readonly lds: { readonly initialFetchTimeoutMs: number } | undefined;
   readonly cds: { readonly initialFetchTimeoutMs: number } | undefined;
   readonly logger?: Logger;
+  /** Where SDS secrets go (absent: the proxy refuses Secret resources). */
+  readonly secrets?: SecretManager;
 }
 
 interface Compiled<T> {
@@ -151,6 +173,9 @@ export class DynamicConfig implements XdsSink {
   private stopped = false;
   /** Resolves when the first configuration is in place (or its timeouts passed): the proxy may report ready. */
   readonly initialized: Promise<void>;
+
+  /** The raw JSON of each SDS secret applied, to skip unchanged ones. */
+  private readonly secretKeys = new Map<string, { readonly rawKey: string }>();
 
   constructor(deps: DynamicConfigDeps) {
     this.deps = deps;
@@ -254,6 +279,8 @@ export class DynamicConfig implements XdsSink {
           return this.applyRoutes(update);
         case TYPE_URL.endpoint:
           return this.applyEndpoints(update);
+        case TYPE_URL.secret:
+          return this.applySecrets(update);
         default:
           throw new Error(`resources of type ${update.typeUrl} are not supported by Weft`);
       }
@@ -263,6 +290,13 @@ export class DynamicConfig implements XdsSink {
   resourceNames(typeUrl: string): ReadonlySet<string> {
     if (typeUrl === TYPE_URL.route) return new Set(this.routeUses().keys());
     if (typeUrl === TYPE_URL.endpoint) return new Set(this.edsUses().keys());
+    if (typeUrl === TYPE_URL.secret && this.deps.secrets)
+      return new Set(
+        this.deps.secrets
+          .demands()
+          .filter((d) => d.source === 'ads')
+          .map((d) => d.name),
+      );
     return new Set();
   }
 
@@ -803,6 +837,39 @@ export class DynamicConfig implements XdsSink {
     await Promise.all(activations);
     this.versions.set(TYPE_URL.endpoint, update.version);
     this.afterClustersChanged();
+  }
+
+  // ---- secrets (SDS) ----
+
+  /**
+   * Secrets are validated like every other resource (a bad one is refused and the last good value kept), then
+   * handed to the secret manager: transport sockets read it at their next handshake.
+   */
+  private applySecrets(update: XdsUpdate): Promise<void> {
+    const manager = this.deps.secrets;
+    if (manager === undefined) throw new Error('Secret resources are not expected by this proxy');
+    const compiled = this.compileAll(
+      update,
+      (name) => this.secretKeys.get(name),
+      (json, _res, rawKey) => {
+        const secret = compileSecret(json, '');
+        if (secret.value.kind === 'validation_context') checkTrustBundle(secret.value.trustedCa);
+        return { ...secret, rawKey };
+      },
+    );
+    for (const { held, res } of compiled) {
+      this.clearFailure(TYPE_URL.secret, res.name);
+      if (held === null) continue;
+      this.secretKeys.set(res.name, { rawKey: held.rawKey });
+      manager.set(res.name, held.value);
+      this.log.info('secret updated', { name: res.name, kind: held.value.kind, version: res.version });
+    }
+    for (const name of update.removed) {
+      // As Envoy: a removed secret stays in use by what holds it; new handshakes would need it again.
+      this.log.info('secret removed by the server; keeping the last one', { name });
+    }
+    this.versions.set(TYPE_URL.secret, update.version);
+    return Promise.resolve();
   }
 
   // ---- state ----

@@ -4,6 +4,7 @@ export const TYPE_URL = {
   route: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
   cluster: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
   endpoint: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
+  secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
 } as const;
 
 export type XdsTypeUrl = (typeof TYPE_URL)[keyof typeof TYPE_URL];
@@ -19,9 +20,10 @@ export const TYPE_NAME: Readonly<Record<XdsTypeUrl, string>> = {
   [TYPE_URL.route]: 'RouteConfiguration',
   [TYPE_URL.cluster]: 'Cluster',
   [TYPE_URL.endpoint]: 'ClusterLoadAssignment',
+  [TYPE_URL.secret]: 'Secret',
 };
 
-/** Listener and Cluster are wildcard subscriptions; routes and endpoints are requested by name. */
+/** Listener and Cluster are wildcard subscriptions; routes, endpoints and secrets are requested by name. */
 export function isWildcardType(typeUrl: string): boolean {
   return typeUrl === TYPE_URL.listener || typeUrl === TYPE_URL.cluster;
 }

@@ -1,0 +1,273 @@
+/**
+ * Mutual TLS between sidecars, end to end with every part real: the control plane's CA signs each sidecar's
+ * own key (bootstrap tokens), the trust bundle arrives over SDS, auto mTLS picks the mTLS socket for
+ * workloads that have a sidecar, PeerAuthentication decides what the inbound side accepts, and
+ * AuthorizationPolicy reads the caller's SPIFFE ID. openssl and curl play the outsiders.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ControlPlane } from '../../src/control/control-plane.ts';
+import { WorkloadTokens } from '../../src/control/ca/workload-tokens.ts';
+import { request } from '../support/http.ts';
+import { spawnWeftProxy, waitFor } from '../support/proxy.ts';
+import type { ProxyProcess } from '../support/proxy.ts';
+import { closedPort, startHttpUpstream } from '../support/servers.ts';
+
+const API_IP = '127.0.0.2';
+const WEB_IP = '127.0.0.3';
+const OTHER_IP = '127.0.0.4';
+const API_HOST = 'api.default.svc.cluster.local';
+
+function run(cmd: string, args: string[], input?: string): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(cmd, args, { timeout: 10_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+    );
+    child.stdin?.end(input ?? '');
+  });
+}
+
+function mesh(o: { appPort: number; ingressPort: number; extra?: string }): string {
+  return `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api}
+spec:
+  hosts: [${API_HOST}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: ${o.ingressPort}, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: api}}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: api}
+spec:
+  workloadSelector: {labels: {app: api}}
+  ingress:
+  - port: {number: ${o.ingressPort}, name: http, protocol: HTTP}
+    defaultEndpoint: 127.0.0.1:${o.appPort}
+${o.extra ?? ''}`;
+}
+
+describe('mutual TLS between sidecars, from the control plane CA', { timeout: 120_000 }, () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-mtls-'));
+  const configDir = path.join(dir, 'config');
+  const stateDir = path.join(dir, 'state');
+  let cp: ControlPlane;
+  let app: Awaited<ReturnType<typeof startHttpUpstream>>;
+  const proxies = new Map<string, ProxyProcess & { admin: number; outbound: number }>();
+  let settings: { appPort: number; ingressPort: number };
+
+  const write = (extra = ''): void =>
+    fs.writeFileSync(path.join(configDir, 'mesh.yaml'), mesh({ ...settings, extra }));
+
+  async function sidecar(name: string, sa: string, ip: string, labels: string): Promise<void> {
+    const tokenFile = path.join(dir, `${name}.token`);
+    fs.writeFileSync(
+      tokenFile,
+      WorkloadTokens.open(stateDir).issue({ namespace: 'default', serviceAccount: sa }),
+    );
+    const admin = await closedPort();
+    const outbound = await closedPort();
+    const p = spawnWeftProxy([
+      ...['--xds-address', `127.0.0.1:${xdsPort}`, '--ca-token-file', tokenFile],
+      ...['--admin-port', String(admin), '--prometheus-port', '0', '--health-port', '0'],
+      ...['--type', 'sidecar', '--name', name, '--namespace', 'default', '--ip', ip],
+      ...['--service-account', sa, '--labels', labels],
+      ...['--metadata', `WEFT_OUTBOUND_PORT=${outbound}`, '--metadata', `WEFT_OUTBOUND_BIND=${ip}`],
+    ]);
+    proxies.set(name, Object.assign(p, { admin, outbound }));
+  }
+
+  async function stat(name: string, key: string): Promise<number> {
+    const r = await request(proxies.get(name)!.admin, { path: '/stats?format=json' });
+    const stats = (JSON.parse(r.body) as { stats: { name: string; value?: number }[] }).stats;
+    return stats.find((s) => s.name === key)?.value ?? 0;
+  }
+
+  /** GET http://api/ through a client sidecar's outbound listener. */
+  const viaMesh = (client: string, p = '/'): ReturnType<typeof request> => {
+    const c = proxies.get(client)!;
+    const ip = client === 'web' ? WEB_IP : OTHER_IP;
+    return request(c.outbound, {
+      host: ip,
+      path: p,
+      headers: { host: `${API_HOST}:${settings.ingressPort}` },
+    });
+  };
+
+  let xdsPort = 0;
+
+  before(async () => {
+    fs.mkdirSync(configDir);
+    app = await startHttpUpstream({ name: 'api' });
+    settings = { appPort: app.port, ingressPort: await closedPort() };
+    write();
+    cp = new ControlPlane({ configPaths: [configDir], xdsPort: 0, debugPort: 0, debounceMs: 20, stateDir });
+    xdsPort = (await cp.start()).xdsPort;
+    await sidecar('api', 'api', API_IP, 'app=api');
+    await sidecar('web', 'web', WEB_IP, 'app=web');
+    await sidecar('other', 'other', OTHER_IP, 'app=other');
+    for (const client of ['web', 'other'])
+      await waitFor(
+        async () => (await viaMesh(client)).status === 200,
+        30_000,
+        `${client} → api through the mesh`,
+      );
+  });
+
+  after(async () => {
+    for (const p of proxies.values()) p.kill();
+    await Promise.all([...proxies.values()].map((p) => p.exited));
+    await cp?.stop();
+    await app?.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('calls between sidecars go over mTLS, and the app learns its caller from x-forwarded-client-cert', async () => {
+    const before = await stat('api', `listener.${API_IP}_${settings.ingressPort}.ssl.handshake`);
+    const r = await viaMesh('web', '/who');
+    assert.equal(r.status, 200);
+    const seen = JSON.parse(r.body) as { headers: Record<string, string> };
+    const xfcc = seen.headers['x-forwarded-client-cert'] ?? '';
+    assert.match(xfcc, /By=spiffe:\/\/cluster\.local\/ns\/default\/sa\/api/);
+    assert.match(xfcc, /URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/web/);
+    assert.ok((await stat('api', `listener.${API_IP}_${settings.ingressPort}.ssl.handshake`)) >= before);
+    assert.ok(
+      (await stat('web', `cluster.outbound|${settings.ingressPort}||${API_HOST}.ssl.handshake`)) >= 1,
+    );
+  });
+
+  it('PERMISSIVE (the default) also takes plaintext on the same port', async () => {
+    const r = await request(settings.ingressPort, { host: API_IP, path: '/plain' });
+    assert.equal(r.status, 200);
+    const seen = JSON.parse(r.body) as { headers: Record<string, string> };
+    assert.equal(seen.headers['x-forwarded-client-cert'], undefined);
+  });
+
+  it('an outsider with a certificate from another CA is refused at the handshake', async () => {
+    const key = path.join(dir, 'rogue.key');
+    const crt = path.join(dir, 'rogue.crt');
+    const made = await run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      crt,
+      '-days',
+      '1',
+      '-subj',
+      '/O=rogue',
+      '-addext',
+      'subjectAltName=URI:spiffe://cluster.local/ns/default/sa/web',
+    ]);
+    assert.equal(made.code, 0, made.out);
+    const r = await run(
+      'openssl',
+      [
+        's_client',
+        '-connect',
+        `${API_IP}:${settings.ingressPort}`,
+        '-cert',
+        crt,
+        '-key',
+        key,
+        '-alpn',
+        'http/1.1',
+        '-quiet',
+      ],
+      'GET / HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n',
+    );
+    assert.doesNotMatch(r.out, /HTTP\/1\.1 200/);
+    assert.match(r.out, /alert|error/i);
+  });
+
+  it('STRICT refuses plaintext, and openssl s_client sees the proxy demand a client certificate', async () => {
+    write(`---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default}
+spec: {mtls: {mode: STRICT}}
+`);
+    await waitFor(
+      async () => {
+        try {
+          await request(settings.ingressPort, { host: API_IP, path: '/plain' });
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      15_000,
+      'plaintext to be refused',
+    );
+    assert.equal((await viaMesh('web')).status, 200);
+    // Without a client certificate: the server asks for one (CertificateRequest), and nothing is served.
+    const r = await run(
+      'openssl',
+      [
+        's_client',
+        '-connect',
+        `${API_IP}:${settings.ingressPort}`,
+        '-alpn',
+        'http/1.1',
+        '-state',
+        '-ign_eof',
+      ],
+      'GET / HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n',
+    );
+    assert.match(r.out, /read server certificate request/);
+    assert.doesNotMatch(r.out, /HTTP\/1\.1 200/);
+  });
+
+  it('AuthorizationPolicy allows a caller by its SPIFFE ID and denies the others with 403', async () => {
+    write(`---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default}
+spec: {mtls: {mode: STRICT}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: api}
+spec:
+  selector: {matchLabels: {app: api}}
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: [cluster.local/ns/default/sa/web]}}]
+`);
+    await waitFor(async () => (await viaMesh('other')).status === 403, 15_000, 'the policy to apply');
+    const denied = await viaMesh('other');
+    assert.equal(denied.body, 'RBAC: access denied');
+    assert.equal((await viaMesh('web')).status, 200);
+  });
+
+  it('a caller that expects another identity for the service refuses the server (503, UF)', async () => {
+    write(`---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api}
+spec:
+  host: ${API_HOST}
+  trafficPolicy:
+    tls: {mode: ISTIO_MUTUAL, subjectAltNames: [spiffe://cluster.local/ns/default/sa/not-api]}
+`);
+    await waitFor(async () => (await viaMesh('web')).status === 503, 15_000, 'the SAN check to fail');
+    assert.ok(
+      (await stat('web', `cluster.outbound|${settings.ingressPort}||${API_HOST}.ssl.fail_verify_san`)) >= 1,
+    );
+    write();
+    await waitFor(async () => (await viaMesh('web')).status === 200, 15_000, 'the default again');
+  });
+});
