@@ -26,6 +26,7 @@ import { WorkloadTokens } from './ca/workload-tokens.ts';
 import { JwksResolver } from './security/jwks-resolver.ts';
 import type { MeshSecurity } from './model/snapshot.ts';
 import fs from 'node:fs';
+import path from 'node:path';
 import { endpointClusterNames } from './generate/endpoints.ts';
 
 export interface ControlPlaneOptions {
@@ -59,6 +60,8 @@ export interface ControlPlaneOptions {
   workloadCertTtlMs?: number;
   /** Roots trusted beside the CA's own (PEM file), for a root rotation's overlap. */
   extraTrustedRootsFile?: string;
+  /** How often the plug-in CA files and extra roots are checked for a change (default 5 s). */
+  caReloadIntervalMs?: number;
 }
 
 /** Kinds whose change alters listeners, routes or clusters; anything else is an endpoint-only change. */
@@ -137,6 +140,7 @@ export class ControlPlane {
   #security: MeshSecurity | undefined;
   readonly #jwks: JwksResolver;
   #ca: CertificateAuthority | undefined;
+  #caTimer: NodeJS.Timeout | undefined;
   #version = 0;
   #started = false;
   #watchDiagnostics: readonly Diagnostic[] = [];
@@ -204,17 +208,14 @@ export class ControlPlane {
     return this.#ca;
   }
 
-  /** Opens (or creates) the CA and returns its gRPC service, to be served beside xDS. */
-  async #openAuthority() {
-    const stateDir = this.#opts.stateDir;
-    if (stateDir === undefined) return [];
+  /** Loads the CA and the trust bundle (its root, then the extra trusted roots). */
+  async #loadAuthority(stateDir: string): Promise<{ ca: CertificateAuthority; security: MeshSecurity }> {
     const ca = await CertificateAuthority.open({
       stateDir,
       pluginDir: this.#opts.caPluginDir,
       trustDomain: this.#opts.trustDomain,
       workloadTtlMs: this.#opts.workloadCertTtlMs,
     });
-    this.#ca = ca;
     let bundle = ca.rootPem.trim() + '\n';
     const extra = this.#opts.extraTrustedRootsFile;
     if (extra !== undefined) {
@@ -226,14 +227,25 @@ export class ControlPlane {
         });
       }
     }
-    this.#security = { trustDomain: ca.trustDomain, trustBundle: bundle };
+    return { ca, security: { trustDomain: ca.trustDomain, trustBundle: bundle } };
+  }
+
+  /** Opens (or creates) the CA and returns its gRPC service, to be served beside xDS. */
+  async #openAuthority() {
+    const stateDir = this.#opts.stateDir;
+    if (stateDir === undefined) return [];
+    const { ca, security } = await this.#loadAuthority(stateDir);
+    this.#ca = ca;
+    this.#security = security;
     const tokens = WorkloadTokens.open(stateDir);
     this.#log.info('certificate authority ready', { trustDomain: ca.trustDomain, stateDir });
+    this.#watchAuthorityFiles(stateDir);
     return [
       {
         definition: certificateServiceDefinition,
         handlers: certificateServiceHandlers({
-          authority: ca,
+          // A reloaded CA signs the next request.
+          authority: () => this.#ca!,
           tokens,
           maxTtlMs: this.#opts.workloadCertTtlMs,
           logger: this.#log,
@@ -242,12 +254,68 @@ export class ControlPlane {
     ];
   }
 
+  /**
+   * Root rotation, as istiod's plug-in CA: when the operator replaces the plug-in files or the extra trusted
+   * roots, the CA is loaded again and the new trust bundle pushed to every proxy. Files that do not load leave
+   * the running CA as it was.
+   */
+  #watchAuthorityFiles(stateDir: string): void {
+    const plugin = this.#opts.caPluginDir;
+    const files = [
+      ...(plugin
+        ? ['ca-cert.pem', 'ca-key.pem', 'root-cert.pem', 'cert-chain.pem'].map((f) => path.join(plugin, f))
+        : []),
+      ...(this.#opts.extraTrustedRootsFile ? [this.#opts.extraTrustedRootsFile] : []),
+    ];
+    if (files.length === 0) return;
+    const stamp = (): string =>
+      files
+        .map((f) => {
+          try {
+            const st = fs.statSync(f);
+            return `${st.mtimeMs}:${st.size}`;
+          } catch {
+            return '-';
+          }
+        })
+        .join(',');
+    let last = stamp();
+    let loading = false;
+    this.#caTimer = setInterval(() => {
+      const now = stamp();
+      if (now === last || loading) return;
+      last = now;
+      loading = true;
+      this.#loadAuthority(stateDir).then(
+        ({ ca, security }) => {
+          loading = false;
+          const bundleChanged = security.trustBundle !== this.#security?.trustBundle;
+          this.#ca = ca;
+          this.#security = security;
+          this.#log.info('certificate authority reloaded', {
+            roots: security.trustBundle.match(/BEGIN CERTIFICATE/g)?.length ?? 0,
+            pushing: bundleChanged,
+          });
+          if (bundleChanged) this.#rebuild(true, ['CA reloaded']);
+        },
+        (err: unknown) => {
+          loading = false;
+          this.#log.error('cannot reload the certificate authority; keeping the running one', {
+            error: (err as Error).message,
+          });
+        },
+      );
+    }, this.#opts.caReloadIntervalMs ?? 5000);
+    this.#caTimer.unref();
+  }
+
   async stop(): Promise<void> {
     if (this.#pendingRebuild) clearTimeout(this.#pendingRebuild.timer);
     this.#pendingRebuild = null;
     this.#watcher.close();
     this.#registry.close();
     this.#jwks.close();
+    if (this.#caTimer) clearInterval(this.#caTimer);
     await Promise.all([this.ads.close(), this.#debug.close()]);
   }
 

@@ -11,10 +11,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ControlPlane } from '../../src/control/control-plane.ts';
-import { WorkloadTokens } from '../../src/control/ca/workload-tokens.ts';
 import { request } from '../support/http.ts';
-import { spawnWeftProxy, waitFor } from '../support/proxy.ts';
-import type { ProxyProcess } from '../support/proxy.ts';
+import { adminStat, startSidecar } from '../support/mesh.ts';
+import type { MeshSidecar } from '../support/mesh.ts';
+import { waitFor } from '../support/proxy.ts';
 import { closedPort, startHttpUpstream } from '../support/servers.ts';
 
 const API_IP = '127.0.0.2';
@@ -60,35 +60,18 @@ describe('mutual TLS between sidecars, from the control plane CA', { timeout: 12
   const stateDir = path.join(dir, 'state');
   let cp: ControlPlane;
   let app: Awaited<ReturnType<typeof startHttpUpstream>>;
-  const proxies = new Map<string, ProxyProcess & { admin: number; outbound: number }>();
+  const proxies = new Map<string, MeshSidecar>();
   let settings: { appPort: number; ingressPort: number };
 
   const write = (extra = ''): void =>
     fs.writeFileSync(path.join(configDir, 'mesh.yaml'), mesh({ ...settings, extra }));
 
   async function sidecar(name: string, sa: string, ip: string, labels: string): Promise<void> {
-    const tokenFile = path.join(dir, `${name}.token`);
-    fs.writeFileSync(
-      tokenFile,
-      WorkloadTokens.open(stateDir).issue({ namespace: 'default', serviceAccount: sa }),
-    );
-    const admin = await closedPort();
-    const outbound = await closedPort();
-    const p = spawnWeftProxy([
-      ...['--xds-address', `127.0.0.1:${xdsPort}`, '--ca-token-file', tokenFile],
-      ...['--admin-port', String(admin), '--prometheus-port', '0', '--health-port', '0'],
-      ...['--type', 'sidecar', '--name', name, '--namespace', 'default', '--ip', ip],
-      ...['--service-account', sa, '--labels', labels],
-      ...['--metadata', `WEFT_OUTBOUND_PORT=${outbound}`, '--metadata', `WEFT_OUTBOUND_BIND=${ip}`],
-    ]);
-    proxies.set(name, Object.assign(p, { admin, outbound }));
+    const p = await startSidecar({ name, serviceAccount: sa, ip, labels, xdsPort, stateDir, workDir: dir });
+    proxies.set(name, p);
   }
 
-  async function stat(name: string, key: string): Promise<number> {
-    const r = await request(proxies.get(name)!.admin, { path: '/stats?format=json' });
-    const stats = (JSON.parse(r.body) as { stats: { name: string; value?: number }[] }).stats;
-    return stats.find((s) => s.name === key)?.value ?? 0;
-  }
+  const stat = (name: string, key: string): Promise<number> => adminStat(proxies.get(name)!, key);
 
   /** GET http://api/ through a client sidecar's outbound listener. */
   const viaMesh = (client: string, p = '/'): ReturnType<typeof request> => {

@@ -278,4 +278,30 @@ describe('certificate authority', () => {
       new RegExp(`${ROOT_KEY_FILE}: not an ECDSA P-256 private key`),
     );
   });
+
+  it("refuses plug-in files whose key is not the CA certificate's (a rotation caught half-way)", async () => {
+    const dir = path.join(work, 'plugin-mismatch');
+    fs.mkdirSync(dir);
+    const make = (name: string): { key: string; cert: string } => {
+      const key = path.join(dir, `${name}-key.pem`);
+      const cert = path.join(dir, `${name}-cert.pem`);
+      openssl(
+        ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key]
+          .concat(['-out', cert, '-days', '2', '-subj', `/O=${name}`])
+          .concat(['-addext', 'basicConstraints=critical,CA:TRUE']),
+      );
+      return { key: fs.readFileSync(key, 'utf8'), cert: fs.readFileSync(cert, 'utf8') };
+    };
+    const a = make('a');
+    const b = make('b');
+    fs.writeFileSync(path.join(dir, 'ca-cert.pem'), b.cert);
+    fs.writeFileSync(path.join(dir, 'root-cert.pem'), b.cert);
+    fs.writeFileSync(path.join(dir, 'ca-key.pem'), a.key);
+    await assert.rejects(
+      CertificateAuthority.open({ stateDir: path.join(work, 'unused2'), pluginDir: dir }),
+      /ca-key\.pem: not the key of .*ca-cert\.pem/,
+    );
+    fs.writeFileSync(path.join(dir, 'ca-key.pem'), b.key);
+    await CertificateAuthority.open({ stateDir: path.join(work, 'unused2'), pluginDir: dir });
+  });
 });

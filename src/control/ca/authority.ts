@@ -8,7 +8,14 @@
  * asks for any other name is refused. Keys are generated where they are used; the CA sees public keys only.
  */
 import 'reflect-metadata';
-import { KeyObject, createPrivateKey, sign as signWith, webcrypto } from 'node:crypto';
+import {
+  KeyObject,
+  X509Certificate,
+  createPrivateKey,
+  sign as signWith,
+  verify as verifyWith,
+  webcrypto,
+} from 'node:crypto';
 import type { webcrypto as WebCrypto } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -215,8 +222,20 @@ export class CertificateAuthority {
     const caKeyFile = path.join(dir, 'ca-key.pem');
     const rootFile = path.join(dir, 'root-cert.pem');
     const chainFile = path.join(dir, 'cert-chain.pem');
-    const signer = new x509.X509Certificate(readPem(caCertFile));
+    const signerPemText = readPem(caCertFile);
+    const signer = new x509.X509Certificate(signerPemText);
     const key = importKey(readPem(caKeyFile), caKeyFile);
+    // Files replaced one by one (a rotation) may be caught half-way: never sign with another certificate's key.
+    const probe = Buffer.from('weft plug-in CA key check');
+    if (
+      !verifyWith(
+        'sha256',
+        probe,
+        new X509Certificate(signerPemText).publicKey,
+        signWith('sha256', probe, key),
+      )
+    )
+      throw new Error(`${caKeyFile}: not the key of ${caCertFile}`);
     const rootPem = splitPems(readPem(rootFile))[0];
     if (rootPem === undefined) throw new Error(`${rootFile}: no certificate`);
     // cert-chain.pem is the signer's chain to the root; the signer's own certificate leads it.

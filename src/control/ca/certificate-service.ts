@@ -47,7 +47,8 @@ function bearer(metadata: Metadata): string | undefined {
 }
 
 export interface CertificateServiceOptions {
-  readonly authority: CertificateAuthority;
+  /** The CA that signs: an instance, or a getter when it can be replaced at runtime (a root rotation). */
+  readonly authority: CertificateAuthority | (() => CertificateAuthority);
   readonly tokens: WorkloadTokens;
   /** Longest lifetime a workload may ask for (default: the authority's default). */
   readonly maxTtlMs?: number;
@@ -74,10 +75,11 @@ export function certificateServiceHandlers(opts: CertificateServiceOptions) {
       }
       const requested = decoded.request.validitySeconds * 1000;
       const ttl = requested > 0 ? Math.min(requested, opts.maxTtlMs ?? requested) : undefined;
-      opts.authority.sign(decoded.request.csr, identity, ttl).then(
+      const authority = typeof opts.authority === 'function' ? opts.authority() : opts.authority;
+      authority.sign(decoded.request.csr, identity, ttl).then(
         (issued) => {
           opts.logger.info('certificate issued', {
-            identity: opts.authority.spiffeId(identity),
+            identity: authority.spiffeId(identity),
             serial: issued.serialNumber,
             notAfter: issued.notAfter.toISOString(),
           });
@@ -86,7 +88,7 @@ export function certificateServiceHandlers(opts: CertificateServiceOptions) {
         (err: unknown) => {
           if (err instanceof CertificateRequestError) {
             opts.logger.warn('certificate refused', {
-              identity: opts.authority.spiffeId(identity),
+              identity: authority.spiffeId(identity),
               error: err.message,
             });
             done({

@@ -1,0 +1,55 @@
+/** A control plane and sidecar processes with workload certificates, for mesh end-to-end tests. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { WorkloadTokens } from '../../src/control/ca/workload-tokens.ts';
+import { request } from './http.ts';
+import { spawnWeftProxy } from './proxy.ts';
+import type { ProxyProcess } from './proxy.ts';
+import { closedPort } from './servers.ts';
+
+export interface MeshSidecar extends ProxyProcess {
+  readonly name: string;
+  readonly ip: string;
+  readonly admin: number;
+  /** The outbound listener's port, bound on `ip`. */
+  readonly outbound: number;
+}
+
+/**
+ * `weft proxy` as a sidecar in namespace default with its own bootstrap token (minted from the control
+ * plane's state dir), an outbound listener on `ip`, and admin on 127.0.0.1.
+ */
+export async function startSidecar(o: {
+  name: string;
+  serviceAccount: string;
+  ip: string;
+  labels: string;
+  xdsPort: number;
+  stateDir: string;
+  workDir: string;
+  extraArgs?: string[];
+}): Promise<MeshSidecar> {
+  const tokenFile = path.join(o.workDir, `${o.name}.token`);
+  fs.writeFileSync(
+    tokenFile,
+    WorkloadTokens.open(o.stateDir).issue({ namespace: 'default', serviceAccount: o.serviceAccount }),
+  );
+  const admin = await closedPort();
+  const outbound = await closedPort();
+  const p = spawnWeftProxy([
+    ...['--xds-address', `127.0.0.1:${o.xdsPort}`, '--ca-token-file', tokenFile],
+    ...['--admin-port', String(admin), '--prometheus-port', '0', '--health-port', '0'],
+    ...['--type', 'sidecar', '--name', o.name, '--namespace', 'default', '--ip', o.ip],
+    ...['--service-account', o.serviceAccount, '--labels', o.labels],
+    ...['--metadata', `WEFT_OUTBOUND_PORT=${outbound}`, '--metadata', `WEFT_OUTBOUND_BIND=${o.ip}`],
+    ...(o.extraArgs ?? []),
+  ]);
+  return Object.assign(p, { name: o.name, ip: o.ip, admin, outbound });
+}
+
+/** One stat of a proxy's admin (0 when absent). */
+export async function adminStat(proxy: { admin: number }, key: string): Promise<number> {
+  const r = await request(proxy.admin, { path: '/stats?format=json' });
+  const stats = (JSON.parse(r.body) as { stats: { name: string; value?: number }[] }).stats;
+  return stats.find((s) => s.name === key)?.value ?? 0;
+}
