@@ -7,6 +7,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -16,6 +18,7 @@ import { adminStat, startSidecar } from '../support/mesh.ts';
 import type { MeshSidecar } from '../support/mesh.ts';
 import { waitFor } from '../support/proxy.ts';
 import { closedPort, startHttpUpstream } from '../support/servers.ts';
+import { tampered, testSigner } from '../../src/proxy/http/filters/jwt-authn-testing.ts';
 
 const API_IP = '127.0.0.2';
 const WEB_IP = '127.0.0.3';
@@ -252,5 +255,66 @@ spec:
     );
     write();
     await waitFor(async () => (await viaMesh('web')).status === 200, 15_000, 'the default again');
+  });
+
+  it('RequestAuthentication (JWKS fetched by the control plane) and requestPrincipals: 200, 401 or 403', async () => {
+    const signer = await testSigner();
+    const jwksServer = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(signer.jwks);
+    });
+    await new Promise<void>((r) => jwksServer.listen(0, '127.0.0.1', r));
+    const jwksUri = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/jwks.json`;
+    try {
+      write(`---
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: api}
+spec:
+  selector: {matchLabels: {app: api}}
+  jwtRules: [{issuer: https://issuer.example, audiences: [api], jwksUri: ${jwksUri}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: api}
+spec:
+  selector: {matchLabels: {app: api}}
+  action: ALLOW
+  rules: [{from: [{source: {requestPrincipals: [https://issuer.example/alice]}}]}]
+`);
+      const claims = { iss: 'https://issuer.example', sub: 'alice', aud: 'api' };
+      const good = await signer.sign(claims);
+      const withToken = (token: string): ReturnType<typeof request> =>
+        request(proxies.get('web')!.outbound, {
+          host: WEB_IP,
+          path: '/jwt',
+          headers: { host: `${API_HOST}:${settings.ingressPort}`, authorization: `Bearer ${token}` },
+        });
+      await waitFor(async () => (await viaMesh('web')).status === 403, 15_000, 'the policies to apply');
+      // Until the control plane has fetched the keys, tokens fail closed (401); then they verify.
+      await waitFor(
+        async () => (await withToken(good)).status === 200,
+        15_000,
+        'the JWKS fetched and pushed',
+      );
+      const seen = JSON.parse((await withToken(good)).body) as { headers: Record<string, string> };
+      assert.equal(seen.headers.authorization, undefined, 'the token is not forwarded to the app');
+      // No token: no request principal, so the ALLOW policy does not match (checked above: 403).
+      const bad = [
+        ['tampered', tampered(good, { sub: 'mallory' })],
+        ['expired', await signer.sign(claims, { expiresInSec: -120 })],
+        ['wrong audience', await signer.sign({ ...claims, aud: 'billing' })],
+        ['another signer', await (await testSigner('k2')).sign(claims)],
+      ] as const;
+      for (const [what, token] of bad) {
+        const r = await withToken(token);
+        assert.equal(r.status, 401, `${what}: ${r.status} ${r.body}`);
+      }
+      const bob = await signer.sign({ ...claims, sub: 'bob' });
+      assert.equal((await withToken(bob)).status, 403, 'a valid token of another principal');
+    } finally {
+      write();
+      jwksServer.close();
+    }
   });
 });
