@@ -17,7 +17,7 @@ describe('support table', () => {
       'http[].mirrorPercent',
       'tcp[].match[].destinationSubnets',
       'tcp[].match[].sourceSubnet',
-      'tls',
+      'tls[].match[].destinationSubnets',
     ]);
   });
 
@@ -50,8 +50,31 @@ describe('support table', () => {
       'trafficPolicy.outlierDetection.outlierDetectionHttpErrorCodes',
       'trafficPolicy.proxyProtocol',
       'trafficPolicy.retryBudget.budgetInterval',
-      'trafficPolicy.tls',
+      'trafficPolicy.tls.caCrl',
+      'trafficPolicy.tls.credentialName',
+      'trafficPolicy.tls.insecureSkipVerify',
       'trafficPolicy.tunnel',
+    ]);
+  });
+
+  it('leaves exactly these fields of the security kinds unsupported', () => {
+    assert.deepEqual(unsupportedSchemaPaths('PeerAuthentication'), []);
+    assert.deepEqual(unsupportedSchemaPaths('AuthorizationPolicy'), [
+      'provider',
+      'rules[].from[].source.notServiceAccounts',
+      'rules[].from[].source.notTrustDomains',
+      'rules[].from[].source.serviceAccounts',
+      'rules[].from[].source.trustDomains',
+      'targetRef',
+      'targetRefs',
+    ]);
+    assert.deepEqual(unsupportedSchemaPaths('RequestAuthentication'), [
+      'jwtRules[].jwks_uri',
+      'jwtRules[].presence',
+      'jwtRules[].spaceDelimitedClaims',
+      'jwtRules[].timeout',
+      'targetRef',
+      'targetRefs',
     ]);
   });
 

@@ -61,11 +61,22 @@ const outlierDetection: SupportTree = {
   minHealthPercent: true,
 };
 
+/** DestinationRule tls: ISTIO_MUTUAL (the mesh's certificates), SIMPLE and MUTUAL with files, DISABLE. */
+const clientTls: SupportTree = {
+  mode: true,
+  clientCertificate: true,
+  privateKey: true,
+  caCertificates: true,
+  subjectAltNames: true,
+  sni: true,
+};
+
 const portTrafficPolicy: SupportTree = {
   port: true,
   loadBalancer,
   connectionPool,
   outlierDetection,
+  tls: clientTls,
 };
 
 const trafficPolicy: SupportTree = {
@@ -73,6 +84,7 @@ const trafficPolicy: SupportTree = {
   connectionPool,
   outlierDetection,
   retryBudget,
+  tls: clientTls,
   portLevelSettings: portTrafficPolicy,
 };
 
@@ -143,7 +155,12 @@ export const supportedFields: Readonly<Partial<Record<IstioKind, SupportTree>>> 
       match: { port: true, sourceLabels: true, gateways: true, sourceNamespace: true },
       route: true,
     },
-    // tls routes (SNI) are not translated yet.
+    // tls routes (SNI): Gateway PASSTHROUGH servers (a chain per match, selected by sniHosts). Not on sidecars
+    // yet: a VirtualService bound only to `mesh` has its tls routes reported (meshOnlyTlsRoutes).
+    tls: {
+      match: { sniHosts: true, port: true, sourceLabels: true, gateways: true, sourceNamespace: true },
+      route: true,
+    },
   },
   DestinationRule: {
     exportTo: true,
@@ -157,7 +174,22 @@ export const supportedFields: Readonly<Partial<Record<IstioKind, SupportTree>>> 
       name: true,
       port: true,
       hosts: true,
-      // tls (HTTPS/TLS servers) comes with issue #5.
+      // HTTPS/TLS servers: SIMPLE, MUTUAL, OPTIONAL_MUTUAL and ISTIO_MUTUAL terminate with certificate files (or
+      // the mesh certificate), PASSTHROUGH routes by SNI. Not: credentialName(s) / caCertCredentialName
+      // (Kubernetes secrets), tlsCertificates, caCrl, verifyCertificateSpki/Hash (no validator for them).
+      // AUTO_PASSTHROUGH servers get no chain.
+      tls: {
+        httpsRedirect: true,
+        mode: true,
+        serverCertificate: true,
+        privateKey: true,
+        caCertificates: true,
+        subjectAltNames: true,
+        minProtocolVersion: true,
+        maxProtocolVersion: true,
+        cipherSuites: true,
+        ecdhCurves: true,
+      },
     },
   },
   ServiceEntry: {
@@ -173,6 +205,56 @@ export const supportedFields: Readonly<Partial<Record<IstioKind, SupportTree>>> 
   WorkloadEntry: workloadEntry,
   // WorkloadGroup is stored; auto-registration does not need it yet (any proxy with metadata registers).
   WorkloadGroup: {},
+  PeerAuthentication: { selector: true, mtls: true, portLevelMtls: true },
+  // targetRef(s) (waypoints and Kubernetes Gateways) and CUSTOM's provider are not implemented: reported.
+  AuthorizationPolicy: {
+    selector: true,
+    action: true,
+    rules: {
+      from: {
+        source: {
+          principals: true,
+          notPrincipals: true,
+          requestPrincipals: true,
+          notRequestPrincipals: true,
+          namespaces: true,
+          notNamespaces: true,
+          ipBlocks: true,
+          notIpBlocks: true,
+          remoteIpBlocks: true,
+          notRemoteIpBlocks: true,
+        },
+      },
+      to: {
+        operation: {
+          hosts: true,
+          notHosts: true,
+          ports: true,
+          notPorts: true,
+          methods: true,
+          notMethods: true,
+          paths: true,
+          notPaths: true,
+        },
+      },
+      when: true,
+    },
+  },
+  RequestAuthentication: {
+    selector: true,
+    jwtRules: {
+      issuer: true,
+      audiences: true,
+      jwksUri: true,
+      jwks: true,
+      fromHeaders: true,
+      fromParams: true,
+      fromCookies: true,
+      outputPayloadToHeader: true,
+      forwardOriginalToken: true,
+      outputClaimToHeaders: true,
+    },
+  },
   Sidecar: {
     workloadSelector: true,
     ingress: { port: sidecarPort, bind: true, defaultEndpoint: true },
@@ -180,19 +262,30 @@ export const supportedFields: Readonly<Partial<Record<IstioKind, SupportTree>>> 
   },
 };
 
-/** Stored and served, but their behaviour is not implemented yet (issues #5 and #6). */
-export const notEnforcedKinds: ReadonlySet<IstioKind> = new Set<IstioKind>([
-  'PeerAuthentication',
-  'AuthorizationPolicy',
-  'RequestAuthentication',
-  'Telemetry',
-]);
+/** Stored and served, but their behaviour is not implemented yet (issue #6). */
+export const notEnforcedKinds: ReadonlySet<IstioKind> = new Set<IstioKind>(['Telemetry']);
+
+/**
+ * VirtualService `tls` routes are translated for gateways only: on a VirtualService bound to no gateway but
+ * `mesh` (sidecars), they are reported whole.
+ */
+function meshOnlyTlsRoutes(kind: IstioKind, spec: unknown): boolean {
+  if (kind !== 'VirtualService' || typeof spec !== 'object' || spec === null) return false;
+  const { tls, gateways } = spec as { tls?: unknown; gateways?: unknown };
+  if (tls === undefined || tls === null) return false;
+  return !Array.isArray(gateways) || gateways.every((g) => g === 'mesh');
+}
 
 /** The paths (below `spec`) of the fields present in `spec` that Weft does not support. */
 export function unsupportedFieldPaths(kind: IstioKind, spec: unknown): PathSegment[][] {
   const tree = supportedFields[kind];
   if (tree === undefined || tree === true) return [];
   const found: PathSegment[][] = [];
+  if (meshOnlyTlsRoutes(kind, spec)) {
+    const { tls: _tls, ...rest } = spec as Record<string, unknown>;
+    found.push(['tls']);
+    spec = rest;
+  }
   const walk = (value: unknown, node: SupportTree, path: PathSegment[]): void => {
     if (node === true) return;
     if (Array.isArray(value)) {

@@ -295,13 +295,15 @@ spec:
     mirrorPercent: 5
   - delegate: {name: b}
 `,
-      'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: deny}\nspec: {action: DENY}\n',
+      'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: deny}\nspec: {action: DENY, targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: gw}]}\n',
+      'apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: t}\nspec: {}\n',
     );
     assert.deepEqual(summary(analyze(resources), true), [
       'WE0200 warning VirtualService default/a spec.http[0].match[0].statPrefix@18',
       'WE0200 warning VirtualService default/a spec.http[0].mirrorPercent@20',
       'WE0200 warning VirtualService default/a spec.http[1].delegate@21',
-      'WE0201 warning AuthorizationPolicy default/deny -@23',
+      'WE0200 warning AuthorizationPolicy default/deny spec.targetRefs@26',
+      'WE0201 warning Telemetry default/t -@28',
     ]);
     assert.equal(analyze(resources)[0].message, 'not supported by Weft, ignored');
   });

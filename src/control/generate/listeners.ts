@@ -13,6 +13,7 @@ import type {
   Gateway,
   L4MatchAttributes,
   RouteDestination,
+  Server,
   VirtualService,
 } from '../../api/istio/networking.ts';
 import { labelsMatch } from '../model/discovery.ts';
@@ -25,6 +26,14 @@ import { inboundRateLimit, rateLimitPolicyFor } from './rate-limit.ts';
 import { authzFilters, authzPolicyKey } from './authz.ts';
 import { jwtFilter, jwtPolicyKey } from './jwt.ts';
 import { istioMutualDownstream } from './mtls.ts';
+import {
+  downstreamTls,
+  httpsRouteName,
+  passthroughRoutes,
+  serverNames,
+  ServerNameClaims,
+  serverTlsKind,
+} from './gateway-tls.ts';
 import { inboundMtlsKey, inboundMtlsMode } from './peer-authentication.ts';
 import type { InboundMtlsMode } from './peer-authentication.ts';
 import { FAIL_CLOSED_JWKS } from '../security/jwks-resolver.ts';
@@ -269,7 +278,7 @@ function selectorsOf(snap: MeshSnapshot): readonly Readonly<Record<string, strin
   if (!list) {
     const distinct = new Map<string, Readonly<Record<string, string>>>();
     for (const vs of snap.virtualServices)
-      for (const route of [...(vs.spec.http ?? []), ...(vs.spec.tcp ?? [])])
+      for (const route of [...(vs.spec.http ?? []), ...(vs.spec.tcp ?? []), ...(vs.spec.tls ?? [])])
         for (const m of route.match ?? [])
           if (m.sourceLabels) distinct.set(JSON.stringify(m.sourceLabels), m.sourceLabels);
     list = [...distinct.values()];
@@ -535,6 +544,172 @@ function serverAdmits(serverHost: string, vsHost: string): boolean {
   return hostMatches(host, vsHost) || hostMatches(vsHost, host);
 }
 
+/** A Gateway server as the gateway's listeners see it. */
+interface GatewayServer {
+  gw: IstioResource<Gateway>;
+  server: Server;
+  protocol: Protocol;
+}
+
+/** What a gateway port serves: routed HTTP, TCP, or TLS chains picked by SNI (terminated or passed through). */
+type GatewayPortKind = 'http' | 'tcp' | 'tls';
+
+function gatewayPortKind(protocol: Protocol): GatewayPortKind | undefined {
+  if (isHttp(protocol)) return 'http';
+  if (protocol === 'TCP') return 'tcp';
+  if (protocol === 'HTTPS' || protocol === 'TLS') return 'tls';
+  return undefined;
+}
+
+/** Envoy's require_tls: ALL, as a route (Weft's router refuses require_tls): a 301 to the https URL. */
+const HTTPS_REDIRECT_ROUTES: JsonObject[] = [{ match: { prefix: '/' }, redirect: { https_redirect: true } }];
+
+/**
+ * The virtual hosts of the VirtualServices bound to these servers' gateways, for the hosts the servers admit;
+ * a domain an earlier host claimed is not repeated. A server with `tls.httpsRedirect` sends its hosts to https.
+ */
+function gatewayVirtualHosts(
+  servers: readonly GatewayServer[],
+  port: number,
+  proxy: ProxyNode,
+  snap: MeshSnapshot,
+): JsonObject[] {
+  const virtualHosts: JsonObject[] = [];
+  const used = new Set<string>();
+  for (const { gw, server } of servers) {
+    const hosts = server.hosts ?? [];
+    const redirect = server.tls?.httpsRedirect === true;
+    const ctx: RouteContext = { proxy, snap, gateway: gatewayName(gw), port };
+    for (const vs of snap.virtualServices) {
+      if (!(vs.spec.gateways ?? []).includes(ctx.gateway)) continue;
+      if (!exportedTo(vs.spec.exportTo, vs.metadata.namespace, proxy.namespace)) continue;
+      for (const host of vs.spec.hosts ?? []) {
+        if (!hosts.some((h) => serverAdmits(h, host))) continue;
+        const domains = [host, `${host}:*`].filter((d) => !used.has(d));
+        if (domains.length === 0 || (host === '*' && used.has('*'))) continue;
+        for (const d of domains) used.add(d);
+        virtualHosts.push({
+          name: `${host}:${port}`,
+          domains: host === '*' ? ['*'] : domains,
+          routes: redirect ? HTTPS_REDIRECT_ROUTES : virtualServiceRoutes(vs, ctx),
+        });
+      }
+    }
+  }
+  return virtualHosts;
+}
+
+/** A gateway's connection manager: its RequestAuthentication and AuthorizationPolicy guard every request first. */
+function gatewayHcm(statPrefix: string, routeName: string, security: readonly JsonObject[]): JsonObject {
+  const manager = hcm(statPrefix, rds(routeName), true);
+  ((manager.typed_config as JsonObject).http_filters as JsonObject[]).unshift(...security);
+  return manager;
+}
+
+/** A TCP (or terminated TLS) server's target: the first VirtualService bound to the gateway whose tcp routes admit the port. */
+function gatewayTcpTarget(
+  gateway: string,
+  port: number,
+  proxy: ProxyNode,
+  snap: MeshSnapshot,
+): JsonObject | undefined {
+  for (const v of snap.virtualServices) {
+    if (!(v.spec.gateways ?? []).includes(gateway) || (v.spec.tcp ?? []).length === 0) continue;
+    if (!exportedTo(v.spec.exportTo, v.metadata.namespace, proxy.namespace)) continue;
+    const target = tcpRouteTarget(v, port, proxy, gateway, snap);
+    if (target) return target;
+  }
+  return undefined;
+}
+
+/** The VirtualServices with `tls` routes bound to a gateway and visible to the proxy. */
+function tlsBoundVirtualServices(
+  gateway: string,
+  proxy: ProxyNode,
+  snap: MeshSnapshot,
+): IstioResource<VirtualService>[] {
+  return snap.virtualServices.filter(
+    (v) =>
+      (v.spec.gateways ?? []).includes(gateway) &&
+      (v.spec.tls ?? []).length > 0 &&
+      exportedTo(v.spec.exportTo, v.metadata.namespace, proxy.namespace),
+  );
+}
+
+/**
+ * A TLS port's filter chains, one per terminating server (its certificate, selected by SNI from its hosts) and
+ * one per passthrough `tls` route match (its sniHosts, to tcp_proxy, no termination). Terminating HTTPS
+ * servers get their own route configurations, added to `routes`.
+ */
+function gatewayTlsChains(
+  servers: readonly GatewayServer[],
+  listenerName: string,
+  proxy: ProxyNode,
+  snap: MeshSnapshot,
+  security: readonly JsonObject[],
+  routes: JsonObject[],
+): JsonObject[] {
+  const claims = new ServerNameClaims();
+  const routeNames = new Set<string>();
+  const chains: JsonObject[] = [];
+  const statPrefix = `outbound_${listenerName}`;
+  const match = (names: readonly string[]): JsonObject =>
+    names.length > 0 ? { filter_chain_match: { server_names: [...names] } } : {};
+  for (const s of servers) {
+    const gateway = gatewayName(s.gw);
+    const port = s.server.port.number;
+    const kind = serverTlsKind(s.server.tls);
+    if (kind === 'passthrough') {
+      for (const r of passthroughRoutes(
+        s.server,
+        gateway,
+        tlsBoundVirtualServices(gateway, proxy, snap),
+        proxy,
+        snap,
+      )) {
+        const names = claims.claim(r.serverNames);
+        if (!names) continue;
+        chains.push({
+          name: `passthrough:${names.join(',')}`,
+          ...match(names),
+          filters: [tcpProxy(statPrefix, r.target)],
+        });
+      }
+      continue;
+    }
+    if (kind !== 'terminate') continue;
+    const http = s.protocol === 'HTTPS';
+    const tls = downstreamTls(s.server.tls!, http, snap.security?.trustDomain);
+    if ('skipped' in tls) continue;
+    const target = http ? undefined : gatewayTcpTarget(gateway, port, proxy, snap);
+    if (!http && !target) continue;
+    const names = claims.claim(serverNames(s.server.hosts ?? []));
+    if (!names) continue;
+    let filter: JsonObject;
+    if (http) {
+      let routeName = httpsRouteName(s.server, s.gw);
+      for (let i = 1; routeNames.has(routeName); i++) routeName = `${httpsRouteName(s.server, s.gw)}.${i}`;
+      routeNames.add(routeName);
+      routes.push({
+        '@type': TYPES.route,
+        name: routeName,
+        virtual_hosts: gatewayVirtualHosts([s], port, proxy, snap),
+        validate_clusters: false,
+      });
+      filter = gatewayHcm(statPrefix, routeName, security);
+    } else {
+      filter = tcpProxy(statPrefix, target!);
+    }
+    chains.push({
+      name: `${gateway}/${s.server.name ?? s.server.port.name}`,
+      ...match(names),
+      transport_socket: tls.socket,
+      filters: [filter],
+    });
+  }
+  return chains;
+}
+
 export function gatewayListeners(proxy: ProxyNode, snap: MeshSnapshot): ListenerPlan {
   const plan: ListenerPlan = { listeners: [], routes: [], clusters: [] };
   const gateways = snap.gateways.filter(
@@ -543,74 +718,48 @@ export function gatewayListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
   );
   const bind = metadataString(proxy, 'WEFT_GATEWAY_BIND') ?? '0.0.0.0';
   const security = securityFilters(proxy, snap);
-  const byPort = new Map<number, { gw: IstioResource<Gateway>; hosts: string[]; protocol: Protocol }[]>();
+  const byPort = new Map<number, GatewayServer[]>();
   for (const gw of gateways) {
     for (const server of gw.spec.servers ?? []) {
       const protocol = protocolOf({ protocol: server.port.protocol, name: server.port.name });
-      if (!isHttp(protocol) && protocol !== 'TCP') continue; // TLS servers come with issue #5.
+      if (gatewayPortKind(protocol) === undefined) continue;
       const list = byPort.get(server.port.number) ?? [];
-      list.push({ gw, hosts: server.hosts ?? [], protocol });
+      list.push({ gw, server, protocol });
       byPort.set(server.port.number, list);
     }
   }
-  for (const [port, servers] of [...byPort.entries()].sort(([a], [b]) => a - b)) {
+  for (const [port, all] of [...byPort.entries()].sort(([a], [b]) => a - b)) {
     const name = `${bind}_${port}`;
-    if (servers.some((s) => isHttp(s.protocol))) {
+    // One port serves one kind: the first server's; servers of another kind on it are conflicts and left out.
+    const kind = gatewayPortKind(all[0].protocol);
+    const servers = all.filter((s) => gatewayPortKind(s.protocol) === kind);
+    const listener = (chains: JsonObject): JsonObject => ({
+      '@type': TYPES.listener,
+      name,
+      address: address(bind, port),
+      traffic_direction: 'OUTBOUND',
+      ...chains,
+    });
+    if (kind === 'http') {
       const routeName = `http.${port}`;
-      const virtualHosts: JsonObject[] = [];
-      const used = new Set<string>();
-      for (const { gw, hosts } of servers) {
-        const ctx: RouteContext = { proxy, snap, gateway: gatewayName(gw), port };
-        for (const vs of snap.virtualServices) {
-          if (!(vs.spec.gateways ?? []).includes(ctx.gateway)) continue;
-          if (!exportedTo(vs.spec.exportTo, vs.metadata.namespace, proxy.namespace)) continue;
-          for (const host of vs.spec.hosts ?? []) {
-            if (!hosts.some((h) => serverAdmits(h, host))) continue;
-            const domains = [host, `${host}:*`].filter((d) => !used.has(d));
-            if (domains.length === 0 || (host === '*' && used.has('*'))) continue;
-            for (const d of domains) used.add(d);
-            virtualHosts.push({
-              name: `${host}:${port}`,
-              domains: host === '*' ? ['*'] : domains,
-              routes: virtualServiceRoutes(vs, ctx),
-            });
-          }
-        }
-      }
       plan.routes.push({
         '@type': TYPES.route,
         name: routeName,
-        virtual_hosts: virtualHosts,
+        virtual_hosts: gatewayVirtualHosts(servers, port, proxy, snap),
         validate_clusters: false,
       });
-      const gatewayHcm = hcm(`outbound_${name}`, rds(routeName), true);
-      // A gateway workload's RequestAuthentication and AuthorizationPolicy guard every request first.
-      ((gatewayHcm.typed_config as JsonObject).http_filters as JsonObject[]).unshift(...security);
-      plan.listeners.push({
-        '@type': TYPES.listener,
-        name,
-        address: address(bind, port),
-        traffic_direction: 'OUTBOUND',
-        filter_chains: [{ filters: [gatewayHcm] }],
-      });
+      plan.listeners.push(
+        listener({ filter_chains: [{ filters: [gatewayHcm(`outbound_${name}`, routeName, security)] }] }),
+      );
+    } else if (kind === 'tls') {
+      const chains = gatewayTlsChains(servers, name, proxy, snap, security, plan.routes);
+      if (chains.length === 0) continue;
+      // An unknown SNI matches no chain: the connection is closed.
+      plan.listeners.push(listener({ listener_filters: TLS_INSPECTOR_ONLY, filter_chains: chains }));
     } else {
-      // A TCP server: the first VirtualService bound to the gateway whose tcp routes admit the port.
-      const gateway = gatewayName(servers[0].gw);
-      let target: JsonObject | undefined;
-      for (const v of snap.virtualServices) {
-        if (!(v.spec.gateways ?? []).includes(gateway) || (v.spec.tcp ?? []).length === 0) continue;
-        if (!exportedTo(v.spec.exportTo, v.metadata.namespace, proxy.namespace)) continue;
-        target = tcpRouteTarget(v, port, proxy, gateway, snap);
-        if (target) break;
-      }
+      const target = gatewayTcpTarget(gatewayName(servers[0].gw), port, proxy, snap);
       if (!target) continue;
-      plan.listeners.push({
-        '@type': TYPES.listener,
-        name,
-        address: address(bind, port),
-        traffic_direction: 'OUTBOUND',
-        filter_chains: [{ filters: [tcpProxy(`outbound_${name}`, target)] }],
-      });
+      plan.listeners.push(listener({ filter_chains: [{ filters: [tcpProxy(`outbound_${name}`, target)] }] }));
     }
   }
   return plan;

@@ -8,11 +8,15 @@ import { loadConfig } from '../../config/load.ts';
 import { ConfigDiscoverySource } from '../model/config-source.ts';
 import { aggregate } from '../model/discovery.ts';
 import { buildSnapshot } from '../model/snapshot.ts';
+import type { MeshSecurity } from '../model/snapshot.ts';
 import type { ProxyNode } from '../xds/types.ts';
 import { MeshGenerator } from './generator.ts';
 
-/** A generator over `yaml` (multi-document Istio resources), which must load without any diagnostic. */
-export function generatorFromYaml(yaml: string): MeshGenerator {
+/**
+ * A generator over `yaml` (multi-document Istio resources), which must load without any diagnostic;
+ * `security` stands for a running CA (mTLS is generated only with one).
+ */
+export function generatorFromYaml(yaml: string, opts: { security?: MeshSecurity } = {}): MeshGenerator {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-generate-'));
   const file = path.join(dir, 'config.yaml');
   fs.writeFileSync(file, yaml);
@@ -29,6 +33,10 @@ export function generatorFromYaml(yaml: string): MeshGenerator {
     destinationRules: of('DestinationRule'),
     gateways: of('Gateway'),
     sidecars: of('Sidecar'),
+    peerAuthentications: of('PeerAuthentication'),
+    authorizationPolicies: of('AuthorizationPolicy'),
+    requestAuthentications: of('RequestAuthentication'),
+    ...(opts.security ? { security: opts.security } : {}),
     discovery: aggregate([source]),
   });
   return new MeshGenerator(() => snap);
