@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +21,7 @@ import type { MeshSidecar } from '../support/mesh.ts';
 import { waitFor } from '../support/proxy.ts';
 import { closedPort, startHttpUpstream } from '../support/servers.ts';
 import { tampered, testSigner } from '../../src/proxy/http/filters/jwt-authn-testing.ts';
+import { makeTestPki } from '../../src/proxy/tls/testing.ts';
 
 const API_IP = '127.0.0.2';
 const WEB_IP = '127.0.0.3';
@@ -315,6 +318,80 @@ spec:
     } finally {
       write();
       jwksServer.close();
+    }
+  });
+
+  it('originates SIMPLE and MUTUAL TLS to external services from DestinationRule files; a wrong CA is refused', async () => {
+    const pki = await makeTestPki();
+    const serve = async (mutual: boolean): Promise<https.Server> => {
+      const server = https.createServer(
+        {
+          cert: fs.readFileSync(pki.server.certFile),
+          key: fs.readFileSync(pki.server.keyFile),
+          ...(mutual ? { ca: fs.readFileSync(pki.caFile), requestCert: true, rejectUnauthorized: true } : {}),
+        },
+        (req, res) => {
+          const peer = (req.socket as TLSSocket).getPeerCertificate();
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          res.end(`tls ${mutual ? `client=${peer.subjectaltname ?? 'none'}` : 'simple'}`);
+        },
+      );
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      return server;
+    };
+    const simple = await serve(false);
+    const mutual = await serve(true);
+    const port = (server: https.Server): number => (server.address() as AddressInfo).port;
+    const external = (name: string, server: https.Server, tls: string): string => `---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ${name}}
+spec:
+  hosts: [${name}.example.com]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 80, name: http, protocol: HTTP, targetPort: ${port(server)}}]
+  endpoints: [{address: 127.0.0.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ${name}}
+spec:
+  host: ${name}.example.com
+  trafficPolicy: {tls: ${tls}}
+`;
+    const call = (name: string): ReturnType<typeof request> =>
+      request(proxies.get('web')!.outbound, {
+        host: WEB_IP,
+        path: '/',
+        headers: { host: `${name}.example.com` },
+      });
+    try {
+      write(
+        external(
+          'simple',
+          simple,
+          `{mode: SIMPLE, caCertificates: ${pki.caFile}, sni: localhost, subjectAltNames: [localhost]}`,
+        ) +
+          external(
+            'mutual',
+            mutual,
+            `{mode: MUTUAL, caCertificates: ${pki.caFile}, clientCertificate: ${pki.client.certFile}, privateKey: ${pki.client.keyFile}, sni: localhost}`,
+          ) +
+          external('wrongca', simple, `{mode: SIMPLE, caCertificates: ${pki.otherCaFile}, sni: localhost}`),
+      );
+      await waitFor(async () => (await call('simple')).status === 200, 15_000, 'TLS origination');
+      assert.equal((await call('simple')).body, 'tls simple');
+      const m = await call('mutual');
+      assert.equal(m.status, 200);
+      assert.equal(m.body, 'tls client=URI:spiffe://cluster.local/ns/default/sa/client');
+      const wrong = await call('wrongca');
+      assert.equal(wrong.status, 503);
+      assert.match(wrong.body, /connection failure|TLS|certificate/i);
+    } finally {
+      write();
+      simple.close();
+      mutual.close();
     }
   });
 });
