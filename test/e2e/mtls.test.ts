@@ -394,4 +394,32 @@ spec:
       mutual.close();
     }
   });
+
+  it('a per-principal rate limit counts each caller by its verified SPIFFE ID, not by a header it sends', async () => {
+    write(`---
+apiVersion: weft.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: api}
+spec:
+  selector: {matchLabels: {app: api}}
+  local:
+    perClient: {key: {principal: {}}, requestsPerUnit: 2, unit: HOUR}
+`);
+    try {
+      const forged = { 'x-forwarded-client-cert': 'By=x;URI=spiffe://cluster.local/ns/default/sa/other' };
+      const call = (client: string, headers: Record<string, string> = {}): Promise<number> =>
+        request(proxies.get(client)!.outbound, {
+          host: client === 'web' ? WEB_IP : OTHER_IP,
+          path: '/limited',
+          headers: { host: `${API_HOST}:${settings.ingressPort}`, ...headers },
+        }).then((r) => r.status);
+      await waitFor(async () => (await call('web')) === 429, 15_000, "web's limit");
+      // web claims to be `other` in the header: still counted as web.
+      assert.equal(await call('web', forged), 429);
+      // other has its own two.
+      assert.deepEqual([await call('other'), await call('other'), await call('other')], [200, 200, 429]);
+    } finally {
+      write();
+    }
+  });
 });

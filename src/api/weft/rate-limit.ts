@@ -16,7 +16,7 @@ export interface RateLimit {
 
 /** What identifies a client; exactly one is set. */
 export interface ClientKey {
-  /** The client's principal (its SPIFFE ID; from x-forwarded-client-cert until mTLS exists). */
+  /** The client's principal: the SPIFFE ID its mTLS handshake verified (on plaintext, from x-forwarded-client-cert). */
   principal?: Record<string, never>;
   /** A request header's value. */
   header?: string;

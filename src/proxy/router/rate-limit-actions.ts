@@ -4,10 +4,11 @@
  * cannot produce an entry (Envoy's rule). The local rate limit filter matches these descriptors against
  * its configured ones.
  *
- * Weft's client identity: until mTLS exists the client principal is read from x-forwarded-client-cert.
- * A request_headers action on that header yields the URI element of its first certificate (the SPIFFE
- * ID, Istio's source principal) when there is one, else the raw header, so that a per-principal limit
- * compares principals rather than whole XFCC strings.
+ * Weft's client identity: a request_headers action on x-forwarded-client-cert yields the client's
+ * principal — the SPIFFE ID its mTLS handshake with this proxy verified; on a plaintext connection the
+ * URI element of the header's first certificate (set by a trusted hop such as a gateway), else the raw
+ * header — so that a per-principal limit compares principals rather than whole XFCC strings, and a
+ * client with a verified identity cannot claim another one through the header.
  */
 import { ConfigError } from '../../core/errors.ts';
 import type { Json, JsonObject } from '../../core/json.ts';
@@ -69,6 +70,10 @@ class RequestHeadersAction implements Action {
     const raw = this.header.get(req);
     // skip_if_absent drops only this entry; without it the whole descriptor is dropped. Both mean "no entry"
     // here; the difference is carried by the `optional` flag the policy reads.
+    if (this.principal) {
+      const verified = req.downstreamSecurity?.peerPrincipal;
+      if (verified !== undefined) return { key: this.key, value: verified };
+    }
     if (raw === undefined) return undefined;
     const value = this.principal ? (xfccUri(raw) ?? raw) : raw;
     return { key: this.key, value };

@@ -20,6 +20,8 @@ export interface RouteRequest {
   readonly scheme: string;
   /** The downstream peer's IP address (after x-forwarded-for handling), for hash policies. */
   readonly sourceIp: string;
+  /** What the downstream TLS handshake verified, when there was one: the peer's SPIFFE ID. */
+  readonly downstreamSecurity?: { readonly peerPrincipal: string | undefined };
 }
 
 /** A mutable header map on its way upstream or downstream (node's outgoing header shape). */

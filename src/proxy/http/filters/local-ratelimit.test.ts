@@ -110,6 +110,25 @@ describe('rate_limits actions', () => {
     );
     assert.deepEqual(d, [[{ key: 'principal', value: 'spiffe://td/ns/b/sa/client' }]]);
   });
+
+  it('prefer the principal the mTLS handshake verified over anything the header says', () => {
+    const action = [
+      {
+        actions: [
+          { request_headers: { header_name: 'x-forwarded-client-cert', descriptor_key: 'principal' } },
+        ],
+      },
+    ];
+    const forged = request({ 'x-forwarded-client-cert': 'URI=spiffe://td/ns/b/sa/admin' });
+    const verified = { ...forged, downstreamSecurity: { peerPrincipal: 'spiffe://td/ns/b/sa/client' } };
+    assert.deepEqual(descriptors(action, verified), [
+      [{ key: 'principal', value: 'spiffe://td/ns/b/sa/client' }],
+    ]);
+    const noHeader = { ...request({}), downstreamSecurity: { peerPrincipal: 'spiffe://td/ns/b/sa/client' } };
+    assert.deepEqual(descriptors(action, noHeader), [
+      [{ key: 'principal', value: 'spiffe://td/ns/b/sa/client' }],
+    ]);
+  });
 });
 
 describe('Limiter', () => {
