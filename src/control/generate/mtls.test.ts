@@ -189,11 +189,7 @@ describe('PeerAuthentication on inbound listeners, with Istio precedence', () =>
 
 describe('outbound transport sockets (auto mTLS and DestinationRule tls)', () => {
   const client = sidecarNode('web', 'shop');
-  const clusterOf = (
-    yaml: string,
-    name: string,
-    security: typeof SECURITY | null = SECURITY,
-  ): JsonObject => {
+  const clusterOf = (yaml: string, name: string, security: typeof SECURITY | null = SECURITY): JsonObject => {
     const gen = generatorFromYaml(SERVICES + yaml, security ? { security } : {});
     const c = (gen.generate(client, TYPE_URL.cluster, null) as Map<string, JsonObject>).get(name);
     assert.ok(c, name);
