@@ -1,6 +1,6 @@
 // From raw per-repetition samples to medians, ranges, ratios to nginx, and the issue's targets.
 import type { TargetName } from './targets.ts';
-import { FILTER_BASELINE, filterCostOf, isFilterTarget, referenceFor } from './targets.ts';
+import { FILTER_BASELINE, filterCostOf, isFilterTarget, isMtlsTarget, referenceFor } from './targets.ts';
 import type { FixedRateResult, SaturationResult } from './wrk.ts';
 
 /** What was measured around one wrk run. CPU in seconds, memory in kB; null where there is no proxy. */
@@ -246,6 +246,9 @@ export function checkGoals(summaries: Record<string, TargetSummary>): GoalCheck[
       'MB',
       (v) => v <= 60,
     );
+    // Issue #5: what mTLS between the hops costs in tail latency, against nginx doing the same.
+    if (isMtlsTarget(summary.target))
+      check(`added p99 ≤ 2× ${vs} (issue #5)`, r?.addedP99, '×', (v) => v <= 2);
   }
   return checks;
 }

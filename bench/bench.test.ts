@@ -1,16 +1,36 @@
 // Tests of the benchmark harness's parsers and arithmetic (no load is generated here).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
-import { describe, it } from 'node:test';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import type { Sample } from './aggregate.ts';
 import { checkGoals, filterCosts, median, summarize } from './aggregate.ts';
+import { caIssuanceLine, parseIssuance, summarizeIssuance } from './ca/section.ts';
+import type { BenchPki } from './pki.ts';
+import { BENCH_CLIENT_ID, BENCH_SERVER_DNS, BENCH_SERVER_ID, makeBenchPki } from './pki.ts';
 import { CpuMeter, parseStat, parseStatus, processTree } from './procstat.ts';
 import { parseCpuProfile, topSelfTime } from './profile.ts';
 import { filterCostLines } from './report.ts';
 import type { TargetName } from './targets.ts';
-import { TARGET_NAMES, hopsOf, referenceFor } from './targets.ts';
+import {
+  TARGET_NAMES,
+  findReferenceDir,
+  hopsOf,
+  isMtlsTarget,
+  nginxClientTls,
+  nginxCommand,
+  nginxConfig,
+  nginxServerTls,
+  plainCounterpart,
+  referenceFor,
+  weftClientTls,
+  weftServerTls,
+} from './targets.ts';
 import type { BenchFilterSet } from './weft-bootstrap.ts';
 import { benchBootstrap, benchBootstrapYaml } from './weft-bootstrap.ts';
 import { compileBootstrap } from '../src/proxy/bootstrap/compile.ts';
@@ -375,5 +395,156 @@ void describe('weft bootstrap variants', () => {
       assert.equal(referenceFor(name), undefined);
     }
     assert.equal(referenceFor('weft'), 'nginx');
+  });
+});
+
+void describe('mTLS two-hop chains', () => {
+  const pkiDir = mkdtempSync(path.join(tmpdir(), 'weft-bench-pki-'));
+  after(() => rmSync(pkiDir, { recursive: true, force: true }));
+  let pki: BenchPki | undefined;
+  const benchPki = (): BenchPki => (pki ??= makeBenchPki(pkiDir));
+  const hop = (port: number) => ({
+    nodeId: `bench-${port}`,
+    listen: { host: '127.0.0.1', port },
+    admin: { host: '127.0.0.1', port: port + 1 },
+    upstream: { host: '127.0.0.1', port: port + 2 },
+  });
+  const compiled = (text: string) => compileBootstrap(parseBootstrapText(text, 'bench.yaml'), 'bench.yaml');
+
+  void it('names the mTLS chains as two-hop targets compared with nginx doing mTLS', () => {
+    for (const name of ['nginx-mtls-2hop', 'weft-mtls-2hop', 'weft-mtls-h2-2hop'] as const) {
+      assert.ok(TARGET_NAMES.includes(name));
+      assert.ok(isMtlsTarget(name));
+      assert.equal(hopsOf(name), 2);
+      assert.equal(referenceFor(name), 'nginx-mtls-2hop');
+    }
+    assert.equal(plainCounterpart('weft-mtls-h2-2hop'), 'weft-2hop');
+    assert.equal(plainCounterpart('nginx-mtls-2hop'), 'nginx-2hop');
+    assert.equal(referenceFor('weft-2hop'), 'nginx-2hop', 'the plain chain keeps its reference');
+    assert.ok(!isMtlsTarget('weft-2hop'));
+  });
+
+  void it('makes SPIFFE certificates chained to one root', () => {
+    const p = benchPki();
+    const root = new X509Certificate(readFileSync(p.caFile));
+    const server = new X509Certificate(readFileSync(p.server.certFile));
+    const client = new X509Certificate(readFileSync(p.client.certFile));
+    assert.ok(server.verify(root.publicKey) && client.verify(root.publicKey));
+    assert.match(server.subjectAltName ?? '', /URI:spiffe:\/\/cluster\.local\/ns\/bench\/sa\/server/);
+    assert.match(server.subjectAltName ?? '', new RegExp(`DNS:${BENCH_SERVER_DNS.replaceAll('.', '\\.')}`));
+    assert.equal(client.subjectAltName, `URI:${BENCH_CLIENT_ID}`);
+    assert.equal(root.ca, true);
+  });
+
+  void it('has the proxy accept the server side: a listener requiring a client certificate', () => {
+    const text = benchBootstrapYaml({ ...hop(10001), downstreamTls: weftServerTls(benchPki()) });
+    const chain = compiled(text).listeners[0].filterChains[0];
+    assert.equal(chain.tls?.requireClientCertificate, true);
+    assert.deepEqual(chain.tls?.alpnProtocols, ['h2', 'http/1.1']);
+    assert.equal(chain.tls?.validation?.trust.kind, 'static');
+    const cluster = compiled(text).clusters[0];
+    assert.equal(cluster.tls, undefined, 'plain HTTP to the upstream');
+  });
+
+  for (const protocol of ['http/1.1', 'h2'] as const) {
+    void it(`has the proxy accept the client side with ALPN ${protocol}`, () => {
+      const text = benchBootstrapYaml({ ...hop(10001), upstreamTls: weftClientTls(benchPki(), protocol) });
+      const config = compiled(text);
+      assert.equal(config.listeners[0].filterChains[0].tls, undefined, 'plain HTTP from the client');
+      const cluster = config.clusters[0];
+      assert.equal(cluster.tls?.maxSessionKeys, 1);
+      assert.deepEqual(cluster.tls?.alpnProtocols, [protocol]);
+      assert.deepEqual(
+        cluster.tls?.validation?.sanMatchers.length,
+        1,
+        'the server is checked by its SPIFFE ID',
+      );
+      assert.match(text, new RegExp(`exact: ${BENCH_SERVER_ID.replaceAll('/', '\\/')}`));
+      assert.equal(cluster.http2 !== undefined, protocol === 'h2');
+    });
+  }
+
+  void it('writes nginx configs for both sides that nginx -t accepts', { timeout: 30_000 }, (t) => {
+    if (spawnSync(nginxCommand(), ['-v']).error) {
+      t.skip('nginx is not installed');
+      return;
+    }
+    const template = readFileSync(
+      path.join(
+        findReferenceDir(path.resolve(import.meta.dirname, '..')),
+        'nginx-reverse-proxy.conf.template',
+      ),
+      'utf8',
+    );
+    const p = benchPki();
+    for (const [side, tls] of [
+      ['server', nginxServerTls(p)],
+      ['client', nginxClientTls(p)],
+    ] as const) {
+      const run = mkdtempSync(path.join(pkiDir, `nginx-${side}-`));
+      const conf = nginxConfig(template, {
+        run,
+        listen: { host: '127.0.0.1', port: 10001 },
+        upstream: { host: '127.0.0.1', port: 10002 },
+        tls,
+      });
+      if (side === 'server') {
+        assert.match(conf, /listen 127\.0\.0\.1:10001 ssl;/);
+        assert.match(conf, /ssl_verify_client on;/);
+        assert.match(conf, /proxy_pass http:\/\/up;/);
+      } else {
+        assert.match(conf, /listen 127\.0\.0\.1:10001;/);
+        assert.match(conf, /proxy_pass https:\/\/up;/);
+        for (const d of ['proxy_ssl_verify on;', 'proxy_ssl_session_reuse on;', 'proxy_ssl_certificate ']) {
+          assert.ok(conf.includes(d), d);
+        }
+      }
+      assert.match(conf, /keepalive 128;/, 'the keep-alive pool to the next hop stays');
+      writeFileSync(path.join(run, 'nginx.conf'), conf);
+      const r = spawnSync(
+        nginxCommand(),
+        ['-t', '-q', '-p', run, '-e', path.join(run, 'error.log'), '-c', path.join(run, 'nginx.conf')],
+        { encoding: 'utf8', timeout: 10_000 },
+      );
+      assert.equal(r.status, 0, `nginx -t (${side}): ${r.stderr}`);
+    }
+  });
+
+  void it('checks issue #5 for the Weft mTLS chain: added p99 against nginx with mTLS', () => {
+    const s2 = (rep: number, target: TargetName, p50Us: number): Sample => ({
+      ...sample(rep, target, p50Us, target === 'direct' ? null : 1, target === 'direct' ? null : 25, 1024),
+      hops: target === 'direct' ? 0 : 2,
+    });
+    const targets: TargetName[] = ['direct', 'nginx-mtls-2hop', 'weft-mtls-2hop'];
+    const samples = [0, 1, 2].flatMap((rep) => [
+      s2(rep, 'direct', 100),
+      s2(rep, 'nginx-mtls-2hop', 300),
+      s2(rep, 'weft-mtls-2hop', 600),
+    ]);
+    const s = summarize(samples, targets);
+    // p99 is 5× p50 here: (3000 - 500) / (1500 - 500) = 2.5.
+    assert.ok(Math.abs(s['weft-mtls-2hop'].ratioToReference!.addedP99! - 2.5) < 1e-9);
+    const goal = checkGoals(s).find((g) => g.goal.includes('issue #5'));
+    assert.deepEqual(
+      [goal?.target, goal?.goal, goal?.met],
+      ['weft-mtls-2hop', 'added p99 ≤ 2× nginx-mtls-2hop (issue #5)', false],
+    );
+  });
+});
+
+void describe('CA issuance section', () => {
+  void it('reads the issuance line and checks the rate against 200 certificates/s', () => {
+    const run = parseIssuance('1000 certificates in 0.50 s: 2000/s (8 in flight), 486 µs CPU each\n');
+    assert.deepEqual(run, { count: 1000, seconds: 0.5, certsPerS: 2000, cpuUsPerCert: 486 });
+    assert.throws(() => parseIssuance('oops'), /no result line/);
+    const options = { count: 1000, inFlight: 8, reps: 3 };
+    const fast = summarizeIssuance(options, [run, { ...run, certsPerS: 1500 }, { ...run, certsPerS: 2500 }]);
+    assert.equal(fast.met, true);
+    assert.equal(fast.certsPerS?.median, 2000);
+    assert.match(
+      caIssuanceLine(fast),
+      /≥ 200 certificates\/s: 2000\/s \[1500, 2500\], 486 µs CPU per certificate — met$/,
+    );
+    assert.equal(summarizeIssuance(options, [{ ...run, certsPerS: 150 }]).met, false);
   });
 });

@@ -1,8 +1,10 @@
 // The benchmark's results file format, its markdown summary, and the comparison with the previous run.
 import type { FilterCost, GoalCheck, Sample, Stat, TargetSummary } from './aggregate.ts';
+import type { CaIssuanceOptions, CaIssuanceResult } from './ca/section.ts';
+import { caIssuanceLine } from './ca/section.ts';
 import type { MachineInfo } from './machine.ts';
 import type { TargetName } from './targets.ts';
-import { isFilterTarget } from './targets.ts';
+import { isFilterTarget, isMtlsTarget, plainCounterpart } from './targets.ts';
 
 export interface BenchOptions {
   readonly reps: number;
@@ -14,6 +16,8 @@ export interface BenchOptions {
   readonly warmupS: number;
   readonly fixedRate: { readonly connections: number; readonly durationS: number; readonly gapMs: number };
   readonly saturation: { readonly connections: number; readonly durationS: number };
+  /** The CA issuance runs after the load runs; null when skipped (--no-ca). Absent in older files. */
+  readonly ca?: CaIssuanceOptions | null;
 }
 
 export interface BenchResults {
@@ -26,6 +30,8 @@ export interface BenchResults {
   readonly warnings: readonly string[];
   /** Present when a filter target ran (weft-ratelimit, weft-resilience): its cost against plain weft. */
   readonly filterCosts?: readonly FilterCost[];
+  /** Present when the CA issuance rate was measured (bench/ca/issuance.ts). */
+  readonly caIssuance?: CaIssuanceResult;
 }
 
 function num(value: number | null | undefined, digits: number): string {
@@ -123,6 +129,58 @@ function filterRow(s: TargetSummary, c: FilterCost | undefined): string {
   return `| ${cells.join(' | ')} |`;
 }
 
+function mtlsRow(s: TargetSummary): string {
+  const r = s.ratioToReference;
+  const cells = [
+    s.target,
+    withRatio(s.addedMs?.p50?.median, 3, r?.addedP50),
+    `${withRatio(s.addedMs?.p99?.median, 3, r?.addedP99)}${range(s.addedMs?.p99, 3)}`,
+    withRatio(s.cpuUsPerRequest?.median, 0, r?.cpuUsPerRequest),
+    withRatio(s.vcpuPer1000Rps?.median, 3, r?.vcpuPer1000Rps),
+  ];
+  return `| ${cells.join(' | ')} |`;
+}
+
+/** What mTLS between the hops adds to the same chain without it, both measured in the same run. */
+function mtlsOverPlainLine(s: TargetSummary, plain: TargetSummary): string {
+  const d = (a: Stat | null | undefined, b: Stat | null | undefined, digits: number, unit: string): string =>
+    a && b ? `${a.median - b.median >= 0 ? '+' : ''}${(a.median - b.median).toFixed(digits)}${unit}` : '–';
+  return (
+    `- ${s.target} over ${plain.target}: added p50 ${d(s.addedMs?.p50, plain.addedMs?.p50, 3, ' ms')}, ` +
+    `p99 ${d(s.addedMs?.p99, plain.addedMs?.p99, 3, ' ms')}; CPU per request at saturation ` +
+    `${d(s.cpuUsPerRequest, plain.cpuUsPerRequest, 0, ' µs')}; vCPU per 1000 rps ` +
+    `${d(s.vcpuPer1000Rps, plain.vcpuPer1000Rps, 3, '')}`
+  );
+}
+
+/** The mTLS chains beside the plain ones, ratios Weft/nginx for each kind (issue #5). */
+function mtlsSection(summaries: readonly TargetSummary[], all: Record<string, TargetSummary>): string[] {
+  const mtls = summaries.filter((s) => isMtlsTarget(s.target));
+  if (mtls.length === 0) return [];
+  const plain = [...new Set(mtls.map((s) => plainCounterpart(s.target)))]
+    .map((t) => (t === undefined ? undefined : all[t]))
+    .filter((s): s is TargetSummary => s !== undefined);
+  const overPlain = mtls.flatMap((s) => {
+    const p = plainCounterpart(s.target);
+    const ps = p === undefined ? undefined : all[p];
+    return ps === undefined ? [] : [mtlsOverPlainLine(s, ps)];
+  });
+  return [
+    '## Mutual TLS between the two hops (issue #5)',
+    '',
+    'Client → proxy A (plain HTTP) → mTLS (P-256 SPIFFE certificates, kept-alive connections, sessions resumed) → ' +
+      'proxy B → upstream; both proxies together. Ratios: mTLS chains to nginx-mtls-2hop, plain chains to nginx-2hop. ' +
+      'weft-mtls-2hop speaks HTTP/1.1 between the proxies, weft-mtls-h2-2hop HTTP/2; nginx verifies the server by ' +
+      'a DNS SAN (it cannot match URI SANs), Weft by the server’s SPIFFE URI SAN.',
+    '',
+    '| chain | added p50 ms | added p99 ms [range] | CPU µs per request at saturation | vCPU per 1000 rps |',
+    '|---|---|---|---|---|',
+    ...[...plain, ...mtls].map(mtlsRow),
+    '',
+    ...(overPlain.length > 0 ? ['What mTLS adds to the plain chain (same run):', '', ...overPlain, ''] : []),
+  ];
+}
+
 export function renderMarkdown(results: BenchResults): string {
   const { machine: m, options: o } = results;
   const summaries = o.targets
@@ -183,6 +241,7 @@ export function renderMarkdown(results: BenchResults): string {
       '',
     );
   }
+  lines.push(...mtlsSection(summaries, results.summaries));
   const direct = results.summaries.direct;
   if (direct) {
     const l = direct.latencyMs;
@@ -197,6 +256,7 @@ export function renderMarkdown(results: BenchResults): string {
     '',
     ...goalLines(results.goals, o.targets),
     ...filterCostLines(results.filterCosts ?? []),
+    ...(results.caIssuance ? [caIssuanceLine(results.caIssuance)] : []),
     '',
   );
   if (results.warnings.length > 0)

@@ -1,6 +1,8 @@
 // Load benchmark of the Weft proxy against direct traffic and nginx, following
-// ../shared/bench-reference/README.md. Usage: node bench/run.ts [--reps N] [--quick]
-//   [--targets direct,nginx,weft,nginx-2hop,weft-2hop,weft-ratelimit,weft-resilience] [--profile]
+// ../shared/bench-reference/README.md; then the CA's issuance rate (bench/ca/issuance.ts).
+// Usage: node bench/run.ts [--reps N] [--quick]
+//   [--targets direct,nginx,weft,nginx-2hop,weft-2hop,weft-ratelimit,weft-resilience,
+//              nginx-mtls-2hop,weft-mtls-2hop,weft-mtls-h2-2hop] [--profile] [--no-ca (skip the CA issuance rate)]
 //   [--weft-node-args "--max-semi-space-size=2"] [--weft-cli dist/cli/main.js]
 //   [--results-name NAME (write bench/results/NAME.{json,md} instead of latest.*) | --no-write]
 //   [--chaos (also run the chaos benchmark, bench/chaos/) | --chaos-only]
@@ -15,6 +17,8 @@ import type { RssSummary } from './procstat.ts';
 import { CpuMeter, RssSampler, clockTicksPerSecond } from './procstat.ts';
 import { ProcessGroup } from './processes.ts';
 import { chaosOptions, runChaosSection, takeChaosFlags } from './chaos/section.ts';
+import type { CaIssuanceResult } from './ca/section.ts';
+import { caIssuanceLine, runCaIssuance } from './ca/section.ts';
 import { formatSelfTimes, parseCpuProfile, topSelfTime } from './profile.ts';
 import type { BenchOptions, BenchResults } from './report.ts';
 import { compareWithPrevious, filterCostLines, goalLines, renderMarkdown } from './report.ts';
@@ -24,6 +28,7 @@ import {
   TARGET_NAMES,
   findReferenceDir,
   isFilterTarget,
+  isMtlsTarget,
   isTargetName,
   startTarget,
   startUpstream,
@@ -55,6 +60,7 @@ function parseOptions(argv: readonly string[]): { options: BenchOptions; destina
       'weft-cli': { type: 'string', default: path.join(repoRoot, 'dist', 'cli', 'main.js') },
       'results-name': { type: 'string' },
       'no-write': { type: 'boolean', default: false },
+      'no-ca': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -62,7 +68,7 @@ function parseOptions(argv: readonly string[]): { options: BenchOptions; destina
     process.stdout.write(
       'node bench/run.ts [--reps N] [--quick] [--targets ' +
         `${TARGET_NAMES.join(',')}] [--profile] [--weft-node-args "FLAGS"] [--weft-cli FILE] ` +
-        '[--results-name NAME | --no-write] [--chaos | --chaos-only]\n',
+        '[--results-name NAME | --no-write] [--no-ca] [--chaos | --chaos-only]\n',
     );
     process.exit(0);
   }
@@ -107,6 +113,7 @@ function parseOptions(argv: readonly string[]): { options: BenchOptions; destina
     warmupS: quick ? 1 : 3,
     fixedRate: { connections: 16, durationS, gapMs },
     saturation: { connections: 64, durationS },
+    ca: values['no-ca'] ? null : { count: quick ? 400 : 1000, inFlight: 8, reps: quick ? 1 : 3 },
   };
   return { options, destination };
 }
@@ -327,6 +334,7 @@ async function main(): Promise<void> {
   }
   requireCommand('wrk', ['-v']);
   if (options.targets.some((t) => t.startsWith('nginx'))) requireCommand('nginx', ['-v']);
+  if (options.targets.some(isMtlsTarget)) requireCommand('openssl', ['version']);
   clockTicksPerSecond();
   mkdirSync(tmpDir, { recursive: true });
   for (const f of readdirSync(tmpDir)) if (f.endsWith('.cpuprofile')) rmSync(path.join(tmpDir, f));
@@ -368,6 +376,12 @@ async function main(): Promise<void> {
     clearTimeout(watchdog);
   }
 
+  let caIssuance: CaIssuanceResult | undefined;
+  if (options.ca) {
+    console.log('measuring the CA issuance rate (bench/ca/issuance.ts)');
+    caIssuance = await runCaIssuance(repoRoot, options.ca);
+  }
+
   const summaries = summarize(samples, options.targets);
   const costs = filterCosts(summaries, options.targets);
   const results: BenchResults = {
@@ -380,12 +394,17 @@ async function main(): Promise<void> {
     warnings: warningsFor(samples, options),
     // Only when a filter target ran, so the other runs' files keep their layout.
     ...(costs.length > 0 ? { filterCosts: costs } : {}),
+    ...(caIssuance ? { caIssuance } : {}),
   };
   const markdown = renderMarkdown(results);
   console.log(`\n${markdown}`);
   writeResults(results, markdown, options.profile, destination);
   console.log(
-    `\nthe issue's targets:\n${[...goalLines(results.goals, options.targets), ...filterCostLines(costs)].join('\n')}`,
+    `\nthe issue's targets:\n${[
+      ...goalLines(results.goals, options.targets),
+      ...filterCostLines(costs),
+      ...(caIssuance ? [caIssuanceLine(caIssuance)] : []),
+    ].join('\n')}`,
   );
   if (options.profile) printProfiles();
   if (chaos.mode === 'also') await chaosRun();

@@ -1,10 +1,13 @@
-// The things wrk is pointed at: the upstream directly, nginx, the Weft proxy, and two-hop chains of each;
-// plus one-hop Weft proxies with HTTP filters, whose cost is taken against the plain Weft proxy.
+// The things wrk is pointed at: the upstream directly, nginx, the Weft proxy, and two-hop chains of each
+// (plain, and with mTLS between the hops); plus one-hop Weft proxies with HTTP filters, whose cost is taken
+// against the plain Weft proxy.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ManagedProcess, ProcessGroup } from './processes.ts';
 import { freePort, httpRequest, waitUntil } from './processes.ts';
-import type { BenchFilterSet, HostPort } from './weft-bootstrap.ts';
+import type { BenchPki } from './pki.ts';
+import { BENCH_SERVER_DNS, BENCH_SERVER_ID, makeBenchPki } from './pki.ts';
+import type { BenchDownstreamTls, BenchFilterSet, BenchUpstreamTls, HostPort } from './weft-bootstrap.ts';
 import { benchBootstrapYaml } from './weft-bootstrap.ts';
 
 export const TARGET_NAMES = [
@@ -15,6 +18,9 @@ export const TARGET_NAMES = [
   'weft-2hop',
   'weft-ratelimit',
   'weft-resilience',
+  'nginx-mtls-2hop',
+  'weft-mtls-2hop',
+  'weft-mtls-h2-2hop',
 ] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
 
@@ -47,10 +53,22 @@ export function isTargetName(name: string): name is TargetName {
   return (TARGET_NAMES as readonly string[]).includes(name);
 }
 
-/** The nginx target a target is compared with (same number of hops), or undefined for direct. */
+/** The two-hop chains with mTLS between the proxies (Weft's ALPN http/1.1 and h2 variants, and nginx's). */
+export function isMtlsTarget(name: TargetName): boolean {
+  return name.includes('-mtls-');
+}
+
+/** The nginx target a target is compared with (same number of hops, and mTLS or not), or undefined for direct. */
 export function referenceFor(name: TargetName): TargetName | undefined {
   if (name === 'direct' || isFilterTarget(name)) return undefined;
+  if (isMtlsTarget(name)) return 'nginx-mtls-2hop';
   return name.endsWith('-2hop') ? 'nginx-2hop' : 'nginx';
+}
+
+/** The plain chain an mTLS chain is the same as, but for TLS between the hops. */
+export function plainCounterpart(name: TargetName): TargetName | undefined {
+  if (!isMtlsTarget(name)) return undefined;
+  return name.startsWith('nginx') ? 'nginx-2hop' : 'weft-2hop';
 }
 
 export function hopsOf(name: TargetName): number {
@@ -127,26 +145,85 @@ function scratch(ctx: BenchContext, label: string): string {
   return dir;
 }
 
+/** nginx's side of an mTLS hop: the listener (server) or the proxy_pass (client) speaks TLS. */
+export interface NginxTls {
+  /** Listen with TLS, and require a client certificate chained to the root. */
+  readonly server?: { readonly certFile: string; readonly keyFile: string; readonly caFile: string };
+  /**
+   * Proxy over TLS with a client certificate, verifying the server's chain and name (nginx checks DNS and IP
+   * SANs, not URI SANs), resuming sessions; the upstream's keep-alive pool holds the TLS connections.
+   */
+  readonly client?: {
+    readonly certFile: string;
+    readonly keyFile: string;
+    readonly caFile: string;
+    readonly serverName: string;
+  };
+}
+
+export interface NginxConfigOptions {
+  readonly run: string;
+  readonly listen: HostPort;
+  readonly upstream: HostPort;
+  readonly tls?: NginxTls;
+}
+
+function replaceOnce(text: string, what: string, by: string): string {
+  if (!text.includes(what)) throw new Error(`the nginx template has no "${what}" to add TLS to`);
+  return text.replace(what, () => by);
+}
+
+/** The reference template with its placeholders filled in, and TLS directives added where asked. */
+export function nginxConfig(template: string, options: NginxConfigOptions): string {
+  let conf = template;
+  const { server, client } = options.tls ?? {};
+  if (server) {
+    conf = replaceOnce(
+      conf,
+      'listen @LISTEN@;',
+      'listen @LISTEN@ ssl; ssl_protocols TLSv1.2 TLSv1.3;\n' +
+        `    ssl_certificate ${server.certFile}; ssl_certificate_key ${server.keyFile};\n` +
+        `    ssl_client_certificate ${server.caFile}; ssl_verify_client on;`,
+    );
+  }
+  if (client) {
+    conf = replaceOnce(
+      conf,
+      'proxy_pass http://up;',
+      'proxy_pass https://up; proxy_ssl_protocols TLSv1.2 TLSv1.3;\n' +
+        `      proxy_ssl_certificate ${client.certFile}; proxy_ssl_certificate_key ${client.keyFile};\n` +
+        `      proxy_ssl_trusted_certificate ${client.caFile}; proxy_ssl_verify on; proxy_ssl_verify_depth 2;\n` +
+        `      proxy_ssl_name ${client.serverName}; proxy_ssl_session_reuse on;`,
+    );
+  }
+  return conf
+    .replaceAll('@RUN@', options.run)
+    .replaceAll('@LISTEN@', `${options.listen.host}:${options.listen.port}`)
+    .replaceAll('@UPSTREAM@', `${options.upstream.host}:${options.upstream.port}`)
+    .replaceAll('@WORKERS@', '1');
+}
+
+/** Where the Debian package puts nginx, else whatever PATH finds. */
+export function nginxCommand(): string {
+  return existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
+}
+
 async function startNginx(
   ctx: BenchContext,
   label: string,
   upstream: HostPort,
+  tls?: NginxTls,
 ): Promise<{ proc: ManagedProcess; at: HostPort }> {
   const run = scratch(ctx, label);
   const port = await freePort();
   const template = readFileSync(path.join(ctx.referenceDir, 'nginx-reverse-proxy.conf.template'), 'utf8');
-  const conf = template
-    .replaceAll('@RUN@', run)
-    .replaceAll('@LISTEN@', `${HOST}:${port}`)
-    .replaceAll('@UPSTREAM@', `${upstream.host}:${upstream.port}`)
-    .replaceAll('@WORKERS@', '1');
+  const conf = nginxConfig(template, { run, listen: { host: HOST, port }, upstream, tls });
   const confFile = path.join(run, 'nginx.conf');
   writeFileSync(confFile, conf);
-  const nginx = existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
   // -p and -e keep nginx away from its system prefix and log (it opens the error log before reading the config).
   const proc = ctx.group.spawn(
     label,
-    nginx,
+    nginxCommand(),
     ['-p', run, '-e', path.join(run, 'error.log'), '-c', confFile, '-g', 'daemon off;'],
     {
       logFile: path.join(run, 'stdout.log'),
@@ -159,7 +236,11 @@ async function startWeft(
   ctx: BenchContext,
   label: string,
   upstream: HostPort,
-  filters: BenchFilterSet = 'plain',
+  variant: {
+    readonly filters?: BenchFilterSet;
+    readonly downstreamTls?: BenchDownstreamTls;
+    readonly upstreamTls?: BenchUpstreamTls;
+  } = {},
 ): Promise<{ proc: ManagedProcess; at: HostPort }> {
   const run = scratch(ctx, label);
   const main = ctx.weftCli;
@@ -167,7 +248,7 @@ async function startWeft(
   const listen = { host: HOST, port: await freePort() };
   const admin = { host: HOST, port: await freePort() };
   const bootstrap = path.join(run, 'bootstrap.yaml');
-  writeFileSync(bootstrap, benchBootstrapYaml({ nodeId: label, listen, admin, upstream, filters }));
+  writeFileSync(bootstrap, benchBootstrapYaml({ nodeId: label, listen, admin, upstream, ...variant }));
   const nodeArgs = [...ctx.weftNodeArgs];
   if (ctx.profile) {
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${ctx.tmpDir}`, `--cpu-prof-name=${label}.cpuprofile`);
@@ -194,10 +275,13 @@ async function startWeft(
   return { proc, at: listen };
 }
 
+/** Starts hop `hop` of a chain of `hops` (1 is the one wrk talks to, `hops` the one next to the upstream). */
 type ProxyStarter = (
   ctx: BenchContext,
   label: string,
   upstream: HostPort,
+  hop: number,
+  hops: number,
 ) => Promise<{ proc: ManagedProcess; at: HostPort }>;
 
 async function startChain(ctx: BenchContext, name: TargetName, start: ProxyStarter): Promise<RunningTarget> {
@@ -207,7 +291,7 @@ async function startChain(ctx: BenchContext, name: TargetName, start: ProxyStart
   // Built from the upstream outwards: each proxy forwards to the one started before it.
   for (let hop = hops; hop >= 1; hop--) {
     const label = hops === 1 ? name : `${name}-hop${hop}`;
-    const started = await start(ctx, label, next);
+    const started = await start(ctx, label, next, hop, hops);
     procs.push(started.proc);
     next = started.at;
   }
@@ -242,14 +326,65 @@ export async function startTarget(ctx: BenchContext, name: TargetName): Promise<
     }
     case 'nginx':
     case 'nginx-2hop':
-      return startChain(ctx, name, startNginx);
+      return startChain(ctx, name, (c, label, upstream) => startNginx(c, label, upstream));
     case 'weft':
     case 'weft-2hop':
-      return startChain(ctx, name, startWeft);
+      return startChain(ctx, name, (c, label, upstream) => startWeft(c, label, upstream));
     case 'weft-ratelimit':
     case 'weft-resilience': {
       const filters = FILTER_TARGETS[name]?.filters ?? 'plain';
-      return startChain(ctx, name, (c, label, upstream) => startWeft(c, label, upstream, filters));
+      return startChain(ctx, name, (c, label, upstream) => startWeft(c, label, upstream, { filters }));
+    }
+    case 'nginx-mtls-2hop': {
+      const pki = benchPki(ctx);
+      return startChain(ctx, name, (c, label, upstream, hop, hops) =>
+        startNginx(c, label, upstream, hop === hops ? nginxServerTls(pki) : nginxClientTls(pki)),
+      );
+    }
+    case 'weft-mtls-2hop':
+    case 'weft-mtls-h2-2hop': {
+      const pki = benchPki(ctx);
+      const protocol = name === 'weft-mtls-h2-2hop' ? 'h2' : 'http/1.1';
+      return startChain(ctx, name, (c, label, upstream, hop, hops) =>
+        startWeft(
+          c,
+          label,
+          upstream,
+          hop === hops
+            ? { downstreamTls: weftServerTls(pki) }
+            : { upstreamTls: weftClientTls(pki, protocol) },
+        ),
+      );
     }
   }
+}
+
+const pkis = new Map<string, BenchPki>();
+
+/** The mesh certificates of this run, made once in the scratch folder. */
+function benchPki(ctx: BenchContext): BenchPki {
+  let pki = pkis.get(ctx.tmpDir);
+  if (pki === undefined) {
+    pki = makeBenchPki(scratch(ctx, 'pki'));
+    pkis.set(ctx.tmpDir, pki);
+  }
+  return pki;
+}
+
+/** The server side of a mesh hop (next to the upstream): the server certificate, clients of the root only. */
+export function weftServerTls(pki: BenchPki): BenchDownstreamTls {
+  return { ...pki.server, caFile: pki.caFile };
+}
+
+/** The client side of a mesh hop: the client certificate, the root, the server's SPIFFE ID. */
+export function weftClientTls(pki: BenchPki, protocol: BenchUpstreamTls['protocol']): BenchUpstreamTls {
+  return { ...pki.client, caFile: pki.caFile, serverId: BENCH_SERVER_ID, protocol };
+}
+
+export function nginxServerTls(pki: BenchPki): NginxTls {
+  return { server: { ...pki.server, caFile: pki.caFile } };
+}
+
+export function nginxClientTls(pki: BenchPki): NginxTls {
+  return { client: { ...pki.client, caFile: pki.caFile, serverName: BENCH_SERVER_DNS } };
 }

@@ -1,5 +1,6 @@
 // The Envoy v3 bootstrap the Weft proxy runs under in the benchmark: one listener, one static cluster.
-// Variants add HTTP filters and route/cluster policies to measure what they cost per request.
+// Variants add HTTP filters and route/cluster policies to measure what they cost per request, and mTLS
+// on the listener (the server side of a mesh hop) or on the cluster (the client side).
 import { stringify } from 'yaml';
 
 /**
@@ -20,6 +21,28 @@ export interface BenchBootstrapOptions {
   readonly upstream: HostPort;
   /** Default plain. */
   readonly filters?: BenchFilterSet;
+  /** The listener terminates mTLS (the server side of a mesh hop). */
+  readonly downstreamTls?: BenchDownstreamTls;
+  /** The cluster originates mTLS (the client side of a mesh hop). */
+  readonly upstreamTls?: BenchUpstreamTls;
+}
+
+/** A listener's DownstreamTlsContext: its certificate, and a client certificate required, chained to the root. */
+export interface BenchDownstreamTls {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly caFile: string;
+}
+
+/** A cluster's UpstreamTlsContext: its client certificate, the root, the server's SPIFFE ID, and the protocol. */
+export interface BenchUpstreamTls {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly caFile: string;
+  /** Checked against the server certificate's URI SAN. */
+  readonly serverId: string;
+  /** Offered by ALPN; h2 also makes the cluster speak HTTP/2 (one multiplexed connection). */
+  readonly protocol: 'http/1.1' | 'h2';
 }
 
 const socketAddress = (at: HostPort): object => ({
@@ -31,6 +54,59 @@ const typeUrl = (name: string): string => `type.googleapis.com/${name}`;
 const ROUTER_FILTER = {
   name: 'envoy.filters.http.router',
   typed_config: { '@type': typeUrl('envoy.extensions.filters.http.router.v3.Router') },
+};
+
+const TLS_SOCKET = 'envoy.transport_sockets.tls';
+const DOWNSTREAM_TLS = typeUrl('envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext');
+const UPSTREAM_TLS = typeUrl('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext');
+
+const certificate = (tls: { certFile: string; keyFile: string }): object => ({
+  certificate_chain: { filename: tls.certFile },
+  private_key: { filename: tls.keyFile },
+});
+
+/** As a mesh sidecar's inbound listener: offers h2 and http/1.1, takes only clients of the mesh's root. */
+function downstreamTransportSocket(tls: BenchDownstreamTls): object {
+  return {
+    name: TLS_SOCKET,
+    typed_config: {
+      '@type': DOWNSTREAM_TLS,
+      require_client_certificate: true,
+      common_tls_context: {
+        tls_certificates: [certificate(tls)],
+        validation_context: { trusted_ca: { filename: tls.caFile } },
+        alpn_protocols: ['h2', 'http/1.1'],
+      },
+    },
+  };
+}
+
+function upstreamTransportSocket(tls: BenchUpstreamTls): object {
+  return {
+    name: TLS_SOCKET,
+    typed_config: {
+      '@type': UPSTREAM_TLS,
+      common_tls_context: {
+        tls_certificates: [certificate(tls)],
+        validation_context: {
+          trusted_ca: { filename: tls.caFile },
+          match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: tls.serverId } }],
+        },
+        alpn_protocols: [tls.protocol],
+      },
+      // Envoy's default, written out: the last session is resumed on the next connection.
+      max_session_keys: 1,
+    },
+  };
+}
+
+const HTTP2_UPSTREAM = {
+  typed_extension_protocol_options: {
+    'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+      '@type': typeUrl('envoy.extensions.upstreams.http.v3.HttpProtocolOptions'),
+      explicit_http_config: { http2_protocol_options: {} },
+    },
+  },
 };
 
 const ALL = { default_value: { numerator: 100, denominator: 'HUNDRED' } };
@@ -116,6 +192,7 @@ const RESILIENCE_CLUSTER_POLICIES = {
 
 export function benchBootstrap(options: BenchBootstrapOptions): object {
   const filters = options.filters ?? 'plain';
+  const { downstreamTls, upstreamTls } = options;
   const route =
     filters === 'resilience' ? resilienceRoute() : { match: { prefix: '/' }, route: { cluster: 'upstream' } };
   return {
@@ -150,6 +227,7 @@ export function benchBootstrap(options: BenchBootstrapOptions): object {
                   },
                 },
               ],
+              ...(downstreamTls ? { transport_socket: downstreamTransportSocket(downstreamTls) } : {}),
             },
           ],
         },
@@ -160,6 +238,8 @@ export function benchBootstrap(options: BenchBootstrapOptions): object {
           type: 'STATIC',
           connect_timeout: '1s',
           ...(filters === 'resilience' ? RESILIENCE_CLUSTER_POLICIES : {}),
+          ...(upstreamTls?.protocol === 'h2' ? HTTP2_UPSTREAM : {}),
+          ...(upstreamTls ? { transport_socket: upstreamTransportSocket(upstreamTls) } : {}),
           load_assignment: {
             cluster_name: 'upstream',
             endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(options.upstream) } }] }],
