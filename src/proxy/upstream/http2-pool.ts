@@ -261,9 +261,11 @@ export class Http2Pool implements UpstreamPool {
       for (const k in h) if (k.charCodeAt(0) !== 58 /* : */) out[k] = h[k];
       const endOfStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
       handler.onHeaders(status, out, endOfStream);
-    });
-    stream.on('data', (chunk: Buffer) => {
-      if (!finished && !handler.onData(chunk)) stream.pause();
+      // The body is read only from here on: node:http2 emits 'response' on the next tick but may deliver
+      // DATA of the same read at once, and a handler must never see body bytes before the headers.
+      stream.on('data', (chunk: Buffer) => {
+        if (!finished && !handler.onData(chunk)) stream.pause();
+      });
     });
     let trailers: IncomingHttpHeaders | null = null;
     stream.on('trailers', (t: IncomingHttpHeaders) => {
