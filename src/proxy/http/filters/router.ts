@@ -435,6 +435,11 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
         this.complete();
       }
     } catch {
+      // Headers the downstream codec refuses: the exchange ends here, and so does the upstream stream.
+      const abort = this.abortUpstream;
+      this.abortUpstream = null;
+      this.release();
+      abort?.(new UpstreamError('local', 'the response headers could not be sent downstream'));
       this.fail('UPE', true);
     }
   }
