@@ -108,8 +108,13 @@ function failedRequests(s: Sample): number {
   );
 }
 
+/**
+ * a / b, or null when it means nothing: a missing figure, or a reference at or below zero — an added
+ * latency can come out negative when the direct run's own tail was the slower one (scheduling noise on a
+ * shared machine), and a ratio to it would read as "met".
+ */
 function ratio(a: Stat | null | undefined, b: Stat | null | undefined): number | null {
-  if (!a || !b || b.median === 0) return null;
+  if (!a || !b || b.median <= 0) return null;
   return a.median / b.median;
 }
 

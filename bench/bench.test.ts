@@ -530,6 +530,24 @@ void describe('mTLS two-hop chains', () => {
       ['weft-mtls-2hop', 'added p99 ≤ 2× nginx-mtls-2hop (issue #5)', false],
     );
   });
+
+  void it('does not evaluate a ratio to a reference whose added latency came out at or below zero', () => {
+    const s2 = (rep: number, target: TargetName, p50Us: number): Sample => ({
+      ...sample(rep, target, p50Us, target === 'direct' ? null : 1, target === 'direct' ? null : 25, 1024),
+      hops: target === 'direct' ? 0 : 2,
+    });
+    const targets: TargetName[] = ['direct', 'nginx-mtls-2hop', 'weft-mtls-2hop'];
+    // The direct run's tail was the slowest: nginx's added latency is negative.
+    const samples = [0, 1, 2].flatMap((rep) => [
+      s2(rep, 'direct', 400),
+      s2(rep, 'nginx-mtls-2hop', 300),
+      s2(rep, 'weft-mtls-2hop', 600),
+    ]);
+    const s = summarize(samples, targets);
+    assert.equal(s['weft-mtls-2hop'].ratioToReference!.addedP99, null);
+    const goal = checkGoals(s).find((g) => g.goal.includes('issue #5'));
+    assert.equal(goal?.met, null);
+  });
 });
 
 void describe('CA issuance section', () => {
