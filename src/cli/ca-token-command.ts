@@ -3,13 +3,15 @@ import fs from 'node:fs';
 import { WorkloadTokens } from '../control/ca/workload-tokens.ts';
 import { parseIstioDurationMs } from '../config/duration.ts';
 
-export function runCaToken(opts: {
+export interface CaTokenOptions {
   serviceAccount: string;
   namespace: string;
   stateDir: string;
   ttl: string;
   output?: string;
-}): number {
+}
+
+export function runCaToken(opts: CaTokenOptions): number {
   const ttl = parseIstioDurationMs(opts.ttl);
   if (ttl === undefined || ttl <= 0) {
     process.stderr.write(`weft: --ttl ${JSON.stringify(opts.ttl)}: expected a positive Go duration\n`);

@@ -7,7 +7,7 @@ import { parseIstioDurationMs } from '../config/duration.ts';
 
 const log = createLogger('weft');
 
-export async function runControlPlane(opts: {
+export interface ControlPlaneCommandOptions {
   config: string[];
   host: string;
   xdsPort: number;
@@ -19,7 +19,9 @@ export async function runControlPlane(opts: {
   trustDomain: string;
   workloadCertTtl: string;
   extraTrustedRoots?: string;
-}): Promise<number> {
+}
+
+export async function runControlPlane(opts: ControlPlaneCommandOptions): Promise<number> {
   setLogLevel(opts.logLevel);
   const ttl = parseIstioDurationMs(opts.workloadCertTtl);
   if (ttl === undefined || ttl < 60_000) {

@@ -2,6 +2,8 @@
 import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
+import type { CaTokenOptions } from './ca-token-command.ts';
+import type { ControlPlaneCommandOptions } from './control-plane-command.ts';
 import { VERSION } from '../core/version.ts';
 import { addProxyCommand } from './proxy-command.ts';
 import { addRateLimitCommand } from './ratelimit-command.ts';
@@ -57,24 +59,10 @@ program
       .choices(['debug', 'info', 'warn', 'error'])
       .default('info'),
   )
-  .action(
-    async (opts: {
-      config: string[];
-      host: string;
-      xdsPort: number;
-      debugPort: number;
-      logLevel: 'debug' | 'info' | 'warn' | 'error';
-      stateDir: string;
-      ca: boolean;
-      caPluginDir?: string;
-      trustDomain: string;
-      workloadCertTtl: string;
-      extraTrustedRoots?: string;
-    }) => {
-      const { runControlPlane } = await import('./control-plane-command.ts');
-      process.exitCode = await runControlPlane(opts);
-    },
-  );
+  .action(async (opts: ControlPlaneCommandOptions) => {
+    const { runControlPlane } = await import('./control-plane-command.ts');
+    process.exitCode = await runControlPlane(opts);
+  });
 
 program
   .command('ca-token')
@@ -86,18 +74,10 @@ program
   .option('--state-dir <dir>', "the control plane's state dir", defaultStateDir())
   .option('--ttl <duration>', 'how long the token is valid (Go duration)', '8760h')
   .option('-o, --output <file>', 'write the token to this file (0600) instead of stdout')
-  .action(
-    async (opts: {
-      serviceAccount: string;
-      namespace: string;
-      stateDir: string;
-      ttl: string;
-      output?: string;
-    }) => {
-      const { runCaToken } = await import('./ca-token-command.ts');
-      process.exitCode = runCaToken(opts);
-    },
-  );
+  .action(async (opts: CaTokenOptions) => {
+    const { runCaToken } = await import('./ca-token-command.ts');
+    process.exitCode = runCaToken(opts);
+  });
 
 program
   .command('analyze')
