@@ -24,6 +24,7 @@ import { CertificateAuthority } from './ca/authority.ts';
 import { certificateServiceDefinition, certificateServiceHandlers } from './ca/certificate-service.ts';
 import { WorkloadTokens } from './ca/workload-tokens.ts';
 import { JwksResolver } from './security/jwks-resolver.ts';
+import { loadRegistrations, REGISTRATIONS_FILE, saveRegistrations } from './model/registration-store.ts';
 import type { MeshSecurity } from './model/snapshot.ts';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -62,6 +63,11 @@ export interface ControlPlaneOptions {
   extraTrustedRootsFile?: string;
   /** How often the plug-in CA files and extra roots are checked for a change (default 5 s). */
   caReloadIntervalMs?: number;
+  /**
+   * With a state dir, registered workloads are kept in it and restored by the next start, each for this
+   * long unless its proxy reconnects (default 60 s: beyond a proxy's longest reconnect backoff, 30 s).
+   */
+  restoredRegistrationGraceMs?: number;
 }
 
 /** Kinds whose change alters listeners, routes or clusters; anything else is an endpoint-only change. */
@@ -141,6 +147,8 @@ export class ControlPlane {
   readonly #jwks: JwksResolver;
   #ca: CertificateAuthority | undefined;
   #caTimer: NodeJS.Timeout | undefined;
+  #registrationsFile: string | undefined;
+  #registrationSave: NodeJS.Timeout | undefined;
   #version = 0;
   #started = false;
   #watchDiagnostics: readonly Diagnostic[] = [];
@@ -166,7 +174,10 @@ export class ControlPlane {
     });
     this.ads.on('connect', (node) => this.#registry.connected(node));
     this.ads.on('disconnect', (node) => this.#registry.disconnected(node));
-    this.#registry.onChange(() => this.#scheduleRebuild('workload registration'));
+    this.#registry.onChange(() => {
+      this.#scheduleRebuild('workload registration');
+      this.#scheduleRegistrationSave();
+    });
     this.#jwks = new JwksResolver({ onChange: () => this.#scheduleRebuild('JWKS changed', true) });
   }
 
@@ -183,6 +194,7 @@ export class ControlPlane {
   async start(): Promise<{ xdsPort: number; debugPort: number }> {
     const host = this.#opts.host ?? '127.0.0.1';
     const services = await this.#openAuthority();
+    this.#restoreRegistrations();
     this.#applyConfig(this.#watcher.start(), this.#watcher.diagnostics);
     this.#watcher.on('snapshot', (config, diagnostics) => this.#applyConfig(config, diagnostics));
     this.#watcher.on('diagnostics', (diagnostics) => {
@@ -206,6 +218,39 @@ export class ControlPlane {
   /** The CA, when the control plane runs one. */
   get authority(): CertificateAuthority | undefined {
     return this.#ca;
+  }
+
+  /** Workloads the previous run had registered serve until their proxies are back (or their grace ends). */
+  #restoreRegistrations(): void {
+    const stateDir = this.#opts.stateDir;
+    if (stateDir === undefined) return;
+    fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    const file = path.join(stateDir, REGISTRATIONS_FILE);
+    const entries = loadRegistrations(file, (message) => this.#log.warn(message));
+    this.#registrationsFile = file;
+    if (entries.length === 0) return;
+    this.#registry.restore(entries, this.#opts.restoredRegistrationGraceMs ?? 60_000);
+    this.#log.info('restored registered workloads until their proxies reconnect', {
+      workloads: entries.length,
+    });
+  }
+
+  #scheduleRegistrationSave(): void {
+    if (this.#registrationsFile === undefined || this.#registrationSave !== undefined) return;
+    this.#registrationSave = setTimeout(() => this.#saveRegistrations(), 500);
+    this.#registrationSave.unref();
+  }
+
+  #saveRegistrations(): void {
+    clearTimeout(this.#registrationSave);
+    this.#registrationSave = undefined;
+    const file = this.#registrationsFile;
+    if (file === undefined) return;
+    try {
+      saveRegistrations(file, this.#registry.registered());
+    } catch (err) {
+      this.#log.warn('cannot save registered workloads', { file, error: (err as Error).message });
+    }
   }
 
   /** Loads the CA and the trust bundle (its root, then the extra trusted roots). */
@@ -312,6 +357,8 @@ export class ControlPlane {
   async stop(): Promise<void> {
     if (this.#pendingRebuild) clearTimeout(this.#pendingRebuild.timer);
     this.#pendingRebuild = null;
+    this.#saveRegistrations();
+    this.#registrationsFile = undefined;
     this.#watcher.close();
     this.#registry.close();
     this.#jwks.close();

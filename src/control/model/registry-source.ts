@@ -91,6 +91,33 @@ export class RegistrySource implements DiscoverySource {
     entry.timer.unref();
   }
 
+  /**
+   * Workloads a previous run of the control plane had registered (see `registered()`): they serve at once,
+   * as if their proxies had just disconnected, and go after `graceMs` unless their proxies reconnect — so a
+   * restarted control plane does not hand callers an empty endpoint list while proxies are still backing off.
+   */
+  restore(entries: readonly { readonly id: string; readonly workload: Workload }[], graceMs: number): void {
+    let added = false;
+    for (const { id, workload } of entries) {
+      if (this.byId.has(id)) continue;
+      const entry: { workload: Workload; streams: number; timer?: NodeJS.Timeout } = { workload, streams: 0 };
+      entry.timer = setTimeout(() => {
+        if (this.byId.get(id) !== entry || entry.streams > 0) return;
+        this.byId.delete(id);
+        this.notify();
+      }, graceMs);
+      entry.timer.unref();
+      this.byId.set(id, entry);
+      added = true;
+    }
+    if (added) this.notify();
+  }
+
+  /** The registered workloads by node id, for a restarted control plane to restore. */
+  registered(): { id: string; workload: Workload }[] {
+    return [...this.byId].map(([id, e]) => ({ id, workload: e.workload }));
+  }
+
   close(): void {
     for (const entry of this.byId.values()) clearTimeout(entry.timer);
   }
