@@ -19,7 +19,8 @@ import { request } from '../support/http.ts';
 import { adminStat, startSidecar } from '../support/mesh.ts';
 import type { MeshSidecar } from '../support/mesh.ts';
 import { waitFor } from '../support/proxy.ts';
-import { closedPort, startHttpUpstream } from '../support/servers.ts';
+import { closedPort, startHttp2Upstream, startHttpUpstream } from '../support/servers.ts';
+import http2 from 'node:http2';
 import { tampered, testSigner } from '../../src/proxy/http/filters/jwt-authn-testing.ts';
 import { makeTestPki } from '../../src/proxy/tls/testing.ts';
 
@@ -27,6 +28,7 @@ const API_IP = '127.0.0.2';
 const WEB_IP = '127.0.0.3';
 const OTHER_IP = '127.0.0.4';
 const API_HOST = 'api.default.svc.cluster.local';
+const GRPC_HOST = 'grpc.default.svc.cluster.local';
 
 function run(cmd: string, args: string[], input?: string): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
@@ -37,7 +39,13 @@ function run(cmd: string, args: string[], input?: string): Promise<{ code: numbe
   });
 }
 
-function mesh(o: { appPort: number; ingressPort: number; extra?: string }): string {
+function mesh(o: {
+  appPort: number;
+  ingressPort: number;
+  grpcAppPort: number;
+  grpcPort: number;
+  extra?: string;
+}): string {
   return `
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -50,6 +58,16 @@ spec:
   workloadSelector: {labels: {app: api}}
 ---
 apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: grpc}
+spec:
+  hosts: [${GRPC_HOST}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: ${o.grpcPort}, name: grpc, protocol: GRPC}]
+  workloadSelector: {labels: {app: api}}
+---
+apiVersion: networking.istio.io/v1
 kind: Sidecar
 metadata: {name: api}
 spec:
@@ -57,6 +75,8 @@ spec:
   ingress:
   - port: {number: ${o.ingressPort}, name: http, protocol: HTTP}
     defaultEndpoint: 127.0.0.1:${o.appPort}
+  - port: {number: ${o.grpcPort}, name: grpc, protocol: GRPC}
+    defaultEndpoint: 127.0.0.1:${o.grpcAppPort}
 ${o.extra ?? ''}`;
 }
 
@@ -67,7 +87,8 @@ describe('mutual TLS between sidecars, from the control plane CA', { timeout: 12
   let cp: ControlPlane;
   let app: Awaited<ReturnType<typeof startHttpUpstream>>;
   const proxies = new Map<string, MeshSidecar>();
-  let settings: { appPort: number; ingressPort: number };
+  let settings: { appPort: number; ingressPort: number; grpcAppPort: number; grpcPort: number };
+  let grpcApp: Awaited<ReturnType<typeof startHttp2Upstream>>;
 
   const write = (extra = ''): void =>
     fs.writeFileSync(path.join(configDir, 'mesh.yaml'), mesh({ ...settings, extra }));
@@ -95,7 +116,18 @@ describe('mutual TLS between sidecars, from the control plane CA', { timeout: 12
   before(async () => {
     fs.mkdirSync(configDir);
     app = await startHttpUpstream({ name: 'api' });
-    settings = { appPort: app.port, ingressPort: await closedPort() };
+    // A gRPC-shaped h2c app: every call answered with grpc-status 0 and the caller's identity.
+    grpcApp = await startHttp2Upstream((stream, headers) => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(Buffer.from(String(headers['x-forwarded-client-cert'] ?? '')));
+    });
+    settings = {
+      appPort: app.port,
+      ingressPort: await closedPort(),
+      grpcAppPort: grpcApp.port,
+      grpcPort: await closedPort(),
+    };
     write();
     cp = new ControlPlane({ configPaths: [configDir], xdsPort: 0, debugPort: 0, debounceMs: 20, stateDir });
     xdsPort = (await cp.start()).xdsPort;
@@ -115,6 +147,7 @@ describe('mutual TLS between sidecars, from the control plane CA', { timeout: 12
     await Promise.all([...proxies.values()].map((p) => p.exited));
     await cp?.stop();
     await app?.close();
+    await grpcApp?.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -420,6 +453,42 @@ spec:
       assert.deepEqual([await call('other'), await call('other'), await call('other')], [200, 200, 429]);
     } finally {
       write();
+    }
+  });
+
+  it('gRPC between sidecars: HTTP/2 over mTLS, negotiated by ALPN', async () => {
+    const web = proxies.get('web')!;
+    const session = http2.connect(`http://${WEB_IP}:${web.outbound}`);
+    try {
+      const call = (): Promise<{ status: string; grpc: string; body: string }> =>
+        new Promise((resolve, reject) => {
+          const req = session.request({
+            ':method': 'POST',
+            ':path': '/demo.Echo/Say',
+            ':authority': `${GRPC_HOST}:${settings.grpcPort}`,
+            'content-type': 'application/grpc',
+            te: 'trailers',
+          });
+          let status = '';
+          let body = '';
+          req.on('response', (h) => (status = String(h[':status'])));
+          req.on('data', (d: Buffer) => (body += d.toString()));
+          req.on('trailers', (t) => resolve({ status, grpc: String(t['grpc-status']), body }));
+          req.on('error', reject);
+          req.end(Buffer.from([0, 0, 0, 0, 0]));
+        });
+      const r = await call();
+      assert.deepEqual([r.status, r.grpc], ['200', '0']);
+      assert.match(r.body, /URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/web/);
+      // The hop between the proxies was HTTP/2 (ALPN h2) over TLS.
+      assert.ok(
+        (await stat('api', `http.inbound_${API_IP}_${settings.grpcPort}.downstream_rq_http2_total`)) >= 1,
+      );
+      assert.ok(
+        (await stat('web', `cluster.outbound|${settings.grpcPort}||${GRPC_HOST}.ssl.handshake`)) >= 1,
+      );
+    } finally {
+      session.close();
     }
   });
 });
