@@ -278,18 +278,31 @@ export class ProxyServer implements AdminTarget {
     return out;
   }
 
-  /** Every TLS context in use: listeners' filter chains, then clusters. */
+  /**
+   * Every distinct set of certificates in use: listeners' filter chains, clusters and their transport socket
+   * matches. With auto mTLS thousands of clusters share the same two secrets; each set is listed (and its
+   * PEM parsed for the expiry gauges) once.
+   */
   private tlsContexts(): CommonTlsConfig[] {
-    const out: CommonTlsConfig[] = [];
+    const unique = new Map<string, CommonTlsConfig>();
+    const add = (tls: CommonTlsConfig | undefined): void => {
+      if (tls === undefined) return;
+      const trust = tls.validation?.trust;
+      const key = JSON.stringify([
+        tls.certificates.map((c) => (c.kind === 'static' ? c.certificateChain : `secret:${c.name}`)),
+        trust === undefined ? '' : trust.kind === 'static' ? trust.trustedCa : `secret:${trust.name}`,
+      ]);
+      if (!unique.has(key)) unique.set(key, tls);
+    };
     for (const l of this.listenerManager.all()) {
-      for (const c of [
-        ...l.config.filterChains,
-        ...(l.config.defaultFilterChain ? [l.config.defaultFilterChain] : []),
-      ])
-        if (c.tls !== undefined) out.push(c.tls);
+      for (const c of l.config.filterChains) add(c.tls);
+      add(l.config.defaultFilterChain?.tls);
     }
-    for (const e of this.clusterManager.all()) if (e.config.tls !== undefined) out.push(e.config.tls);
-    return out;
+    for (const e of this.clusterManager.all()) {
+      add(e.config.tls);
+      for (const m of e.config.transportSocketMatches ?? []) add(m.tls);
+    }
+    return [...unique.values()];
   }
 
   certs(): unknown {

@@ -165,6 +165,32 @@ describe('mutual TLS between sidecars, from the control plane CA', { timeout: 12
     );
   });
 
+  it('admin /certs lists the workload certificate and the trust bundle once, however many clusters use them', async () => {
+    const r = await request(proxies.get('web')!.admin, { path: '/certs' });
+    const certs = (
+      JSON.parse(r.body) as {
+        certificates: {
+          ca_cert: { path: string }[];
+          cert_chain: {
+            path: string;
+            subject_alt_names: { uri?: string }[];
+            days_until_expiration: string;
+          }[];
+        }[];
+      }
+    ).certificates;
+    const chains = certs.flatMap((c) => c.cert_chain);
+    assert.deepEqual(
+      chains.map((c) => [c.path, c.subject_alt_names]),
+      [['secret:default', [{ uri: 'spiffe://cluster.local/ns/default/sa/web' }]]],
+    );
+    assert.match(chains[0].days_until_expiration, /^\d+$/);
+    assert.deepEqual(
+      certs.flatMap((c) => c.ca_cert.map((ca) => ca.path)),
+      ['secret:ROOTCA'],
+    );
+  });
+
   it('PERMISSIVE (the default) also takes plaintext on the same port', async () => {
     const r = await request(settings.ingressPort, { host: API_IP, path: '/plain' });
     assert.equal(r.status, 200);
