@@ -170,6 +170,9 @@ export async function runHarness(o: HarnessOptions): Promise<CpBenchResults> {
         String(xdsPort),
         '--debug-port',
         String(debugPort),
+        // The CA runs, as by default (so the clusters carry mTLS), with its state in the scratch folder.
+        '--state-dir',
+        path.join(work, 'state'),
         '--log-level',
         'warn',
       ],
