@@ -11,7 +11,7 @@ import { after, describe, it } from 'node:test';
 import { ControlPlane } from '../../src/control/control-plane.ts';
 import type { ControlPlaneOptions } from '../../src/control/control-plane.ts';
 import { request } from '../support/http.ts';
-import { startSidecar } from '../support/mesh.ts';
+import { meshService, startSidecar } from '../support/mesh.ts';
 import type { MeshSidecar } from '../support/mesh.ts';
 import { waitFor } from '../support/proxy.ts';
 import { closedPort, startHttpUpstream } from '../support/servers.ts';
@@ -41,26 +41,7 @@ describe('control plane restart', { timeout: 90_000 }, () => {
     fs.mkdirSync(configDir);
     fs.writeFileSync(
       path.join(configDir, 'mesh.yaml'),
-      `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: api}
-spec:
-  hosts: [${API_HOST}]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: ${ingressPort}, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: api}}
----
-apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {name: api}
-spec:
-  workloadSelector: {labels: {app: api}}
-  ingress:
-  - port: {number: ${ingressPort}, name: http, protocol: HTTP}
-    defaultEndpoint: 127.0.0.1:${app.port}
-`,
+      meshService({ name: 'api', host: API_HOST, port: ingressPort, appPort: app.port }),
     );
     const stateDir = path.join(dir, 'state');
     const opts: ControlPlaneOptions = {

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ControlPlane } from '../../src/control/control-plane.ts';
 import { request } from '../support/http.ts';
-import { adminStat, startSidecar } from '../support/mesh.ts';
+import { adminStat, meshService, startSidecar } from '../support/mesh.ts';
 import type { MeshSidecar } from '../support/mesh.ts';
 import { waitFor } from '../support/proxy.ts';
 import { closedPort, startHttpUpstream } from '../support/servers.ts';
@@ -95,26 +95,7 @@ describe('certificate and root rotation under steady load', { timeout: 240_000 }
     ingressPort = await closedPort();
     fs.writeFileSync(
       path.join(configDir, 'mesh.yaml'),
-      `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: api}
-spec:
-  hosts: [${API_HOST}]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: ${ingressPort}, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: api}}
----
-apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {name: api}
-spec:
-  workloadSelector: {labels: {app: api}}
-  ingress:
-  - port: {number: ${ingressPort}, name: http, protocol: HTTP}
-    defaultEndpoint: 127.0.0.1:${app.port}
----
+      `${meshService({ name: 'api', host: API_HOST, port: ingressPort, appPort: app.port })}---
 # New upstream connections (and handshakes) all the time, not one connection for the whole test.
 apiVersion: networking.istio.io/v1
 kind: DestinationRule

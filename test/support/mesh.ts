@@ -47,6 +47,33 @@ export async function startSidecar(o: {
   return Object.assign(p, { name: o.name, ip: o.ip, admin, outbound });
 }
 
+/**
+ * An in-mesh HTTP service `host:port` served by the workloads labelled `app: NAME`, whose sidecars take it
+ * on an ingress listener on that port and hand it to their application on 127.0.0.1:`appPort` (YAML).
+ */
+export function meshService(o: { name: string; host: string; port: number; appPort: number }): string {
+  return `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ${o.name}}
+spec:
+  hosts: [${o.host}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: ${o.port}, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: ${o.name}}}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: ${o.name}}
+spec:
+  workloadSelector: {labels: {app: ${o.name}}}
+  ingress:
+  - port: {number: ${o.port}, name: http, protocol: HTTP}
+    defaultEndpoint: 127.0.0.1:${o.appPort}
+`;
+}
+
 /** One stat of a proxy's admin (0 when absent). */
 export async function adminStat(proxy: { admin: number }, key: string): Promise<number> {
   const r = await request(proxy.admin, { path: '/stats?format=json' });
