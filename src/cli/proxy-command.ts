@@ -19,9 +19,7 @@ import type { BootstrapConfig } from '../proxy/bootstrap/types.ts';
 import { ProxyServer } from '../proxy/server.ts';
 import type { ProxyAgentOptions } from '../proxy/server.ts';
 import { parseIstioDurationMs } from '../config/duration.ts';
-
-/** Istio's label on workloads whose sidecar accepts mTLS. */
-const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
+import { TLS_MODE_LABEL } from '../api/istio/mesh-names.ts';
 
 const log = createLogger('weft');
 

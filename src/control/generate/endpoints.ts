@@ -13,7 +13,8 @@ import { effectivePolicy } from './clusters.ts';
 import { callerKey, localityPolicy, localityView } from './locality-lb.ts';
 import type { LocalityCaller, LocalityGroup, LocalityPolicy } from './locality-lb.ts';
 import { outboundClusterName, parseClusterName, TYPES } from './names.ts';
-import { TLS_MODE_LABEL, TRANSPORT_SOCKET_MATCH } from './mtls.ts';
+import { TRANSPORT_SOCKET_MATCH } from './mtls.ts';
+import { TLS_MODE_LABEL } from '../../api/istio/mesh-names.ts';
 import { destinationRuleFor, hostMatches } from './scope.ts';
 
 /** The proxy an assignment is for: its namespace picks the DestinationRule, its locality and labels the view. */

@@ -6,13 +6,11 @@
  */
 import type { JsonObject } from '../../core/json.ts';
 import type { ClientTLSSettings } from '../../api/istio/networking.ts';
+import { AGENT_SDS_CLUSTER, ROOT_SECRET, WORKLOAD_SECRET } from '../../api/istio/mesh-names.ts';
 import type { MeshSnapshot } from '../model/snapshot.ts';
 import type { Protocol, Service } from '../model/types.ts';
 import { isHttp, isHttp2 } from '../model/protocol.ts';
 import { ADS_SOURCE, TYPES } from './names.ts';
-
-export const WORKLOAD_SECRET = 'default';
-export const ROOT_SECRET = 'ROOTCA';
 
 /** The SDS resources every proxy may ask for (only the trust bundle). */
 export function secretResources(snap: MeshSnapshot): Map<string, JsonObject> {
@@ -31,7 +29,7 @@ const AGENT_SOURCE: JsonObject = {
   api_config_source: {
     api_type: 'GRPC',
     transport_api_version: 'V3',
-    grpc_services: [{ envoy_grpc: { cluster_name: 'sds-grpc' } }],
+    grpc_services: [{ envoy_grpc: { cluster_name: AGENT_SDS_CLUSTER } }],
   },
   resource_api_version: 'V3',
 };
@@ -94,8 +92,6 @@ export function serviceIdentities(service: Service, snap: MeshSnapshot, trustDom
   return [...ids].sort();
 }
 
-/** Istio's label on workloads that have a sidecar (and so accept mTLS). */
-export const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
 /** The endpoint metadata filter Envoy's transport_socket_matches read. */
 export const TRANSPORT_SOCKET_MATCH = 'envoy.transport_socket_match';
 

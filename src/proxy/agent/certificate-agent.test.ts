@@ -16,7 +16,8 @@ import { createLogger } from '../../core/logger.ts';
 import { StatsStore } from '../stats/store.ts';
 import { SecretManager } from '../tls/secrets.ts';
 import type { TlsCertificateSecret } from '../tls/secrets.ts';
-import { CertificateAgent, WORKLOAD_SECRET } from './certificate-agent.ts';
+import { CertificateAgent } from './certificate-agent.ts';
+import { WORKLOAD_SECRET } from '../../api/istio/mesh-names.ts';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-agent-'));
 const TTL_MS = 6000;

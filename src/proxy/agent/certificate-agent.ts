@@ -19,9 +19,7 @@ import {
   encodeCertificateRequest,
 } from '../../api/istio/ca-messages.ts';
 import { newKeyAndCsr } from './csr.ts';
-
-/** Istio's name for the workload certificate secret. */
-export const WORKLOAD_SECRET = 'default';
+import { WORKLOAD_SECRET } from '../../api/istio/mesh-names.ts';
 
 export interface CertificateAgentOptions {
   /** The CA's gRPC address, host:port. */

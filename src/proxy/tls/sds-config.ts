@@ -15,9 +15,7 @@ import {
 } from '../config-proto/fields.ts';
 import { fieldPath } from '../config-proto/path.ts';
 import type { SecretSource } from './secrets.ts';
-
-/** Istio's name for the SDS cluster that reaches the local agent. */
-export const AGENT_SDS_CLUSTER = 'sds-grpc';
+import { AGENT_SDS_CLUSTER } from '../../api/istio/mesh-names.ts';
 
 export interface SecretRef {
   readonly name: string;
