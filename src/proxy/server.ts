@@ -28,6 +28,7 @@ import { createLogger } from '../core/logger.ts';
 import { isObject } from '../core/json.ts';
 import type { JsonObject } from '../core/json.ts';
 import { VERSION } from '../core/version.ts';
+import { TelemetryContext } from './telemetry/context.ts';
 
 const log = createLogger('proxy');
 
@@ -62,6 +63,8 @@ export class ProxyServer implements AdminTarget {
   readonly clusterManager: ClusterManager;
   readonly routes = new RouteConfigProviders();
   readonly listenerManager: ListenerManager;
+  /** Node identity, access log sinks and tracing exporters shared by every listener. */
+  readonly telemetry: TelemetryContext;
   /** Set when the bootstrap has dynamic_resources.ads_config. */
   dynamic: DynamicConfig | null = null;
   ads: AdsClient | null = null;
@@ -80,8 +83,15 @@ export class ProxyServer implements AdminTarget {
     this.opts = opts;
     for (const { name, value } of bootstrap.secrets ?? []) this.secrets.set(name, value);
     this.clusterManager = new ClusterManager(this.stats, this.secrets);
+    this.telemetry = new TelemetryContext(this.clusterManager, this.stats, bootstrap.node);
     this.listenerManager = new ListenerManager(
-      { clusters: this.clusterManager, stats: this.stats, routes: this.routes, secrets: this.secrets },
+      {
+        clusters: this.clusterManager,
+        stats: this.stats,
+        routes: this.routes,
+        secrets: this.secrets,
+        telemetry: this.telemetry,
+      },
       () => this.opts.drainMs ?? 5000,
     );
     this.stats.gauge('server.live');
@@ -329,6 +339,8 @@ export class ProxyServer implements AdminTarget {
       }
       if (this.flushTimer) clearInterval(this.flushTimer);
       this.listenerManager.destroy();
+      // Access logs of the last requests and their spans go out before the clusters they may use close.
+      await this.telemetry.close();
       this.clusterManager.destroy();
       await this.admin?.close();
       this.state = 'STOPPED';

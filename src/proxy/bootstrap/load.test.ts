@@ -135,7 +135,12 @@ describe('loadBootstrap: valid files', () => {
     assert.deepEqual(listener.filterChains[0].filters[0], {
       kind: 'tcp_proxy',
       name: 'envoy.filters.network.tcp_proxy',
-      tcpProxy: { statPrefix: 'db', clusters: [{ name: 'db', weight: 1 }], idleTimeoutMs: 600_000 },
+      tcpProxy: {
+        statPrefix: 'db',
+        clusters: [{ name: 'db', weight: 1 }],
+        idleTimeoutMs: 600_000,
+        accessLog: [],
+      },
     });
   });
 

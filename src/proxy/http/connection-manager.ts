@@ -24,6 +24,11 @@ import { createHttpFilter } from './filter-registry.ts';
 import { plainIp } from './headers.ts';
 import { handleUpgrade } from './upgrade.ts';
 import { applyXfcc } from '../tls/xfcc.ts';
+import { TelemetryContext } from '../telemetry/context.ts';
+import { createHttpAccessLoggers } from '../accesslog/access-loggers.ts';
+import type { HttpAccessLogger } from '../accesslog/access-loggers.ts';
+import { createHttpTracer } from '../tracing/tracer.ts';
+import type { HttpTracer } from '../tracing/tracer.ts';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 const kStream = Symbol('weft.stream');
@@ -46,6 +51,10 @@ export interface HcmDeps {
   readonly stats: StatsStore;
   /** Route configurations by name, for connection managers configured with `rds`. */
   readonly routes?: RouteConfigProviders;
+  /** Shared telemetry (node, access log sinks, tracing exporters); a private one when absent (tests). */
+  readonly telemetry?: TelemetryContext;
+  /** The listener's traffic_direction (span kind, metrics reporter). */
+  readonly trafficDirection?: 'INBOUND' | 'OUTBOUND' | 'UNSPECIFIED';
 }
 
 export class HcmRuntime {
@@ -55,6 +64,15 @@ export class HcmRuntime {
   readonly stats: HcmStats;
   readonly clusters: ClusterManager;
   readonly filters: readonly HttpFilter[];
+  /** The filters with an onRequestData / onResponseData / onComplete hook, found once. */
+  readonly requestDataFilters: readonly HttpFilter[];
+  readonly responseDataFilters: readonly HttpFilter[];
+  private readonly completeFilters: readonly HttpFilter[];
+  readonly accessLoggers: readonly HttpAccessLogger[];
+  readonly tracer: HttpTracer | null;
+  /** Whether request bodies must be counted (access logs, or a filter that reads request data). */
+  readonly observesRequestBody: boolean;
+  readonly telemetry: TelemetryContext;
   draining = false;
   private readonly h1: Http1Server;
   private readonly h2: http2.Http2Server;
@@ -71,6 +89,16 @@ export class HcmRuntime {
     this.filters = config.httpFilters.map((f) =>
       createHttpFilter(f, { clusters: deps.clusters, stats: deps.stats, statPrefix: config.statPrefix }),
     );
+    this.requestDataFilters = this.filters.filter((f) => f.onRequestData !== undefined);
+    this.responseDataFilters = this.filters.filter((f) => f.onResponseData !== undefined);
+    this.completeFilters = this.filters.filter((f) => f.onComplete !== undefined);
+    this.telemetry = deps.telemetry ?? new TelemetryContext(deps.clusters, deps.stats);
+    this.accessLoggers = createHttpAccessLoggers(config.accessLog, this.telemetry.accessLogs);
+    this.tracer = createHttpTracer(config.tracing, {
+      runtime: this.telemetry.tracing,
+      trafficDirection: deps.trafficDirection ?? 'UNSPECIFIED',
+    });
+    this.observesRequestBody = this.accessLoggers.length > 0 || this.requestDataFilters.length > 0;
 
     this.h1 = nodeHttp.createServer(
       {
@@ -216,6 +244,7 @@ export class HcmRuntime {
     (res as TaggedResponse)[kStream] = stream;
     res.once('close', onResponseClose);
     this.applyRequestHeaderPolicy(stream);
+    if (this.tracer !== null) this.tracer.onRequest(stream);
     this.runFilters(stream, 0);
   }
 
@@ -266,9 +295,16 @@ export class HcmRuntime {
 
   onStreamDone(stream: HttpStream): void {
     const stats = this.stats;
+    const now = performance.now();
+    stream.endMs = now;
     stats.rqActive.dec();
     stats.responseClass(stream.responseStatus);
-    stats.rqTime.record(performance.now() - stream.startMs);
+    stats.rqTime.record(now - stream.startMs);
+    const complete = this.completeFilters;
+    for (let i = 0; i < complete.length; i++) complete[i].onComplete!(stream);
+    if (this.tracer !== null) this.tracer.onComplete(stream);
+    const loggers = this.accessLoggers;
+    for (let i = 0; i < loggers.length; i++) loggers[i].log(stream);
   }
 
   /**

@@ -17,4 +17,10 @@ export interface HttpFilter {
   onRequest(stream: HttpStream): FilterStatus;
   /** Called with the response headers before they are sent, in reverse filter order. */
   onResponseHeaders?(stream: HttpStream, status: number, headers: OutgoingHeaders): void;
+  /** Each request body chunk as it goes upstream (telemetry: gRPC message counts). */
+  onRequestData?(stream: HttpStream, chunk: Buffer): void;
+  /** Each response body chunk as it goes downstream. */
+  onResponseData?(stream: HttpStream, chunk: Buffer): void;
+  /** Once, when the stream is complete (response finished, reset or aborted): telemetry reads it here. */
+  onComplete?(stream: HttpStream): void;
 }

@@ -13,6 +13,8 @@ import type { HcmRuntime } from './connection-manager.ts';
 import { plainIp } from './headers.ts';
 import { connectionSecurityOf } from '../tls/connection-security.ts';
 import type { ConnectionSecurity } from '../tls/connection-security.ts';
+import type { PeerMetadata } from '../telemetry/peer-metadata.ts';
+import type { StreamTrace } from '../tracing/types.ts';
 
 export type DownstreamRequest = IncomingMessage | Http2ServerRequest;
 export type DownstreamResponse = ServerResponse | Http2ServerResponse;
@@ -49,6 +51,24 @@ export class HttpStream implements RouteRequest {
   upstreamHost: Host | null = null;
   /** Set once the response has finished or the stream was reset. */
   done = false;
+  /** performance.now() when the stream completed (0 until then). */
+  endMs = 0;
+  /** Wall-clock start, for access logs' %START_TIME% and spans. */
+  readonly startTime = Date.now();
+  /** Request body bytes received (counted only when the connection manager observes bodies). */
+  bytesReceived = 0;
+  /** Response body bytes sent downstream. */
+  bytesSent = 0;
+  /** The upstream's response headers and trailers, as received (null when there was no upstream response). */
+  upstreamHeaders: IncomingHttpHeaders | null = null;
+  upstreamTrailers: IncomingHttpHeaders | null = null;
+  /** The grpc-status of a local reply to a gRPC request. */
+  localGrpcStatus: number | undefined = undefined;
+  /** The workload that sent this request and the one that served it, when telemetry learnt them. */
+  downstreamPeer: PeerMetadata | undefined = undefined;
+  upstreamPeer: PeerMetadata | undefined = undefined;
+  /** Tracing state, set by the connection manager's tracer. */
+  trace: StreamTrace | undefined = undefined;
   /** Installed by the filter that owns the upstream side, to cancel it when the downstream goes away. */
   onAbort: (() => void) | null = null;
   /** The HTTP filter now running (or that stopped the chain), so continueDecoding() resumes after it. */
@@ -129,6 +149,32 @@ export class HttpStream implements RouteRequest {
     this.hcm.runFilters(this, this.filterIndex + 1);
   }
 
+  /**
+   * The response's gRPC status: from the upstream's trailers (or trailers-only headers), or the local
+   * reply's; undefined for non-gRPC requests and for gRPC responses without one (a reset).
+   */
+  get grpcStatus(): string | undefined {
+    if (!this.isGrpc) return undefined;
+    const t = this.upstreamTrailers?.['grpc-status'] ?? this.upstreamHeaders?.['grpc-status'];
+    if (typeof t === 'string') return t;
+    return this.localGrpcStatus === undefined ? undefined : String(this.localGrpcStatus);
+  }
+
+  /**
+   * Counts request body bytes (and feeds filters' onRequestData) once the body starts flowing to its consumer:
+   * a 'data' listener added earlier would start the flow before the consumer is attached and lose chunks.
+   */
+  observeRequestBody(): void {
+    const req = this.req;
+    const filters = this.hcm.requestDataFilters;
+    const onData = (chunk: Buffer): void => {
+      this.bytesReceived += chunk.length;
+      for (let i = 0; i < filters.length; i++) filters[i].onRequestData!(this, chunk);
+    };
+    if (req.readableFlowing === true) req.on('data', onData);
+    else req.once('resume', () => req.on('data', onData));
+  }
+
   addFlag(flag: string): void {
     this.flags = this.flags === '' ? flag : `${this.flags},${flag}`;
   }
@@ -154,8 +200,9 @@ export class HttpStream implements RouteRequest {
     const headers: OutgoingHeaders = { ...extraHeaders };
     if (this.isGrpc) {
       this.responseStatus = 200;
+      this.localGrpcStatus = grpcStatus ?? grpcStatusForHttp(status);
       headers['content-type'] = 'application/grpc';
-      headers['grpc-status'] = String(grpcStatus ?? grpcStatusForHttp(status));
+      headers['grpc-status'] = String(this.localGrpcStatus);
       if (text) headers['grpc-message'] = encodeURIComponent(text);
       this.hcm.decorateResponse(this, headers);
       if (this.http2) {
@@ -177,6 +224,7 @@ export class HttpStream implements RouteRequest {
       headers['content-length'] = '0';
     }
     this.hcm.decorateResponse(this, headers);
+    if (this.method !== 'HEAD') this.bytesSent += Buffer.byteLength(text);
     this.writeAndEnd(status, headers, this.method === 'HEAD' ? undefined : text || undefined);
   }
 

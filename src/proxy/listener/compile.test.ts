@@ -112,6 +112,7 @@ describe('compileListener: HTTP connection manager', () => {
         initialConnectionWindowSize: undefined,
       },
       drainTimeoutMs: 5000,
+      accessLog: [],
     });
   });
 
@@ -169,6 +170,7 @@ describe('compileListener: HTTP connection manager', () => {
         initialConnectionWindowSize: 1048576,
       },
       drainTimeoutMs: 500,
+      accessLog: [],
     });
   });
 
@@ -240,7 +242,10 @@ describe('compileListener: HTTP connection manager', () => {
       }),
       `${HCM_PATH}.rds.config_source.path_config_source: not supported by Weft (only ads: {} is)`,
     );
-    rejects(hcmListener({ access_log: [{ name: 'x' }] }), `${HCM_PATH}.access_log: not supported by Weft`);
+    rejects(
+      hcmListener({ access_log: [{ name: 'x' }] }),
+      `${HCM_PATH}.access_log: not supported by Weft (yet)`,
+    );
     rejects(
       hcmListener({ codec_type: 'HTTP3' }),
       `${HCM_PATH}.codec_type: HTTP3 is not supported by Weft (AUTO, HTTP1 or HTTP2)`,
@@ -329,7 +334,12 @@ describe('compileListener: tcp_proxy', () => {
     assert.deepEqual(filter, {
       kind: 'tcp_proxy',
       name: 'envoy.filters.network.tcp_proxy',
-      tcpProxy: { statPrefix: 'tcp', clusters: [{ name: 'db', weight: 1 }], idleTimeoutMs: 3_600_000 },
+      tcpProxy: {
+        statPrefix: 'tcp',
+        clusters: [{ name: 'db', weight: 1 }],
+        idleTimeoutMs: 3_600_000,
+        accessLog: [],
+      },
     });
   });
 

@@ -3,6 +3,8 @@
  * and the two terminal network filters Weft implements (http_connection_manager, tcp_proxy).
  * Every field Weft does not implement is refused, never ignored.
  */
+import { compileAccessLogs } from '../accesslog/config.ts';
+import { compileHttpTracing } from '../tracing/config.ts';
 import net from 'node:net';
 import { ConfigError } from '../../core/errors.ts';
 import type { Json, JsonObject } from '../../core/json.ts';
@@ -154,8 +156,16 @@ export function compileListenerWithReferences(
       MIB,
     ),
     ...compileInspection(obj, path),
+    trafficDirection: compileTrafficDirection(obj, path),
   };
   return { listener, references };
+}
+
+function compileTrafficDirection(obj: JsonObject, path: string): ListenerConfig['trafficDirection'] {
+  const v = optString(obj, 'traffic_direction', path) ?? 'UNSPECIFIED';
+  if (v !== 'INBOUND' && v !== 'OUTBOUND' && v !== 'UNSPECIFIED')
+    throw new ConfigError(fieldPath(path, 'traffic_direction'), `unknown value ${JSON.stringify(v)}`);
+  return v;
 }
 
 /**
@@ -364,6 +374,8 @@ const HCM_FIELDS = [
   'drain_timeout',
   'forward_client_cert_details',
   'set_current_client_cert_details',
+  'access_log',
+  'tracing',
 ];
 
 function compileHcm(obj: JsonObject, path: string, references: ClusterReference[]): HcmConfig {
@@ -411,6 +423,7 @@ function compileHcm(obj: JsonObject, path: string, references: ClusterReference[
     );
   }
   const httpFilters = compileHttpFilters(obj, path);
+  const tracing = compileHttpTracing(obj.tracing, fieldPath(path, 'tracing'));
   // RDS tables arrive later and may serve several connection managers: only inline ones are checked here.
   if (!rds) checkPerFilterConfigNames(routeTable, httpFilters);
   return {
@@ -443,6 +456,8 @@ function compileHcm(obj: JsonObject, path: string, references: ClusterReference[
     ),
     drainTimeoutMs: durationMs(obj, 'drain_timeout', path, 5000),
     ...compileXfcc(obj, path),
+    accessLog: compileAccessLogs(obj.access_log, fieldPath(path, 'access_log')),
+    ...(tracing === undefined ? {} : { tracing }),
   };
 }
 
@@ -534,7 +549,14 @@ function compileHttp2Options(obj: JsonObject | undefined, path: string): HcmConf
 }
 
 function compileTcpProxy(obj: JsonObject, path: string, references: ClusterReference[]): TcpProxyConfig {
-  onlyFields(obj, path, ['@type', 'stat_prefix', 'cluster', 'weighted_clusters', 'idle_timeout']);
+  onlyFields(obj, path, [
+    '@type',
+    'stat_prefix',
+    'cluster',
+    'weighted_clusters',
+    'idle_timeout',
+    'access_log',
+  ]);
   const statPrefix = requiredString(obj, 'stat_prefix', path);
   const weighted = optObject(obj, 'weighted_clusters', path);
   const clusters: { name: string; weight: number }[] = [];
@@ -558,7 +580,12 @@ function compileTcpProxy(obj: JsonObject, path: string, references: ClusterRefer
     clusters.push({ name, weight: 1 });
     references.push({ cluster: name, path: fieldPath(path, 'cluster'), tcpProxy: true });
   }
-  return { statPrefix, clusters, idleTimeoutMs: durationMs(obj, 'idle_timeout', path, 3_600_000) };
+  return {
+    statPrefix,
+    clusters,
+    idleTimeoutMs: durationMs(obj, 'idle_timeout', path, 3_600_000),
+    accessLog: compileAccessLogs(obj.access_log, fieldPath(path, 'access_log')),
+  };
 }
 
 /**

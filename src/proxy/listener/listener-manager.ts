@@ -23,6 +23,7 @@ import type { DetectedFacts } from './inspectors/inspect.ts';
 import { DownstreamTls } from '../tls/downstream.ts';
 import { SecretManager } from '../tls/secrets.ts';
 import { TlsStats } from '../tls/tls-stats.ts';
+import { TelemetryContext } from '../telemetry/context.ts';
 
 type TerminalRuntime = { kind: 'http'; hcm: HcmRuntime } | { kind: 'tcp'; tcp: TcpProxy };
 
@@ -44,6 +45,8 @@ export interface ListenerDeps {
   readonly routes?: RouteConfigProviders;
   /** Named TLS secrets for filter chains' transport sockets. */
   readonly secrets?: SecretManager;
+  /** Shared telemetry (node, access log sinks, tracing exporters). */
+  readonly telemetry?: TelemetryContext;
 }
 
 let uniqueKey = 0;
@@ -63,7 +66,10 @@ export class ActiveListener {
   private server: Server | null = null;
   private terminals = new Map<FilterChainConfig, Terminal>();
   private readonly draining = new Set<Terminal>();
-  private readonly deps: ListenerDeps & { readonly secrets: SecretManager };
+  private readonly deps: ListenerDeps & {
+    readonly secrets: SecretManager;
+    readonly telemetry: TelemetryContext;
+  };
   /** `listener.<address>.`: Envoy's stat prefix for this listener. */
   private readonly statPrefix: string;
   private tlsStats: TlsStats | undefined;
@@ -81,10 +87,21 @@ export class ActiveListener {
     config: ListenerConfig,
     clusters: ClusterManager,
     stats: StatsStore,
-    extra: { routes?: RouteConfigProviders; chainKeys?: readonly string[]; secrets?: SecretManager } = {},
+    extra: {
+      routes?: RouteConfigProviders;
+      chainKeys?: readonly string[];
+      secrets?: SecretManager;
+      telemetry?: TelemetryContext;
+    } = {},
   ) {
     this.config = config;
-    this.deps = { clusters, stats, routes: extra.routes, secrets: extra.secrets ?? new SecretManager() };
+    this.deps = {
+      clusters,
+      stats,
+      routes: extra.routes,
+      secrets: extra.secrets ?? new SecretManager(),
+      telemetry: extra.telemetry ?? new TelemetryContext(clusters, stats),
+    };
     const host = config.address.host.includes(':') ? `[${config.address.host}]` : config.address.host;
     const p = `listener.${host}_${config.address.port}.`;
     this.statPrefix = p;
@@ -98,11 +115,15 @@ export class ActiveListener {
 
   private buildTerminal(chain: FilterChainConfig, key: string): Terminal {
     const terminal = chain.filters[chain.filters.length - 1];
-    const { clusters, stats, routes } = this.deps;
+    const { clusters, stats, routes, telemetry } = this.deps;
+    const trafficDirection = this.config.trafficDirection;
     const runtime: TerminalRuntime =
       terminal.kind === 'http_connection_manager'
-        ? { kind: 'http', hcm: new HcmRuntime(terminal.hcm, { clusters, stats, routes }) }
-        : { kind: 'tcp', tcp: new TcpProxy(terminal.tcpProxy, clusters, stats) };
+        ? {
+            kind: 'http',
+            hcm: new HcmRuntime(terminal.hcm, { clusters, stats, routes, telemetry, trafficDirection }),
+          }
+        : { kind: 'tcp', tcp: new TcpProxy(terminal.tcpProxy, clusters, stats, telemetry) };
     let tls: DownstreamTls | undefined;
     if (chain.tls !== undefined) {
       this.tlsStats ??= new TlsStats(stats, this.statPrefix);
@@ -319,8 +340,8 @@ export class ListenerManager {
   async prepare(config: ListenerConfig, chainKeys: readonly string[]): Promise<ActiveListener | null> {
     const current = this.active.get(config.name);
     if (current !== undefined && sameAddress(current.config, config)) return null;
-    const { clusters, stats, routes, secrets } = this.deps;
-    const listener = new ActiveListener(config, clusters, stats, { routes, chainKeys, secrets });
+    const { clusters, stats, routes, secrets, telemetry } = this.deps;
+    const listener = new ActiveListener(config, clusters, stats, { routes, chainKeys, secrets, telemetry });
     try {
       await listener.listen();
     } catch (err) {

@@ -1,4 +1,6 @@
 /** Listener, filter chain and network filter configuration after validation. */
+import type { AccessLogConfig } from '../accesslog/config.ts';
+import type { HttpTracingConfig } from '../tracing/config.ts';
 import type { RouteTable } from '../router/types.ts';
 import type { DownstreamTlsConfig } from '../tls/tls-context-config.ts';
 import type { XfccConfig } from '../tls/xfcc.ts';
@@ -52,6 +54,10 @@ export interface HcmConfig {
    * neither is set, which is Envoy's default SANITIZE.
    */
   readonly xfcc?: XfccConfig;
+  /** access_log: what to log when a stream completes ([] = nothing). */
+  readonly accessLog: readonly AccessLogConfig[];
+  /** tracing; absent when this connection manager does not trace. */
+  readonly tracing?: HttpTracingConfig;
 }
 
 export interface HttpFilterConfig {
@@ -68,6 +74,8 @@ export interface TcpProxyConfig {
   readonly clusters: readonly { readonly name: string; readonly weight: number }[];
   /** Default 1 h; 0 disables. */
   readonly idleTimeoutMs: number;
+  /** access_log: what to log when a connection closes ([] = nothing). */
+  readonly accessLog: readonly AccessLogConfig[];
 }
 
 export type NetworkFilterConfig =
@@ -118,4 +126,6 @@ export interface ListenerConfig {
   readonly perConnectionBufferLimitBytes: number;
   /** Absent when the listener has no listener_filters: connections go to a chain at once. */
   readonly inspection?: ListenerInspectionConfig;
+  /** traffic_direction: changes nothing in how connections are handled; labels telemetry (span kind). */
+  readonly trafficDirection: 'INBOUND' | 'OUTBOUND' | 'UNSPECIFIED';
 }

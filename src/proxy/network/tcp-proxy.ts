@@ -6,6 +6,11 @@ import type { Socket } from 'node:net';
 import type { TcpProxyConfig } from '../listener/types.ts';
 import type { Counter, Gauge, StatsStore } from '../stats/store.ts';
 import type { ClusterManager } from '../upstream/cluster-manager.ts';
+import { performance } from 'node:perf_hooks';
+import { createTcpAccessLoggers } from '../accesslog/access-loggers.ts';
+import { TelemetryContext } from '../telemetry/context.ts';
+import { TcpSession } from './tcp-session.ts';
+import type { TcpSessionObserver } from './tcp-session.ts';
 
 export class TcpProxy {
   private readonly config: TcpProxyConfig;
@@ -16,10 +21,20 @@ export class TcpProxy {
   private readonly cxNoRoute: Counter;
   private readonly idleTimeouts: Counter;
   private readonly sockets = new Set<Socket>();
+  /** Access logs, then whatever else follows sessions (Istio's TCP metrics). */
+  private readonly observers: readonly TcpSessionObserver[];
 
-  constructor(config: TcpProxyConfig, clusters: ClusterManager, stats: StatsStore) {
+  constructor(
+    config: TcpProxyConfig,
+    clusters: ClusterManager,
+    stats: StatsStore,
+    telemetry?: TelemetryContext,
+    observers: readonly TcpSessionObserver[] = [],
+  ) {
     this.config = config;
     this.clusters = clusters;
+    const sinks = (telemetry ?? new TelemetryContext(clusters, stats)).accessLogs;
+    this.observers = [...observers, ...createTcpAccessLoggers(config.accessLog, sinks)];
     this.totalWeight = config.clusters.reduce((a, c) => a + c.weight, 0);
     const p = `tcp.${config.statPrefix}.`;
     this.cxTotal = stats.counter(p + 'downstream_cx_total');
@@ -45,18 +60,36 @@ export class TcpProxy {
     this.sockets.add(downstream);
     downstream.pause();
     downstream.on('error', () => downstream.destroy());
-    const entry = this.clusters.get(this.pickCluster());
+    const observers = this.observers;
+    const session = observers.length > 0 ? new TcpSession(downstream) : null;
+    const clusterName = this.pickCluster();
+    const entry = this.clusters.get(clusterName);
     const host = entry?.cluster.loadBalancer.chooseHost({ hash: undefined }) ?? null;
+    if (session !== null) {
+      session.clusterName = clusterName;
+      session.upstreamHost = host;
+      for (const o of observers) o.onOpen?.(session);
+    }
     let upstream: Socket | null = null;
+    let upstreamClosed = true;
+    let downstreamClosed = false;
+    const closed = (): void => {
+      if (session === null || !downstreamClosed || !upstreamClosed) return;
+      session.endMs = performance.now();
+      for (const o of observers) o.onClose(session);
+    };
     downstream.once('close', () => {
       this.cxActive.dec();
       this.sockets.delete(downstream);
       if (host) host.activeRequests--;
       upstream?.destroy();
+      downstreamClosed = true;
+      closed();
     });
     if (entry === undefined || host === null) {
       this.cxNoRoute.inc();
       entry?.stats.noHealthyUpstream.inc();
+      session?.addFlag(entry === undefined ? 'NC' : 'UH');
       downstream.destroy();
       return;
     }
@@ -66,6 +99,8 @@ export class TcpProxy {
       .transportFor(host)
       .connect(host, { allowHalfOpen: true, noDelay: false });
     upstream = up;
+    upstreamClosed = false;
+    if (session !== null) session.upstream = up;
     let connected = false;
     const connectTimer = setTimeout(
       () => up.destroy(new Error('connect timeout')),
@@ -74,17 +109,22 @@ export class TcpProxy {
     up.once(readyEvent, () => {
       connected = true;
       clearTimeout(connectTimer);
+      if (session !== null) for (const o of observers) o.onUpstreamConnected?.(session);
       this.armIdleTimer(up, downstream);
       up.pipe(downstream);
       downstream.pipe(up);
       downstream.resume();
     });
     up.on('error', () => {
-      if (!connected) entry.stats.upstreamCxConnectFail.inc();
+      if (connected) return;
+      entry.stats.upstreamCxConnectFail.inc();
+      session?.addFlag('UF');
     });
     up.once('close', () => {
       clearTimeout(connectTimer);
       downstream.destroy();
+      upstreamClosed = true;
+      closed();
     });
   }
 

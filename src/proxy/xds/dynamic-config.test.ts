@@ -286,6 +286,7 @@ describe('dynamic configuration: listeners and routes', () => {
           filterChains: [],
           defaultFilterChain: undefined,
           perConnectionBufferLimitBytes: 0,
+          trafficDirection: 'UNSPECIFIED',
         },
       ],
     });

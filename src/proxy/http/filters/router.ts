@@ -94,6 +94,7 @@ function respondLocally(
   stream.hcm.decorateResponse(stream, headers);
   stream.responseStatus = status;
   const res = stream.res as ServerResponse;
+  if (body !== undefined && stream.method !== 'HEAD') stream.bytesSent += body.length;
   try {
     res.writeHead(status, headers);
     res.end(stream.method === 'HEAD' ? undefined : body);
@@ -213,6 +214,7 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
       // is still arriving the stream counts as active (request_timeout bounds a slow upload), and both
       // the idle clock and the route timeout start when it ends, as Envoy's route timeout does.
       this.bodyPending = true;
+      if (stream.hcm.observesRequestBody) stream.observeRequestBody();
       stream.req.once('end', () => {
         this.bodyPending = false;
         this.lastActivity = performance.now();
@@ -407,6 +409,7 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
     }
     this.responseStarted = true;
     this.lastActivity = performance.now();
+    stream.upstreamHeaders = upstreamHeaders;
     const headers = downstreamResponseHeaders(upstreamHeaders);
     const filters = stream.hcm.filters;
     for (let i = filters.length - 1; i >= 0; i--) filters[i].onResponseHeaders?.(stream, status, headers);
@@ -447,7 +450,11 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
   onData(chunk: Buffer): boolean {
     if (this.finished) return true;
     this.lastActivity = performance.now();
-    const res = this.stream.res as ServerResponse;
+    const stream = this.stream;
+    stream.bytesSent += chunk.length;
+    const taps = stream.hcm.responseDataFilters;
+    for (let i = 0; i < taps.length; i++) taps[i].onResponseData!(stream, chunk);
+    const res = stream.res as ServerResponse;
     if (res.write(chunk)) return true;
     res.once('drain', () => this.resumeUpstream?.());
     return false;
@@ -457,6 +464,7 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
     if (this.finished) return;
     const res = this.stream.res as ServerResponse;
     if (trailers !== null) {
+      this.stream.upstreamTrailers = trailers;
       try {
         res.addTrailers(trailers);
       } catch {
