@@ -45,6 +45,12 @@ const entryFiles = [
   'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
   'envoy/extensions/retry/priority/previous_priorities/v3/previous_priorities_config.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
+  // Access loggers (an HCM's or tcp_proxy's access_log typed_config).
+  'envoy/extensions/access_loggers/file/v3/file.proto',
+  'envoy/extensions/access_loggers/stream/v3/stream.proto',
+  // Tracers (an HCM's tracing.provider typed_config).
+  'envoy/config/trace/v3/zipkin.proto',
+  'envoy/config/trace/v3/opentelemetry.proto',
   'envoy/service/discovery/v3/ads.proto',
   // TLS transport sockets (Downstream/UpstreamTlsContext arrive inside a transport_socket's Any).
   'envoy/extensions/transport_sockets/tls/v3/tls.proto',
@@ -81,6 +87,11 @@ const rootNames = [
   'envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate',
   'envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig',
   'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+  'envoy.extensions.access_loggers.file.v3.FileAccessLog',
+  'envoy.extensions.access_loggers.stream.v3.StdoutAccessLog',
+  'envoy.extensions.access_loggers.stream.v3.StderrAccessLog',
+  'envoy.config.trace.v3.ZipkinConfig',
+  'envoy.config.trace.v3.OpenTelemetryConfig',
   'envoy.service.discovery.v3.AggregatedDiscoveryService',
   'xds.type.v3.TypedStruct',
   'udpa.type.v1.TypedStruct',

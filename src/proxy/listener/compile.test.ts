@@ -243,8 +243,33 @@ describe('compileListener: HTTP connection manager', () => {
       `${HCM_PATH}.rds.config_source.path_config_source: not supported by Weft (only ads: {} is)`,
     );
     rejects(
-      hcmListener({ access_log: [{ name: 'x' }] }),
-      `${HCM_PATH}.access_log: not supported by Weft (yet)`,
+      hcmListener({
+        access_log: [
+          {
+            name: 'x',
+            typed_config: {
+              '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+              path: '/tmp/x.log',
+              typed_json_format: { a: '%PROTOCOL%' },
+            },
+          },
+        ],
+      }),
+      `${HCM_PATH}.access_log[0].typed_config.typed_json_format: not supported by Weft (use log_format.json_format)`,
+    );
+    rejects(
+      hcmListener({
+        access_log: [
+          {
+            name: 'x',
+            typed_config: {
+              '@type': 'type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog',
+              log_format: { text_format_source: { inline_string: '%NOT_AN_OPERATOR%' } },
+            },
+          },
+        ],
+      }),
+      `${HCM_PATH}.access_log[0].typed_config.log_format.text_format_source: command operator %NOT_AN_OPERATOR% is not supported by Weft`,
     );
     rejects(
       hcmListener({ codec_type: 'HTTP3' }),

@@ -1,0 +1,282 @@
+/**
+ * Where access log lines go: one buffered writer per destination, shared by every access log of the proxy
+ * that names it. A line is appended to memory on the request path; the buffer is written with one write
+ * per flush, on the next turn of the event loop or at once when it passes FLUSH_BYTES. While a write is in
+ * flight the buffer keeps filling; past MAX_BUFFER_BYTES (a slow disk or a stalled pipe) new lines are
+ * dropped and counted, so a slow destination costs lines, never memory or latency. Failures are counted
+ * and logged once per writer; the proxy keeps serving.
+ *
+ * Stats follow Envoy's file access log names (`filesystem.*`), plus `access_logs.dropped_lines`.
+ */
+import { open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { createLogger } from '../../core/logger.ts';
+import { StatsStore } from '../stats/store.ts';
+import type { Counter, Gauge } from '../stats/store.ts';
+
+const log = createLogger('accesslog');
+
+/** Buffer size (in characters) that triggers a flush without waiting for the next loop turn. */
+export const FLUSH_BYTES = 64 * 1024;
+/** Past this many buffered characters, new lines are dropped. */
+export const MAX_BUFFER_BYTES = 4 * 1024 * 1024;
+/** After a failed open, how long lines are dropped before opening is tried again. */
+const REOPEN_DELAY_MS = 1000;
+
+export interface SinkStats {
+  /** Lines accepted into a buffer (Envoy counts buffered writes). */
+  readonly writeBuffered: Counter;
+  /** Flushes written to the destination. */
+  readonly writeCompleted: Counter;
+  readonly writeFailed: Counter;
+  /** Flushes started by the deferred flush rather than by a full buffer. */
+  readonly flushedByTimer: Counter;
+  readonly reopenFailed: Counter;
+  /** Characters buffered and not yet written. */
+  readonly writeTotalBuffered: Gauge;
+  readonly droppedLines: Counter;
+}
+
+function sinkStats(store: StatsStore): SinkStats {
+  return {
+    writeBuffered: store.counter('filesystem.write_buffered'),
+    writeCompleted: store.counter('filesystem.write_completed'),
+    writeFailed: store.counter('filesystem.write_failed'),
+    flushedByTimer: store.counter('filesystem.flushed_by_timer'),
+    reopenFailed: store.counter('filesystem.reopen_failed'),
+    writeTotalBuffered: store.gauge('filesystem.write_total_buffered'),
+    droppedLines: store.counter('access_logs.dropped_lines'),
+  };
+}
+
+/** Where a writer's flushed data ends up. */
+export interface Destination {
+  /** Writes all of `data`; rejects on failure. */
+  write(data: string): Promise<void>;
+  /** Closes what `write` opened; the next write opens again. */
+  close(): Promise<void>;
+  readonly name: string;
+}
+
+export interface BufferLimits {
+  readonly flushBytes: number;
+  readonly maxBufferBytes: number;
+}
+
+/** The buffer in front of one destination. */
+export class BufferedWriter {
+  private readonly dest: Destination;
+  private readonly stats: SinkStats;
+  private readonly limits: BufferLimits;
+  private chunks: string[] = [];
+  private size = 0;
+  private scheduled = false;
+  private inFlight: Promise<void> | null = null;
+  private closed = false;
+  private failureLogged = false;
+
+  constructor(dest: Destination, stats: SinkStats, limits: BufferLimits) {
+    this.dest = dest;
+    this.stats = stats;
+    this.limits = limits;
+  }
+
+  /** Appends one line; never throws and never waits. */
+  write(line: string): void {
+    const stats = this.stats;
+    if (this.closed || this.size + line.length > this.limits.maxBufferBytes) {
+      stats.droppedLines.inc();
+      return;
+    }
+    this.chunks.push(line);
+    this.size += line.length;
+    stats.writeBuffered.inc();
+    stats.writeTotalBuffered.inc(line.length);
+    if (this.size >= this.limits.flushBytes) this.flush();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.onDeferredFlush);
+    }
+  }
+
+  private readonly onDeferredFlush = (): void => {
+    this.scheduled = false;
+    if (this.size === 0 || this.inFlight !== null) return;
+    this.stats.flushedByTimer.inc();
+    this.flush();
+  };
+
+  /** Starts writing what is buffered, unless a write is already in flight (it flushes again when done). */
+  private flush(): void {
+    if (this.inFlight !== null || this.size === 0) return;
+    const lines = this.chunks.length;
+    const size = this.size;
+    const data = lines === 1 ? this.chunks[0] : this.chunks.join('');
+    this.chunks = [];
+    this.size = 0;
+    this.inFlight = this.dest.write(data).then(
+      () => this.done(size, null, lines),
+      (err: unknown) => this.done(size, err, lines),
+    );
+  }
+
+  private done(size: number, err: unknown, lines: number): void {
+    const stats = this.stats;
+    stats.writeTotalBuffered.dec(size);
+    if (err === null) stats.writeCompleted.inc();
+    else {
+      stats.writeFailed.inc();
+      stats.droppedLines.inc(lines);
+      if (!this.failureLogged) {
+        this.failureLogged = true;
+        log.error('access log write failed; lines are dropped until it recovers', {
+          destination: this.dest.name,
+          error: err instanceof Error ? err.message : 'unknown error',
+        });
+      }
+    }
+    this.inFlight = null;
+    if (this.size >= this.limits.flushBytes || (this.closed && this.size > 0)) this.flush();
+    else if (this.size > 0 && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.onDeferredFlush);
+    }
+  }
+
+  /** Resolves once everything buffered so far has been written (or has failed). */
+  async drain(): Promise<void> {
+    for (;;) {
+      if (this.inFlight !== null) await this.inFlight;
+      else if (this.size > 0) this.flush();
+      else return;
+    }
+  }
+
+  /** Closes the destination so that the next write opens it again (log rotation). */
+  async reopen(): Promise<void> {
+    if (this.inFlight !== null) await this.inFlight;
+    await this.dest.close();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.drain();
+    await this.dest.close();
+  }
+}
+
+/** Appends to a file, opened on first write and again after a failure or a reopen. */
+export class FileDestination implements Destination {
+  readonly name: string;
+  private readonly stats: SinkStats;
+  private handle: FileHandle | null = null;
+  private retryAt = 0;
+
+  constructor(path: string, stats: SinkStats) {
+    this.name = path;
+    this.stats = stats;
+  }
+
+  async write(data: string): Promise<void> {
+    if (this.handle === null) {
+      if (Date.now() < this.retryAt) throw new Error(`${this.name} could not be opened`);
+      try {
+        this.handle = await open(this.name, 'a');
+      } catch (err) {
+        this.stats.reopenFailed.inc();
+        this.retryAt = Date.now() + REOPEN_DELAY_MS;
+        throw err;
+      }
+    }
+    const buf = Buffer.from(data);
+    let off = 0;
+    while (off < buf.length) {
+      const { bytesWritten } = await this.handle.write(buf, off, buf.length - off);
+      off += bytesWritten;
+    }
+  }
+
+  async close(): Promise<void> {
+    const h = this.handle;
+    this.handle = null;
+    if (h !== null) await h.close().catch(() => undefined);
+  }
+}
+
+/** The process streams that already have an error listener (one each, however many sinks use them). */
+const guarded = new Set<NodeJS.WriteStream>();
+
+/** process.stdout or process.stderr: written through the stream, one write in flight at a time. */
+export class ProcessStreamDestination implements Destination {
+  readonly name: string;
+  private readonly stream: NodeJS.WriteStream;
+
+  constructor(which: 'stdout' | 'stderr') {
+    this.name = `/dev/${which}`;
+    this.stream = which === 'stdout' ? process.stdout : process.stderr;
+    // A closed pipe (EPIPE) reaches the write callback; without a listener it would also crash the process.
+    if (!guarded.has(this.stream)) {
+      guarded.add(this.stream);
+      this.stream.on('error', () => undefined);
+    }
+  }
+
+  write(data: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.stream.write(data, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** The open sinks of one proxy: one writer per destination path, shared by every listener that logs there. */
+export class AccessLogSinks {
+  readonly stats: SinkStats;
+  private readonly writers = new Map<string, BufferedWriter>();
+  private readonly limits: BufferLimits;
+
+  constructor(store?: StatsStore, limits: Partial<BufferLimits> = {}) {
+    this.stats = sinkStats(store ?? new StatsStore());
+    this.limits = {
+      flushBytes: limits.flushBytes ?? FLUSH_BYTES,
+      maxBufferBytes: limits.maxBufferBytes ?? MAX_BUFFER_BYTES,
+    };
+  }
+
+  /** The writer for a path; /dev/stdout and /dev/stderr write through the process's streams. */
+  writer(path: string): BufferedWriter {
+    let w = this.writers.get(path);
+    if (w === undefined) {
+      const dest =
+        path === '/dev/stdout'
+          ? new ProcessStreamDestination('stdout')
+          : path === '/dev/stderr'
+            ? new ProcessStreamDestination('stderr')
+            : new FileDestination(path, this.stats);
+      w = new BufferedWriter(dest, this.stats, this.limits);
+      this.writers.set(path, w);
+    }
+    return w;
+  }
+
+  /** A writer in front of a caller's destination (tests, custom sinks). */
+  writerFor(dest: Destination): BufferedWriter {
+    let w = this.writers.get(dest.name);
+    if (w === undefined) {
+      w = new BufferedWriter(dest, this.stats, this.limits);
+      this.writers.set(dest.name, w);
+    }
+    return w;
+  }
+
+  /** Reopens every file on its next write (after log rotation). */
+  async reopen(): Promise<void> {
+    await Promise.all([...this.writers.values()].map((w) => w.reopen()));
+  }
+
+  /** Flushes what is buffered and closes the files. */
+  async close(): Promise<void> {
+    await Promise.all([...this.writers.values()].map((w) => w.close()));
+  }
+}
