@@ -204,6 +204,9 @@ export async function runProxy(opts: ProxyCommandOptions): Promise<number> {
     });
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    // As Envoy: SIGUSR1 reopens the access log files, after logrotate has moved them.
+    const running = server;
+    process.on('SIGUSR1', () => void running.telemetry.accessLogs.reopen());
     await server.start();
     return 0;
   } catch (err) {

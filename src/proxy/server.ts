@@ -29,6 +29,7 @@ import { isObject } from '../core/json.ts';
 import type { JsonObject } from '../core/json.ts';
 import { VERSION } from '../core/version.ts';
 import { TelemetryContext } from './telemetry/context.ts';
+import { ServerStats } from './server-stats.ts';
 
 const log = createLogger('proxy');
 
@@ -77,6 +78,7 @@ export class ProxyServer implements AdminTarget {
   private readonly opts: ProxyServerOptions;
   private stopping: Promise<void> | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
+  private readonly serverStats = new ServerStats(this.stats, VERSION);
 
   constructor(bootstrap: BootstrapConfig, opts: ProxyServerOptions = {}) {
     this.bootstrap = bootstrap;
@@ -125,6 +127,7 @@ export class ProxyServer implements AdminTarget {
     this.ready = true;
     this.state = 'LIVE';
     this.stats.gauge('server.live').set(1);
+    this.serverStats.flush(this.state, this.listenerManager.all());
     log.info('proxy ready', {
       listeners: [...this.listenerManager.all()].map(
         (l) => `${l.config.name}@${l.config.address.host}:${l.boundPort}`,
@@ -224,6 +227,7 @@ export class ProxyServer implements AdminTarget {
     this.stats.gauge('server.memory_physical_size').set(m.rss);
     this.stats.gauge('server.memory_external').set(m.external);
     this.stats.gauge('server.uptime').set(Math.floor((Date.now() - this.startedAt.getTime()) / 1000));
+    this.serverStats.flush(this.state, this.listenerManager.all());
     const untilExpiry = msUntilFirstExpiry(this.tlsContexts(), this.secrets);
     if (untilExpiry !== undefined) {
       this.stats
@@ -321,6 +325,7 @@ export class ProxyServer implements AdminTarget {
 
   drainListeners(): Promise<void> {
     if (this.state === 'LIVE') this.state = 'DRAINING';
+    this.serverStats.flush(this.state, this.listenerManager.all());
     this.listenerManager.stopAccepting();
     return Promise.resolve();
   }

@@ -86,13 +86,19 @@ export class HcmRuntime {
     } else this.routeTable = config.routeTable;
     this.clusters = deps.clusters;
     this.stats = new HcmStats(deps.stats, config.statPrefix);
+    this.telemetry = deps.telemetry ?? new TelemetryContext(deps.clusters, deps.stats);
     this.filters = config.httpFilters.map((f) =>
-      createHttpFilter(f, { clusters: deps.clusters, stats: deps.stats, statPrefix: config.statPrefix }),
+      createHttpFilter(f, {
+        clusters: deps.clusters,
+        stats: deps.stats,
+        statPrefix: config.statPrefix,
+        telemetry: this.telemetry,
+        trafficDirection: deps.trafficDirection ?? 'UNSPECIFIED',
+      }),
     );
     this.requestDataFilters = this.filters.filter((f) => f.onRequestData !== undefined);
     this.responseDataFilters = this.filters.filter((f) => f.onResponseData !== undefined);
     this.completeFilters = this.filters.filter((f) => f.onComplete !== undefined);
-    this.telemetry = deps.telemetry ?? new TelemetryContext(deps.clusters, deps.stats);
     this.accessLoggers = createHttpAccessLoggers(config.accessLog, this.telemetry.accessLogs);
     this.tracer = createHttpTracer(config.tracing, {
       runtime: this.telemetry.tracing,

@@ -20,12 +20,23 @@ import { RouterFilter } from './filters/router.ts';
 import { JwtAuthnFilter } from './filters/jwt-authn.ts';
 import { compileJwtAuthn, JWT_AUTHN_TYPE_NAME } from './filters/jwt-authn-config.ts';
 import { compileRouterConfig } from './filters/router-config.ts';
+import type { TelemetryContext } from '../telemetry/context.ts';
+import { istioMetricsOf } from '../telemetry/istio-metrics.ts';
+import { MetadataExchangeFilter } from '../telemetry/metadata-exchange.ts';
+import { compileMetadataExchange } from '../telemetry/metadata-exchange-config.ts';
+import { compileIstioStats } from '../telemetry/stats-config.ts';
+import { IstioStatsFilter } from '../telemetry/stats-filter.ts';
+import { ISTIO_STATS_TYPE_URL, PEER_METADATA_TYPE_URL } from '../telemetry/typed-struct.ts';
 
 export interface FilterFactoryContext {
   readonly clusters: ClusterManager;
   readonly stats: StatsStore;
   /** The connection manager's stat_prefix, for filters' `http.<stat_prefix>.*` stats. */
   readonly statPrefix: string;
+  /** The proxy's telemetry (its node, for Istio's filters); absent in unit tests. */
+  readonly telemetry?: TelemetryContext;
+  /** The listener's traffic_direction (Istio's metrics reporter). */
+  readonly trafficDirection?: 'INBOUND' | 'OUTBOUND' | 'UNSPECIFIED';
 }
 
 type Factory = (cfg: HttpFilterConfig, ctx: FilterFactoryContext) => HttpFilter;
@@ -78,6 +89,26 @@ const factories = new Map<string, Factory>([
     `type.googleapis.com/${JWT_AUTHN_TYPE_NAME}`,
     (c, ctx) =>
       new JwtAuthnFilter(c.name, compileJwtAuthn(c.config as Json, c.name), ctx.stats, ctx.statPrefix),
+  ],
+  [
+    // Istio's filters come as TypedStructs; the listener compile unwrapped them (typeUrl = the inner type).
+    ISTIO_STATS_TYPE_URL,
+    (c, ctx) =>
+      new IstioStatsFilter(c.name, compileIstioStats(c.config as Json, c.name), {
+        metrics: istioMetricsOf(ctx.stats),
+        clusters: ctx.clusters,
+        node: ctx.telemetry?.node,
+        trafficDirection: ctx.trafficDirection ?? 'UNSPECIFIED',
+      }),
+  ],
+  [
+    PEER_METADATA_TYPE_URL,
+    (c, ctx) =>
+      new MetadataExchangeFilter(
+        c.name,
+        compileMetadataExchange(c.config as Json, c.name),
+        ctx.telemetry?.node,
+      ),
   ],
   [
     RATELIMIT_TYPE_URL,

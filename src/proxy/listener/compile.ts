@@ -46,6 +46,15 @@ import {
 } from '../http/filters/ratelimit-config.ts';
 import { compileTransportSocket } from '../tls/tls-context-config.ts';
 import { compileXfcc } from '../tls/xfcc-config.ts';
+import { compileIstioStats } from '../telemetry/stats-config.ts';
+import { compileMetadataExchange } from '../telemetry/metadata-exchange-config.ts';
+import {
+  identifyIstioHttpFilter,
+  ISTIO_STATS_TYPE_URL,
+  PEER_METADATA_TYPE_URL,
+  TYPED_STRUCT_TYPE_NAMES,
+  unwrapTypedStruct,
+} from '../telemetry/typed-struct.ts';
 import type {
   FilterChainConfig,
   FilterChainMatch,
@@ -90,6 +99,12 @@ const HTTP_FILTERS = [
   { name: RBAC_FILTER_NAME, typeName: RBAC_TYPE_NAME },
   { name: JWT_AUTHN_FILTER_NAME, typeName: JWT_AUTHN_TYPE_NAME },
 ] as const;
+
+/** Istio's HTTP filters (TypedStructs), by their inner type URL. */
+const ISTIO_HTTP_FILTER_CHECKS = {
+  [ISTIO_STATS_TYPE_URL]: compileIstioStats,
+  [PEER_METADATA_TYPE_URL]: compileMetadataExchange,
+};
 
 const MIB = 1024 * 1024;
 const MAX_INT32 = 2 ** 31 - 1;
@@ -231,12 +246,27 @@ function compileFilterChain(
     );
   }
   const filters = filterItems.map(({ item, path: p }, i) => {
+    const isLast = i === filterItems.length - 1;
+    const istio = compileIstioNetworkFilter(item, p);
+    if (istio !== undefined) {
+      // Istio's TCP metrics observe a tcp_proxy's connections; an HTTP chain has the HTTP istio.stats filter.
+      const next = filterItems[i + 1] as { item: JsonObject; path: string } | undefined;
+      if (next === undefined || compileIstioNetworkFilter(next.item, next.path) !== undefined)
+        throw new ConfigError(p, `${istio.name} must be followed by a terminal filter (tcp_proxy)`);
+      return istio;
+    }
     const filter = compileNetworkFilter(item, p, references);
-    // Both filters Weft implements are terminal: nothing may follow them.
-    if (i < filterItems.length - 1)
+    // Both terminal filters Weft implements: nothing may follow them.
+    if (!isLast)
       throw new ConfigError(p, `${filter.name} is a terminal filter and must be the last in the chain`);
     return filter;
   });
+  const terminal = filters[filters.length - 1];
+  if (filters.length > 1 && terminal.kind !== 'tcp_proxy')
+    throw new ConfigError(
+      filterItems[0].path,
+      'istio.stats as a network filter only applies before tcp_proxy (HTTP chains use the istio.stats HTTP filter)',
+    );
   return {
     name: optString(obj, 'name', path) ?? '',
     match: matchJson ? compileFilterChainMatch(matchJson, fieldPath(path, 'filter_chain_match')) : undefined,
@@ -332,6 +362,32 @@ function identify(
   if (!extension)
     throw new ConfigError(fieldPath(path, 'name'), `unsupported extension ${JSON.stringify(name)}`);
   return { extension, name, config: undefined };
+}
+
+/** The network filter istio.stats (a TypedStruct of stats.PluginConfig, or the bare name); else undefined. */
+function compileIstioNetworkFilter(obj: JsonObject, path: string): NetworkFilterConfig | undefined {
+  const name = optString(obj, 'name', path) ?? '';
+  const typed = optObject(obj, 'typed_config', path);
+  const typedPath = fieldPath(path, 'typed_config');
+  if (typed === undefined) {
+    if (name !== 'istio.stats') return undefined;
+    onlyFields(obj, path, ['name', 'typed_config']);
+    return { kind: 'istio_stats', name, stats: compileIstioStats({}, typedPath) };
+  }
+  const typeName = typeNameOfUrl(optString(typed, '@type', typedPath) ?? '');
+  if (!TYPED_STRUCT_TYPE_NAMES.has(typeName)) return undefined;
+  onlyFields(obj, path, ['name', 'typed_config']);
+  const { typeUrl, value } = unwrapTypedStruct(typed, typedPath);
+  if (typeUrl !== ISTIO_STATS_TYPE_URL)
+    throw new ConfigError(
+      fieldPath(typedPath, 'type_url'),
+      `unsupported network filter type ${JSON.stringify(typeUrl)} (Weft knows ${ISTIO_STATS_TYPE_URL})`,
+    );
+  return {
+    kind: 'istio_stats',
+    name: name || 'istio.stats',
+    stats: compileIstioStats(value, fieldPath(typedPath, 'value')),
+  };
 }
 
 function compileNetworkFilter(
@@ -485,6 +541,8 @@ function compileHttpFilters(hcm: JsonObject, path: string): HttpFilterConfig[] {
     });
     if (optBool(item, 'disabled', p))
       throw new ConfigError(fieldPath(p, 'disabled'), 'not supported by Weft');
+    const istio = identifyIstioHttpFilter(item, p, ISTIO_HTTP_FILTER_CHECKS);
+    if (istio !== undefined) return istio;
     const { extension, name, config } = identify(item, p, HTTP_FILTERS, 'an HTTP filter');
     const configPath = fieldPath(p, 'typed_config');
     if (extension.typeName === ROUTER_TYPE) compileRouterConfig(config, configPath);

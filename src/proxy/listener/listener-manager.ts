@@ -24,6 +24,7 @@ import { DownstreamTls } from '../tls/downstream.ts';
 import { SecretManager } from '../tls/secrets.ts';
 import { TlsStats } from '../tls/tls-stats.ts';
 import { TelemetryContext } from '../telemetry/context.ts';
+import { tcpObservers } from '../telemetry/tcp-stats.ts';
 
 type TerminalRuntime = { kind: 'http'; hcm: HcmRuntime } | { kind: 'tcp'; tcp: TcpProxy };
 
@@ -115,6 +116,8 @@ export class ActiveListener {
 
   private buildTerminal(chain: FilterChainConfig, key: string): Terminal {
     const terminal = chain.filters[chain.filters.length - 1];
+    // The compile guarantees a terminal filter last.
+    if (terminal.kind === 'istio_stats') throw new Error('a filter chain must end with a terminal filter');
     const { clusters, stats, routes, telemetry } = this.deps;
     const trafficDirection = this.config.trafficDirection;
     const runtime: TerminalRuntime =
@@ -123,7 +126,16 @@ export class ActiveListener {
             kind: 'http',
             hcm: new HcmRuntime(terminal.hcm, { clusters, stats, routes, telemetry, trafficDirection }),
           }
-        : { kind: 'tcp', tcp: new TcpProxy(terminal.tcpProxy, clusters, stats, telemetry) };
+        : {
+            kind: 'tcp',
+            tcp: new TcpProxy(
+              terminal.tcpProxy,
+              clusters,
+              stats,
+              telemetry,
+              tcpObservers(chain, { clusters, stats, node: telemetry?.node, trafficDirection }),
+            ),
+          };
     let tls: DownstreamTls | undefined;
     if (chain.tls !== undefined) {
       this.tlsStats ??= new TlsStats(stats, this.statPrefix);

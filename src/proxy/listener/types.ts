@@ -4,6 +4,7 @@ import type { HttpTracingConfig } from '../tracing/config.ts';
 import type { RouteTable } from '../router/types.ts';
 import type { DownstreamTlsConfig } from '../tls/tls-context-config.ts';
 import type { XfccConfig } from '../tls/xfcc.ts';
+import type { IstioStatsConfig } from '../telemetry/stats-config.ts';
 
 export interface SocketAddress {
   readonly host: string;
@@ -80,7 +81,9 @@ export interface TcpProxyConfig {
 
 export type NetworkFilterConfig =
   | { readonly kind: 'http_connection_manager'; readonly name: string; readonly hcm: HcmConfig }
-  | { readonly kind: 'tcp_proxy'; readonly name: string; readonly tcpProxy: TcpProxyConfig };
+  | { readonly kind: 'tcp_proxy'; readonly name: string; readonly tcpProxy: TcpProxyConfig }
+  /** Istio's TCP metrics (`istio.stats` as a TypedStruct of stats.PluginConfig); only before tcp_proxy. */
+  | { readonly kind: 'istio_stats'; readonly name: string; readonly stats: IstioStatsConfig };
 
 export interface FilterChainMatch {
   readonly destinationPort: number | undefined;
@@ -94,7 +97,10 @@ export interface FilterChainMatch {
 export interface FilterChainConfig {
   readonly name: string;
   readonly match: FilterChainMatch | undefined;
-  /** Network filters; the last one is terminal (http_connection_manager or tcp_proxy). */
+  /**
+   * Network filters; the last one is terminal (http_connection_manager or tcp_proxy), the others are
+   * observers (istio_stats, before tcp_proxy only).
+   */
   readonly filters: readonly NetworkFilterConfig[];
   /**
    * transport_socket envoy.transport_sockets.tls (DownstreamTlsContext); absent for plaintext. Part of the

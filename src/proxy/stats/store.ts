@@ -80,7 +80,16 @@ export function sanitizeStatName(name: string): string {
   return name.replace(/[:\0]/g, '_');
 }
 
+/**
+ * Metrics kept outside the flat Envoy names (Istio's labelled `istio_*` families): rendered after the
+ * Envoy-style stats in /stats/prometheus. `filter` is matched against the family name.
+ */
+export interface PrometheusSource {
+  renderPrometheus(opts: RenderOptions): string;
+}
+
 export class StatsStore {
+  private readonly extraSources: PrometheusSource[] = [];
   private readonly counters = new Map<string, CounterImpl>();
   private readonly gauges = new Map<string, GaugeImpl>();
   private readonly histograms = new Map<string, HistogramImpl>();
@@ -147,8 +156,19 @@ export class StatsStore {
     return out.join('');
   }
 
+  /** Adds families rendered by their owner (see PrometheusSource). */
+  addPrometheusSource(source: PrometheusSource): void {
+    this.extraSources.push(source);
+  }
+
   /** Envoy's /stats/prometheus. */
   renderPrometheus(opts: RenderOptions = {}): string {
+    let extra = '';
+    for (const s of this.extraSources) extra += s.renderPrometheus(opts);
+    return this.renderEnvoyPrometheus(opts) + extra;
+  }
+
+  private renderEnvoyPrometheus(opts: RenderOptions): string {
     return renderExposition(
       this.select(this.counters, opts).map((c) => ({ id: this.promId(c.name), value: c.value })),
       this.select(this.gauges, opts).map((g) => ({ id: this.promId(g.name), value: g.value })),

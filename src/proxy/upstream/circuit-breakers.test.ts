@@ -470,15 +470,24 @@ describe(
       assert.equal(b.connections.count, 3);
       assert.equal(stats.counter('cluster.c.upstream_cx_overflow').value, 1);
       assert.equal(stats.gauge('cluster.c.circuit_breakers.default.cx_open').value, 1);
+      // The same counts as the cluster's pool usage, with Envoy's names.
+      assert.equal(stats.gauge('cluster.c.upstream_cx_active').value, 3);
+      assert.equal(stats.counter('cluster.c.upstream_cx_total').value, 3);
+      assert.equal(stats.gauge('cluster.c.upstream_rq_pending_active').value, 1);
       a.release();
       c.release();
       await until(() => c.held === 1, 'the queued request on the reused connection');
       c.release();
       for (const r of [a1, a2, c1, c2]) assert.equal((await r.done).status, 200);
       idle(b);
+      assert.equal(stats.gauge('cluster.c.upstream_rq_pending_active').value, 0);
+      // Each request waited for its connection (pending) before it went out: 3 connects and one queued.
+      assert.equal(stats.counter('cluster.c.upstream_rq_pending_total').value, 4);
       pa.destroy();
       pc.destroy();
       await until(() => b.connections.count === 0, 'connections to close');
+      assert.equal(stats.gauge('cluster.c.upstream_cx_active').value, 0);
+      assert.equal(stats.counter('cluster.c.upstream_cx_total').value, 3);
     });
   },
 );

@@ -18,17 +18,32 @@ export const DEFAULT_THRESHOLDS: CircuitBreakerThresholds = {
   trackRemaining: false,
 };
 
+/** The cluster-wide usage stats a resource also drives (Envoy's upstream_cx_* and upstream_rq_pending_*). */
+interface UsageStats {
+  readonly active: Gauge | undefined;
+  readonly total: Counter | undefined;
+}
+
+const NO_USAGE: UsageStats = { active: undefined, total: undefined };
+
 /** One limited resource: its count, its limit, and the gauges that show it. */
 class Resource {
   count = 0;
   private readonly max: () => number;
   private readonly open: Gauge | undefined;
   private readonly remaining: Gauge | undefined;
+  private readonly usage: UsageStats;
 
-  constructor(max: () => number, open: Gauge | undefined, remaining: Gauge | undefined) {
+  constructor(
+    max: () => number,
+    open: Gauge | undefined,
+    remaining: Gauge | undefined,
+    usage: UsageStats = NO_USAGE,
+  ) {
     this.max = max;
     this.open = open;
     this.remaining = remaining;
+    this.usage = usage;
     this.publish();
   }
 
@@ -38,6 +53,7 @@ class Resource {
 
   inc(): void {
     this.count++;
+    this.usage.total?.inc();
     this.publish();
   }
 
@@ -51,6 +67,7 @@ class Resource {
     const max = this.max();
     this.open?.set(this.count >= max ? 1 : 0);
     this.remaining?.set(Math.max(0, max - this.count));
+    this.usage.active?.set(this.count);
   }
 }
 
@@ -81,8 +98,24 @@ export class CircuitBreakers {
       pendingOverflow: c('upstream_rq_pending_overflow'),
       retryOverflow: c('upstream_rq_retry_overflow'),
     };
-    this.connections = new Resource(() => thresholds.maxConnections, g('cx_open'), r('cx'));
-    this.pending = new Resource(() => thresholds.maxPendingRequests, g('rq_pending_open'), r('pending'));
+    // The pools count connections and queued requests here for the limits; the same counts are the cluster's
+    // upstream_cx_active and upstream_rq_pending_active (connections of the pools that share the breakers).
+    const usage = (name: string): UsageStats => ({
+      active: stats?.gauge(`${p}${name}_active`),
+      total: c(`${name}_total`),
+    });
+    this.connections = new Resource(
+      () => thresholds.maxConnections,
+      g('cx_open'),
+      r('cx'),
+      usage('upstream_cx'),
+    );
+    this.pending = new Resource(
+      () => thresholds.maxPendingRequests,
+      g('rq_pending_open'),
+      r('pending'),
+      usage('upstream_rq_pending'),
+    );
     this.requests = new Resource(() => thresholds.maxRequests, g('rq_open'), r('rq'));
     this.retries = new Resource(() => this.maxRetries(), g('rq_retry_open'), r('retries'));
   }

@@ -41,6 +41,7 @@ function hostInits(assignment: LoadAssignment): HostInit[] {
       priority: le.priority,
       health: ep.health,
       ...(ep.socketMatch ? { socketMatch: ep.socketMatch } : {}),
+      ...(ep.istioWorkload === undefined ? {} : { istioWorkload: ep.istioWorkload }),
     })),
   );
 }

@@ -303,7 +303,7 @@ describe('compileCluster', () => {
     });
 
     it('unimplemented cluster fields, by path', () => {
-      for (const field of ['health_checks', 'lb_subset_config', 'metadata']) {
+      for (const field of ['health_checks', 'lb_subset_config']) {
         const value = field === 'health_checks' ? [{ timeout: '1s' }] : { x: 1 };
         assertRejects(cluster({ [field]: value }), `${PATH}.${field}`, /not supported by Weft/);
       }
@@ -547,5 +547,61 @@ describe('compileCluster', () => {
         /cannot be combined/,
       );
     });
+  });
+});
+
+describe("Istio's cluster and endpoint metadata (telemetry)", () => {
+  it("keeps filter_metadata.istio.services and the endpoints' istio.workload, and nothing else", () => {
+    const c = compileCluster(
+      cluster({
+        metadata: {
+          filter_metadata: {
+            istio: {
+              services: [
+                { host: 'reviews.bookinfo.svc.cluster.local', name: 'reviews', namespace: 'bookinfo' },
+              ],
+              default_original_port: 9080,
+            },
+            other: { x: 1 },
+          },
+        },
+        load_assignment: {
+          cluster_name: 'x',
+          endpoints: [
+            {
+              lb_endpoints: [
+                endpoint('10.0.0.1', 80, {
+                  metadata: {
+                    filter_metadata: {
+                      istio: { workload: 'reviews-v2;bookinfo;reviews;v2;Kubernetes', uid: 'u' },
+                    },
+                  },
+                }),
+                endpoint('10.0.0.2', 80),
+              ],
+            },
+          ],
+        },
+      }),
+      PATH,
+    );
+    assert.deepEqual(c.istioServices, [
+      { host: 'reviews.bookinfo.svc.cluster.local', name: 'reviews', namespace: 'bookinfo' },
+    ]);
+    const [first, second] = c.localityEndpoints[0].endpoints;
+    assert.equal(first.istioWorkload, 'reviews-v2;bookinfo;reviews;v2;Kubernetes');
+    assert.equal(second.istioWorkload, undefined);
+    assert.equal(
+      compileCluster(cluster({ metadata: { filter_metadata: { x: {} } } }), PATH).istioServices,
+      undefined,
+    );
+  });
+
+  it('refuses a malformed istio.services', () => {
+    assertRejects(
+      cluster({ metadata: { filter_metadata: { istio: { services: { host: 'x' } } } } }),
+      `${PATH}.metadata.filter_metadata.istio.services`,
+      /must be a list/,
+    );
   });
 });

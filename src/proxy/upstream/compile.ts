@@ -29,6 +29,7 @@ import type {
   ClusterType,
   EndpointConfig,
   HealthStatus,
+  IstioServiceRef,
   Http2UpstreamOptions,
   LbPolicy,
   LocalityEndpoints,
@@ -76,6 +77,8 @@ const CLUSTER_FIELDS = [
   'load_balancing_policy',
   'transport_socket',
   'transport_socket_matches',
+  // Opaque to the proxy except Istio's filter_metadata.istio.services (telemetry's destination_service).
+  'metadata',
 ] as const;
 
 /** Which lb_policy each lb_config field belongs to. */
@@ -128,6 +131,7 @@ export function compileCluster(json: Json, path: string): ClusterConfig {
   const outlierDetection = compileOutlierDetection(c, path);
   const tls = compileTransportSocket(c.transport_socket, `${path}.transport_socket`, 'upstream');
   const transportSocketMatches = compileTransportSocketMatches(c, path);
+  const istioServices = compileIstioServices(c.metadata, `${path}.metadata`);
 
   const dnsRefreshRateMs = optionalDurationMs(c, 'dns_refresh_rate', path) ?? DEFAULT_DNS_REFRESH_MS;
   if (dnsRefreshRateMs <= 1) throw new ConfigError(`${path}.dns_refresh_rate`, 'must be greater than 1ms');
@@ -163,6 +167,7 @@ export function compileCluster(json: Json, path: string): ClusterConfig {
     ...(outlierDetection === undefined ? {} : { outlierDetection }),
     ...(tls === undefined ? {} : { tls }),
     ...(transportSocketMatches.length > 0 ? { transportSocketMatches } : {}),
+    ...(istioServices === undefined ? {} : { istioServices }),
   };
 }
 
@@ -311,9 +316,10 @@ function compileLbEndpoint(
 ): EndpointConfig {
   const lbe = asObject(json, path);
   // metadata is opaque to load balancing (Istio puts its workload facts there); only the transport socket
-  // match entry is read.
+  // match entry and Istio's workload string (telemetry's peer discovery) are read.
   rejectUnsupported(lbe, path, ['endpoint', 'health_status', 'load_balancing_weight', 'metadata']);
   const socketMatch = compileSocketMatchMetadata(lbe.metadata, `${path}.metadata`);
+  const istioWorkload = compileIstioWorkload(lbe.metadata, `${path}.metadata`);
   const weight = optionalInteger(lbe, 'load_balancing_weight', path, { min: 1, max: UINT32_MAX }) ?? 1;
   const status =
     optionalEnum(lbe, 'health_status', path, [
@@ -371,7 +377,40 @@ function compileLbEndpoint(
     health: HEALTH[status],
     ...(isAddress ? {} : { hostname: host }),
     ...(socketMatch ? { socketMatch } : {}),
+    ...(istioWorkload === undefined ? {} : { istioWorkload }),
   };
+}
+
+/** The metadata.filter_metadata["istio"] object, if any. */
+function istioFilterMetadata(json: Json | undefined, path: string): JsonObject | undefined {
+  if (!isSet(json)) return undefined;
+  const filters = optionalObject(asObject(json, path), 'filter_metadata', path);
+  if (!filters || !isSet(filters.istio)) return undefined;
+  return asObject(filters.istio, `${path}.filter_metadata.istio`);
+}
+
+/** An endpoint's metadata.filter_metadata.istio.workload string, if present. */
+function compileIstioWorkload(json: Json | undefined, path: string): string | undefined {
+  const istio = istioFilterMetadata(json, path);
+  if (istio === undefined || !isSet(istio.workload)) return undefined;
+  return optionalString(istio, 'workload', `${path}.filter_metadata.istio`) || undefined;
+}
+
+/** A cluster's metadata.filter_metadata.istio.services ([{host, name, namespace}]), if present. */
+function compileIstioServices(json: Json | undefined, path: string): IstioServiceRef[] | undefined {
+  const istio = istioFilterMetadata(json, path);
+  if (istio === undefined || !isSet(istio.services)) return undefined;
+  const listPath = `${path}.filter_metadata.istio.services`;
+  if (!Array.isArray(istio.services)) throw new ConfigError(listPath, 'must be a list');
+  return istio.services.map((item, i) => {
+    const p = `${listPath}[${i}]`;
+    const o = asObject(item, p);
+    return {
+      host: optionalString(o, 'host', p) ?? '',
+      name: optionalString(o, 'name', p) ?? '',
+      namespace: optionalString(o, 'namespace', p) ?? '',
+    };
+  });
 }
 
 const SOCKET_MATCH_FILTER = 'envoy.transport_socket_match';

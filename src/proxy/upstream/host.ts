@@ -16,6 +16,7 @@ export interface HostInit {
   readonly priority: number;
   readonly health: HealthStatus;
   readonly socketMatch?: Readonly<Record<string, string>>;
+  readonly istioWorkload?: string;
 }
 
 // A class so every host has the same hidden class: the load balancers read these fields per request.
@@ -31,6 +32,7 @@ class UpstreamHost implements Host {
   activeRequests: number;
   outlierEjected: boolean;
   readonly socketMatch: Readonly<Record<string, string>> | undefined;
+  readonly istioWorkload: string | undefined;
 
   constructor(init: HostInit) {
     this.key = hostKey(init.address, init.port);
@@ -44,6 +46,7 @@ class UpstreamHost implements Host {
     this.activeRequests = 0;
     this.outlierEjected = false;
     this.socketMatch = init.socketMatch;
+    this.istioWorkload = init.istioWorkload;
   }
 }
 
@@ -63,7 +66,9 @@ export function hostMatches(host: Host, init: HostInit): boolean {
     host.locality.zone === init.locality.zone &&
     host.locality.subZone === init.locality.subZone &&
     // Another transport (e.g. the workload got a sidecar) needs a new host: pools keep their transport.
-    sameMatch(host.socketMatch, init.socketMatch)
+    sameMatch(host.socketMatch, init.socketMatch) &&
+    // Telemetry reads the workload from the host: a relabelled endpoint gets a new host.
+    host.istioWorkload === init.istioWorkload
   );
 }
 

@@ -28,6 +28,18 @@ export interface Host {
   outlierEjected?: boolean;
   /** The endpoint's transport socket match metadata, if any. */
   readonly socketMatch?: Readonly<Record<string, string>>;
+  /**
+   * Istio's endpoint metadata filter_metadata.istio.workload ("name;namespace;canonical-service;
+   * canonical-revision;cluster-id"), for telemetry's peer discovery. The only other metadata kept.
+   */
+  readonly istioWorkload?: string;
+}
+
+/** One entry of Istio's cluster metadata filter_metadata.istio.services. */
+export interface IstioServiceRef {
+  readonly host: string;
+  readonly name: string;
+  readonly namespace: string;
 }
 
 export interface LbContext {
@@ -71,6 +83,8 @@ export interface EndpointConfig {
   readonly hostname?: string;
   /** metadata.filter_metadata["envoy.transport_socket_match"]: picks a transport_socket_matches entry. */
   readonly socketMatch?: Readonly<Record<string, string>>;
+  /** metadata.filter_metadata.istio.workload, if set (telemetry's peer discovery). */
+  readonly istioWorkload?: string;
 }
 
 export interface LocalityEndpoints {
@@ -145,4 +159,6 @@ export interface ClusterConfig {
    * gives that endpoint's transport (tls undefined = plaintext); no match → `tls`. Istio's auto mTLS.
    */
   readonly transportSocketMatches?: readonly TransportSocketMatch[];
+  /** metadata.filter_metadata.istio.services (Istio's destination services of this cluster), if set. */
+  readonly istioServices?: readonly IstioServiceRef[];
 }
