@@ -58,7 +58,7 @@ const FIRST_CERTIFICATE_WAIT_MS = 15_000;
 
 export class ProxyServer implements AdminTarget {
   readonly bootstrap: BootstrapConfig;
-  readonly stats = new StatsStore();
+  readonly stats: StatsStore;
   /** Named TLS secrets: static ones from the bootstrap, SDS ones as they arrive. */
   readonly secrets = new SecretManager();
   readonly clusterManager: ClusterManager;
@@ -78,11 +78,13 @@ export class ProxyServer implements AdminTarget {
   private readonly opts: ProxyServerOptions;
   private stopping: Promise<void> | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
-  private readonly serverStats = new ServerStats(this.stats, VERSION);
+  private readonly serverStats: ServerStats;
 
   constructor(bootstrap: BootstrapConfig, opts: ProxyServerOptions = {}) {
     this.bootstrap = bootstrap;
     this.opts = opts;
+    this.stats = new StatsStore(bootstrap.stats);
+    this.serverStats = new ServerStats(this.stats, VERSION);
     for (const { name, value } of bootstrap.secrets ?? []) this.secrets.set(name, value);
     this.clusterManager = new ClusterManager(this.stats, this.secrets);
     this.telemetry = new TelemetryContext(this.clusterManager, this.stats, bootstrap.node);

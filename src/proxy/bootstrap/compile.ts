@@ -17,6 +17,7 @@ import { compileDynamicResources } from './dynamic.ts';
 import { compileSecret } from '../tls/secret-config.ts';
 import { checkSecretReferences } from '../tls/secret-references.ts';
 import type { BootstrapConfig, NodeInfo } from './types.ts';
+import { compileStatsConfig } from './stats-config.ts';
 
 const BOOTSTRAP_TYPE = 'envoy.config.bootstrap.v3.Bootstrap';
 const NOT_YET = 'not supported by Weft (yet)';
@@ -24,7 +25,7 @@ const NOT_YET = 'not supported by Weft (yet)';
 export function compileBootstrap(json: unknown, source: string): BootstrapConfig {
   if (json === null || json === undefined) throw new ConfigError('', 'the bootstrap is empty');
   const normalized = asObject(normalize(BOOTSTRAP_TYPE, json, ''), '');
-  onlyFields(normalized, '', ['node', 'static_resources', 'dynamic_resources', 'admin'], {
+  onlyFields(normalized, '', ['node', 'static_resources', 'dynamic_resources', 'admin', 'stats_config'], {
     layered_runtime: NOT_YET,
   });
   const resources = optObject(normalized, 'static_resources', '') ?? {};
@@ -42,6 +43,7 @@ export function compileBootstrap(json: unknown, source: string): BootstrapConfig
   return {
     node: compileNode(optObject(normalized, 'node', ''), 'node'),
     admin: compileAdmin(optObject(normalized, 'admin', ''), 'admin'),
+    ...statsConfigOf(normalized),
     listeners,
     clusters,
     ...(secrets.length > 0 ? { secrets } : {}),
@@ -49,6 +51,11 @@ export function compileBootstrap(json: unknown, source: string): BootstrapConfig
     normalized,
     source,
   };
+}
+
+function statsConfigOf(normalized: JsonObject): Pick<BootstrapConfig, 'stats'> {
+  const stats = compileStatsConfig(optObject(normalized, 'stats_config', ''), 'stats_config');
+  return stats === undefined ? {} : { stats };
 }
 
 /** EDS clusters and RDS route configurations arrive over ADS: without ads_config nothing would deliver them. */

@@ -349,3 +349,42 @@ describe('compileBootstrap: errors', () => {
     rejects(null, 'the bootstrap is empty');
   });
 });
+
+describe('compileBootstrap: stats_config', () => {
+  it('compiles custom tags after or instead of the defaults, and refuses what it cannot honour', () => {
+    const b = compileBootstrap(
+      { stats_config: { stats_tags: [{ tag_name: 'team', fixed_value: 'payments' }] } },
+      'test.yaml',
+    );
+    assert.deepEqual(b.stats, {
+      useAllDefaultTags: true,
+      statsTags: [{ name: 'team', fixedValue: 'payments' }],
+    });
+    const only = compileBootstrap(
+      {
+        stats_config: {
+          use_all_default_tags: false,
+          stats_tags: [{ tag_name: 'envoy.cluster_name', regex: String.raw`^cluster\.((.+?)\.)` }],
+        },
+      },
+      'test.yaml',
+    );
+    assert.equal(only.stats?.useAllDefaultTags, false);
+    rejects(
+      { stats_config: { stats_tags: [{ tag_name: 'envoy.cluster_name', regex: 'x' }] } },
+      `stats_config.stats_tags[0].tag_name: "envoy.cluster_name" is one of Envoy's default tags; set use_all_default_tags: false to redefine it`,
+    );
+    rejects(
+      { stats_config: { stats_tags: [{ tag_name: 'x', regex: '(' }] } },
+      'stats_config.stats_tags[0].regex: does not compile: Invalid regular expression: /(/d: Unterminated group',
+    );
+    rejects(
+      { stats_config: { stats_tags: [{ tag_name: 'x' }] } },
+      'stats_config.stats_tags[0]: needs regex or fixed_value',
+    );
+    rejects(
+      { stats_config: { stats_matcher: { reject_all: true } } },
+      'stats_config.stats_matcher: not supported by Weft (yet)',
+    );
+  });
+});

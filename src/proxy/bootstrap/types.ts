@@ -1,4 +1,5 @@
 import type { Json } from '../../core/json.ts';
+import type { StatsStoreOptions } from '../stats/store.ts';
 import type { ClusterConfig, Locality } from '../upstream/types.ts';
 import type { ListenerConfig, SocketAddress } from '../listener/types.ts';
 import type { SecretValue } from '../tls/secrets.ts';
@@ -37,6 +38,8 @@ export interface DynamicResourcesConfig {
 /** A validated Envoy v3 bootstrap. */
 export interface BootstrapConfig {
   readonly node: NodeInfo;
+  /** stats_config: how stat names become Prometheus names and labels (Envoy's defaults when absent). */
+  readonly stats?: StatsStoreOptions;
   readonly admin: { readonly address: SocketAddress } | undefined;
   readonly listeners: readonly ListenerConfig[];
   readonly clusters: readonly ClusterConfig[];

@@ -134,3 +134,27 @@ void test('custom specifiers: RE2 POSIX classes, single group, fixed values, fir
   });
   assert.throws(() => new TagExtractor([{ name: 'bad', regex: '(' }]));
 });
+
+void test('mesh cluster names and address-bearing stat prefixes are taken whole', () => {
+  assert.deepEqual(
+    extract('cluster.outbound|9080|v1|reviews.default.svc.cluster.local.circuit_breakers.default.cx_open'),
+    [
+      'cluster.circuit_breakers.default.cx_open',
+      { 'envoy.cluster_name': 'outbound|9080|v1|reviews.default.svc.cluster.local' },
+    ],
+  );
+  assert.deepEqual(extract('cluster.inbound|9080||.upstream_rq_503'), [
+    'cluster.upstream_rq',
+    { 'envoy.response_code': '503', 'envoy.cluster_name': 'inbound|9080||' },
+  ]);
+  assert.deepEqual(extract('http.outbound_10.0.0.1_15001.downstream_rq_total'), [
+    'http.downstream_rq_total',
+    { 'envoy.http_conn_manager_prefix': 'outbound_10.0.0.1_15001' },
+  ]);
+  assert.deepEqual(extract('tcp.outbound_10.0.0.1_9000.downstream_cx_total'), [
+    'tcp.downstream_cx_total',
+    { 'envoy.tcp_prefix': 'outbound_10.0.0.1_9000' },
+  ]);
+  // A dotted name that is not a mesh service is still cut at its first dot, as Envoy does.
+  assert.deepEqual(extract('cluster.api.example.com.upstream_cx_total')[1], { 'envoy.cluster_name': 'api' });
+});

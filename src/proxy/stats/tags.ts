@@ -32,6 +32,17 @@ const TAG_VALUE = '[^.]+';
 const ADDRESS = String.raw`(?:(?:\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[[a-fA-F_\d]+\])_\d+)`;
 const CIPHER = String.raw`[\w-]+`;
 const ROUTE_CONFIG_NAME = String.raw`[\w\-.]+`;
+/**
+ * A cluster name. Envoy's default takes one dot-free token, which cuts a mesh cluster such as
+ * `outbound|9080||reviews.default.svc.cluster.local` at its first dot; like Istio's sidecar bootstrap, a
+ * name running to `.svc.cluster.local` is taken whole (dot-free names are unchanged).
+ */
+const CLUSTER_NAME = String.raw`(?:[^.]+\.)+?svc\.cluster\.local|[^.]+`;
+/**
+ * A connection manager's or tcp_proxy's stat prefix. Envoy's default takes one dot-free token; the control plane's
+ * prefixes carry an IPv4 address (`outbound_10.0.0.1_9080`), which is taken whole (others are unchanged).
+ */
+const STAT_PREFIX = String.raw`(?:[\w-]+_)?\d{1,3}(?:\.\d{1,3}){3}_\d+|[^.]+`;
 
 /**
  * Translates Envoy's tokenized specifier syntax into a regex: tokens are dot-separated, `*` is one
@@ -82,20 +93,20 @@ export const ENVOY_DEFAULT_TAG_SPECIFIERS: readonly TagSpecifier[] = [
   // listener.[<address>.]ssl.ciphers.(<cipher>)
   { name: 'envoy.ssl_cipher', regex: String.raw`^listener\..*?\.ssl\.ciphers(\.(${CIPHER}))$` },
   // cluster.[<cluster_name>.]ssl.ciphers.(<cipher>)
-  { name: 'cipher_suite', regex: String.raw`^cluster\.${TAG_VALUE}\.ssl\.ciphers(\.(${CIPHER}))$` },
+  { name: 'cipher_suite', regex: String.raw`^cluster\.(?:${CLUSTER_NAME})\.ssl\.ciphers(\.(${CIPHER}))$` },
   // tcp.(<stat_prefix>.)*
-  tokens('envoy.tcp_prefix', 'tcp.$.**'),
+  { name: 'envoy.tcp_prefix', regex: String.raw`^tcp\.((${STAT_PREFIX})\.)` },
   // ratelimit.(<stat_prefix>.)*
   tokens('envoy.ratelimit_prefix', 'ratelimit.$.**'),
   // cluster.(<cluster_name>.)*
-  tokens('envoy.cluster_name', 'cluster.$.**'),
+  { name: 'envoy.cluster_name', regex: String.raw`^cluster\.((${CLUSTER_NAME})\.)` },
   // listener.[<address>.]http.(<stat_prefix>.)*
-  { name: 'envoy.http_conn_manager_prefix', regex: String.raw`^listener\..*?\.http\.((${TAG_VALUE})\.)` },
+  { name: 'envoy.http_conn_manager_prefix', regex: String.raw`^listener\..*?\.http\.((${STAT_PREFIX})\.)` },
   // cluster.[<cluster>.]ext_authz.(<ext_authz_prefix>.)* and http.[<prefix>.]ext_authz.(<ext_authz_prefix>.)*
   tokens('envoy.ext_authz_prefix', 'cluster.*.ext_authz.$.**'),
   tokens('envoy.ext_authz_prefix', 'http.*.ext_authz.$.**'),
   // http.(<stat_prefix>.)*
-  tokens('envoy.http_conn_manager_prefix', 'http.$.**'),
+  { name: 'envoy.http_conn_manager_prefix', regex: String.raw`^http\.((${STAT_PREFIX})\.)` },
   // listener.(<address|stat_prefix>.)*, except the admin listener
   {
     name: 'envoy.listener_address',
