@@ -2,12 +2,12 @@
  * Span collectors for tests: an OTLP/HTTP (protobuf) receiver and a Zipkin v2 JSON receiver, both on
  * 127.0.0.1, both turning what they receive into one plain shape so tests can assert on either.
  *
- * No npm package ships opentelemetry-proto's .proto files any more (the OTLP exporters encode by hand), so
- * the receiver declares the part of `ExportTraceServiceRequest` it reads, with the field numbers of
- * opentelemetry-proto (collector/trace/v1, trace/v1, common/v1, resource/v1), and decodes with protobufjs.
+ * OTLP bodies are decoded with opentelemetry-proto's published definitions (see exportTraceServiceRequest).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import protobuf from 'protobufjs';
 
 export interface ReceivedSpan {
@@ -33,46 +33,27 @@ export interface SpanCollector {
   close(): Promise<void>;
 }
 
-const OTLP_SCHEMA = {
-  nested: {
-    ExportTraceServiceRequest: {
-      fields: { resource_spans: { rule: 'repeated', type: 'ResourceSpans', id: 1 } },
-    },
-    ResourceSpans: {
-      fields: {
-        resource: { type: 'Resource', id: 1 },
-        scope_spans: { rule: 'repeated', type: 'ScopeSpans', id: 2 },
-      },
-    },
-    Resource: { fields: { attributes: { rule: 'repeated', type: 'KeyValue', id: 1 } } },
-    ScopeSpans: { fields: { spans: { rule: 'repeated', type: 'Span', id: 2 } } },
-    Span: {
-      fields: {
-        trace_id: { type: 'bytes', id: 1 },
-        span_id: { type: 'bytes', id: 2 },
-        trace_state: { type: 'string', id: 3 },
-        parent_span_id: { type: 'bytes', id: 4 },
-        name: { type: 'string', id: 5 },
-        kind: { type: 'int32', id: 6 },
-        start_time_unix_nano: { type: 'fixed64', id: 7 },
-        end_time_unix_nano: { type: 'fixed64', id: 8 },
-        attributes: { rule: 'repeated', type: 'KeyValue', id: 9 },
-        status: { type: 'Status', id: 15 },
-      },
-    },
-    Status: { fields: { message: { type: 'string', id: 2 }, code: { type: 'int32', id: 3 } } },
-    KeyValue: { fields: { key: { type: 'string', id: 1 }, value: { type: 'AnyValue', id: 2 } } },
-    AnyValue: {
-      oneofs: { value: { oneof: ['string_value', 'bool_value', 'int_value', 'double_value'] } },
-      fields: {
-        string_value: { type: 'string', id: 1 },
-        bool_value: { type: 'bool', id: 2 },
-        int_value: { type: 'int64', id: 3 },
-        double_value: { type: 'double', id: 4 },
-      },
-    },
-  },
-};
+/**
+ * OpenTelemetry's own protobuf definitions (opentelemetry-proto's .proto files, as published in
+ * @opentelemetry/otlp-grpc-exporter-base 0.34, a devDependency under the alias opentelemetry-proto-files),
+ * loaded once with protobufjs.
+ */
+const OTLP_PROTO_ROOT = path.join(
+  path.dirname(createRequire(import.meta.url).resolve('opentelemetry-proto-files/package.json')),
+  'build',
+  'protos',
+);
+let exportRequestType: protobuf.Type | undefined;
+
+function exportTraceServiceRequest(): protobuf.Type {
+  if (exportRequestType === undefined) {
+    const root = new protobuf.Root();
+    root.resolvePath = (_origin, target) => path.join(OTLP_PROTO_ROOT, target);
+    root.loadSync('opentelemetry/proto/collector/trace/v1/trace_service.proto', { keepCase: true });
+    exportRequestType = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest');
+  }
+  return exportRequestType;
+}
 
 const OTLP_KIND_SERVER = 2;
 const OTLP_KIND_CLIENT = 3;
@@ -97,8 +78,7 @@ function attributesOf(list: KeyValue[] | undefined): Record<string, string | num
 
 /** Decodes an OTLP/HTTP protobuf export request body into spans. */
 export function decodeOtlpTraces(body: Buffer): ReceivedSpan[] {
-  const root = protobuf.Root.fromJSON(OTLP_SCHEMA);
-  const type = root.lookupType('ExportTraceServiceRequest');
+  const type = exportTraceServiceRequest();
   const msg = type.toObject(type.decode(body), { longs: String, bytes: Buffer, defaults: false }) as {
     resource_spans?: {
       resource?: { attributes?: KeyValue[] };
