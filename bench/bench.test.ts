@@ -335,6 +335,14 @@ void describe('weft bootstrap variants', () => {
     admin: { host: '127.0.0.1', port: 10002 },
     upstream: { host: '127.0.0.1', port: 10003 },
     filters,
+    ...(filters === 'telemetry' || filters === 'tracing'
+      ? {
+          telemetry: {
+            accessLogPath: '/tmp/bench.access.log',
+            collector: { host: '127.0.0.1', port: 10004 },
+          },
+        }
+      : {}),
   });
   // The proxy's own validator: what `weft proxy --bootstrap` runs before it starts.
   const compiled = (filters: BenchFilterSet) =>
@@ -388,8 +396,35 @@ void describe('weft bootstrap variants', () => {
     assert.equal(route.typed_per_filter_config['envoy.filters.http.fault'].abort.percentage.numerator, 0);
   });
 
+  void it('has the proxy accept the telemetry variants: Istio metrics, access log, tracing at 1% or 100%', () => {
+    for (const [filters, sampling] of [
+      ['telemetry', 1],
+      ['tracing', 100],
+    ] as const) {
+      assert.deepEqual(filterNames(filters), [
+        'istio.metadata_exchange',
+        'istio.stats',
+        'envoy.filters.http.router',
+      ]);
+      const config = compiled(filters);
+      const hcm = config.listeners[0].filterChains[0].filters[0];
+      assert.ok(hcm.kind === 'http_connection_manager');
+      assert.equal(hcm.hcm.accessLog.length, 1);
+      assert.ok(hcm.hcm.tracing !== undefined);
+      assert.equal(config.listeners[0].trafficDirection, 'OUTBOUND');
+      assert.deepEqual(
+        config.clusters.map((c) => c.name),
+        ['upstream', 'zipkin'],
+      );
+      const text = parseYaml(benchBootstrapYaml(options(filters)));
+      const tracing = text.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tracing;
+      assert.equal(tracing.random_sampling.value, sampling);
+    }
+    assert.throws(() => benchBootstrap({ ...options('telemetry'), telemetry: undefined }), /needs telemetry/);
+  });
+
   void it('names the filter targets as one-hop Weft targets with no nginx reference', () => {
-    for (const name of ['weft-ratelimit', 'weft-resilience'] as const) {
+    for (const name of ['weft-ratelimit', 'weft-resilience', 'weft-telemetry', 'weft-tracing'] as const) {
       assert.ok(TARGET_NAMES.includes(name));
       assert.equal(hopsOf(name), 1);
       assert.equal(referenceFor(name), undefined);

@@ -1,7 +1,7 @@
 // Load benchmark of the Weft proxy against direct traffic and nginx, following
 // ../shared/bench-reference/README.md; then the CA's issuance rate (bench/ca/issuance.ts).
 // Usage: node bench/run.ts [--reps N] [--quick]
-//   [--targets direct,nginx,weft,nginx-2hop,weft-2hop,weft-ratelimit,weft-resilience,
+//   [--targets direct,nginx,weft,nginx-2hop,weft-2hop,weft-ratelimit,weft-resilience,weft-telemetry,weft-tracing,
 //              nginx-mtls-2hop,weft-mtls-2hop,weft-mtls-h2-2hop] [--profile] [--no-ca (skip the CA issuance rate)]
 //   [--weft-node-args "--max-semi-space-size=2"] [--weft-cli dist/cli/main.js]
 //   [--results-name NAME (write bench/results/NAME.{json,md} instead of latest.*) | --no-write]

@@ -7,7 +7,13 @@ import type { ManagedProcess, ProcessGroup } from './processes.ts';
 import { freePort, httpRequest, waitUntil } from './processes.ts';
 import type { BenchPki } from './pki.ts';
 import { BENCH_SERVER_DNS, BENCH_SERVER_ID, makeBenchPki } from './pki.ts';
-import type { BenchDownstreamTls, BenchFilterSet, BenchUpstreamTls, HostPort } from './weft-bootstrap.ts';
+import type {
+  BenchBootstrapOptions,
+  BenchDownstreamTls,
+  BenchFilterSet,
+  BenchUpstreamTls,
+  HostPort,
+} from './weft-bootstrap.ts';
 import { benchBootstrapYaml } from './weft-bootstrap.ts';
 
 export const TARGET_NAMES = [
@@ -18,6 +24,8 @@ export const TARGET_NAMES = [
   'weft-2hop',
   'weft-ratelimit',
   'weft-resilience',
+  'weft-telemetry',
+  'weft-tracing',
   'nginx-mtls-2hop',
   'weft-mtls-2hop',
   'weft-mtls-h2-2hop',
@@ -34,6 +42,11 @@ interface FilterTarget {
 const FILTER_TARGETS: Readonly<Partial<Record<TargetName, FilterTarget>>> = {
   'weft-ratelimit': { filters: 'ratelimit', costOf: 'local rate limiting' },
   'weft-resilience': { filters: 'resilience', costOf: 'the resilience filter set' },
+  'weft-telemetry': {
+    filters: 'telemetry',
+    costOf: 'full telemetry (Istio metrics, access log, tracing at 1%)',
+  },
+  'weft-tracing': { filters: 'tracing', costOf: 'the same with every request traced' },
 };
 
 /** The plain proxy a filter target's cost is taken against. */
@@ -240,6 +253,7 @@ async function startWeft(
     readonly filters?: BenchFilterSet;
     readonly downstreamTls?: BenchDownstreamTls;
     readonly upstreamTls?: BenchUpstreamTls;
+    readonly telemetry?: BenchBootstrapOptions['telemetry'];
   } = {},
 ): Promise<{ proc: ManagedProcess; at: HostPort }> {
   const run = scratch(ctx, label);
@@ -331,9 +345,21 @@ export async function startTarget(ctx: BenchContext, name: TargetName): Promise<
     case 'weft-2hop':
       return startChain(ctx, name, (c, label, upstream) => startWeft(c, label, upstream));
     case 'weft-ratelimit':
-    case 'weft-resilience': {
+    case 'weft-resilience':
+    case 'weft-telemetry':
+    case 'weft-tracing': {
       const filters = FILTER_TARGETS[name]?.filters ?? 'plain';
-      return startChain(ctx, name, (c, label, upstream) => startWeft(c, label, upstream, { filters }));
+      return startChain(ctx, name, (c, label, upstream) =>
+        startWeft(c, label, upstream, {
+          filters,
+          // The upstream answers any POST with 200: it stands in for the Zipkin collector, outside the proxy's CPU.
+          ...(filters === 'telemetry' || filters === 'tracing'
+            ? {
+                telemetry: { accessLogPath: path.join(c.tmpDir, `${label}.access.log`), collector: upstream },
+              }
+            : {}),
+        }),
+      );
     }
     case 'nginx-mtls-2hop': {
       const pki = benchPki(ctx);

@@ -6,8 +6,11 @@ import { stringify } from 'yaml';
 /**
  * plain: router only. ratelimit: local_ratelimit that never denies. resilience: what a mesh route carries
  * (cors, fault, local_ratelimit, retries, timeouts, outlier detection, circuit breakers), none of which fires.
+ * telemetry: what the control plane gives a sidecar's outbound listener by default plus access logs and tracing:
+ * Istio's metadata exchange and standard metrics, Istio's text access log to a file, Zipkin tracing sampling 1%.
+ * tracing: the same with every request traced (always-on tracing, reported separately).
  */
-export type BenchFilterSet = 'plain' | 'ratelimit' | 'resilience';
+export type BenchFilterSet = 'plain' | 'ratelimit' | 'resilience' | 'telemetry' | 'tracing';
 
 export interface HostPort {
   readonly host: string;
@@ -25,6 +28,8 @@ export interface BenchBootstrapOptions {
   readonly downstreamTls?: BenchDownstreamTls;
   /** The cluster originates mTLS (the client side of a mesh hop). */
   readonly upstreamTls?: BenchUpstreamTls;
+  /** telemetry / tracing: where the access log goes and where spans are reported (a Zipkin collector). */
+  readonly telemetry?: { readonly accessLogPath: string; readonly collector: HostPort };
 }
 
 /** A listener's DownstreamTlsContext: its certificate, and a client certificate required, chained to the root. */
@@ -134,10 +139,81 @@ const FAULT_TYPE = typeUrl('envoy.extensions.filters.http.fault.v3.HTTPFault');
 const FAULT_FILTER = { name: 'envoy.filters.http.fault', typed_config: { '@type': FAULT_TYPE } };
 const NEVER = { numerator: 0, denominator: 'HUNDRED' };
 
+const TYPED_STRUCT = 'type.googleapis.com/xds.type.v3.TypedStruct';
+
+const METADATA_EXCHANGE_FILTER = {
+  name: 'istio.metadata_exchange',
+  typed_config: {
+    '@type': TYPED_STRUCT,
+    type_url: 'type.googleapis.com/io.istio.http.peer_metadata.Config',
+    value: {
+      upstream_discovery: [{ istio_headers: {} }, { workload_discovery: {} }],
+      upstream_propagation: [{ istio_headers: {} }],
+    },
+  },
+};
+
+const ISTIO_STATS_FILTER = {
+  name: 'istio.stats',
+  typed_config: { '@type': TYPED_STRUCT, type_url: 'type.googleapis.com/stats.PluginConfig', value: {} },
+};
+
 const HTTP_FILTERS: Record<BenchFilterSet, readonly object[]> = {
   plain: [ROUTER_FILTER],
   ratelimit: [LOCAL_RATELIMIT_FILTER, ROUTER_FILTER],
   resilience: [CORS_FILTER, FAULT_FILTER, LOCAL_RATELIMIT_FILTER, ROUTER_FILTER],
+  telemetry: [METADATA_EXCHANGE_FILTER, ISTIO_STATS_FILTER, ROUTER_FILTER],
+  tracing: [METADATA_EXCHANGE_FILTER, ISTIO_STATS_FILTER, ROUTER_FILTER],
+};
+
+/** Istio's default text access log format (EnvoyTextLogFormat). */
+const ISTIO_TEXT_LOG_FORMAT =
+  '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% ' +
+  '%RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% "%UPSTREAM_TRANSPORT_FAILURE_REASON%" ' +
+  '%BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" ' +
+  '"%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER_RAW% ' +
+  '%UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% %ROUTE_NAME%\n';
+
+/** The connection manager's access_log and tracing for the telemetry variants. */
+function telemetryHcmFields(filters: BenchFilterSet, t: BenchBootstrapOptions['telemetry']): object {
+  if (filters !== 'telemetry' && filters !== 'tracing') return {};
+  if (t === undefined) throw new Error(`the ${filters} variant needs telemetry options`);
+  return {
+    access_log: [
+      {
+        name: 'envoy.access_loggers.file',
+        typed_config: {
+          '@type': typeUrl('envoy.extensions.access_loggers.file.v3.FileAccessLog'),
+          path: t.accessLogPath,
+          log_format: { text_format_source: { inline_string: ISTIO_TEXT_LOG_FORMAT } },
+        },
+      },
+    ],
+    tracing: {
+      provider: {
+        name: 'envoy.tracers.zipkin',
+        typed_config: {
+          '@type': typeUrl('envoy.config.trace.v3.ZipkinConfig'),
+          collector_cluster: 'zipkin',
+          collector_endpoint: '/api/v2/spans',
+          collector_endpoint_version: 'HTTP_JSON',
+          trace_id_128bit: true,
+          shared_span_context: false,
+        },
+      },
+      random_sampling: { value: filters === 'tracing' ? 100 : 1 },
+    },
+  };
+}
+
+/** Node metadata as a sidecar agent sets it, so Istio's metric labels are filled as in a mesh. */
+const SIDECAR_METADATA = {
+  NAME: 'bench-1',
+  NAMESPACE: 'bench',
+  WORKLOAD_NAME: 'bench',
+  LABELS: { app: 'bench', version: 'v1' },
+  CLUSTER_ID: 'Kubernetes',
+  SERVICE_ACCOUNT: 'bench',
 };
 
 /** The route a mesh would send: policies that are evaluated on every request but never fire (no Origin sent, 0% faults). */
@@ -190,19 +266,36 @@ const RESILIENCE_CLUSTER_POLICIES = {
   },
 };
 
+function collectorCluster(at: HostPort): object {
+  return {
+    name: 'zipkin',
+    type: 'STATIC',
+    connect_timeout: '1s',
+    load_assignment: {
+      cluster_name: 'zipkin',
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(at) } }] }],
+    },
+  };
+}
+
 export function benchBootstrap(options: BenchBootstrapOptions): object {
   const filters = options.filters ?? 'plain';
   const { downstreamTls, upstreamTls } = options;
   const route =
     filters === 'resilience' ? resilienceRoute() : { match: { prefix: '/' }, route: { cluster: 'upstream' } };
   return {
-    node: { id: options.nodeId, cluster: 'bench' },
+    node: {
+      id: options.nodeId,
+      cluster: 'bench',
+      ...(filters === 'telemetry' || filters === 'tracing' ? { metadata: SIDECAR_METADATA } : {}),
+    },
     admin: { address: socketAddress(options.admin) },
     static_resources: {
       listeners: [
         {
           name: 'bench',
           address: socketAddress(options.listen),
+          ...(filters === 'telemetry' || filters === 'tracing' ? { traffic_direction: 'OUTBOUND' } : {}),
           filter_chains: [
             {
               filters: [
@@ -224,6 +317,7 @@ export function benchBootstrap(options: BenchBootstrapOptions): object {
                       ],
                     },
                     http_filters: HTTP_FILTERS[filters],
+                    ...telemetryHcmFields(filters, options.telemetry),
                   },
                 },
               ],
@@ -245,6 +339,7 @@ export function benchBootstrap(options: BenchBootstrapOptions): object {
             endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(options.upstream) } }] }],
           },
         },
+        ...(options.telemetry ? [collectorCluster(options.telemetry.collector)] : []),
       ],
     },
   };
