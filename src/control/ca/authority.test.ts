@@ -251,10 +251,28 @@ describe('certificate authority', () => {
       openssl(['x509', '-noout', '-enddate', '-in', caCert]).split('=')[1],
     ).getTime();
     assert.ok(issued.notAfter.getTime() <= signerEnd);
+    // The expiries the metrics report: the operator's root (30 days) and the intermediate (20 days).
+    const rootEnd = new Date(openssl(['x509', '-noout', '-enddate', '-in', rootCert]).split('=')[1]);
+    assert.equal(ca.rootNotAfter.getTime(), rootEnd.getTime());
+    assert.equal(ca.signerNotAfter.getTime(), signerEnd);
+    assert.ok(ca.signerNotAfter < ca.rootNotAfter);
     // A workload certificate from another CA does not verify against this root.
     const other = await CertificateAuthority.open({ stateDir: path.join(work, 'other') });
     const foreign = await other.sign(csr(undefined), WEB);
     assert.throws(() => verify(ca.rootPem, foreign.certChain));
+  });
+
+  it("keeps counting into its predecessor's issuance stats when reloaded", async () => {
+    const dir = path.join(work, 'reload');
+    const first = await CertificateAuthority.open({ stateDir: dir });
+    // A self-made root signs workload certificates itself.
+    assert.equal(first.signerNotAfter.getTime(), first.rootNotAfter.getTime());
+    first.issuance.recordIssued('01', new Date(Date.now() + 60_000));
+    const reloaded = await CertificateAuthority.open({ stateDir: dir, issuance: first.issuance });
+    assert.equal(reloaded.issuance, first.issuance);
+    assert.equal(reloaded.issuance.validCertificates().count, 1);
+    const fresh = await CertificateAuthority.open({ stateDir: dir });
+    assert.equal(fresh.issuance.issued, 0);
   });
 
   it('names a key file that is not a PKCS#8 P-256 key (leaves are signed ECDSA P-256 only)', async () => {

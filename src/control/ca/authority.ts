@@ -23,6 +23,7 @@ import * as x509 from '@peculiar/x509';
 import { csrPemToDer, parseCertificationRequest, signatureCheck, verifyCertificationRequest } from './csr.ts';
 import type { CertificationRequest, SignatureCheck } from './csr.ts';
 import { WorkloadCertificateTemplate, certificateDer, certificatePem } from './workload-certificate.ts';
+import { IssuanceStats } from './issuance-stats.ts';
 
 // @peculiar/x509 works on any WebCrypto; Node's is the one here.
 x509.cryptoProvider.set(webcrypto as never);
@@ -67,6 +68,8 @@ export interface AuthorityOptions {
   readonly workloadTtlMs?: number;
   /** The clock (tests). */
   readonly now?: () => number;
+  /** Where issuance is counted; pass the previous CA's when reloading it, so its counters go on. Default: new. */
+  readonly issuance?: IssuanceStats;
 }
 
 /** A signed workload certificate: the leaf, then the chain up to and including the root (Istio's order). */
@@ -142,6 +145,10 @@ export class CertificateAuthority {
   readonly trustDomain: string;
   /** The root every workload trusts, PEM. */
   readonly rootPem: string;
+  readonly rootNotAfter: Date;
+  /** The certificate that signs workload certificates (the root itself, unless a plug-in CA). */
+  readonly signerNotAfter: Date;
+  readonly issuance: IssuanceStats;
   readonly #signerKey: KeyObject;
   readonly #signerNotAfter: number;
   /** The signer and the certificates between it and the root (the root last), PEM. */
@@ -163,6 +170,9 @@ export class CertificateAuthority {
     this.#workloadTtlMs = opts.workloadTtlMs ?? DEFAULT_WORKLOAD_TTL_MS;
     this.#now = opts.now ?? Date.now;
     this.#signerNotAfter = signer.notAfter.getTime();
+    this.signerNotAfter = signer.notAfter;
+    this.rootNotAfter = new x509.X509Certificate(rootPem).notAfter;
+    this.issuance = opts.issuance ?? new IssuanceStats(this.#now);
     this.#signerKey = signerKey;
     this.#chain = chain;
     this.rootPem = rootPem;

@@ -131,4 +131,17 @@ describe('IstioCertificateService/CreateCertificate', { timeout: 30_000 }, () =>
     assert.equal((await call(Buffer.from([0x0a, 0xff, 0xff]), webToken)).err?.code, status.INVALID_ARGUMENT);
     assert.equal((await create(csr(), webToken)).err, null);
   });
+
+  it('counts every request by its outcome, and the issued certificates still valid', () => {
+    const stats = ca.issuance;
+    // The tests above, in order: 2 issued; 1 forbidden; 3 unauthenticated and 1 issued; 2 invalid and 1 issued.
+    assert.equal(stats.csrReceived, 10);
+    assert.equal(stats.issued, 4);
+    assert.deepEqual(stats.refused, { unauthenticated: 3, invalid: 2, forbidden: 1, error: 0 });
+    const valid = stats.validCertificates();
+    assert.equal(valid.count, 4);
+    // The earliest is the first one, issued for 600 s.
+    const left = valid.earliestExpiryMs! - Date.now();
+    assert.ok(left > 500_000 && left <= 600_000, `earliest expiry in ${left} ms`);
+  });
 });

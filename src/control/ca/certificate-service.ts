@@ -59,14 +59,19 @@ export interface CertificateServiceOptions {
 export function certificateServiceHandlers(opts: CertificateServiceOptions) {
   return {
     CreateCertificate: (call: ServerUnaryCall<Decoded, string[]>, done: sendUnaryData<string[]>): void => {
+      const authority = typeof opts.authority === 'function' ? opts.authority() : opts.authority;
+      const stats = authority.issuance;
+      stats.csrReceived += 1;
       const decoded = call.request;
       if ('error' in decoded) {
+        stats.recordRefused('invalid');
         done({ code: status.INVALID_ARGUMENT, details: decoded.error });
         return;
       }
       const token = bearer(call.metadata);
       const identity = token === undefined ? undefined : opts.tokens.identityOf(token);
       if (identity === undefined) {
+        stats.recordRefused('unauthenticated');
         done({
           code: status.UNAUTHENTICATED,
           details: token === undefined ? 'no bearer credential' : 'unknown credential',
@@ -75,9 +80,9 @@ export function certificateServiceHandlers(opts: CertificateServiceOptions) {
       }
       const requested = decoded.request.validitySeconds * 1000;
       const ttl = requested > 0 ? Math.min(requested, opts.maxTtlMs ?? requested) : undefined;
-      const authority = typeof opts.authority === 'function' ? opts.authority() : opts.authority;
       authority.sign(decoded.request.csr, identity, ttl).then(
         (issued) => {
+          stats.recordIssued(issued.serialNumber, issued.notAfter);
           opts.logger.info('certificate issued', {
             identity: authority.spiffeId(identity),
             serial: issued.serialNumber,
@@ -86,6 +91,7 @@ export function certificateServiceHandlers(opts: CertificateServiceOptions) {
           done(null, [...issued.certChain]);
         },
         (err: unknown) => {
+          stats.recordRefused(err instanceof CertificateRequestError ? err.kind : 'error');
           if (err instanceof CertificateRequestError) {
             opts.logger.warn('certificate refused', {
               identity: authority.spiffeId(identity),

@@ -1,8 +1,13 @@
 /**
- * The control plane's Prometheus metrics: the ADS server's push counters and latencies (fed by its events)
- * plus the process metrics prom-client collects (CPU, RSS, heap, event-loop lag, GC).
+ * The control plane's Prometheus metrics: the ADS server's push counters and latencies (fed by its events),
+ * the CA's issuance, plus the process metrics prom-client collects (CPU, RSS, heap, event-loop lag, GC).
+ * Weft's own names (weft_*) come with istiod's (pilot_*, citadel_server_*) where istiod has an equivalent,
+ * so dashboards made for istiod partly work; docs/metrics.md lists both.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { CertificateAuthority } from '../ca/authority.ts';
+import { istiodMetrics } from './istiod-metrics.ts';
+import { caMetrics } from './ca-metrics.ts';
 import type { AdsServer, NackEvent, RoundEvent, SentEvent } from '../xds/ads-server.ts';
 import { SHORT_TYPE_NAME } from '../xds/type-state.ts';
 
@@ -23,9 +28,18 @@ export interface ControlPlaneMetrics {
   close(): void;
 }
 
-export function controlPlaneMetrics(ads: AdsServer): ControlPlaneMetrics {
+/**
+ * `authority` is read at every scrape, as the control plane may replace its CA (a root rotation) or run
+ * none; the CA's metrics are absent while it answers undefined.
+ */
+export function controlPlaneMetrics(
+  ads: AdsServer,
+  authority: () => CertificateAuthority | undefined = () => undefined,
+): ControlPlaneMetrics {
   const registry = new Registry();
   const registers = [registry];
+  const istiod = istiodMetrics(ads, registry);
+  const ca = caMetrics(authority);
   new Gauge({
     name: 'weft_xds_connected_proxies',
     help: 'Proxies with an open ADS stream.',
@@ -94,12 +108,18 @@ export function controlPlaneMetrics(ads: AdsServer): ControlPlaneMetrics {
 
   return {
     contentType: registry.contentType,
-    render: async () => `${await registry.metrics()}\n${await processMetrics().metrics()}`,
+    render: async () => {
+      const parts = [await istiod.scrape(() => registry.metrics())];
+      if (authority() !== undefined) parts.push(await ca.metrics());
+      parts.push(await processMetrics().metrics());
+      return parts.join('\n');
+    },
     close: () => {
       ads.off('sent', onSent);
       ads.off('nack', onNack);
       ads.off('round', onRound);
       ads.off('invalid', onInvalid);
+      istiod.close();
     },
   };
 }

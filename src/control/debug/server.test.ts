@@ -201,6 +201,21 @@ describe('control plane debug server and CLI', { timeout: 60_000 }, () => {
     assert.match(text, /^weft_xds_push_duration_seconds_count\{type="eds"\} 1$/m);
     assert.match(text, /^weft_xds_push_rounds_total\{kind="eds"\} 1$/m);
     assert.match(text, /^process_resident_memory_bytes \d+/m);
+    // istiod's names for the same facts.
+    assert.match(text, /^pilot_xds\{version="unknown"\} 2$/m);
+    assert.match(text, /^pilot_xds_pushes\{type="eds"\} 2$/m);
+    assert.match(text, /^pilot_total_xds_rejects\{type="lds"\} 1$/m);
+    assert.match(text, /^pilot_total_xds_rejects\{type="cds"\} 0$/m);
+    assert.match(
+      text,
+      /^pilot_xds_lds_reject\{node="sidecar~10\.0\.0\.2~ratings-v1\.default~default\.svc\.cluster\.local",err="listener 0\.0\.0\.0_3306: port in use"\} 1$/m,
+    );
+    assert.doesNotMatch(text, /^pilot_xds_cds_reject\{/m);
+    assert.match(text, /^pilot_xds_push_time_count\{type="eds"\} 1$/m);
+    assert.match(text, /^pilot_proxy_convergence_time_bucket\{le="30"\} 1$/m);
+    assert.match(text, /^pilot_proxy_convergence_time_count 1$/m);
+    // No CA here: none of its metrics (a zero expiry would read as expired).
+    assert.doesNotMatch(text, /citadel_server_|weft_ca_/);
     const check = spawnSync('promtool', ['check', 'metrics'], {
       input: text,
       encoding: 'utf8',

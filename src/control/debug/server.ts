@@ -10,6 +10,7 @@ import { createLogger } from '../../core/logger.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { Diagnostic } from '../../config/diagnostic.ts';
 import type { AdsServer } from '../xds/ads-server.ts';
+import type { CertificateAuthority } from '../ca/authority.ts';
 import { configDump } from './config-dump.ts';
 import { controlPlaneMetrics } from './metrics.ts';
 import type { ControlPlaneMetrics } from './metrics.ts';
@@ -22,6 +23,8 @@ export interface DebugServerOptions {
    * Weft does not implement), for /debug/config_diagnostics. Default: none.
    */
   diagnostics?: () => { configVersion: number; diagnostics: readonly Diagnostic[] };
+  /** The CA whose issuance /metrics reports, read at each scrape (it may be replaced). Default: none. */
+  authority?: () => CertificateAuthority | undefined;
   /** /ready answers 503 while this says false (e.g. before the first config snapshot). Default: always ready. */
   ready?: () => boolean;
   logger?: Logger;
@@ -65,7 +68,7 @@ export class DebugServer {
     this.#ready = options.ready ?? (() => true);
     this.#diagnostics = options.diagnostics ?? (() => ({ configVersion: 0, diagnostics: [] }));
     this.#logger = options.logger ?? createLogger('debug');
-    this.#metrics = controlPlaneMetrics(options.ads);
+    this.#metrics = controlPlaneMetrics(options.ads, options.authority);
     this.#server = http.createServer((req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
         const status = err instanceof HttpError ? err.status : 500;
