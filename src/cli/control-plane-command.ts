@@ -4,6 +4,8 @@ import type { LogLevel } from '../core/logger.ts';
 import { ControlPlane } from '../control/control-plane.ts';
 import { stopOnSignal } from './stop-on-signal.ts';
 import { parseIstioDurationMs } from '../config/duration.ts';
+import type { MeshConfig } from '../api/istio/mesh-config.ts';
+import { loadMeshConfigFile, MeshConfigError } from '../control/model/mesh-config-file.ts';
 
 const log = createLogger('weft');
 
@@ -19,7 +21,12 @@ export interface ControlPlaneCommandOptions {
   trustDomain: string;
   workloadCertTtl: string;
   extraTrustedRoots?: string;
+  /** Istio MeshConfig YAML (telemetry providers and defaults, rootNamespace, trustDomain). */
+  meshConfig?: string;
 }
+
+/** --trust-domain's default: a MeshConfig trustDomain replaces it, an explicit other value must agree. */
+const DEFAULT_TRUST_DOMAIN = 'cluster.local';
 
 export async function runControlPlane(opts: ControlPlaneCommandOptions): Promise<number> {
   setLogLevel(opts.logLevel);
@@ -30,7 +37,28 @@ export async function runControlPlane(opts: ControlPlaneCommandOptions): Promise
     );
     return 1;
   }
+  let meshConfig: MeshConfig = {};
+  if (opts.meshConfig !== undefined) {
+    try {
+      meshConfig = loadMeshConfigFile(opts.meshConfig);
+    } catch (err) {
+      if (!(err instanceof MeshConfigError)) throw err;
+      process.stderr.write(`weft: control plane refuses to start: ${err.message}\n`);
+      return 1;
+    }
+  }
+  let trustDomain = opts.trustDomain;
+  if (meshConfig.trustDomain !== undefined && meshConfig.trustDomain !== trustDomain) {
+    if (trustDomain !== DEFAULT_TRUST_DOMAIN) {
+      process.stderr.write(
+        `weft: --trust-domain ${trustDomain} and the mesh config's trustDomain ${meshConfig.trustDomain} differ\n`,
+      );
+      return 1;
+    }
+    trustDomain = meshConfig.trustDomain;
+  }
   const cp = new ControlPlane({
+    meshConfig,
     configPaths: opts.config,
     host: opts.host,
     xdsPort: opts.xdsPort,
@@ -39,7 +67,7 @@ export async function runControlPlane(opts: ControlPlaneCommandOptions): Promise
       ? {
           stateDir: opts.stateDir,
           caPluginDir: opts.caPluginDir,
-          trustDomain: opts.trustDomain,
+          trustDomain,
           workloadCertTtlMs: ttl,
           extraTrustedRootsFile: opts.extraTrustedRoots,
         }

@@ -46,6 +46,10 @@ program
     "an operator's CA in Istio's plug-in layout (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem)",
   )
   .option('--trust-domain <domain>', 'the SPIFFE trust domain', 'cluster.local')
+  .option(
+    '--mesh-config <file>',
+    'Istio MeshConfig YAML: telemetry providers and defaults (extensionProviders, defaultProviders, accessLogFile, ...), rootNamespace, trustDomain',
+  )
   .option('--workload-cert-ttl <duration>', 'lifetime of workload certificates (Go duration)', '24h')
   .option(
     '--extra-trusted-roots <file>',

@@ -48,6 +48,7 @@ export const Codes = {
   SubsetSelectsNoWorkload: code('WE0107', 'info', 'SubsetSelectsNoWorkload'),
   UnknownAnnotationValue: code('WE0108', 'warning', 'UnknownWeftAnnotationValue'),
   InvalidRateLimitService: code('WE0109', 'error', 'InvalidRateLimitService'),
+  InvalidTelemetry: code('WE0110', 'error', 'InvalidTelemetry'),
   // Weft support
   UnsupportedField: code('WE0200', 'warning', 'FieldNotSupportedByWeft'),
   NotEnforcedKind: code('WE0201', 'warning', 'KindNotEnforcedByWeft'),

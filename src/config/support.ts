@@ -255,6 +255,28 @@ export const supportedFields: Readonly<Partial<Record<IstioKind, SupportTree>>> 
       outputClaimToHeaders: true,
     },
   },
+  // targetRef(s) (waypoints, Kubernetes Gateways) are not applied; tracing's formatter tags,
+  // useRequestIdForTraceSampling, enableIstioTags and disableContextPropagation are not implemented.
+  Telemetry: {
+    selector: true,
+    metrics: {
+      providers: true,
+      reportingInterval: true,
+      overrides: {
+        match: { metric: true, customMetric: true, mode: true },
+        disabled: true,
+        tagOverrides: true,
+      },
+    },
+    tracing: {
+      match: true,
+      providers: true,
+      randomSamplingPercentage: true,
+      disableSpanReporting: true,
+      customTags: true,
+    },
+    accessLogging: { match: true, providers: true, disabled: true, filter: true },
+  },
   Sidecar: {
     workloadSelector: true,
     ingress: { port: sidecarPort, bind: true, defaultEndpoint: true },
@@ -262,8 +284,8 @@ export const supportedFields: Readonly<Partial<Record<IstioKind, SupportTree>>> 
   },
 };
 
-/** Stored and served, but their behaviour is not implemented yet (issue #6). */
-export const notEnforcedKinds: ReadonlySet<IstioKind> = new Set<IstioKind>(['Telemetry']);
+/** Stored and served, but their behaviour is not implemented yet (none at present). */
+export const notEnforcedKinds: ReadonlySet<IstioKind> = new Set<IstioKind>();
 
 /**
  * VirtualService `tls` routes are translated for gateways only: on a VirtualService bound to no gateway but

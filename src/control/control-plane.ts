@@ -29,6 +29,13 @@ import type { MeshSecurity } from './model/snapshot.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { endpointClusterNames } from './generate/endpoints.ts';
+import type { MeshConfig } from '../api/istio/mesh-config.ts';
+import type { Telemetry } from '../api/istio/telemetry.ts';
+import { Codes, codeOf } from '../config/codes.ts';
+import { telemetryProblems } from './generate/telemetry.ts';
+import { loadMeshConfigFile } from './model/mesh-config-file.ts';
+import { DEFAULT_MESH_OPTIONS } from './model/snapshot.ts';
+import type { MeshOptions } from './model/snapshot.ts';
 
 export interface ControlPlaneOptions {
   /** Files or directories of Istio YAML, watched for changes. */
@@ -55,8 +62,15 @@ export interface ControlPlaneOptions {
   stateDir?: string;
   /** An operator's CA in Istio's plug-in layout (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem). */
   caPluginDir?: string;
-  /** Default cluster.local. */
+  /** Default cluster.local (or the MeshConfig's trustDomain). */
   trustDomain?: string;
+  /**
+   * Istio's MeshConfig as a YAML file (`--mesh-config`): telemetry providers and defaults, rootNamespace,
+   * trustDomain. Read at start; a file that does not validate stops the start. Not watched.
+   */
+  meshConfigFile?: string;
+  /** The MeshConfig itself (tests; `meshConfigFile` wins). */
+  meshConfig?: MeshConfig;
   /** Lifetime of workload certificates (default 24 h); also the most a workload may ask for. */
   workloadCertTtlMs?: number;
   /** Roots trusted beside the CA's own (PEM file), for a root rotation's overlap. */
@@ -80,6 +94,7 @@ const TRAFFIC_KINDS = [
   'PeerAuthentication',
   'AuthorizationPolicy',
   'RequestAuthentication',
+  'Telemetry',
 ] as const;
 
 /** checkSupport per resource object: the watcher hands over the same object while its file is unchanged. */
@@ -98,6 +113,26 @@ function supportDiagnostics(resources: readonly IstioResource[]): Diagnostic[] {
   return out;
 }
 
+/** Telemetry checked against the MeshConfig, per resource object (the MeshConfig does not change while running). */
+const telemetryChecks = new WeakMap<IstioResource, readonly Diagnostic[]>();
+
+/** WE0110 for each problem of each Telemetry; a Telemetry with any is not applied (its last valid version is). */
+function telemetryDiagnostics(resource: IstioResource<Telemetry>, mesh: MeshConfig): readonly Diagnostic[] {
+  let found = telemetryChecks.get(resource);
+  if (!found) {
+    found = telemetryProblems(resource, mesh).map((p) => ({
+      ...codeOf(Codes.InvalidTelemetry),
+      message: `${p.message}; this version is not applied (the last valid one, if any, stays)`,
+      file: resource.source.file,
+      line: resource.source.line,
+      resource: `Telemetry ${resource.metadata.namespace}/${resource.metadata.name}`,
+      field: `spec.${p.field}`,
+    }));
+    telemetryChecks.set(resource, found);
+  }
+  return found;
+}
+
 /** Same resources, or resources with the same metadata and spec (a file re-read without a change). */
 function sameTraffic(before: readonly IstioResource[], after: readonly IstioResource[]): boolean {
   if (before.length !== after.length) return false;
@@ -112,7 +147,7 @@ function sameTraffic(before: readonly IstioResource[], after: readonly IstioReso
 
 function listOf<T>(
   config: ConfigSnapshot,
-  kind: (typeof TRAFFIC_KINDS)[number] | 'ServiceEntry' | 'WorkloadEntry',
+  kind: (typeof TRAFFIC_KINDS)[number] | 'ServiceEntry' | 'WorkloadEntry' | 'Telemetry',
 ): readonly IstioResource<T>[] {
   return config.list(kind) as readonly IstioResource<T>[];
 }
@@ -153,6 +188,12 @@ export class ControlPlane {
   #started = false;
   #watchDiagnostics: readonly Diagnostic[] = [];
   #supportDiagnostics: readonly Diagnostic[] = [];
+  #telemetryDiagnostics: readonly Diagnostic[] = [];
+  /** The Telemetry resources the snapshot applies: each one's last version without problems. */
+  #telemetries: readonly IstioResource<Telemetry>[] = [];
+  #lastValidTelemetry = new Map<string, IstioResource<Telemetry>>();
+  #meshConfig: MeshConfig;
+  #meshOptions: MeshOptions;
   #reported = new Set<string>();
   #pendingRebuild: { full: boolean; reasons: Set<string>; timer: NodeJS.Timeout } | null = null;
 
@@ -161,15 +202,24 @@ export class ControlPlane {
     this.#log = opts.logger ?? createLogger('control-plane');
     this.#watcher = new ConfigWatcher(opts.configPaths);
     this.#registry = new RegistrySource({ graceMs: opts.registrationGraceMs });
+    // A MeshConfig file that does not load stops the control plane here, with every problem in the message.
+    this.#meshConfig = opts.meshConfigFile
+      ? loadMeshConfigFile(opts.meshConfigFile)
+      : (opts.meshConfig ?? {});
+    this.#meshOptions = {
+      ...DEFAULT_MESH_OPTIONS,
+      ...(this.#meshConfig.rootNamespace ? { rootNamespace: this.#meshConfig.rootNamespace } : {}),
+    };
     this.#mesh = buildSnapshot({ version: 0, discovery: this.#discovery });
     const generator = new MeshGenerator(() => this.#mesh);
     this.ads = new AdsServer({ generator, debounceMs: opts.debounceMs, logger: this.#log });
     this.#debug = new DebugServer({
       ads: this.ads,
+      authority: () => this.#ca,
       ready: () => this.#started,
       diagnostics: () => ({
         configVersion: this.#config?.version ?? 0,
-        diagnostics: [...this.#watchDiagnostics, ...this.#supportDiagnostics],
+        diagnostics: [...this.#watchDiagnostics, ...this.#supportDiagnostics, ...this.#telemetryDiagnostics],
       }),
     });
     this.ads.on('connect', (node) => this.#registry.connected(node));
@@ -188,6 +238,11 @@ export class ControlPlane {
 
   get diagnostics(): readonly Diagnostic[] {
     return this.#watcher.diagnostics;
+  }
+
+  /** WE0110: the Telemetry resources that are not applied, and why. */
+  get telemetryDiagnostics(): readonly Diagnostic[] {
+    return this.#telemetryDiagnostics;
   }
 
   /** Loads the configuration, then serves xDS and debug; returns the bound ports. */
@@ -258,8 +313,9 @@ export class ControlPlane {
     const ca = await CertificateAuthority.open({
       stateDir,
       pluginDir: this.#opts.caPluginDir,
-      trustDomain: this.#opts.trustDomain,
+      trustDomain: this.#opts.trustDomain ?? this.#meshConfig.trustDomain,
       workloadTtlMs: this.#opts.workloadCertTtlMs,
+      issuance: this.#ca?.issuance,
     });
     let bundle = ca.rootPem.trim() + '\n';
     const extra = this.#opts.extraTrustedRootsFile;
@@ -369,7 +425,7 @@ export class ControlPlane {
   /** Logs the diagnostics not logged last time (a change must not repeat every warning of a large mesh). */
   #report(): void {
     const now = new Set<string>();
-    for (const d of [...this.#watchDiagnostics, ...this.#supportDiagnostics]) {
+    for (const d of [...this.#watchDiagnostics, ...this.#supportDiagnostics, ...this.#telemetryDiagnostics]) {
       if (d.severity === 'info') continue;
       const line = formatDiagnostic(d);
       now.add(line);
@@ -384,6 +440,21 @@ export class ControlPlane {
     this.#config = config;
     this.#watchDiagnostics = diagnostics;
     this.#supportDiagnostics = supportDiagnostics(config.resources);
+    const telemetries = listOf<Telemetry>(config, 'Telemetry');
+    const checked = telemetries.map((t) => telemetryDiagnostics(t, this.#meshConfig));
+    this.#telemetryDiagnostics = checked.flat();
+    // As proxies keep their last good config when Istio rejects a change: an invalid edit keeps the last valid version.
+    const lastValid = new Map<string, IstioResource<Telemetry>>();
+    telemetries.forEach((t, i) => {
+      const key = `${t.metadata.namespace}/${t.metadata.name}`;
+      const valid = checked[i].length === 0 ? t : this.#lastValidTelemetry.get(key);
+      if (valid) lastValid.set(key, valid);
+    });
+    const applied = [...lastValid.values()];
+    const previous = this.#telemetries;
+    this.#lastValidTelemetry = lastValid;
+    this.#telemetries =
+      applied.length === previous.length && applied.every((t, i) => t === previous[i]) ? previous : applied;
     this.#report();
     const traffic = TRAFFIC_KINDS.map((k) => config.list(k));
     const before = this.#traffic;
@@ -449,6 +520,9 @@ export class ControlPlane {
         peerAuthentications: config ? listOf(config, 'PeerAuthentication') : [],
         authorizationPolicies: config ? listOf(config, 'AuthorizationPolicy') : [],
         requestAuthentications: config ? listOf(config, 'RequestAuthentication') : [],
+        telemetries: this.#telemetries,
+        meshConfig: this.#meshConfig,
+        options: this.#meshOptions,
         discovery,
       });
     } else {

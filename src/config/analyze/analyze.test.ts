@@ -278,7 +278,7 @@ describe('analyze: policies', () => {
 });
 
 describe('analyze: Weft support', () => {
-  it('warns about each field Weft does not implement, and about kinds it does not enforce yet', () => {
+  it('warns about each field Weft does not implement (Telemetry included)', () => {
     const resources = load(
       se('a', 'a.example.com'),
       `apiVersion: networking.istio.io/v1
@@ -296,14 +296,15 @@ spec:
   - delegate: {name: b}
 `,
       'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: deny}\nspec: {action: DENY, targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: gw}]}\n',
-      'apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: t}\nspec: {}\n',
+      'apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: t}\nspec:\n  targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: gw}]\n  tracing: [{useRequestIdForTraceSampling: true}]\n',
     );
     assert.deepEqual(summary(analyze(resources), true), [
       'WE0200 warning VirtualService default/a spec.http[0].match[0].statPrefix@18',
       'WE0200 warning VirtualService default/a spec.http[0].mirrorPercent@20',
       'WE0200 warning VirtualService default/a spec.http[1].delegate@21',
       'WE0200 warning AuthorizationPolicy default/deny spec.targetRefs@26',
-      'WE0201 warning Telemetry default/t -@28',
+      'WE0200 warning Telemetry default/t spec.targetRefs@32',
+      'WE0200 warning Telemetry default/t spec.tracing[0].useRequestIdForTraceSampling@33',
     ]);
     assert.equal(analyze(resources)[0].message, 'not supported by Weft, ignored');
   });

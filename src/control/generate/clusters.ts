@@ -224,6 +224,31 @@ function discoveryFields(name: string, service: Service, port: ServicePort, snap
   return { type: 'EDS', eds_cluster_config: { eds_config: ADS_SOURCE, service_name: name } };
 }
 
+/**
+ * Istio's cluster metadata `istio.services`: the service behind the cluster, which a caller's stats report as
+ * destination_service (host) and destination_service_name / namespace.
+ */
+function serviceMetadata(service: Service, snap: MeshSnapshot): JsonObject {
+  return servicesMetadata([service], snap);
+}
+
+/** The `istio.services` cluster metadata for these services (an inbound cluster may serve several). */
+export function servicesMetadata(services: readonly Service[], snap: MeshSnapshot): JsonObject {
+  return {
+    filter_metadata: {
+      istio: {
+        services: services.map((service) => {
+          const inMesh = `.${service.namespace}.svc.${snap.options.domainSuffix}`;
+          const name = service.hostname.endsWith(inMesh)
+            ? service.hostname.slice(0, -inMesh.length)
+            : service.hostname;
+          return { host: service.hostname, name, namespace: service.namespace };
+        }),
+      },
+    },
+  };
+}
+
 function cluster(
   name: string,
   service: Service,
@@ -256,6 +281,7 @@ function cluster(
     outlierDetectionFields(policy),
     clusterTransport(name, service, policy?.tls, port.protocol, snap),
   );
+  base.metadata = serviceMetadata(service, snap);
   // distribute sets locality weights in the assignment; Envoy applies them only with this flag.
   if (localityPolicy(policy)?.kind === 'distribute') {
     base.common_lb_config = {
@@ -328,10 +354,12 @@ export function inboundCluster(
   listenerPort: number,
   app: { address: string; port: number },
   http2: boolean,
+  metadata?: JsonObject,
 ): JsonObject {
   return {
     '@type': TYPES.cluster,
     name: inboundClusterName(listenerPort),
+    ...(metadata ? { metadata } : {}),
     type: 'STATIC',
     connect_timeout: CONNECT_TIMEOUT,
     lb_policy: 'ROUND_ROBIN',

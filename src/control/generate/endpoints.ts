@@ -16,6 +16,7 @@ import { outboundClusterName, parseClusterName, TYPES } from './names.ts';
 import { TRANSPORT_SOCKET_MATCH } from './mtls.ts';
 import { TLS_MODE_LABEL } from '../../api/istio/mesh-names.ts';
 import { destinationRuleFor, hostMatches } from './scope.ts';
+import { canonicalRevision, canonicalService } from './telemetry.ts';
 
 /** The proxy an assignment is for: its namespace picks the DestinationRule, its locality and labels the view. */
 export interface AssignmentCaller extends LocalityCaller {
@@ -38,6 +39,8 @@ interface AssignmentShape {
   readonly key: string;
   readonly selector: Readonly<Record<string, string>> | undefined;
   readonly locality: LocalityPolicy | undefined;
+  /** Endpoints of a mesh-internal service are workloads of the mesh: they carry Istio's workload metadata. */
+  readonly meshInternal: boolean;
 }
 
 /** A shape with the service port's current endpoint list (the same list while it does not change). */
@@ -56,7 +59,12 @@ function shapeOf(
   if (!service?.ports.some((p) => p.number === parsed.port)) return undefined;
   const rule = destinationRuleFor(parsed.host, proxyNamespace, snap);
   const ruleName = rule ? `${rule.metadata.namespace}/${rule.metadata.name}` : '';
-  const base = { host: parsed.host, port: parsed.port, key: `${clusterName}\u0000${ruleName}\u0000` };
+  const base = {
+    host: parsed.host,
+    port: parsed.port,
+    key: `${clusterName}\u0000${ruleName}\u0000`,
+    meshInternal: service.location === 'MESH_INTERNAL',
+  };
   if (!parsed.subset) {
     const locality = localityPolicy(effectivePolicy([rule?.spec.trafficPolicy], parsed.port));
     return { ...base, selector: undefined, locality };
@@ -89,9 +97,52 @@ function plainGroups(endpoints: readonly Endpoint[]): LocalityGroup[] {
 }
 
 /** Istio's endpoint metadata for auto mTLS: a workload with a sidecar is matched by the tlsMode-istio socket. */
-const ISTIO_TLS_MODE: JsonObject = { filter_metadata: { [TRANSPORT_SOCKET_MATCH]: { tlsMode: 'istio' } } };
+const TLS_MODE_METADATA: JsonObject = { [TRANSPORT_SOCKET_MATCH]: { tlsMode: 'istio' } };
+const ISTIO_TLS_MODE: JsonObject = { filter_metadata: TLS_MODE_METADATA };
 
-function assignment(clusterName: string, groups: readonly LocalityGroup[], mtls: boolean): JsonObject {
+/** Istio's cluster id for workloads of a single-cluster mesh. */
+const CLUSTER_ID = 'Kubernetes';
+
+/**
+ * Istio's `istio.workload` endpoint metadata, `WORKLOAD;NAMESPACE;CANONICAL_SERVICE;CANONICAL_REVISION;CLUSTER`:
+ * what a caller's stats name the destination by. One short string and one object per endpoint (and per mTLS
+ * setting), built once and shared by every assignment that lists the endpoint.
+ */
+const workloadMetadata = new WeakMap<Endpoint, { plain?: JsonObject; mtls?: JsonObject }>();
+
+function endpointMetadata(e: Endpoint, mtls: boolean): JsonObject {
+  let cached = workloadMetadata.get(e);
+  if (!cached) {
+    cached = {};
+    workloadMetadata.set(e, cached);
+  }
+  const which = mtls ? 'mtls' : 'plain';
+  let m = cached[which];
+  if (!m) {
+    const workload = [
+      e.workloadName,
+      e.namespace,
+      canonicalService(e.labels, e.workloadName),
+      canonicalRevision(e.labels),
+      CLUSTER_ID,
+    ].join(';');
+    m = {
+      filter_metadata: {
+        ...(mtls ? TLS_MODE_METADATA : {}),
+        istio: { workload },
+      },
+    };
+    cached[which] = m;
+  }
+  return m;
+}
+
+function assignment(
+  clusterName: string,
+  groups: readonly LocalityGroup[],
+  mtls: boolean,
+  meshInternal: boolean,
+): JsonObject {
   const sorted = [...groups].sort(
     (a, b) => a.priority - b.priority || localityKey(a.locality).localeCompare(localityKey(b.locality)),
   );
@@ -116,7 +167,9 @@ function assignment(clusterName: string, groups: readonly LocalityGroup[], mtls:
               health_status: e.healthy ? 'HEALTHY' : 'UNHEALTHY',
               load_balancing_weight: e.weight,
             };
-            if (mtls && e.labels[TLS_MODE_LABEL] === 'istio') lb.metadata = ISTIO_TLS_MODE;
+            const tlsMode = mtls && e.labels[TLS_MODE_LABEL] === 'istio';
+            if (meshInternal && e.workloadName) lb.metadata = endpointMetadata(e, tlsMode);
+            else if (tlsMode) lb.metadata = ISTIO_TLS_MODE;
             return lb;
           }),
       };
@@ -152,7 +205,12 @@ export function loadAssignment(
   const shape = shapeOf(clusterName, caller.namespace, snap);
   if (!shape) return undefined;
   const source = sourceOf(shape, snap);
-  return assignment(clusterName, groupsFor(source, members(source), caller), snap.security !== undefined);
+  return assignment(
+    clusterName,
+    groupsFor(source, members(source), caller),
+    snap.security !== undefined,
+    shape.meshInternal,
+  );
 }
 
 interface CachedView {
@@ -192,7 +250,12 @@ export class AssignmentCache {
       known.endpoints = endpoints;
       return known.assignment;
     }
-    const built = assignment(clusterName, groupsFor(source, selected, caller), snap.security !== undefined);
+    const built = assignment(
+      clusterName,
+      groupsFor(source, selected, caller),
+      snap.security !== undefined,
+      shape.meshInternal,
+    );
     this.#entries.set(key, { endpoints, members: selected, assignment: built });
     return built;
   }

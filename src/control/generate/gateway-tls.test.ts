@@ -243,11 +243,11 @@ describe('Gateway TLS servers', { timeout: 60_000 }, () => {
       ],
     );
     assert.deepEqual(
-      typed((chainFor('0.0.0.0_8443', 'secure.example.com').filters as Obj[])[0]).cluster,
+      typed((chainFor('0.0.0.0_8443', 'secure.example.com').filters as Obj[]).at(-1)!).cluster,
       'outbound|443||secure.example.com',
     );
     assert.deepEqual(
-      typed((chainFor('0.0.0.0_8443', 'other.example.com').filters as Obj[])[0]).weighted_clusters,
+      typed((chainFor('0.0.0.0_8443', 'other.example.com').filters as Obj[]).at(-1)!).weighted_clusters,
       {
         clusters: [
           { name: 'outbound|443||other.example.com', weight: 70 },

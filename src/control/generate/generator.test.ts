@@ -1,5 +1,5 @@
 /**
- * Golden tests: Istio YAML in (testdata/<case>/config.yaml), xDS out for each proxy in proxies.yaml,
+ * Golden tests: Istio YAML in (testdata/<case>/config.yaml, and MeshConfig in mesh.yaml), xDS out for each proxy in proxies.yaml,
  * compared with testdata/<case>/golden/<proxy>.json. `UPDATE_GOLDEN=1` rewrites the golden files; review
  * the diff. Every generated resource must also pass the proxy's own validation (Envoy's protos).
  */
@@ -13,6 +13,7 @@ import type { IstioResource } from '../../api/istio/resource.ts';
 import { loadConfig } from '../../config/load.ts';
 import { normalize } from '../../proxy/config-proto/normalize.ts';
 import { ConfigDiscoverySource } from '../model/config-source.ts';
+import { loadMeshConfigFile } from '../model/mesh-config-file.ts';
 import { aggregate } from '../model/discovery.ts';
 import { buildSnapshot } from '../model/snapshot.ts';
 import type { ProxyNode } from '../xds/types.ts';
@@ -63,6 +64,11 @@ function generateAll(dir: string): Record<string, unknown> {
     destinationRules: of(resources, 'DestinationRule'),
     gateways: of(resources, 'Gateway'),
     sidecars: of(resources, 'Sidecar'),
+    telemetries: of(resources, 'Telemetry'),
+    // A case's MeshConfig (mesh.yaml), if it has one.
+    ...(fs.existsSync(path.join(dir, 'mesh.yaml'))
+      ? { meshConfig: loadMeshConfigFile(path.join(dir, 'mesh.yaml')) }
+      : {}),
     discovery: aggregate([source]),
   });
   const generator = new MeshGenerator(() => snap);

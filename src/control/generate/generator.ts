@@ -29,6 +29,7 @@ import {
 } from './listeners.ts';
 import { sidecarFor, visibleServices } from './scope.ts';
 import { secretResources } from './mtls.ts';
+import { collectorClusters } from './telemetry.ts';
 
 function byName(resources: readonly JsonObject[], nameField = 'name'): Map<string, JsonObject> {
   return new Map(resources.map((r) => [r[nameField] as string, r]));
@@ -78,6 +79,8 @@ class ConfigCaches {
   readonly planKeys = new WeakMap<ProxyNode, string>();
   /** SDS: the trust bundle (workload certificates come from each proxy's own agent, never from here). */
   secrets: Map<string, JsonObject> | undefined;
+  /** Clusters of tracing collectors outside the registry. */
+  collectors: JsonObject[] | undefined;
   #callerKeys = new WeakMap<ProxyNode, string>();
   #localityUse: LocalityUse | undefined;
 
@@ -185,6 +188,8 @@ export class MeshGenerator implements XdsGenerator {
     if (!entry) {
       const services = proxyless ? snap.services : visibleServices(proxy, snap);
       const clusters = outboundClusters(services, proxy.namespace, snap, { proxyless }, config.clusters);
+      // Tracing collectors the registry does not know (Istio generates a DNS cluster for each).
+      if (!proxyless) clusters.push(...(config.collectors ??= collectorClusters(snap)));
       entry = { clusters, byName: byName(clusters), withInbound: new WeakMap() };
       config.outbound.set(key, entry);
     }

@@ -21,7 +21,7 @@ import { isHttp, isHttp2, protocolOf } from '../model/protocol.ts';
 import type { MeshSnapshot } from '../model/snapshot.ts';
 import type { Protocol, Service } from '../model/types.ts';
 import type { ProxyNode } from '../xds/types.ts';
-import { inboundCluster } from './clusters.ts';
+import { inboundCluster, servicesMetadata } from './clusters.ts';
 import { inboundRateLimit, rateLimitPolicyFor } from './rate-limit.ts';
 import { authzFilters, authzPolicyKey } from './authz.ts';
 import { jwtFilter, jwtPolicyKey } from './jwt.ts';
@@ -37,6 +37,8 @@ import {
 import { inboundMtlsKey, inboundMtlsMode } from './peer-authentication.ts';
 import type { InboundMtlsMode } from './peer-authentication.ts';
 import { FAIL_CLOSED_JWKS } from '../security/jwks-resolver.ts';
+import { proxyTelemetry, telemetryKey } from './telemetry.ts';
+import type { SideTelemetry } from './telemetry.ts';
 import { ADS_SOURCE, inboundClusterName, outboundClusterName, TYPES, VIRTUAL_OUTBOUND } from './names.ts';
 import type { RouteContext } from './routes.ts';
 import { domainsFor, serviceRoutes, virtualServiceRoutes } from './routes.ts';
@@ -57,19 +59,31 @@ function address(host: string, port: number): JsonObject {
  * Outbound and gateway connection managers carry the CORS and fault filters (in Istio's order): a
  * VirtualService's corsPolicy and faults apply on the caller's side.
  */
-function httpFilters(routeFilters: boolean, inbound = false): JsonObject[] {
+function httpFilters(routeFilters: boolean, inbound = false, telemetry?: SideTelemetry): JsonObject[] {
   // On the inbound side the caller is a mesh proxy: its x-envoy-expected-rq-timeout-ms caps our timeout, so
   // the workload's sidecar gives up when the caller has, instead of holding a request nobody waits for.
   const routerConfig: JsonObject = { '@type': TYPES.router };
   if (inbound) routerConfig.respect_expected_rq_timeout = true;
   const router: JsonObject = { name: 'envoy.filters.http.router', typed_config: routerConfig };
+  // Istio's telemetry filters (metadata exchange, stats) run last before the router, after every filter
+  // that may answer locally, so they see the final response.
+  const last = telemetry?.httpFilters.length ? [...telemetry.httpFilters, router] : [router];
   return routeFilters
     ? [
         { name: 'envoy.filters.http.cors', typed_config: { '@type': TYPES.cors } },
         { name: 'envoy.filters.http.fault', typed_config: { '@type': TYPES.fault } },
-        router,
+        ...last,
       ]
-    : [router];
+    : last;
+}
+
+/** A side's access_log (and, for connection managers, tracing), as fields to spread into a filter's config. */
+function telemetryFields(telemetry: SideTelemetry | undefined, http: boolean): JsonObject {
+  if (!telemetry) return {};
+  return {
+    ...(telemetry.accessLog.length > 0 ? { access_log: telemetry.accessLog as JsonObject[] } : {}),
+    ...(http && telemetry.tracing ? { tracing: telemetry.tracing } : {}),
+  };
 }
 
 function hcm(
@@ -77,6 +91,7 @@ function hcm(
   routeSource: JsonObject,
   routeFilters: boolean,
   inbound = false,
+  telemetry?: SideTelemetry,
 ): JsonObject {
   return {
     name: 'envoy.filters.network.http_connection_manager',
@@ -84,8 +99,9 @@ function hcm(
       '@type': TYPES.hcm,
       stat_prefix: statPrefix,
       ...routeSource,
-      http_filters: httpFilters(routeFilters, inbound),
+      http_filters: httpFilters(routeFilters, inbound, telemetry),
       upgrade_configs: [{ upgrade_type: 'websocket' }],
+      ...telemetryFields(telemetry, true),
     },
   };
 }
@@ -95,15 +111,26 @@ function rds(name: string): JsonObject {
 }
 
 /** tcp_proxy to one cluster, or to the weighted clusters of a VirtualService tcp route. */
-function tcpProxy(statPrefix: string, target: string | JsonObject): JsonObject {
+function tcpProxy(statPrefix: string, target: string | JsonObject, telemetry?: SideTelemetry): JsonObject {
   return {
     name: 'envoy.filters.network.tcp_proxy',
     typed_config: {
       '@type': TYPES.tcpProxy,
       stat_prefix: statPrefix,
       ...(typeof target === 'string' ? { cluster: target } : target),
+      ...telemetryFields(telemetry, false),
     },
   };
+}
+
+/** A TCP chain's network filters: Istio's stats filter (when metrics are on), then tcp_proxy. */
+function tcpFilters(
+  statPrefix: string,
+  target: string | JsonObject,
+  telemetry: SideTelemetry | undefined,
+): JsonObject[] {
+  const proxy = tcpProxy(statPrefix, target, telemetry);
+  return telemetry?.tcpFilters.length ? [...telemetry.tcpFilters, proxy] : [proxy];
 }
 
 /** The cluster of a route destination (its port: given, the service's only one, else the listener's). */
@@ -172,7 +199,7 @@ const SNIFFING_LISTENER_FILTERS: JsonObject[] = [
  * h2c clients go to the HTTP connection manager, everything else to tcp_proxy. Istio's historic detection
  * timeout of 100 ms bounds how long a silent (server-first) client can delay its connection.
  */
-function sniffedPort(http: JsonObject, tcp: JsonObject): JsonObject {
+function sniffedPort(http: JsonObject, tcp: readonly JsonObject[]): JsonObject {
   return {
     listener_filters: SNIFFING_LISTENER_FILTERS,
     listener_filters_timeout: '0.1s',
@@ -184,7 +211,7 @@ function sniffedPort(http: JsonObject, tcp: JsonObject): JsonObject {
         filters: [http],
       },
     ],
-    default_filter_chain: { name: 'tcp', filters: [tcp] },
+    default_filter_chain: { name: 'tcp', filters: [...tcp] },
   };
 }
 
@@ -198,14 +225,14 @@ const TLS_INSPECTOR_ONLY: JsonObject[] = [SNIFFING_LISTENER_FILTERS[0]];
 function inboundChains(
   protocol: Protocol,
   http: JsonObject,
-  tcp: JsonObject,
+  tcp: readonly JsonObject[],
   mode: InboundMtlsMode | undefined,
   trustDomain: string,
 ): JsonObject {
   const plain: JsonObject =
     protocol === 'UNSPECIFIED'
       ? sniffedPort(http, tcp)
-      : { filter_chains: [{ filters: [isHttp(protocol) ? http : tcp] }] };
+      : { filter_chains: [{ filters: isHttp(protocol) ? [http] : [...tcp] }] };
   if (mode === undefined || mode === 'DISABLE') return plain;
   const tls = istioMutualDownstream(trustDomain);
   const tlsChains: JsonObject[] =
@@ -221,7 +248,7 @@ function inboundChains(
             name: 'tls-tcp',
             filter_chain_match: { transport_protocol: 'tls' },
             transport_socket: tls,
-            filters: [tcp],
+            filters: [...tcp],
           },
         ]
       : [
@@ -229,7 +256,7 @@ function inboundChains(
             name: 'tls',
             filter_chain_match: { transport_protocol: 'tls' },
             transport_socket: tls,
-            filters: [isHttp(protocol) ? http : tcp],
+            filters: isHttp(protocol) ? [http] : [...tcp],
           },
         ];
   if (mode === 'STRICT') return { listener_filters: TLS_INSPECTOR_ONLY, filter_chains: tlsChains };
@@ -248,6 +275,17 @@ function inboundChains(
     filter_chains: [...tlsChains, ...plainChains],
     ...(plain.default_filter_chain ? { default_filter_chain: plain.default_filter_chain } : {}),
   };
+}
+
+/** Services in the proxy's namespace whose workload selector picks it, with a port (or target port) `port`. */
+function inboundServices(proxy: ProxyNode, snap: MeshSnapshot, port: number): Service[] {
+  return snap.services.filter(
+    (s) =>
+      s.namespace === proxy.namespace &&
+      s.workloadSelector !== undefined &&
+      labelsMatch(s.workloadSelector, proxy.labels) &&
+      s.ports.some((p) => p.number === port || p.targetPort === port),
+  );
 }
 
 /** The HTTP filters that guard a workload or gateway: JWT authentication, then authorization. */
@@ -311,6 +349,7 @@ export function planKey(proxy: ProxyNode, snap: MeshSnapshot): string {
       labels,
       metadataString(proxy, 'WEFT_GATEWAY_BIND') ?? '',
       securityKey(proxy, snap, []),
+      telemetryKey(proxy, snap),
     ].join('\u0000');
   }
   const sidecar = sidecarFor(proxy, snap);
@@ -325,6 +364,12 @@ export function planKey(proxy: ProxyNode, snap: MeshSnapshot): string {
     sidecar?.spec.ingress?.length ? (proxy.ipAddresses[0] ?? '') : '',
     sidecar?.spec.ingress?.length ? rateLimitKey(proxy, snap) : '',
     sidecar?.spec.ingress?.length ? securityKey(proxy, snap, sidecar.spec.ingress) : '',
+    sidecar?.spec.ingress?.length
+      ? sidecar.spec.ingress
+          .map((i) => inboundServices(proxy, snap, i.port?.number ?? 0).map((s) => s.hostname))
+          .join('\u0001')
+      : '',
+    telemetryKey(proxy, snap),
   ].join('\u0000');
 }
 
@@ -391,6 +436,7 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
   const services = visibleServices(proxy, snap);
   const ctx = { proxy, snap, gateway: 'mesh' };
   const plan: ListenerPlan = { listeners: [], routes: [], clusters: [] };
+  const telemetry = proxyTelemetry(proxy, snap);
   const bind = metadataString(proxy, 'WEFT_OUTBOUND_BIND') ?? '127.0.0.1';
   const outboundPort = Number(metadataString(proxy, 'WEFT_OUTBOUND_PORT') ?? 15001);
   if (outboundPort > 0) {
@@ -399,7 +445,13 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
       name: VIRTUAL_OUTBOUND,
       address: address(bind, outboundPort),
       traffic_direction: 'OUTBOUND',
-      filter_chains: [{ filters: [hcm(`outbound_${bind}_${outboundPort}`, rds(VIRTUAL_OUTBOUND), true)] }],
+      filter_chains: [
+        {
+          filters: [
+            hcm(`outbound_${bind}_${outboundPort}`, rds(VIRTUAL_OUTBOUND), true, false, telemetry.client),
+          ],
+        },
+      ],
     });
     plan.routes.push(routeConfiguration(VIRTUAL_OUTBOUND, httpPorts(services), ctx, false));
   }
@@ -423,7 +475,9 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
         name,
         address: address(host, port),
         traffic_direction: 'OUTBOUND',
-        filter_chains: [{ filters: [hcm(`outbound_${name}`, rds(String(port)), true)] }],
+        filter_chains: [
+          { filters: [hcm(`outbound_${name}`, rds(String(port)), true, false, telemetry.client)] },
+        ],
       });
       plan.routes.push(routeConfiguration(String(port), httpPorts(onPort, port), ctx, true));
     } else if (
@@ -443,8 +497,8 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
         address: address(host, port),
         traffic_direction: 'OUTBOUND',
         ...sniffedPort(
-          hcm(`outbound_${name}`, rds(String(port)), true),
-          tcpProxy(`outbound_${name}`, outboundClusterName(port, '', onPort[0].hostname)),
+          hcm(`outbound_${name}`, rds(String(port)), true, false, telemetry.client),
+          tcpFilters(`outbound_${name}`, outboundClusterName(port, '', onPort[0].hostname), telemetry.client),
         ),
       });
       plan.routes.push(routeConfiguration(String(port), sniffed, ctx, true));
@@ -461,7 +515,7 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
         name,
         address: address(host, port),
         traffic_direction: 'OUTBOUND',
-        filter_chains: [{ filters: [tcpProxy(`outbound_${name}`, target)] }],
+        filter_chains: [{ filters: tcpFilters(`outbound_${name}`, target, telemetry.client) }],
       });
     }
   }
@@ -473,7 +527,17 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
     const name = `${host}_${port}`;
     const protocol: Protocol = protocolOf({ protocol: ingress.port?.protocol, name: ingress.port?.name });
     const app = parseEndpoint(ingress.defaultEndpoint);
-    plan.clusters.push(inboundCluster(port, app, isHttp2(protocol)));
+    // As Istio's inbound clusters: the services this workload serves on the port, which the destination
+    // reporter's metrics name (destination_service), since the Host header is not trusted for that.
+    const served = inboundServices(proxy, snap, port);
+    plan.clusters.push(
+      inboundCluster(
+        port,
+        app,
+        isHttp2(protocol),
+        served.length ? servicesMetadata(served, snap) : undefined,
+      ),
+    );
     const cluster = inboundClusterName(port);
     const httpFilter = hcm(
       `inbound_${name}`,
@@ -502,11 +566,12 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
       },
       false,
       true,
+      telemetry.server,
     );
     // Authentication and authorization, then a RateLimitPolicy's limit, run before the router.
     const filters = (httpFilter.typed_config as JsonObject).http_filters as JsonObject[];
     filters.unshift(...security, ...(rateLimit?.filters ?? []));
-    const tcpFilter = tcpProxy(`inbound_${name}`, cluster);
+    const tcpFilter = tcpFilters(`inbound_${name}`, cluster, telemetry.server);
     const mode = snap.security ? inboundMtlsMode(proxy, snap, [port, app.port]) : undefined;
     if (mode !== undefined && mode !== 'DISABLE') {
       // As Istio's inbound: the application learns its caller's identity from x-forwarded-client-cert.
@@ -600,8 +665,13 @@ function gatewayVirtualHosts(
 }
 
 /** A gateway's connection manager: its RequestAuthentication and AuthorizationPolicy guard every request first. */
-function gatewayHcm(statPrefix: string, routeName: string, security: readonly JsonObject[]): JsonObject {
-  const manager = hcm(statPrefix, rds(routeName), true);
+function gatewayHcm(
+  statPrefix: string,
+  routeName: string,
+  security: readonly JsonObject[],
+  telemetry: SideTelemetry,
+): JsonObject {
+  const manager = hcm(statPrefix, rds(routeName), true, false, telemetry);
   ((manager.typed_config as JsonObject).http_filters as JsonObject[]).unshift(...security);
   return manager;
 }
@@ -648,6 +718,7 @@ function gatewayTlsChains(
   snap: MeshSnapshot,
   security: readonly JsonObject[],
   routes: JsonObject[],
+  telemetry: SideTelemetry,
 ): JsonObject[] {
   const claims = new ServerNameClaims();
   const routeNames = new Set<string>();
@@ -672,7 +743,7 @@ function gatewayTlsChains(
         chains.push({
           name: `passthrough:${names.join(',')}`,
           ...match(names),
-          filters: [tcpProxy(statPrefix, r.target)],
+          filters: tcpFilters(statPrefix, r.target, telemetry),
         });
       }
       continue;
@@ -685,7 +756,7 @@ function gatewayTlsChains(
     if (!http && !target) continue;
     const names = claims.claim(serverNames(s.server.hosts ?? []));
     if (!names) continue;
-    let filter: JsonObject;
+    let filters: JsonObject[];
     if (http) {
       let routeName = httpsRouteName(s.server, s.gw);
       for (let i = 1; routeNames.has(routeName); i++) routeName = `${httpsRouteName(s.server, s.gw)}.${i}`;
@@ -696,15 +767,15 @@ function gatewayTlsChains(
         virtual_hosts: gatewayVirtualHosts([s], port, proxy, snap),
         validate_clusters: false,
       });
-      filter = gatewayHcm(statPrefix, routeName, security);
+      filters = [gatewayHcm(statPrefix, routeName, security, telemetry)];
     } else {
-      filter = tcpProxy(statPrefix, target!);
+      filters = tcpFilters(statPrefix, target!, telemetry);
     }
     chains.push({
       name: `${gateway}/${s.server.name ?? s.server.port.name}`,
       ...match(names),
       transport_socket: tls.socket,
-      filters: [filter],
+      filters,
     });
   }
   return chains;
@@ -718,6 +789,7 @@ export function gatewayListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
   );
   const bind = metadataString(proxy, 'WEFT_GATEWAY_BIND') ?? '0.0.0.0';
   const security = securityFilters(proxy, snap);
+  const telemetry = proxyTelemetry(proxy, snap).gateway;
   const byPort = new Map<number, GatewayServer[]>();
   for (const gw of gateways) {
     for (const server of gw.spec.servers ?? []) {
@@ -749,17 +821,21 @@ export function gatewayListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
         validate_clusters: false,
       });
       plan.listeners.push(
-        listener({ filter_chains: [{ filters: [gatewayHcm(`outbound_${name}`, routeName, security)] }] }),
+        listener({
+          filter_chains: [{ filters: [gatewayHcm(`outbound_${name}`, routeName, security, telemetry)] }],
+        }),
       );
     } else if (kind === 'tls') {
-      const chains = gatewayTlsChains(servers, name, proxy, snap, security, plan.routes);
+      const chains = gatewayTlsChains(servers, name, proxy, snap, security, plan.routes, telemetry);
       if (chains.length === 0) continue;
       // An unknown SNI matches no chain: the connection is closed.
       plan.listeners.push(listener({ listener_filters: TLS_INSPECTOR_ONLY, filter_chains: chains }));
     } else {
       const target = gatewayTcpTarget(gatewayName(servers[0].gw), port, proxy, snap);
       if (!target) continue;
-      plan.listeners.push(listener({ filter_chains: [{ filters: [tcpProxy(`outbound_${name}`, target)] }] }));
+      plan.listeners.push(
+        listener({ filter_chains: [{ filters: tcpFilters(`outbound_${name}`, target, telemetry) }] }),
+      );
     }
   }
   return plan;

@@ -233,13 +233,15 @@ describe('outbound transport sockets (auto mTLS and DestinationRule tls)', () =>
       eps.map((e) => [
         ((e.endpoint as JsonObject).address as { socket_address: { address: string } }).socket_address
           .address,
-        e.metadata,
+        (e.metadata as { filter_metadata: JsonObject } | undefined)?.filter_metadata,
       ]),
     );
+    // Both carry Istio's workload metadata; only the one with a sidecar the tlsMode match.
     assert.deepEqual(byAddress['10.0.0.1'], {
-      filter_metadata: { 'envoy.transport_socket_match': { tlsMode: 'istio' } },
+      'envoy.transport_socket_match': { tlsMode: 'istio' },
+      istio: { workload: 'api-1;shop;api;latest;Kubernetes' },
     });
-    assert.equal(byAddress['10.0.0.2'], undefined);
+    assert.equal(byAddress['10.0.0.2']?.['envoy.transport_socket_match'], undefined);
   });
 
   it('no CA, or an external service: plaintext unless the DestinationRule says otherwise', () => {

@@ -84,7 +84,12 @@ describe('RateLimitPolicy → inbound local_ratelimit', () => {
     const filters = hcm.http_filters as { name: string; typed_config: Record<string, unknown> }[];
     assert.deepEqual(
       filters.map((f) => f.name),
-      ['envoy.filters.http.local_ratelimit', 'envoy.filters.http.router'],
+      [
+        'envoy.filters.http.local_ratelimit',
+        'istio.metadata_exchange',
+        'istio.stats',
+        'envoy.filters.http.router',
+      ],
     );
     const rl = filters[0].typed_config;
     assert.deepEqual(rl.token_bucket, { max_tokens: 100, tokens_per_fill: 100, fill_interval: '60s' });
@@ -197,7 +202,13 @@ spec:
     const filters = hcm.http_filters as { name: string; typed_config: Record<string, unknown> }[];
     assert.deepEqual(
       filters.map((f) => f.name),
-      ['envoy.filters.http.local_ratelimit', 'envoy.filters.http.ratelimit', 'envoy.filters.http.router'],
+      [
+        'envoy.filters.http.local_ratelimit',
+        'envoy.filters.http.ratelimit',
+        'istio.metadata_exchange',
+        'istio.stats',
+        'envoy.filters.http.router',
+      ],
     );
     assert.deepEqual(filters[1].typed_config, {
       '@type': 'type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit',

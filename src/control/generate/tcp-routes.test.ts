@@ -61,7 +61,8 @@ describe('VirtualService tcp routes on a Sidecar egress TCP port', () => {
     >;
     compileListener(normalized, 'l');
     const chains = l.filter_chains as { filters: { typed_config: Record<string, unknown> }[] }[];
-    return chains[0].filters[0].typed_config;
+    // tcp_proxy is the chain's last filter (Istio's stats filter runs before it).
+    return chains[0].filters.at(-1)!.typed_config;
   };
 
   it('splits by weight (weight 0 left out) for the catch-all route', () => {

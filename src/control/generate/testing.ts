@@ -8,15 +8,25 @@ import { loadConfig } from '../../config/load.ts';
 import { ConfigDiscoverySource } from '../model/config-source.ts';
 import { aggregate } from '../model/discovery.ts';
 import { buildSnapshot } from '../model/snapshot.ts';
-import type { MeshSecurity } from '../model/snapshot.ts';
+import type { MeshSecurity, MeshSnapshot } from '../model/snapshot.ts';
+import type { MeshConfig } from '../../api/istio/mesh-config.ts';
 import type { ProxyNode } from '../xds/types.ts';
 import { MeshGenerator } from './generator.ts';
 
-/**
- * A generator over `yaml` (multi-document Istio resources), which must load without any diagnostic;
- * `security` stands for a running CA (mTLS is generated only with one).
- */
-export function generatorFromYaml(yaml: string, opts: { security?: MeshSecurity } = {}): MeshGenerator {
+export interface FromYamlOptions {
+  /** Stands for a running CA (mTLS is generated only with one). */
+  security?: MeshSecurity;
+  meshConfig?: MeshConfig;
+}
+
+/** A generator over `yaml` (multi-document Istio resources), which must load without any diagnostic. */
+export function generatorFromYaml(yaml: string, opts: FromYamlOptions = {}): MeshGenerator {
+  const snap = snapshotFromYaml(yaml, opts);
+  return new MeshGenerator(() => snap);
+}
+
+/** The snapshot of `yaml` (multi-document Istio resources), which must load without any diagnostic. */
+export function snapshotFromYaml(yaml: string, opts: FromYamlOptions = {}): MeshSnapshot {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-generate-'));
   const file = path.join(dir, 'config.yaml');
   fs.writeFileSync(file, yaml);
@@ -27,7 +37,7 @@ export function generatorFromYaml(yaml: string, opts: { security?: MeshSecurity 
     resources.filter((r) => r.kind === kind) as IstioResource<never>[];
   const source = new ConfigDiscoverySource();
   source.update(of('ServiceEntry'), of('WorkloadEntry'));
-  const snap = buildSnapshot({
+  return buildSnapshot({
     version: 1,
     virtualServices: of('VirtualService'),
     destinationRules: of('DestinationRule'),
@@ -36,10 +46,11 @@ export function generatorFromYaml(yaml: string, opts: { security?: MeshSecurity 
     peerAuthentications: of('PeerAuthentication'),
     authorizationPolicies: of('AuthorizationPolicy'),
     requestAuthentications: of('RequestAuthentication'),
+    telemetries: of('Telemetry'),
     ...(opts.security ? { security: opts.security } : {}),
+    ...(opts.meshConfig ? { meshConfig: opts.meshConfig } : {}),
     discovery: aggregate([source]),
   });
-  return new MeshGenerator(() => snap);
 }
 
 export function sidecarNode(name: string, namespace: string, labels: Record<string, string> = {}): ProxyNode {

@@ -101,7 +101,7 @@ const serviceOfDefinition = new WeakMap<ServiceDefinition, Service>();
 function serviceOf(def: ServiceDefinition): Service {
   let service = serviceOfDefinition.get(def);
   if (!service) {
-    const { inlineEndpoints: _inline, workloadSelector: _selector, ...rest } = def;
+    const { inlineEndpoints: _inline, ...rest } = def;
     service = rest;
     serviceOfDefinition.set(def, service);
   }

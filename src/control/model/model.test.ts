@@ -109,7 +109,9 @@ describe('discovery aggregation', () => {
       [9000, 9000],
     );
     assert.equal(state.services.length, 1);
-    assert.ok(!('workloadSelector' in state.services[0]), 'selector stays inside discovery');
+    // The selector is kept: the generator names the services a workload serves (inbound istio.services).
+    assert.deepEqual(state.services[0].workloadSelector, { app: 'web' });
+    assert.ok(!('inlineEndpoints' in state.services[0]), 'inline endpoints stay inside discovery');
   });
 
   it('an earlier source owns a host; workloads of every source are joined', () => {

@@ -5,6 +5,8 @@
 import type { IstioResource } from '../../api/istio/resource.ts';
 import type { DestinationRule, Gateway, Sidecar, VirtualService } from '../../api/istio/networking.ts';
 import type { RateLimitPolicy } from '../../api/weft/rate-limit.ts';
+import type { MeshConfig } from '../../api/istio/mesh-config.ts';
+import type { Telemetry } from '../../api/istio/telemetry.ts';
 import type {
   AuthorizationPolicy,
   PeerAuthentication,
@@ -59,6 +61,10 @@ export interface MeshSnapshot {
   readonly peerAuthentications?: readonly IstioResource<PeerAuthentication>[];
   readonly authorizationPolicies?: readonly IstioResource<AuthorizationPolicy>[];
   readonly requestAuthentications?: readonly IstioResource<RequestAuthentication>[];
+  /** Telemetry resources that passed the control plane's checks, sorted (absent: none). */
+  readonly telemetries?: readonly IstioResource<Telemetry>[];
+  /** Istio's MeshConfig (absent: Istio's defaults). */
+  readonly meshConfig?: MeshConfig;
   readonly services: readonly Service[];
   readonly serviceByHost: ReadonlyMap<string, Service>;
   endpoints(hostname: string, port: number): readonly Endpoint[];
@@ -84,6 +90,8 @@ export interface SnapshotInput {
   peerAuthentications?: readonly IstioResource<PeerAuthentication>[];
   authorizationPolicies?: readonly IstioResource<AuthorizationPolicy>[];
   requestAuthentications?: readonly IstioResource<RequestAuthentication>[];
+  telemetries?: readonly IstioResource<Telemetry>[];
+  meshConfig?: MeshConfig;
   discovery: DiscoveryState;
 }
 
@@ -114,6 +122,8 @@ export function buildSnapshot(input: SnapshotInput): MeshSnapshot {
       peerAuthentications: base.peerAuthentications,
       authorizationPolicies: base.authorizationPolicies,
       requestAuthentications: base.requestAuthentications,
+      telemetries: base.telemetries,
+      meshConfig: base.meshConfig,
       services: base.services,
       serviceByHost: base.serviceByHost,
       endpoints: lookup,
@@ -133,6 +143,8 @@ export function buildSnapshot(input: SnapshotInput): MeshSnapshot {
     peerAuthentications: sorted(input.peerAuthentications),
     authorizationPolicies: sorted(input.authorizationPolicies),
     requestAuthentications: sorted(input.requestAuthentications),
+    telemetries: sorted(input.telemetries),
+    ...(input.meshConfig ? { meshConfig: input.meshConfig } : {}),
     services: input.discovery.services,
     serviceByHost: new Map(input.discovery.services.map((s) => [s.hostname, s])),
     endpoints: lookup,

@@ -46,6 +46,8 @@ export interface Service {
   origin: string;
   /** The ServiceEntry's exportTo: the namespaces that may see it (absent: all). */
   exportTo?: readonly string[];
+  /** The labels that select its workloads (ServiceEntry.workloadSelector), when it has no inline endpoints. */
+  workloadSelector?: Readonly<Record<string, string>>;
 }
 
 /** One address of one workload replica, for one service port. */
