@@ -11,6 +11,7 @@ declare -A PACKAGE_FOR=(
   [nginx]=nginx
   [wrk]=wrk
   [promtool]=prometheus
+  [prometheus]=prometheus
   [redis-server]=redis-server
   [openssl]=openssl
 )
