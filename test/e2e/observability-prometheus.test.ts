@@ -392,6 +392,14 @@ describe("Istio's dashboards over Weft's metrics, with a real Prometheus", { tim
 
     const db = await runDashboard(d, { service: [DB] }, appliesTo('tcp'));
     near(panelValue(db, 'TCP Received Bytes'), TCP_BYTES_PER_S, 0.5, 'db bytes received per second');
+    // Over TCP nothing is exchanged in-band: the caller names the workload from the endpoint's istio.workload.
+    const tcpPeers = await prom.query(
+      `sum by (destination_workload, destination_canonical_service) (istio_tcp_connections_opened_total{reporter="source",destination_service="${DB}"})`,
+    );
+    assert.deepEqual(
+      tcpPeers.map((s) => s.metric),
+      [{ destination_workload: 'ratings', destination_canonical_service: 'ratings' }],
+    );
   });
 
   it('gRPC statuses and both reporters are labelled as Istio labels them', async () => {

@@ -4,6 +4,7 @@
  * (locality-lb.ts) the assignment is a view for the caller's locality: priorities or weights differ between
  * callers, and one view is shared by every caller with the same locality key.
  */
+import { isHttp } from '../model/protocol.ts';
 import type { JsonObject } from '../../core/json.ts';
 import { labelsMatch } from '../model/discovery.ts';
 import type { MeshSnapshot } from '../model/snapshot.ts';
@@ -39,7 +40,13 @@ interface AssignmentShape {
   readonly key: string;
   readonly selector: Readonly<Record<string, string>> | undefined;
   readonly locality: LocalityPolicy | undefined;
-  /** Endpoints of a mesh-internal service are workloads of the mesh: they carry Istio's workload metadata. */
+  /**
+   * Whether endpoints carry Istio's workload metadata: on a mesh-internal service's ports that are not HTTP. Over
+   * HTTP and gRPC a caller learns the workload from the metadata header the callee's sidecar answers with; over
+   * TCP nothing is exchanged in-band, so the endpoint metadata is the only source. Leaving it off HTTP ports
+   * keeps EDS small: with it on every endpoint, the control-plane benchmark's endpoint pushes grew enough to
+   * miss its starvation target.
+   */
   readonly meshInternal: boolean;
 }
 
@@ -56,14 +63,15 @@ function shapeOf(
   const parsed = parseClusterName(clusterName);
   if (!parsed || parsed.direction !== 'outbound') return undefined;
   const service = snap.serviceByHost.get(parsed.host);
-  if (!service?.ports.some((p) => p.number === parsed.port)) return undefined;
+  const servicePort = service?.ports.find((p) => p.number === parsed.port);
+  if (!service || !servicePort) return undefined;
   const rule = destinationRuleFor(parsed.host, proxyNamespace, snap);
   const ruleName = rule ? `${rule.metadata.namespace}/${rule.metadata.name}` : '';
   const base = {
     host: parsed.host,
     port: parsed.port,
     key: `${clusterName}\u0000${ruleName}\u0000`,
-    meshInternal: service.location === 'MESH_INTERNAL',
+    meshInternal: service.location === 'MESH_INTERNAL' && !isHttp(servicePort.protocol),
   };
   if (!parsed.subset) {
     const locality = localityPolicy(effectivePolicy([rule?.spec.trafficPolicy], parsed.port));
