@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { setImmediate as nextTurn } from 'node:timers/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { StatsStore } from '../stats/store.ts';
@@ -35,16 +35,18 @@ function tempFile(name: string): string {
 }
 
 describe('access log sinks', { timeout: 10_000 }, () => {
-  it('batches the lines of one loop turn into one write, and counts', async () => {
+  it('batches the lines of one flush interval into one write, and counts', async () => {
     const store = new StatsStore();
-    const sinks = new AccessLogSinks(store);
+    const sinks = new AccessLogSinks(store, { flushIntervalMs: 30 });
     const file = tempFile('a.log');
     const w = sinks.writer(file);
     w.write('one\n');
     w.write('two\n');
     w.write('three\n');
     assert.equal(sinks.stats.writeTotalBuffered.value, 14);
-    await nextTurn();
+    await sleep(5);
+    assert.equal(store.counter('filesystem.write_completed').value, 0, 'nothing before the flush interval');
+    await sleep(60);
     await sinks.close();
     assert.equal(readFileSync(file, 'utf8'), 'one\ntwo\nthree\n');
     assert.equal(store.counter('filesystem.write_buffered').value, 3);
@@ -79,21 +81,25 @@ describe('access log sinks', { timeout: 10_000 }, () => {
   });
 
   it('drops and counts lines past the bound while the destination is slow, then catches up', async () => {
-    const sinks = new AccessLogSinks(undefined, { flushBytes: 1_000_000, maxBufferBytes: 100 });
+    const sinks = new AccessLogSinks(undefined, {
+      flushBytes: 1_000_000,
+      maxBufferBytes: 100,
+      flushIntervalMs: 0,
+    });
     const dest = new SlowDestination();
     const w = sinks.writerFor(dest);
     w.write('x'.repeat(60));
-    await nextTurn();
+    await sleep(5);
     assert.equal(dest.writes.length, 1, 'first flush in flight');
     // The write is stuck: the buffer fills to the bound, then lines are dropped.
     for (let i = 0; i < 10; i++) w.write('y'.repeat(30));
     assert.equal(sinks.stats.writeBuffered.value, 4);
     assert.equal(sinks.stats.droppedLines.value, 7);
-    await nextTurn();
+    await sleep(5);
     assert.equal(dest.writes.length, 1, 'one write in flight at a time');
     dest.release();
-    await nextTurn();
-    await nextTurn();
+    await sleep(5);
+    await sleep(5);
     assert.equal(dest.writes.length, 2);
     assert.equal(dest.writes[1], 'y'.repeat(90));
     dest.release();
@@ -139,11 +145,11 @@ describe('access log sinks', { timeout: 10_000 }, () => {
   it('reopen() makes the next write open the path again (log rotation)', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'weft-accesslog-'));
     const file = path.join(dir, 'c.log');
-    const sinks = new AccessLogSinks();
+    const sinks = new AccessLogSinks(undefined, { flushIntervalMs: 0 });
     const w = sinks.writer(file);
     w.write('before\n');
-    await nextTurn();
-    await nextTurn();
+    await sleep(5);
+    await sleep(5);
     await sinks.reopen();
     renameSync(file, file + '.1');
     w.write('after\n');
