@@ -3,6 +3,7 @@
  * HTTPMatchRequest becomes one Envoy route with the same action (Istio's expansion); a service without a
  * VirtualService gets one default route to its cluster.
  */
+import { GRPC_STATUS_NAMES } from '../../core/grpc-status.ts';
 import type { Json, JsonObject } from '../../core/json.ts';
 import type { IstioResource } from '../../api/istio/resource.ts';
 import type {
@@ -216,29 +217,9 @@ function faultConfig(fault: HTTPRoute['fault']): JsonObject | undefined {
   return out;
 }
 
-const GRPC_CODES = [
-  'OK',
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-];
-
 function grpcStatusCode(status: string | number): number {
   if (typeof status === 'number') return status;
-  const i = GRPC_CODES.indexOf(status.toUpperCase());
+  const i = GRPC_STATUS_NAMES.indexOf(status.toUpperCase());
   return i >= 0 ? i : 2;
 }
 

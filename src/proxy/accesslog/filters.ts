@@ -2,6 +2,7 @@
  * Access log filters (config.accesslog.v3.AccessLogFilter), compiled once into predicates over an HTTP
  * stream or a TCP session: a line is written only when the access log's filter accepts the exchange.
  */
+import { GRPC_STATUS_NAMES } from '../../core/grpc-status.ts';
 import { ConfigError, grpcStatusForHttp } from '../../core/errors.ts';
 import { hashString } from '../../core/hash.ts';
 import type { Json, JsonObject } from '../../core/json.ts';
@@ -50,25 +51,8 @@ const RESPONSE_FLAGS = new Set(
   ),
 );
 
-const GRPC_STATUSES = [
-  'OK',
-  'CANCELED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-];
+// Envoy's GrpcStatusFilter enum spells code 1 CANCELED.
+const GRPC_STATUSES = GRPC_STATUS_NAMES.map((n) => (n === 'CANCELLED' ? 'CANCELED' : n));
 
 /** A TCP session has no request headers: header filters see an empty request. */
 const NO_REQUEST: RouteRequest = {

@@ -3,6 +3,7 @@
  * an HTTP stream, one for a TCP session. A reader returns the value, or null when it is unknown (printed as
  * `-` in text, null in JSON, as Envoy does). Numeric operators return numbers so JSON logs keep them numeric.
  */
+import { GRPC_STATUS_NAMES } from '../../core/grpc-status.ts';
 import { hostname } from 'node:os';
 import type { Socket } from 'node:net';
 import { ConfigError } from '../../core/errors.ts';
@@ -156,25 +157,6 @@ const GRPC_CAMEL = [
   'DataLoss',
   'Unauthenticated',
 ];
-const GRPC_SNAKE = [
-  'OK',
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-];
 
 function grpcStatusNumber(s: HttpStream): number | null {
   const g = s.grpcStatus;
@@ -186,7 +168,8 @@ function grpcStatusNumber(s: HttpStream): number | null {
 function grpcStatusOperator(arg: string | undefined, path: string): Operator {
   const form = arg ?? 'CAMEL_STRING';
   if (form === 'NUMBER') return httpOnly(grpcStatusNumber);
-  const names = form === 'CAMEL_STRING' ? GRPC_CAMEL : form === 'SNAKE_STRING' ? GRPC_SNAKE : undefined;
+  const names =
+    form === 'CAMEL_STRING' ? GRPC_CAMEL : form === 'SNAKE_STRING' ? GRPC_STATUS_NAMES : undefined;
   if (names === undefined)
     throw new ConfigError(path, `GRPC_STATUS(${form}): expected CAMEL_STRING, SNAKE_STRING or NUMBER`);
   return httpOnly((s) => {

@@ -124,6 +124,18 @@ class Sketch {
   }
 }
 
+/** The bucket a value falls in: the first bound ≥ v, or bounds.length above the highest (Prometheus `le`). */
+export function bucketIndex(bounds: readonly number[], v: number): number {
+  let lo = 0;
+  let hi = bounds.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (bounds[mid] < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 export class HistogramImpl implements Histogram {
   readonly name: string;
   readonly bounds: readonly number[];
@@ -147,15 +159,7 @@ export class HistogramImpl implements Histogram {
       if (v !== v) return;
       v = 0;
     } else if (v === Infinity) return;
-    const bounds = this.bounds;
-    let lo = 0;
-    let hi = bounds.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (bounds[mid] < v) lo = mid + 1;
-      else hi = mid;
-    }
-    this.bucketCounts[lo]++;
+    this.bucketCounts[bucketIndex(this.bounds, v)]++;
     this.count++;
     this.sum += v;
     const bin = sketchBin(v);

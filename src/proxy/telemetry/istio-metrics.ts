@@ -5,7 +5,7 @@
  * after the Envoy stats, with Istio's names, label order and buckets.
  */
 import { VERSION } from '../../core/version.ts';
-import { ENVOY_DEFAULT_BUCKETS } from '../stats/histogram.ts';
+import { bucketIndex, ENVOY_DEFAULT_BUCKETS } from '../stats/histogram.ts';
 import { compareStrings, escapeLabelValue, formatSampleValue } from '../stats/prometheus.ts';
 import type { RenderOptions, StatsStore } from '../stats/store.ts';
 
@@ -71,15 +71,7 @@ export class HistogramSeries {
   record(v: number): void {
     if (!(v >= 0) || v === Infinity) v = v !== v || v === Infinity ? NaN : 0;
     if (v !== v) return;
-    const bounds = ISTIO_BUCKETS;
-    let lo = 0;
-    let hi = bounds.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (bounds[mid] < v) lo = mid + 1;
-      else hi = mid;
-    }
-    this.counts[lo]++;
+    this.counts[bucketIndex(ISTIO_BUCKETS, v)]++;
     this.count++;
     this.sum += v;
   }
