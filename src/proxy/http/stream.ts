@@ -5,6 +5,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { constants as h2c } from 'node:http2';
+import { performance } from 'node:perf_hooks';
 import { grpcStatusForHttp } from '../../core/errors.ts';
 import type { MatchedRoute, RouteRequest } from '../router/types.ts';
 import type { Host } from '../upstream/types.ts';
@@ -53,8 +54,10 @@ export class HttpStream implements RouteRequest {
   done = false;
   /** performance.now() when the stream completed (0 until then). */
   endMs = 0;
-  /** Wall-clock start, for access logs' %START_TIME% and spans. */
-  readonly startTime = Date.now();
+  /** Wall-clock start in epoch ms, for access logs' %START_TIME%: derived from startMs, read only by telemetry. */
+  get startTime(): number {
+    return Math.floor(performance.timeOrigin + this.startMs);
+  }
   /** Request body bytes received (counted only when the connection manager observes bodies). */
   bytesReceived = 0;
   /** Response body bytes sent downstream. */

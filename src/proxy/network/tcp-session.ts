@@ -12,7 +12,10 @@ import type { ConnectionSecurity } from '../tls/connection-security.ts';
 export class TcpSession {
   readonly downstream: Socket;
   readonly startMs = performance.now();
-  readonly startTime = Date.now();
+  /** Wall-clock start in epoch ms (%START_TIME%), derived from startMs. */
+  get startTime(): number {
+    return Math.floor(performance.timeOrigin + this.startMs);
+  }
   /** Set when the session ends. */
   endMs = 0;
   /** The cluster picked for this connection ('' when none could be). */
