@@ -350,9 +350,6 @@ describe("Istio's dashboards over Weft's metrics, with a real Prometheus", { tim
       if (/connection_security_policy!="mutual_tls"/.test(expr) && !reporters.has('source')) return false;
       // Every peer here has a SPIFFE identity.
       if (/_principal!~"spiffe/.test(expr)) return false;
-      // A known gap: Weft has no in-band TCP metadata exchange (Istio's istio-peer-exchange ALPN) yet, so the
-      // destination reporter knows a TCP client by its mTLS identity only, not by workload name.
-      if (tcp && !http && !reporters.has('source') && /source_workload=~"(?!\.\*)/.test(expr)) return false;
       return true;
     };
 
@@ -392,7 +389,7 @@ describe("Istio's dashboards over Weft's metrics, with a real Prometheus", { tim
 
     const db = await runDashboard(d, { service: [DB] }, appliesTo('tcp'));
     near(panelValue(db, 'TCP Received Bytes'), TCP_BYTES_PER_S, 0.5, 'db bytes received per second');
-    // Over TCP nothing is exchanged in-band: the caller names the workload from the endpoint's istio.workload.
+    // Over mTLS TCP the caller learns the server's workload in-band (istio-peer-exchange).
     const tcpPeers = await prom.query(
       `sum by (destination_workload, destination_canonical_service) (istio_tcp_connections_opened_total{reporter="source",destination_service="${DB}"})`,
     );

@@ -25,7 +25,7 @@ import { inboundCluster, servicesMetadata } from './clusters.ts';
 import { inboundRateLimit, rateLimitPolicyFor } from './rate-limit.ts';
 import { authzFilters, authzPolicyKey } from './authz.ts';
 import { jwtFilter, jwtPolicyKey } from './jwt.ts';
-import { istioMutualDownstream } from './mtls.ts';
+import { istioMutualDownstream, TCP_PEER_EXCHANGE_FILTER } from './mtls.ts';
 import {
   downstreamTls,
   httpsRouteName,
@@ -123,14 +123,24 @@ function tcpProxy(statPrefix: string, target: string | JsonObject, telemetry?: S
   };
 }
 
-/** A TCP chain's network filters: Istio's stats filter (when metrics are on), then tcp_proxy. */
+/**
+ * A TCP chain's network filters: Istio's metadata exchange (whenever mTLS may carry the connection; it only
+ * acts on connections that negotiated its ALPN), Istio's stats filter (when metrics are on), then tcp_proxy.
+ * The exchange does not follow telemetry: the ALPN is offered by clusters and inbound chains alike, so a
+ * proxy without it would pass the other side's frame to its application.
+ */
 function tcpFilters(
   statPrefix: string,
   target: string | JsonObject,
   telemetry: SideTelemetry | undefined,
+  snap: MeshSnapshot,
 ): JsonObject[] {
   const proxy = tcpProxy(statPrefix, target, telemetry);
-  return telemetry?.tcpFilters.length ? [...telemetry.tcpFilters, proxy] : [proxy];
+  return [
+    ...(snap.security !== undefined ? [TCP_PEER_EXCHANGE_FILTER] : []),
+    ...(telemetry?.tcpFilters ?? []),
+    proxy,
+  ];
 }
 
 /** The cluster of a route destination (its port: given, the service's only one, else the listener's). */
@@ -235,6 +245,7 @@ function inboundChains(
       : { filter_chains: [{ filters: isHttp(protocol) ? [http] : [...tcp] }] };
   if (mode === undefined || mode === 'DISABLE') return plain;
   const tls = istioMutualDownstream(trustDomain);
+  const tcpTls = istioMutualDownstream(trustDomain, true);
   const tlsChains: JsonObject[] =
     protocol === 'UNSPECIFIED'
       ? [
@@ -247,7 +258,7 @@ function inboundChains(
           {
             name: 'tls-tcp',
             filter_chain_match: { transport_protocol: 'tls' },
-            transport_socket: tls,
+            transport_socket: tcpTls,
             filters: [...tcp],
           },
         ]
@@ -255,7 +266,7 @@ function inboundChains(
           {
             name: 'tls',
             filter_chain_match: { transport_protocol: 'tls' },
-            transport_socket: tls,
+            transport_socket: isHttp(protocol) ? tls : tcpTls,
             filters: isHttp(protocol) ? [http] : [...tcp],
           },
         ];
@@ -498,7 +509,12 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
         traffic_direction: 'OUTBOUND',
         ...sniffedPort(
           hcm(`outbound_${name}`, rds(String(port)), true, false, telemetry.client),
-          tcpFilters(`outbound_${name}`, outboundClusterName(port, '', onPort[0].hostname), telemetry.client),
+          tcpFilters(
+            `outbound_${name}`,
+            outboundClusterName(port, '', onPort[0].hostname),
+            telemetry.client,
+            snap,
+          ),
         ),
       });
       plan.routes.push(routeConfiguration(String(port), sniffed, ctx, true));
@@ -515,7 +531,7 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
         name,
         address: address(host, port),
         traffic_direction: 'OUTBOUND',
-        filter_chains: [{ filters: tcpFilters(`outbound_${name}`, target, telemetry.client) }],
+        filter_chains: [{ filters: tcpFilters(`outbound_${name}`, target, telemetry.client, snap) }],
       });
     }
   }
@@ -571,7 +587,7 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
     // Authentication and authorization, then a RateLimitPolicy's limit, run before the router.
     const filters = (httpFilter.typed_config as JsonObject).http_filters as JsonObject[];
     filters.unshift(...security, ...(rateLimit?.filters ?? []));
-    const tcpFilter = tcpFilters(`inbound_${name}`, cluster, telemetry.server);
+    const tcpFilter = tcpFilters(`inbound_${name}`, cluster, telemetry.server, snap);
     const mode = snap.security ? inboundMtlsMode(proxy, snap, [port, app.port]) : undefined;
     if (mode !== undefined && mode !== 'DISABLE') {
       // As Istio's inbound: the application learns its caller's identity from x-forwarded-client-cert.
@@ -743,7 +759,7 @@ function gatewayTlsChains(
         chains.push({
           name: `passthrough:${names.join(',')}`,
           ...match(names),
-          filters: tcpFilters(statPrefix, r.target, telemetry),
+          filters: tcpFilters(statPrefix, r.target, telemetry, snap),
         });
       }
       continue;
@@ -769,7 +785,7 @@ function gatewayTlsChains(
       });
       filters = [gatewayHcm(statPrefix, routeName, security, telemetry)];
     } else {
-      filters = tcpFilters(statPrefix, target!, telemetry);
+      filters = tcpFilters(statPrefix, target!, telemetry, snap);
     }
     chains.push({
       name: `${gateway}/${s.server.name ?? s.server.port.name}`,
@@ -834,7 +850,7 @@ export function gatewayListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
       const target = gatewayTcpTarget(gatewayName(servers[0].gw), port, proxy, snap);
       if (!target) continue;
       plan.listeners.push(
-        listener({ filter_chains: [{ filters: tcpFilters(`outbound_${name}`, target, telemetry) }] }),
+        listener({ filter_chains: [{ filters: tcpFilters(`outbound_${name}`, target, telemetry, snap) }] }),
       );
     }
   }

@@ -187,6 +187,58 @@ describe('PeerAuthentication on inbound listeners, with Istio precedence', () =>
   });
 });
 
+describe('in-band TCP peer metadata exchange (istio-peer-exchange)', () => {
+  const TCP_SERVICE = `---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: shop}
+spec:
+  hosts: [db.shop.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 5432, name: tcp-db, protocol: TCP}, {number: 5433, name: other}]
+  endpoints: [{address: 10.0.0.9, labels: {security.istio.io/tlsMode: istio}}]
+`;
+  const filterNames = (chain: JsonObject): string[] =>
+    (chain.filters as JsonObject[]).map((f) => String(f.name));
+  const alpnOf = (socket: JsonObject): unknown =>
+    ((socket.typed_config as JsonObject).common_tls_context as JsonObject).alpn_protocols;
+
+  it("inbound: a TCP port's mTLS chain accepts the exchange and runs it before tcp_proxy; HTTP chains do not", () => {
+    const all = [...listeners(peerAuth('default', 'shop', '{mtls: {mode: STRICT}}')).values()];
+    const tcp = (all.find((x) => x.name === '10.9.0.1_9000')!.filter_chains as JsonObject[])[0];
+    assert.deepEqual(alpnOf(tcp.transport_socket as JsonObject), ['istio-peer-exchange', 'h2', 'http/1.1']);
+    assert.deepEqual(filterNames(tcp).slice(0, 1), ['istio.metadata_exchange']);
+    assert.equal(filterNames(tcp).at(-1), 'envoy.filters.network.tcp_proxy');
+    const http = (all.find((x) => x.name === '10.9.0.1_8080')!.filter_chains as JsonObject[])[0];
+    assert.ok(!filterNames(http).includes('istio.metadata_exchange'));
+  });
+
+  it('inbound without a CA: no exchange filter (nothing negotiates it)', () => {
+    const all = [...listeners('', null).values()];
+    const tcp = (all.find((x) => x.name === '10.9.0.1_9000')!.filter_chains as JsonObject[])[0];
+    assert.ok(!filterNames(tcp).includes('istio.metadata_exchange'));
+  });
+
+  it('outbound: auto mTLS to a declared TCP port offers the exchange; an undeclared port does not', () => {
+    const gen = generatorFromYaml(SERVICES + TCP_SERVICE, { security: SECURITY });
+    const clusters = gen.generate(sidecarNode('web', 'shop'), TYPE_URL.cluster, null) as Map<
+      string,
+      JsonObject
+    >;
+    const mutualOf = (name: string): JsonObject => {
+      const c = clusters.get(name);
+      assert.ok(c, name);
+      return (c.transport_socket_matches as JsonObject[])[0].transport_socket as JsonObject;
+    };
+    assert.deepEqual(alpnOf(mutualOf('outbound|5432||db.shop.svc.cluster.local')), [
+      'istio-peer-exchange',
+      'istio',
+    ]);
+    assert.equal(alpnOf(mutualOf('outbound|5433||db.shop.svc.cluster.local')), undefined);
+  });
+});
+
 describe('outbound transport sockets (auto mTLS and DestinationRule tls)', () => {
   const client = sidecarNode('web', 'shop');
   const clusterOf = (yaml: string, name: string, security: typeof SECURITY | null = SECURITY): JsonObject => {

@@ -71,13 +71,37 @@ export function istioMutualUpstream(
   };
 }
 
-/** The inbound side: the workload certificate, a client certificate required and checked against the trust bundle. */
-export function istioMutualDownstream(trustDomain: string): JsonObject {
+/**
+ * The ALPN protocol of TCP connections that carry Istio's in-band peer metadata exchange (the network
+ * filter istio.metadata_exchange): offered by clients of ISTIO_MUTUAL TCP clusters, accepted by the
+ * inbound side's TCP chains.
+ */
+export const PEER_EXCHANGE_ALPN = 'istio-peer-exchange';
+/** A client's ALPN on an mTLS TCP hop (Istio's ALPNInMeshWithMxc). */
+const TCP_IN_MESH_ALPN: readonly string[] = [PEER_EXCHANGE_ALPN, 'istio'];
+
+/** The network filter that runs the exchange, before istio.stats and tcp_proxy (Istio's own TypedStruct). */
+export const TCP_PEER_EXCHANGE_FILTER: JsonObject = {
+  name: 'istio.metadata_exchange',
+  typed_config: {
+    '@type': 'type.googleapis.com/xds.type.v3.TypedStruct',
+    type_url: 'type.googleapis.com/envoy.tcp.metadataexchange.config.MetadataExchange',
+    value: { protocol: PEER_EXCHANGE_ALPN },
+  },
+};
+
+/**
+ * The inbound side: the workload certificate, a client certificate required and checked against the trust
+ * bundle. A TCP chain also accepts the peer exchange protocol (Istio's ALPNDownstreamWithMxc); an HTTP
+ * chain only h2 and http/1.1.
+ */
+export function istioMutualDownstream(trustDomain: string, tcp = false): JsonObject {
+  const alpn = tcp ? [PEER_EXCHANGE_ALPN, 'h2', 'http/1.1'] : ['h2', 'http/1.1'];
   return {
     name: 'envoy.transport_sockets.tls',
     typed_config: {
       '@type': TYPES.downstreamTls,
-      common_tls_context: commonTlsContext(['h2', 'http/1.1'], [{ prefix: `spiffe://${trustDomain}/` }]),
+      common_tls_context: commonTlsContext(alpn, [{ prefix: `spiffe://${trustDomain}/` }]),
       require_client_certificate: true,
     },
   };
@@ -136,7 +160,10 @@ export function clusterTransport(
   const identities = tls?.subjectAltNames?.length
     ? tls.subjectAltNames
     : serviceIdentities(service, snap, security.trustDomain);
-  const mutual = istioMutualUpstream(tls?.sni ?? istioSni(clusterName), identities, alpn);
+  // An mTLS hop to a declared TCP port offers the peer exchange. Not for an undeclared (sniffed) port: its
+  // cluster also carries HTTP, whose pools would then get a TCP chain that expects the exchange.
+  const mutualAlpn = alpn.length === 0 && protocol !== 'UNSPECIFIED' ? TCP_IN_MESH_ALPN : alpn;
+  const mutual = istioMutualUpstream(tls?.sni ?? istioSni(clusterName), identities, mutualAlpn);
   if (mode === 'ISTIO_MUTUAL') return { transport_socket: mutual };
   return {
     transport_socket_matches: [

@@ -49,6 +49,11 @@ import { compileXfcc } from '../tls/xfcc-config.ts';
 import { compileIstioStats } from '../telemetry/stats-config.ts';
 import { compileMetadataExchange } from '../telemetry/metadata-exchange-config.ts';
 import {
+  compilePeerExchange,
+  TCP_METADATA_EXCHANGE_FILTER_NAME,
+  TCP_METADATA_EXCHANGE_TYPE_URL,
+} from '../network/peer-exchange-config.ts';
+import {
   identifyIstioHttpFilter,
   ISTIO_STATS_TYPE_URL,
   PEER_METADATA_TYPE_URL,
@@ -249,10 +254,8 @@ function compileFilterChain(
     const isLast = i === filterItems.length - 1;
     const istio = compileIstioNetworkFilter(item, p);
     if (istio !== undefined) {
-      // Istio's TCP metrics observe a tcp_proxy's connections; an HTTP chain has the HTTP istio.stats filter.
-      const next = filterItems[i + 1] as { item: JsonObject; path: string } | undefined;
-      if (next === undefined || compileIstioNetworkFilter(next.item, next.path) !== undefined)
-        throw new ConfigError(p, `${istio.name} must be followed by a terminal filter (tcp_proxy)`);
+      // Istio's TCP filters work on a tcp_proxy's connections; an HTTP chain has the HTTP filters instead.
+      if (isLast) throw new ConfigError(p, `${istio.name} must be followed by a terminal filter (tcp_proxy)`);
       return istio;
     }
     const filter = compileNetworkFilter(item, p, references);
@@ -265,7 +268,7 @@ function compileFilterChain(
   if (filters.length > 1 && terminal.kind !== 'tcp_proxy')
     throw new ConfigError(
       filterItems[0].path,
-      'istio.stats as a network filter only applies before tcp_proxy (HTTP chains use the istio.stats HTTP filter)',
+      `${filters[0].name} as a network filter only applies before tcp_proxy (HTTP chains use Istio's HTTP filters)`,
     );
   return {
     name: optString(obj, 'name', path) ?? '',
@@ -364,12 +367,22 @@ function identify(
   return { extension, name, config: undefined };
 }
 
-/** The network filter istio.stats (a TypedStruct of stats.PluginConfig, or the bare name); else undefined. */
+/**
+ * Istio's network filters before tcp_proxy: istio.stats (a TypedStruct of stats.PluginConfig, or the bare
+ * name) and istio.metadata_exchange (a TypedStruct of the TCP MetadataExchange); else undefined.
+ */
 function compileIstioNetworkFilter(obj: JsonObject, path: string): NetworkFilterConfig | undefined {
   const name = optString(obj, 'name', path) ?? '';
   const typed = optObject(obj, 'typed_config', path);
   const typedPath = fieldPath(path, 'typed_config');
   if (typed === undefined) {
+    if (name === TCP_METADATA_EXCHANGE_FILTER_NAME)
+      // Without a protocol it could never apply: refused by the compile below.
+      return {
+        kind: 'peer_exchange',
+        name,
+        exchange: compilePeerExchange({}, fieldPath(typedPath, 'value')),
+      };
     if (name !== 'istio.stats') return undefined;
     onlyFields(obj, path, ['name', 'typed_config']);
     return { kind: 'istio_stats', name, stats: compileIstioStats({}, typedPath) };
@@ -378,15 +391,22 @@ function compileIstioNetworkFilter(obj: JsonObject, path: string): NetworkFilter
   if (!TYPED_STRUCT_TYPE_NAMES.has(typeName)) return undefined;
   onlyFields(obj, path, ['name', 'typed_config']);
   const { typeUrl, value } = unwrapTypedStruct(typed, typedPath);
+  const valuePath = fieldPath(typedPath, 'value');
+  if (typeUrl === TCP_METADATA_EXCHANGE_TYPE_URL)
+    return {
+      kind: 'peer_exchange',
+      name: name || TCP_METADATA_EXCHANGE_FILTER_NAME,
+      exchange: compilePeerExchange(value, valuePath),
+    };
   if (typeUrl !== ISTIO_STATS_TYPE_URL)
     throw new ConfigError(
       fieldPath(typedPath, 'type_url'),
-      `unsupported network filter type ${JSON.stringify(typeUrl)} (Weft knows ${ISTIO_STATS_TYPE_URL})`,
+      `unsupported network filter type ${JSON.stringify(typeUrl)} (Weft knows ${ISTIO_STATS_TYPE_URL}, ${TCP_METADATA_EXCHANGE_TYPE_URL})`,
     );
   return {
     kind: 'istio_stats',
     name: name || 'istio.stats',
-    stats: compileIstioStats(value, fieldPath(typedPath, 'value')),
+    stats: compileIstioStats(value, valuePath),
   };
 }
 

@@ -25,6 +25,7 @@ import { SecretManager } from '../tls/secrets.ts';
 import { TlsStats } from '../tls/tls-stats.ts';
 import { TelemetryContext } from '../telemetry/context.ts';
 import { tcpObservers } from '../telemetry/tcp-stats.ts';
+import { peerExchangeOf } from '../network/peer-exchange.ts';
 
 type TerminalRuntime = { kind: 'http'; hcm: HcmRuntime } | { kind: 'tcp'; tcp: TcpProxy };
 
@@ -117,7 +118,8 @@ export class ActiveListener {
   private buildTerminal(chain: FilterChainConfig, key: string): Terminal {
     const terminal = chain.filters[chain.filters.length - 1];
     // The compile guarantees a terminal filter last.
-    if (terminal.kind === 'istio_stats') throw new Error('a filter chain must end with a terminal filter');
+    if (terminal.kind === 'istio_stats' || terminal.kind === 'peer_exchange')
+      throw new Error('a filter chain must end with a terminal filter');
     const { clusters, stats, routes, telemetry } = this.deps;
     const trafficDirection = this.config.trafficDirection;
     const runtime: TerminalRuntime =
@@ -134,6 +136,7 @@ export class ActiveListener {
               stats,
               telemetry,
               tcpObservers(chain, { clusters, stats, node: telemetry?.node, trafficDirection }),
+              peerExchangeOf(chain, telemetry?.node),
             ),
           };
     let tls: DownstreamTls | undefined;

@@ -5,6 +5,7 @@ import type { RouteTable } from '../router/types.ts';
 import type { DownstreamTlsConfig } from '../tls/tls-context-config.ts';
 import type { XfccConfig } from '../tls/xfcc.ts';
 import type { IstioStatsConfig } from '../telemetry/stats-config.ts';
+import type { PeerExchangeConfig } from '../network/peer-exchange-config.ts';
 
 export interface SocketAddress {
   readonly host: string;
@@ -83,7 +84,9 @@ export type NetworkFilterConfig =
   | { readonly kind: 'http_connection_manager'; readonly name: string; readonly hcm: HcmConfig }
   | { readonly kind: 'tcp_proxy'; readonly name: string; readonly tcpProxy: TcpProxyConfig }
   /** Istio's TCP metrics (`istio.stats` as a TypedStruct of stats.PluginConfig); only before tcp_proxy. */
-  | { readonly kind: 'istio_stats'; readonly name: string; readonly stats: IstioStatsConfig };
+  | { readonly kind: 'istio_stats'; readonly name: string; readonly stats: IstioStatsConfig }
+  /** Istio's TCP peer metadata exchange (`istio.metadata_exchange` as a network filter); only before tcp_proxy. */
+  | { readonly kind: 'peer_exchange'; readonly name: string; readonly exchange: PeerExchangeConfig };
 
 export interface FilterChainMatch {
   readonly destinationPort: number | undefined;
@@ -99,7 +102,7 @@ export interface FilterChainConfig {
   readonly match: FilterChainMatch | undefined;
   /**
    * Network filters; the last one is terminal (http_connection_manager or tcp_proxy), the others are
-   * observers (istio_stats, before tcp_proxy only).
+   * observers (istio_stats, peer_exchange: before tcp_proxy only).
    */
   readonly filters: readonly NetworkFilterConfig[];
   /**

@@ -27,6 +27,14 @@ export class TcpSession {
   /** Who is on the other side, when telemetry learnt it. */
   downstreamPeer: PeerMetadata | undefined = undefined;
   upstreamPeer: PeerMetadata | undefined = undefined;
+  /**
+   * True while istio.metadata_exchange is still reading the other side's frame: the peer is not known yet,
+   * so nothing that labels the connection by its peers should report it.
+   */
+  peerPending = false;
+  /** Exchange frame bytes read from / written to the downstream: protocol overhead, not application bytes. */
+  frameBytesReceived = 0;
+  frameBytesSent = 0;
   /** Per-observer state, keyed by the observer (e.g. the bytes already reported by a periodic flush). */
   readonly observerState = new Map<object, unknown>();
 
@@ -34,14 +42,14 @@ export class TcpSession {
     this.downstream = downstream;
   }
 
-  /** Bytes read from the downstream so far (Envoy's %BYTES_RECEIVED%). */
+  /** Application bytes read from the downstream so far (Envoy's %BYTES_RECEIVED%). */
   get bytesReceived(): number {
-    return this.downstream.bytesRead;
+    return this.downstream.bytesRead - this.frameBytesReceived;
   }
 
-  /** Bytes written to the downstream so far (%BYTES_SENT%). */
+  /** Application bytes written to the downstream so far (%BYTES_SENT%). */
   get bytesSent(): number {
-    return this.downstream.bytesWritten;
+    return this.downstream.bytesWritten - this.frameBytesSent;
   }
 
   get downstreamSecurity(): ConnectionSecurity | undefined {
@@ -56,8 +64,16 @@ export class TcpSession {
 /** Something that follows a tcp_proxy's connections: TCP access logs, Istio's TCP metrics. */
 export interface TcpSessionObserver {
   onOpen?(session: TcpSession): void;
-  /** The upstream connection is established (after the TLS handshake, with mTLS). */
+  /**
+   * The upstream connection is established (after the TLS handshake, with mTLS) and, on a connection with
+   * istio.metadata_exchange, the peer's frame has been read (or given up on).
+   */
   onUpstreamConnected?(session: TcpSession): void;
+  /**
+   * istio.metadata_exchange has read the other side's frame, or given up on it (only on connections that
+   * negotiated the exchange, while peerPending was true); the peers are final.
+   */
+  onPeersKnown?(session: TcpSession): void;
   /** Both sides are closed; called once. */
   onClose(session: TcpSession): void;
 }

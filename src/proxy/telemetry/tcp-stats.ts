@@ -1,9 +1,10 @@
 /**
  * The network filter `istio.stats` before tcp_proxy: Istio's TCP metrics (connections opened and closed,
  * bytes each way). Byte counters are reported every tcp_reporting_duration while a connection lasts and at
- * its close, as Istio does, so long connections show up before they end. Peers come from the endpoint's
- * Istio workload metadata (client side) and the mTLS peer identity (server side), as with Istio's
- * workload discovery.
+ * its close, as Istio does, so long connections show up before they end. Peers come from
+ * istio.metadata_exchange when the connection carried it (on the session before the first report), else
+ * from the endpoint's Istio workload metadata (client side) and the mTLS peer identity (server side), as
+ * with Istio's workload discovery.
  */
 import type { NodeInfo } from '../bootstrap/types.ts';
 import type { FilterChainConfig } from '../listener/types.ts';
@@ -29,6 +30,8 @@ const FIXED_PARTS = 7;
 
 /** What was already reported for one connection. */
 interface Reported {
+  /** The upstream is connected: reports may start once the peers are known too. */
+  connected: boolean;
   opened: boolean;
   sent: number;
   received: number;
@@ -77,7 +80,12 @@ export class IstioTcpStats implements TcpSessionObserver {
       const workload = session.upstreamHost?.istioWorkload;
       if (workload !== undefined) session.upstreamPeer = peerFromWorkloadMetadata(workload);
     }
-    session.observerState.set(this, { opened: false, sent: 0, received: 0 } satisfies Reported);
+    session.observerState.set(this, {
+      connected: false,
+      opened: false,
+      sent: 0,
+      received: 0,
+    } satisfies Reported);
     this.open.add(session);
     if (this.timer === null) {
       this.timer = setInterval(() => this.flushAll(), this.periodMs);
@@ -86,7 +94,16 @@ export class IstioTcpStats implements TcpSessionObserver {
   }
 
   onUpstreamConnected(session: TcpSession): void {
-    this.report(session);
+    const state = session.observerState.get(this) as Reported | undefined;
+    if (state === undefined) return;
+    state.connected = true;
+    // With istio.metadata_exchange, the first report waits for the peer's frame (onPeersKnown).
+    if (!session.peerPending) this.report(session);
+  }
+
+  onPeersKnown(session: TcpSession): void {
+    const state = session.observerState.get(this) as Reported | undefined;
+    if (state?.connected === true) this.report(session);
   }
 
   onClose(session: TcpSession): void {
@@ -102,7 +119,7 @@ export class IstioTcpStats implements TcpSessionObserver {
   }
 
   private flushAll(): void {
-    for (const s of this.open) this.report(s);
+    for (const s of this.open) if (!s.peerPending) this.report(s);
   }
 
   /** Counts the connection as opened (once) and adds the bytes moved since the last report. */
