@@ -1,6 +1,13 @@
 // From raw per-repetition samples to medians, ranges, ratios to nginx, and the targets.
 import type { TargetName } from './targets.ts';
-import { FILTER_BASELINE, filterCostOf, isFilterTarget, isMtlsTarget, referenceFor } from './targets.ts';
+import {
+  FILTER_BASELINE,
+  filterCostOf,
+  filterMaxCpuRatio,
+  isFilterTarget,
+  isMtlsTarget,
+  referenceFor,
+} from './targets.ts';
 import type { FixedRateResult, SaturationResult } from './wrk.ts';
 
 /** What was measured around one wrk run. CPU in seconds, memory in kB; null where there is no proxy. */
@@ -277,6 +284,10 @@ export interface FilterCost {
   readonly addedP99Ms: number | null;
   readonly extraP50Ms: number | null;
   readonly extraP99Ms: number | null;
+  /** The bound on CPU per request (ratio), checked at the fixed rate and at saturation; null = none. */
+  readonly maxCpuRatio: number | null;
+  /** Whether both ratios are within the bound (null: no bound, or no figures). */
+  readonly met: boolean | null;
 }
 
 const diff = (a: Stat | null | undefined, b: Stat | null | undefined): number | null =>
@@ -293,20 +304,30 @@ export function filterCosts(
     const costOf = filterCostOf(target);
     const s = summaries[target] as TargetSummary | undefined;
     if (costOf === undefined || s === undefined) continue;
+    const cpuRatio = ratio(s.vcpuPer1000Rps, base?.vcpuPer1000Rps);
+    const rpsPerCoreRatio = ratio(s.rpsPerCore, base?.rpsPerCore);
+    const maxCpuRatio = filterMaxCpuRatio(target);
+    // At saturation, CPU per request is the inverse of requests per CPU-second.
+    const met =
+      maxCpuRatio === null || cpuRatio === null || rpsPerCoreRatio === null || rpsPerCoreRatio <= 0
+        ? null
+        : cpuRatio <= maxCpuRatio && 1 / rpsPerCoreRatio <= maxCpuRatio;
     costs.push({
       target,
       costOf,
       baseline: FILTER_BASELINE,
       vcpuPer1000Rps: s.vcpuPer1000Rps?.median ?? null,
       baselineVcpuPer1000Rps: base?.vcpuPer1000Rps?.median ?? null,
-      cpuRatio: ratio(s.vcpuPer1000Rps, base?.vcpuPer1000Rps),
+      cpuRatio,
       rpsPerCore: s.rpsPerCore?.median ?? null,
       baselineRpsPerCore: base?.rpsPerCore?.median ?? null,
-      rpsPerCoreRatio: ratio(s.rpsPerCore, base?.rpsPerCore),
+      rpsPerCoreRatio,
       addedP50Ms: s.addedMs?.p50?.median ?? null,
       addedP99Ms: s.addedMs?.p99?.median ?? null,
       extraP50Ms: diff(s.addedMs?.p50, base?.addedMs?.p50),
       extraP99Ms: diff(s.addedMs?.p99, base?.addedMs?.p99),
+      maxCpuRatio,
+      met,
     });
   }
   return costs;

@@ -258,6 +258,23 @@ void describe('aggregation', () => {
     assert.match(lines[1], /^- cost of the resilience filter set \(weft-resilience\): 1\.50×/);
   });
 
+  void it("checks full telemetry against the issue's 25% bound, at the fixed rate and at saturation", () => {
+    const run = (cpu: number, saturationCpu: number): string => {
+      const samples = [0, 1, 2].flatMap((rep) => [
+        sample(rep, 'direct', 100, null, null, 0),
+        sample(rep, 'weft', 300, 1.0, 25, 50 * 1024),
+        sample(rep, 'weft-telemetry', 320, cpu, saturationCpu, 60 * 1024),
+      ]);
+      const targets: TargetName[] = ['direct', 'weft', 'weft-telemetry'];
+      const [cost] = filterCosts(summarize(samples, targets), targets);
+      assert.equal(cost.maxCpuRatio, 1.25);
+      return filterCostLines([cost])[0];
+    };
+    assert.match(run(1.2, 30), /target ≤ 1\.25× CPU per request at the fixed rate and at saturation: met$/);
+    assert.match(run(1.3, 30), /: NOT met$/, 'over the bound at the fixed rate');
+    assert.match(run(1.2, 32.5), /: NOT met$/, '1.3× the CPU per request at saturation');
+  });
+
   void it('says a filter cost is not evaluated when plain weft has no figures', () => {
     const samples = [sample(0, 'direct', 100, null, null, 0), sample(0, 'weft-ratelimit', 300, 1, 25, 1024)];
     const costs = filterCosts(summarize(samples, ['direct', 'weft-ratelimit']), ['direct', 'weft-ratelimit']);

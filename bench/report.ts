@@ -104,7 +104,14 @@ function signedMs(value: number | null): string {
   return value === null || !Number.isFinite(value) ? '–' : `${value >= 0 ? '+' : ''}${value.toFixed(3)} ms`;
 }
 
-/** The summary line of each filter target: its cost as a ratio to the plain proxy (no target to meet). */
+/** What a filter cost's line says about the issue's bound, if there is one. */
+function verdict(c: FilterCost): string {
+  if (c.maxCpuRatio === null) return 'ratio reported, no target';
+  const bound = `target ≤ ${times(c.maxCpuRatio)} CPU per request at the fixed rate and at saturation`;
+  return c.met === true ? `${bound}: met` : c.met === false ? `${bound}: NOT met` : `${bound}: not evaluated`;
+}
+
+/** The summary line of each filter target: its cost as a ratio to the plain proxy, and the issue's bound. */
 export function filterCostLines(costs: readonly FilterCost[]): string[] {
   return costs.map((c) =>
     c.cpuRatio === null
@@ -112,7 +119,7 @@ export function filterCostLines(costs: readonly FilterCost[]): string[] {
       : `- cost of ${c.costOf} (${c.target}): ${times(c.cpuRatio)} the plain proxy's CPU per request ` +
         `(vCPU per 1000 rps ${num(c.vcpuPer1000Rps, 3)} vs ${num(c.baselineVcpuPer1000Rps, 3)}); ` +
         `rps per proxy core ${times(c.rpsPerCoreRatio)} (${kilo(c.rpsPerCore)} vs ${kilo(c.baselineRpsPerCore)}); ` +
-        `added p50 ${signedMs(c.extraP50Ms)}, p99 ${signedMs(c.extraP99Ms)} over ${c.baseline} — ratio reported, no target`,
+        `added p50 ${signedMs(c.extraP50Ms)}, p99 ${signedMs(c.extraP99Ms)} over ${c.baseline} — ${verdict(c)}`,
   );
 }
 

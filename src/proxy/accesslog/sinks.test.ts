@@ -16,8 +16,8 @@ class SlowDestination implements Destination {
   readonly writes: string[] = [];
   private pending: (() => void)[] = [];
 
-  write(data: string): Promise<void> {
-    this.writes.push(data);
+  write(data: Buffer): Promise<void> {
+    this.writes.push(data.toString());
     return new Promise((resolve) => this.pending.push(resolve));
   }
 

@@ -97,14 +97,22 @@ export function compileTimeFormat(pattern: string, path: string): TimeFormatter 
   };
 }
 
-let lastMs = NaN;
-let lastIso = '';
+let lastSecond = NaN;
+/** `2024-05-01T12:00:00.` of the last second formatted. */
+let secondPrefix = '';
+const MILLIS: readonly string[] = Array.from({ length: 1000 }, (_, i) => `${String(i).padStart(3, '0')}Z`);
 
-/** Envoy's default %START_TIME%: `2024-05-01T12:00:00.123Z` (requests of the same millisecond share it). */
+/**
+ * Envoy's default %START_TIME%: `2024-05-01T12:00:00.123Z`. Only the first request of each second builds a
+ * Date; the others add their milliseconds to the cached prefix.
+ */
 export const isoTime: TimeFormatter = (epochMs) => {
-  if (epochMs !== lastMs) {
-    lastIso = new Date(epochMs).toISOString();
-    lastMs = epochMs;
+  const ms = Math.floor(epochMs);
+  const second = Math.floor(ms / 1000);
+  if (second !== lastSecond) {
+    const iso = new Date(second * 1000).toISOString();
+    secondPrefix = iso.slice(0, iso.length - 4);
+    lastSecond = second;
   }
-  return lastIso;
+  return secondPrefix + MILLIS[ms - second * 1000];
 };
