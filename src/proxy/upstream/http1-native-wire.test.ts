@@ -64,6 +64,16 @@ describe('requestHead', () => {
     ];
     for (const req of bad) assert.throws(() => head(req), InvalidRequestError, JSON.stringify(req));
   });
+
+  it('long values are checked too, whether or not an equal-length valid value was seen before', () => {
+    const good = 'a'.repeat(300);
+    assert.match(head({ headers: { 'x-long': good } }).text, /x-long: a{300}\r\n/);
+    assert.match(head({ headers: { 'x-long': good } }).text, /x-long: a{300}\r\n/, 'again, from the cache');
+    for (const bad of ['a'.repeat(299) + '\n', '\r' + 'a'.repeat(299), 'a'.repeat(5000) + '\0']) {
+      assert.throws(() => head({ headers: { 'x-long': bad } }), InvalidRequestError);
+      assert.throws(() => head({ headers: { 'x-long': [good, bad] } }), InvalidRequestError);
+    }
+  });
 });
 
 describe('headerObject', () => {

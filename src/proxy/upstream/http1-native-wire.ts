@@ -62,6 +62,27 @@ const PAYLOAD_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 export class InvalidRequestError extends Error {}
 
 /**
+ * Long values already found valid, so a value sent on every request (the proxy's own x-envoy-peer-metadata,
+ * ~300 characters) is scanned once rather than per request. A constant string keeps its hash, so the
+ * lookup is cheap; bounded in entries and size so hostile headers cannot grow it.
+ */
+const validLongValues = new Set<string>();
+const LONG_VALUE = 64;
+const MAX_CACHED_VALUE = 4096;
+const MAX_CACHED_VALUES = 64;
+
+function invalidValue(value: string): boolean {
+  if (value.length < LONG_VALUE) return INVALID_VALUE.test(value);
+  if (validLongValues.has(value)) return false;
+  if (INVALID_VALUE.test(value)) return true;
+  if (value.length <= MAX_CACHED_VALUE) {
+    if (validLongValues.size >= MAX_CACHED_VALUES) validLongValues.clear();
+    validLongValues.add(value);
+  }
+  return false;
+}
+
+/**
  * Serializes the request line and header block (latin1 text, ending with the blank line) and fills in
  * the body framing. Throws InvalidRequestError instead of ever writing a field that could split the head.
  */
@@ -83,7 +104,7 @@ export function requestHead(req: UpstreamRequest, defaultHost: string, framing: 
     if (lower === 'transfer-encoding' || lower === 'connection' || lower === 'upgrade') continue;
     if (!TOKEN.test(name)) throw new InvalidRequestError(`invalid header name ${JSON.stringify(name)}`);
     if (typeof value === 'string') {
-      if (INVALID_VALUE.test(value)) throw new InvalidRequestError(`invalid value for header ${name}`);
+      if (invalidValue(value)) throw new InvalidRequestError(`invalid value for header ${name}`);
       if (lower === 'content-length') {
         contentLength = parseContentLength(value);
       } else if (lower === 'host') hasHost = true;
@@ -94,7 +115,7 @@ export function requestHead(req: UpstreamRequest, defaultHost: string, framing: 
       }
       for (let i = 0; i < value.length; i++) {
         const v = String(value[i]);
-        if (INVALID_VALUE.test(v)) throw new InvalidRequestError(`invalid value for header ${name}`);
+        if (invalidValue(v)) throw new InvalidRequestError(`invalid value for header ${name}`);
         head += `${name}: ${v}\r\n`;
       }
     }
