@@ -200,7 +200,7 @@ spec:
   endpoints: [{address: 10.0.0.9, labels: {security.istio.io/tlsMode: istio}}]
 `;
   const filterNames = (chain: JsonObject): string[] =>
-    (chain.filters as JsonObject[]).map((f) => String(f.name));
+    (chain.filters as { name: string }[]).map((f) => f.name);
   const alpnOf = (socket: JsonObject): unknown =>
     ((socket.typed_config as JsonObject).common_tls_context as JsonObject).alpn_protocols;
 
