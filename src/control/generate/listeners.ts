@@ -2,8 +2,9 @@
  * Listeners and route configurations for sidecars and gateways.
  *
  * Sidecar (no traffic capture, Istio's interception mode NONE): an outbound HTTP listener (`virtualOutbound`,
- * 127.0.0.1:15001 unless node metadata says otherwise) that routes by Host/:authority to every visible HTTP
- * service; one listener per Sidecar `egress` port; one per Sidecar `ingress` port forwarding to the
+ * 127.0.0.1:15001 unless node metadata says otherwise), the applications' explicit proxy, that routes by
+ * Host/:authority (or an absolute-form URI) to every visible HTTP service and tunnels `CONNECT host:port` to
+ * any visible service port; one listener per Sidecar `egress` port; one per Sidecar `ingress` port forwarding to the
  * application's `defaultEndpoint`. Gateway: one listener per Gateway server port, routes from the
  * VirtualServices bound to it.
  */
@@ -405,15 +406,43 @@ function rateLimitKey(proxy: ProxyNode, snap: MeshSnapshot): string {
   return p === undefined ? '' : `${p.metadata.namespace}/${p.metadata.name}`;
 }
 
-/** A route configuration with one virtual host per service port, skipping domains an earlier host claimed. */
+/**
+ * A route that terminates `CONNECT host:port` and tunnels the bytes, raw, to `target` (a cluster, or a tcp
+ * route's weighted clusters) over that cluster's transport: how HTTPS_PROXY and grpc_proxy clients reach a
+ * service through the explicit outbound listener.
+ */
+function connectRoute(target: JsonObject): JsonObject {
+  return {
+    match: { connect_matcher: {} },
+    route: { ...target, upgrade_configs: [{ upgrade_type: 'CONNECT', connect_config: {} }] },
+  };
+}
+
+/** Where a CONNECT to a non-HTTP service port goes: its VirtualService's tcp routes, else its cluster. */
+function connectTarget(service: Service, port: number, ctx: Omit<RouteContext, 'port'>): JsonObject {
+  const vs = virtualServiceFor(service.hostname, 'mesh', ctx.snap, ctx.proxy.namespace);
+  return (
+    (vs && tcpRouteTarget(vs, port, ctx.proxy, 'mesh', ctx.snap)) ?? {
+      cluster: outboundClusterName(port, '', service.hostname),
+    }
+  );
+}
+
+/**
+ * A route configuration with one virtual host per service port, skipping domains an earlier host claimed.
+ * With `connect` (the explicit outbound listener), every HTTP port's host also takes CONNECT to its
+ * `host:port` names, and every other port of `connectOnly` gets a host that takes only CONNECT.
+ */
 function routeConfiguration(
   name: string,
   entries: readonly { service: Service; port: number }[],
   ctx: Omit<RouteContext, 'port'>,
   withBarePort: boolean,
+  connectOnly?: readonly { service: Service; port: number }[],
 ): JsonObject {
   const used = new Set<string>();
   const virtualHosts: JsonObject[] = [];
+  const connect = connectOnly !== undefined;
   for (const { service, port } of entries) {
     const domains = domainsFor(
       service,
@@ -424,12 +453,33 @@ function routeConfiguration(
     ).filter((d) => !used.has(d));
     if (domains.length === 0) continue;
     for (const d of domains) used.add(d);
+    const routes = serviceRoutes(service, { ...ctx, port });
     virtualHosts.push({
       name: `${service.hostname}:${port}`,
       domains,
-      routes: serviceRoutes(service, { ...ctx, port }),
+      // A CONNECT request has no path, so it passes every path route to the connect route, kept last so the
+      // service's own routes read as they do on any other listener.
+      routes: connect
+        ? [...routes, connectRoute({ cluster: outboundClusterName(port, '', service.hostname) })]
+        : routes,
       // As Istio: the upstream sees which attempt it serves (x-envoy-attempt-count).
       include_request_attempt_count: true,
+    });
+  }
+  for (const { service, port } of connectOnly ?? []) {
+    const domains = domainsFor(
+      service,
+      port,
+      ctx.proxy.namespace,
+      ctx.snap.options.domainSuffix,
+      false,
+    ).filter((d) => !used.has(d));
+    if (domains.length === 0) continue;
+    for (const d of domains) used.add(d);
+    virtualHosts.push({
+      name: `${service.hostname}:${port}`,
+      domains,
+      routes: [connectRoute(connectTarget(service, port, ctx))],
     });
   }
   return { '@type': TYPES.route, name, virtual_hosts: virtualHosts, validate_clusters: false };
@@ -443,6 +493,13 @@ function httpPorts(services: readonly Service[], only?: number): { service: Serv
   );
 }
 
+/** The ports that do not carry HTTP (TCP, and undeclared ones): reached through the outbound listener only by CONNECT. */
+function nonHttpPorts(services: readonly Service[]): { service: Service; port: number }[] {
+  return services.flatMap((service) =>
+    service.ports.filter((p) => !isHttp(p.protocol)).map((p) => ({ service, port: p.number })),
+  );
+}
+
 export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): ListenerPlan {
   const services = visibleServices(proxy, snap);
   const ctx = { proxy, snap, gateway: 'mesh' };
@@ -451,20 +508,28 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
   const bind = metadataString(proxy, 'WEFT_OUTBOUND_BIND') ?? '127.0.0.1';
   const outboundPort = Number(metadataString(proxy, 'WEFT_OUTBOUND_PORT') ?? 15001);
   if (outboundPort > 0) {
+    // Applications point HTTP_PROXY / grpc_proxy here: besides Host-routed requests it takes absolute-form
+    // requests (Envoy's allow_absolute_url, on by default) and CONNECT, which its connect routes terminate.
+    const explicitProxyHcm = hcm(
+      `outbound_${bind}_${outboundPort}`,
+      rds(VIRTUAL_OUTBOUND),
+      true,
+      false,
+      telemetry.client,
+    );
+    ((explicitProxyHcm.typed_config as JsonObject).upgrade_configs as JsonObject[]).push({
+      upgrade_type: 'CONNECT',
+    });
     plan.listeners.push({
       '@type': TYPES.listener,
       name: VIRTUAL_OUTBOUND,
       address: address(bind, outboundPort),
       traffic_direction: 'OUTBOUND',
-      filter_chains: [
-        {
-          filters: [
-            hcm(`outbound_${bind}_${outboundPort}`, rds(VIRTUAL_OUTBOUND), true, false, telemetry.client),
-          ],
-        },
-      ],
+      filter_chains: [{ filters: [explicitProxyHcm] }],
     });
-    plan.routes.push(routeConfiguration(VIRTUAL_OUTBOUND, httpPorts(services), ctx, false));
+    plan.routes.push(
+      routeConfiguration(VIRTUAL_OUTBOUND, httpPorts(services), ctx, false, nonHttpPorts(services)),
+    );
   }
   const sidecar = sidecarFor(proxy, snap);
   const rateLimitPolicy = sidecar?.spec.ingress?.length ? rateLimitPolicyFor(proxy, snap) : undefined;

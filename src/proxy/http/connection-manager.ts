@@ -23,6 +23,7 @@ import { HttpStream } from './stream.ts';
 import { createHttpFilter } from './filter-registry.ts';
 import { plainIp } from './headers.ts';
 import { handleUpgrade } from './upgrade.ts';
+import { handleConnect } from './connect.ts';
 import { applyXfcc } from '../tls/xfcc.ts';
 import { TelemetryContext } from '../telemetry/context.ts';
 import { createHttpAccessLoggers } from '../accesslog/access-loggers.ts';
@@ -77,6 +78,8 @@ export class HcmRuntime {
   private readonly h1: Http1Server;
   private readonly h2: http2.Http2Server;
   private readonly h2Sessions = new Set<Http2Session>();
+  /** Downstream sockets of open CONNECT tunnels (node:http no longer tracks them), closed by destroy(). */
+  readonly tunnels = new Set<Socket>();
 
   constructor(config: HcmConfig, deps: HcmDeps) {
     this.config = config;
@@ -136,6 +139,11 @@ export class HcmRuntime {
       this.stats.rqTotal.inc();
       this.stats.rqHttp1Total.inc();
       handleUpgrade(this, req, socket as Socket, head);
+    });
+    this.h1.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.stats.rqTotal.inc();
+      this.stats.rqHttp1Total.inc();
+      handleConnect(this, req, socket as Socket, head);
     });
     this.h1.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
       this.onClientError(err, socket),
@@ -249,6 +257,10 @@ export class HcmRuntime {
     const stream = new HttpStream(req, res, this, isH2, performance.now());
     (res as TaggedResponse)[kStream] = stream;
     res.once('close', onResponseClose);
+    if (stream.invalidTarget) return stream.sendLocalReply(400, null, 'invalid request target');
+    // HTTP/1.1 CONNECT arrives on the 'connect' path; HTTP/2 CONNECT (RFC 9113 §8.5) would reach the router.
+    if (isH2 && stream.method === 'CONNECT')
+      return stream.sendLocalReply(501, null, 'CONNECT over HTTP/2 is not supported by Weft');
     this.applyRequestHeaderPolicy(stream);
     if (this.tracer !== null) this.tracer.onRequest(stream);
     this.runFilters(stream, 0);
@@ -333,6 +345,7 @@ export class HcmRuntime {
     this.h1.closeAllConnections();
     this.h1.close(() => undefined); // stops node's connection-checking timer
     for (const s of this.h2Sessions) s.destroy();
+    for (const s of this.tunnels) s.destroy();
   }
 
   /** True while any request is in flight. */

@@ -12,6 +12,7 @@ import type { Host } from '../upstream/types.ts';
 import type { OutgoingHeaders } from '../upstream/codec.ts';
 import type { HcmRuntime } from './connection-manager.ts';
 import { plainIp } from './headers.ts';
+import { parseAbsoluteForm } from './request-target.ts';
 import { connectionSecurityOf } from '../tls/connection-security.ts';
 import type { ConnectionSecurity } from '../tls/connection-security.ts';
 import type { PeerMetadata } from '../telemetry/peer-metadata.ts';
@@ -45,6 +46,11 @@ export class HttpStream implements RouteRequest {
   readonly headers: IncomingHttpHeaders;
   readonly scheme: string;
   readonly isGrpc: boolean;
+  /**
+   * An HTTP/1.1 request target neither in origin form nor an absolute http(s) URI the connection manager
+   * accepts (allow_absolute_url): answered 400 before any filter runs.
+   */
+  readonly invalidTarget: boolean = false;
   /** Envoy response flags, comma-separated as in access logs ('' = none). */
   flags = '';
   responseStatus = 0;
@@ -106,8 +112,26 @@ export class HttpStream implements RouteRequest {
       this.path = (headers[':path'] as string | undefined) ?? '/';
       this.scheme = (headers[':scheme'] as string | undefined) ?? 'http';
     } else {
-      this.authority = headers.host ?? '';
-      this.path = req.url ?? '/';
+      const url = req.url ?? '/';
+      if (url.charCodeAt(0) === 47 /* / */ || url === '*') {
+        this.authority = headers.host ?? '';
+        this.path = url;
+      } else {
+        // Absolute form, sent to the proxy as a forward proxy: the URI names the authority and the path.
+        const target = hcm.config.allowAbsoluteUrl ? parseAbsoluteForm(url) : null;
+        if (target === null) {
+          this.invalidTarget = true;
+          this.authority = headers.host ?? '';
+          this.path = url;
+        } else {
+          this.authority = target.authority;
+          this.path = target.path;
+          headers.host = target.authority;
+          // Meant for this proxy, never for the upstream.
+          delete headers['proxy-authorization'];
+          delete headers['proxy-connection'];
+        }
+      }
       // HTTP/1.1 has no :scheme: a request over TLS is https (x-forwarded-proto, redirects).
       this.scheme = (req.socket as { encrypted?: boolean } | null)?.encrypted === true ? 'https' : 'http';
     }

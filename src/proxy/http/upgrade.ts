@@ -6,42 +6,22 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { nodeHttp } from '../../core/node-http.ts';
 import type { RouteRequest } from '../router/types.ts';
 import type { UpstreamError, UpstreamHandler } from '../upstream/codec.ts';
 import type { HcmRuntime } from './connection-manager.ts';
 import { downstreamResponseHeaders, plainIp, upstreamRequestHeaders } from './headers.ts';
-
-function headerBlock(status: number, headers: Record<string, string | string[] | undefined>): string {
-  let out = `HTTP/1.1 ${status} ${nodeHttp.STATUS_CODES[status] ?? ''}\r\n`;
-  for (const k in headers) {
-    const v = headers[k];
-    if (v === undefined) continue;
-    if (Array.isArray(v)) for (const x of v) out += `${k}: ${x}\r\n`;
-    else out += `${k}: ${v}\r\n`;
-  }
-  return out + '\r\n';
-}
-
-function rawReply(hcm: HcmRuntime, socket: Socket, status: number, body = ''): void {
-  hcm.stats.responseClass(status);
-  if (!socket.writable) return void socket.destroy();
-  socket.end(
-    headerBlock(status, {
-      server: hcm.config.serverName,
-      connection: 'close',
-      'content-length': String(Buffer.byteLength(body)),
-      ...(body ? { 'content-type': 'text/plain' } : {}),
-    }) + body,
-  );
-}
+import { headerBlock, rawReply } from './raw-reply.ts';
+import { parseAbsoluteForm } from './request-target.ts';
 
 export function handleUpgrade(hcm: HcmRuntime, req: IncomingMessage, socket: Socket, head: Buffer): void {
   socket.on('error', () => socket.destroy());
   const type = (req.headers.upgrade ?? '').toLowerCase();
+  // An upgrade sent to the proxy in absolute form is routed by its URI, as any request.
+  const url = req.url ?? '/';
+  const absolute = url.charCodeAt(0) === 47 || !hcm.config.allowAbsoluteUrl ? null : parseAbsoluteForm(url);
   const rr: RouteRequest = {
-    authority: req.headers.host ?? '',
-    path: req.url ?? '/',
+    authority: absolute?.authority ?? req.headers.host ?? '',
+    path: absolute?.path ?? url,
     method: req.method ?? 'GET',
     headers: req.headers,
     scheme: 'http',

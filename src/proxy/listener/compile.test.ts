@@ -106,6 +106,7 @@ describe('compileListener: HTTP connection manager', () => {
       serverName: 'weft',
       serverHeaderTransformation: 'OVERWRITE',
       upgradeTypes: new Set(),
+      allowAbsoluteUrl: true,
       http2: {
         maxConcurrentStreams: undefined,
         initialStreamWindowSize: undefined,
@@ -134,6 +135,7 @@ describe('compileListener: HTTP connection manager', () => {
         server_name: 'edge',
         server_header_transformation: 'APPEND_IF_ABSENT',
         upgrade_configs: [{ upgrade_type: 'WebSocket' }, { upgrade_type: 'CONNECT', enabled: false }],
+        http_protocol_options: { allow_absolute_url: false },
         http2_protocol_options: {
           max_concurrent_streams: 100,
           initial_stream_window_size: 65535,
@@ -164,6 +166,7 @@ describe('compileListener: HTTP connection manager', () => {
       serverName: 'edge',
       serverHeaderTransformation: 'APPEND_IF_ABSENT',
       upgradeTypes: new Set(['websocket']),
+      allowAbsoluteUrl: false,
       http2: {
         maxConcurrentStreams: 100,
         initialStreamWindowSize: 65535,
@@ -278,6 +281,10 @@ describe('compileListener: HTTP connection manager', () => {
     rejects(
       hcmListener({ common_http_protocol_options: { max_headers_count: 10 } }),
       `${HCM_PATH}.common_http_protocol_options.max_headers_count: not supported by Weft`,
+    );
+    rejects(
+      hcmListener({ http_protocol_options: { accept_http_10: true } }),
+      `${HCM_PATH}.http_protocol_options.accept_http_10: not supported by Weft`,
     );
     rejects(
       hcmListener({ http2_protocol_options: { allow_connect: true } }),

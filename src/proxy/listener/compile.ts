@@ -446,6 +446,7 @@ const HCM_FIELDS = [
   'server_name',
   'server_header_transformation',
   'upgrade_configs',
+  'http_protocol_options',
   'http2_protocol_options',
   'drain_timeout',
   'forward_client_cert_details',
@@ -526,6 +527,10 @@ function compileHcm(obj: JsonObject, path: string, references: ClusterReference[
     serverName: optString(obj, 'server_name', path) || 'weft',
     serverHeaderTransformation: transformation,
     upgradeTypes: compileUpgradeTypes(obj, path),
+    allowAbsoluteUrl: compileHttp1Options(
+      optObject(obj, 'http_protocol_options', path),
+      fieldPath(path, 'http_protocol_options'),
+    ),
     http2: compileHttp2Options(
       optObject(obj, 'http2_protocol_options', path),
       fieldPath(path, 'http2_protocol_options'),
@@ -602,6 +607,13 @@ function compileUpgradeTypes(hcm: JsonObject, path: string): Set<string> {
     if (optBool(item, 'enabled', p) ?? true) enabled.add(type);
   }
   return enabled;
+}
+
+/** http_protocol_options (Http1ProtocolOptions): only allow_absolute_url, which defaults to true as in Envoy. */
+function compileHttp1Options(obj: JsonObject | undefined, path: string): boolean {
+  if (obj === undefined) return true;
+  onlyFields(obj, path, ['allow_absolute_url']);
+  return optBool(obj, 'allow_absolute_url', path) ?? true;
 }
 
 function compileHttp2Options(obj: JsonObject | undefined, path: string): HcmConfig['http2'] {

@@ -42,8 +42,14 @@ export interface HcmConfig {
   /** The `server` header value for responses (default "envoy" in Envoy; Weft uses "weft"). */
   readonly serverName: string;
   readonly serverHeaderTransformation: 'OVERWRITE' | 'APPEND_IF_ABSENT' | 'PASS_THROUGH';
-  /** Upgrade types enabled on this connection manager (e.g. "websocket"), lower-case. */
+  /** Upgrade types enabled on this connection manager (e.g. "websocket", "connect"), lower-case. */
   readonly upgradeTypes: ReadonlySet<string>;
+  /**
+   * http_protocol_options.allow_absolute_url (Envoy's default: true): an HTTP/1.1 request in absolute form
+   * (`GET http://host/path`, as sent to a forward proxy) is routed by the URI's authority and path; when
+   * false such a request is answered 400.
+   */
+  readonly allowAbsoluteUrl: boolean;
   readonly http2: {
     readonly maxConcurrentStreams: number | undefined;
     readonly initialStreamWindowSize: number | undefined;

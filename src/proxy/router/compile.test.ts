@@ -583,6 +583,30 @@ describe('config errors name exact paths', () => {
       }),
       `${r2}.route.upgrade_configs[1].upgrade_type: duplicate upgrade type "websocket"`,
     );
+    fails(
+      route({
+        match: { connect_matcher: {} },
+        route: { cluster: 'c', upgrade_configs: [{ upgrade_type: 'CONNECT' }] },
+      }),
+      `${r2}.route.upgrade_configs[0]: CONNECT without connect_config (forwarding the CONNECT request upstream) is not supported by Weft: set connect_config to terminate it`,
+    );
+    fails(
+      route({
+        match: { prefix: '/' },
+        route: { cluster: 'c', upgrade_configs: [{ upgrade_type: 'websocket', connect_config: {} }] },
+      }),
+      `${r2}.route.upgrade_configs[0].connect_config: only applies to upgrade_type CONNECT`,
+    );
+    fails(
+      route({
+        match: { connect_matcher: {} },
+        route: {
+          cluster: 'c',
+          upgrade_configs: [{ upgrade_type: 'CONNECT', connect_config: { allow_post: true } }],
+        },
+      }),
+      `${r2}.route.upgrade_configs[0].connect_config.allow_post: not supported by Weft`,
+    );
     fails({ virtual_hosts: [{ domains: ['*'] }] }, 'route_config.virtual_hosts[0].name: required');
     fails(
       { virtual_hosts: [{ name: 'vh', domains: [] }] },
@@ -600,5 +624,41 @@ describe('config errors name exact paths', () => {
       },
       'route_config.virtual_hosts[1].domains[1]: duplicate domain "X.COM": already used by virtual host "a" (domains must be unique across virtual hosts)',
     );
+  });
+});
+
+describe('CONNECT routes', () => {
+  it('route CONNECT by its authority to the connect route, other requests past it', () => {
+    const t = single(
+      [
+        {
+          match: { connect_matcher: {} },
+          route: { cluster: 'tunnel', upgrade_configs: [{ upgrade_type: 'CONNECT', connect_config: {} }] },
+        },
+        { match: { prefix: '/' }, route: { cluster: 'http' } },
+      ],
+      {},
+      { domains: ['reviews:9080'] },
+    );
+    const connect = forward(t.match(request({ method: 'CONNECT', path: '', authority: 'reviews:9080' })));
+    assert.equal(connect.pickCluster(0).cluster, 'tunnel');
+    assert.deepEqual(connect.connectConfig, {});
+    assert.equal(connect.upgradeOverrides.get('connect'), true);
+    const get = forward(t.match(request({ authority: 'reviews:9080' })));
+    assert.equal(get.pickCluster(0).cluster, 'http');
+    assert.equal(get.connectConfig, undefined);
+    assert.equal(t.match(request({ method: 'CONNECT', path: '', authority: 'ratings:9080' })), null);
+  });
+
+  it('a disabled CONNECT override needs no connect_config', () => {
+    const t = single([
+      {
+        match: { connect_matcher: {} },
+        route: { cluster: 'c', upgrade_configs: [{ upgrade_type: 'CONNECT', enabled: false }] },
+      },
+    ]);
+    const a = forward(t.match(request({ method: 'CONNECT', path: '' })));
+    assert.equal(a.upgradeOverrides.get('connect'), false);
+    assert.equal(a.connectConfig, undefined);
   });
 });

@@ -21,7 +21,14 @@ import { compileRetryPolicy } from './retry-policy.ts';
 import type { GrpcTimeoutPolicy } from './deadline.ts';
 import type { RetryPolicy } from './retry-policy.ts';
 import { hasControlChar, toWire } from './strings.ts';
-import type { DirectResponseAction, ForwardAction, HashResult, RouteRequest, WeightedPick } from './types.ts';
+import type {
+  ConnectConfig,
+  DirectResponseAction,
+  ForwardAction,
+  HashResult,
+  RouteRequest,
+  WeightedPick,
+} from './types.ts';
 
 /** Envoy's default upstream timeout for a route. */
 export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
@@ -168,6 +175,7 @@ class Forward implements ForwardAction {
   readonly timeoutMs: number;
   readonly idleTimeoutMs: number | undefined;
   readonly upgradeOverrides: ReadonlyMap<string, boolean>;
+  readonly connectConfig: ConnectConfig | undefined;
   readonly retryPolicy: RetryPolicy | undefined;
   readonly mirrorPolicies: readonly MirrorPolicy[] | undefined;
   readonly rateLimits: readonly RateLimitPolicyEntry[] | undefined;
@@ -186,6 +194,7 @@ class Forward implements ForwardAction {
     idleTimeoutMs: number | undefined;
     hashPolicy: HashPolicy | undefined;
     upgradeOverrides: ReadonlyMap<string, boolean>;
+    connectConfig: ConnectConfig | undefined;
     retryPolicy: RetryPolicy | undefined;
     mirrorPolicies: readonly MirrorPolicy[] | undefined;
     rateLimits: readonly RateLimitPolicyEntry[] | undefined;
@@ -200,6 +209,7 @@ class Forward implements ForwardAction {
     this.idleTimeoutMs = init.idleTimeoutMs;
     this.hashPolicy = init.hashPolicy;
     this.upgradeOverrides = init.upgradeOverrides;
+    this.connectConfig = init.connectConfig;
     this.retryPolicy = init.retryPolicy;
     this.mirrorPolicies = init.mirrorPolicies;
     this.rateLimits = init.rateLimits;
@@ -219,17 +229,45 @@ class Forward implements ForwardAction {
   }
 }
 
-function compileUpgradeConfigs(obj: JsonObject, path: string): ReadonlyMap<string, boolean> {
-  const out = new Map<string, boolean>();
+interface UpgradeConfigs {
+  readonly overrides: ReadonlyMap<string, boolean>;
+  readonly connectConfig: ConnectConfig | undefined;
+}
+
+/**
+ * upgrade_configs of a route. A CONNECT entry must carry connect_config: Weft terminates CONNECT and sends
+ * the payload to the cluster as raw TCP; forwarding the CONNECT request itself upstream (Envoy's behaviour
+ * without connect_config) is not implemented, so such a route is refused rather than left to fail.
+ */
+function compileUpgradeConfigs(obj: JsonObject, path: string): UpgradeConfigs {
+  const overrides = new Map<string, boolean>();
+  let connectConfig: ConnectConfig | undefined;
   for (const { item, path: p } of objectItems(obj, 'upgrade_configs', path)) {
-    checkFields(item, p, { supported: ['upgrade_type', 'enabled'], refused: { connect_config: null } });
+    checkFields(item, p, { supported: ['upgrade_type', 'enabled', 'connect_config'], refused: {} });
     const type = (optString(item, 'upgrade_type', p) ?? '').toLowerCase();
     if (!type) throw new ConfigError(fieldPath(p, 'upgrade_type'), 'required');
-    if (out.has(type))
+    if (overrides.has(type))
       throw new ConfigError(fieldPath(p, 'upgrade_type'), `duplicate upgrade type ${JSON.stringify(type)}`);
-    out.set(type, optBool(item, 'enabled', p) ?? true);
+    const enabled = optBool(item, 'enabled', p) ?? true;
+    overrides.set(type, enabled);
+    const connect = optObject(item, 'connect_config', p);
+    if (connect !== undefined) {
+      if (type !== 'connect')
+        throw new ConfigError(fieldPath(p, 'connect_config'), 'only applies to upgrade_type CONNECT');
+      // proxy_protocol_config and allow_post are not implemented.
+      checkFields(connect, fieldPath(p, 'connect_config'), {
+        supported: [],
+        refused: { proxy_protocol_config: null, allow_post: null },
+      });
+      connectConfig = Object.freeze({});
+    } else if (type === 'connect' && enabled) {
+      throw new ConfigError(
+        p,
+        'CONNECT without connect_config (forwarding the CONNECT request upstream) is not supported by Weft: set connect_config to terminate it',
+      );
+    }
   }
-  return out;
+  return { overrides, connectConfig };
 }
 
 /**
@@ -285,6 +323,7 @@ export function compileRouteAction(
     );
   }
   const idle = obj.idle_timeout;
+  const upgrades = compileUpgradeConfigs(obj, path);
   return new Forward({
     target,
     rewriter: new PathRewriter(matchedLength, prefix === undefined ? undefined : toWire(prefix), regex),
@@ -299,7 +338,8 @@ export function compileRouteAction(
         ? undefined
         : parseDurationMs(idle, fieldPath(path, 'idle_timeout')),
     hashPolicy: compileHashPolicy(objectItems(obj, 'hash_policy', path)),
-    upgradeOverrides: compileUpgradeConfigs(obj, path),
+    upgradeOverrides: upgrades.overrides,
+    connectConfig: upgrades.connectConfig,
     retryPolicy:
       obj.retry_policy === undefined || obj.retry_policy === null
         ? undefined

@@ -70,15 +70,19 @@ describe('path specifiers', () => {
   it('requires exactly one path specifier', () => {
     assert.throws(
       () => compileRouteMatch({}, 'r.match'),
-      /^ConfigError: r\.match: one of prefix, path, safe_regex or path_separated_prefix is required$/,
+      /^ConfigError: r\.match: one of prefix, path, safe_regex, path_separated_prefix or connect_matcher is required$/,
     );
     assert.throws(
       () => compileRouteMatch({ prefix: '/', path: '/' }, 'r.match'),
       /^ConfigError: r\.match\.path: conflicts with "prefix"/,
     );
     assert.throws(
-      () => compileRouteMatch({ connect_matcher: {} }, 'r.match'),
-      /^ConfigError: r\.match\.connect_matcher: not supported by Weft$/,
+      () => compileRouteMatch({ prefix: '/', connect_matcher: {} }, 'r.match'),
+      /^ConfigError: r\.match\.connect_matcher: conflicts with "prefix"/,
+    );
+    assert.throws(
+      () => compileRouteMatch({ connect_matcher: { x: 1 } }, 'r.match'),
+      /^ConfigError: r\.match\.connect_matcher\.x: unknown field$/,
     );
     assert.throws(
       () =>
@@ -397,5 +401,23 @@ describe('property: compiled matcher = reference linear matcher', () => {
       ),
       { numRuns: 400 },
     );
+  });
+});
+
+describe('connect_matcher', () => {
+  it('matches only CONNECT requests, which match no path specifier', () => {
+    const connect = { method: 'CONNECT', path: '', authority: 'reviews:9080' };
+    assert.equal(matches({ connect_matcher: {} }, connect), true);
+    assert.equal(matches({ connect_matcher: {} }, { method: 'GET', path: '/' }), false);
+    assert.equal(matches({ prefix: '' }, connect), false, 'a pathless request matches no prefix');
+    assert.equal(matches({ prefix: '/' }, connect), false);
+    assert.equal(matches({ safe_regex: { regex: '.*' } }, connect), false);
+  });
+
+  it('still applies header matchers', () => {
+    const match = { connect_matcher: {}, headers: [{ name: 'x-tenant', exact_match: 'a' }] };
+    const connect = { method: 'CONNECT', path: '' };
+    assert.equal(matches(match, { ...connect, headers: { 'x-tenant': 'a' } }), true);
+    assert.equal(matches(match, { ...connect, headers: { 'x-tenant': 'b' } }), false);
   });
 });

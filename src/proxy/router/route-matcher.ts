@@ -1,7 +1,8 @@
 /**
  * envoy.config.route.v3.RouteMatch, compiled. Path specifiers match the path without its query string
  * and fragment (Envoy's PathMatcher); `case_sensitive: false` folds ASCII case and does not apply to
- * `safe_regex`; headers and query parameters must all match.
+ * `safe_regex`; headers and query parameters must all match. `connect_matcher` matches only CONNECT
+ * requests, which have no path (authority form): they match no other path specifier, as in Envoy.
  */
 import { ConfigError } from '../../core/errors.ts';
 import type { Json } from '../../core/json.ts';
@@ -17,14 +18,13 @@ import type { StringMatcher } from './string-matcher.ts';
 import { asciiLower, queryValueEnd, queryValueStart, regionEqualsIgnoreCase, toWire } from './strings.ts';
 import type { RouteRequest } from './types.ts';
 
-export type PathKind = 'prefix' | 'path' | 'path_separated_prefix' | 'safe_regex';
+export type PathKind = 'prefix' | 'path' | 'path_separated_prefix' | 'safe_regex' | 'connect_matcher';
 
-const PATH_SPECIFIERS = ['prefix', 'path', 'safe_regex', 'path_separated_prefix'] as const;
+const PATH_SPECIFIERS = ['prefix', 'path', 'safe_regex', 'path_separated_prefix', 'connect_matcher'] as const;
 
 const ROUTE_MATCH_FIELDS = {
   supported: [...PATH_SPECIFIERS, 'case_sensitive', 'headers', 'query_parameters', 'grpc'],
   refused: {
-    connect_matcher: null,
     path_match_policy: null,
     runtime_fraction: null,
     tls_context: null,
@@ -108,7 +108,10 @@ export class RouteMatcher {
 
   /** Whether the request matches; `end` is where the path ends (before `?`, `#`, or `;` when path parameters are ignored). */
   matches(req: RouteRequest, path: string, end: number): boolean {
-    if (!this.matchesPath(path, end)) return false;
+    // Every request but CONNECT (authority form) has a path: a pathless one matches only connect_matcher.
+    if (this.kind === 'connect_matcher') {
+      if (req.method !== 'CONNECT') return false;
+    } else if (path.length === 0 || !this.matchesPath(path, end)) return false;
     if (this.grpc && !isGrpc(req)) return false;
     const headers = this.headers;
     for (let i = 0; i < headers.length; i++) if (!headers[i].matches(req)) return false;
@@ -132,6 +135,8 @@ export class RouteMatcher {
         );
       case 'safe_regex':
         return this.regex!.full.test(end === path.length ? path : path.slice(0, end));
+      case 'connect_matcher':
+        return false;
     }
   }
 
@@ -158,7 +163,10 @@ export function compileRouteMatch(json: Json | undefined, path: string): RouteMa
   checkFields(obj, path, ROUTE_MATCH_FIELDS);
   const set = PATH_SPECIFIERS.filter((k) => obj[k] !== undefined && obj[k] !== null);
   if (set.length === 0)
-    throw new ConfigError(path, 'one of prefix, path, safe_regex or path_separated_prefix is required');
+    throw new ConfigError(
+      path,
+      'one of prefix, path, safe_regex, path_separated_prefix or connect_matcher is required',
+    );
   if (set.length > 1)
     throw new ConfigError(
       fieldPath(path, set[1]),
@@ -169,6 +177,12 @@ export function compileRouteMatch(json: Json | undefined, path: string): RouteMa
   let regex: Re2Regex | undefined;
   if (kind === 'safe_regex') {
     regex = compileRegexMatcher(obj.safe_regex, fieldPath(path, 'safe_regex'));
+  } else if (kind === 'connect_matcher') {
+    // ConnectMatcher has no fields; an object with any is refused as unknown.
+    checkFields(asObject(obj.connect_matcher, fieldPath(path, 'connect_matcher')), fieldPath(path, kind), {
+      supported: [],
+      refused: {},
+    });
   } else {
     text = optString(obj, kind, path) ?? '';
     if (kind === 'path_separated_prefix' && !SEPARATED_PREFIX.test(text)) {

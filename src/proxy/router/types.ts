@@ -54,6 +54,11 @@ export interface ForwardAction {
   computeHash(req: RouteRequest): HashResult | undefined;
   /** Whether the route allows WebSocket upgrades (route-level upgrade_configs override). */
   readonly upgradeOverrides: ReadonlyMap<string, boolean>;
+  /**
+   * The CONNECT upgrade config's connect_config: set when the route terminates CONNECT and tunnels the
+   * payload to the cluster as raw TCP (absent: the route does not terminate CONNECT).
+   */
+  readonly connectConfig?: ConnectConfig;
   /** retry_policy; undefined means a single try (and no body buffering). */
   readonly retryPolicy: RetryPolicy | undefined;
   /**
@@ -66,6 +71,9 @@ export interface ForwardAction {
   /** max_grpc_timeout (or MaxStreamDuration's grpc_timeout_header_*): how grpc-timeout caps the timeout. */
   readonly grpcTimeout?: GrpcTimeoutPolicy;
 }
+
+/** UpgradeConfig.connect_config; Weft implements none of its options (proxy_protocol_config, allow_post). */
+export type ConnectConfig = Readonly<Record<string, never>>;
 
 export interface WeightedPick {
   readonly cluster: string;
