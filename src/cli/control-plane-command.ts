@@ -14,6 +14,8 @@ export interface ControlPlaneCommandOptions {
   host: string;
   xdsPort: number;
   debugPort: number;
+  /** The dashboard's HTTP port (0 = no dashboard). */
+  dashboardPort: number;
   logLevel: LogLevel;
   stateDir: string;
   ca: boolean;
@@ -73,12 +75,27 @@ export async function runControlPlane(opts: ControlPlaneCommandOptions): Promise
         }
       : {}),
   });
-  stopOnSignal(log, () => cp.stop());
+  let dashboard: { stop(): Promise<void> } | undefined;
+  stopOnSignal(log, async () => {
+    await dashboard?.stop();
+    await cp.stop();
+  });
   try {
     await cp.start();
+    if (opts.dashboardPort !== 0) {
+      // Loaded only when served: a control plane without a dashboard pays nothing for it.
+      const { startDashboard } = await import('../dashboard/server.ts');
+      dashboard = await startDashboard({
+        ads: cp.ads,
+        configPaths: opts.config,
+        host: opts.host,
+        port: opts.dashboardPort,
+      });
+    }
     return 0;
   } catch (err) {
     process.stderr.write(`weft: control plane failed to start: ${(err as Error).message}\n`);
+    await dashboard?.stop().catch(() => undefined);
     await cp.stop().catch(() => undefined);
     return 1;
   }

@@ -59,6 +59,12 @@ program
     new Option('--debug-port <port>', 'debug and monitoring HTTP port').default(15014).argParser(Number),
   )
   .addOption(
+    // Off unless asked for (weft up asks): 15000 is also the sidecar's default admin port.
+    new Option('--dashboard-port <port>', 'serve the Weft dashboard (HTTP) on this port (default: off)')
+      .default(0)
+      .argParser(Number),
+  )
+  .addOption(
     new Option('--log-level <level>', 'log level')
       .choices(['debug', 'info', 'warn', 'error'])
       .default('info'),

@@ -1,0 +1,35 @@
+/** How the page writes numbers: short, with units, and a dash for "no data". */
+import type { EdgeStats } from '../types.ts';
+
+export function rate(v: number): string {
+  if (v === 0) return '0';
+  if (v < 0.1) return v.toFixed(2);
+  if (v < 10) return v.toFixed(1);
+  return Math.round(v).toString();
+}
+
+export function percent(v: number | null): string {
+  if (v === null) return '–';
+  if (v === 0) return '0%';
+  return v < 1 ? `${v.toFixed(2)}%` : `${v.toFixed(1)}%`;
+}
+
+export function ms(v: number | null): string {
+  if (v === null) return '–';
+  if (v < 10) return `${v.toFixed(1)} ms`;
+  if (v < 1000) return `${Math.round(v)} ms`;
+  return `${(v / 1000).toFixed(1)} s`;
+}
+
+export function bytes(v: number): string {
+  if (v < 1024) return `${Math.round(v)} B/s`;
+  if (v < 1024 * 1024) return `${(v / 1024).toFixed(1)} KiB/s`;
+  return `${(v / 1024 / 1024).toFixed(1)} MiB/s`;
+}
+
+/** An edge's label: rps · error % · p99 (HTTP, gRPC) or conn/s · bytes/s (TCP), and a lock for mTLS. */
+export function edgeLabel(e: EdgeStats & { protocol: string; mtls: boolean | null }): string {
+  const lock = e.mtls === true ? '🔒 ' : '';
+  if (e.protocol === 'tcp') return `${lock}${rate(e.rps)} conn/s · ${bytes(e.tcpBytesPerSecond)}`;
+  return `${lock}${rate(e.rps)} rps · ${percent(e.errorPct)} · p99 ${ms(e.p99Ms)}`;
+}
