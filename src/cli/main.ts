@@ -7,6 +7,7 @@ import type { ControlPlaneCommandOptions } from './control-plane-command.ts';
 import { VERSION } from '../core/version.ts';
 import { addProxyCommand } from './proxy-command.ts';
 import { addRateLimitCommand } from './ratelimit-command.ts';
+import { addUpCommands } from '../up/commands.ts';
 
 function defaultStateDir(): string {
   return process.env.WEFT_STATE_DIR ?? path.join(os.homedir(), '.weft', 'control-plane');
@@ -19,6 +20,7 @@ const program = new Command()
 
 addProxyCommand(program);
 addRateLimitCommand(program);
+addUpCommands(program);
 
 program
   .command('control-plane')

@@ -7,9 +7,16 @@ import type { Diagnostic } from './diagnostic.ts';
 /** Extensions read from directories; a file named explicitly is read whatever its name. */
 export const CONFIG_EXTENSIONS = ['.yaml', '.yml', '.json'];
 
+/** `weft up`'s mesh description sits beside the Istio resources of its directory but is not one of them. */
+const MESH_DESCRIPTION_FILES = new Set(['weft.yaml', 'weft.yml']);
+
 export function isConfigFileName(name: string): boolean {
   // Hidden files are editors' swap and backup files (.#x.yaml, .x.yaml.swp) or tools' state.
-  return !name.startsWith('.') && CONFIG_EXTENSIONS.includes(path.extname(name).toLowerCase());
+  return (
+    !name.startsWith('.') &&
+    !MESH_DESCRIPTION_FILES.has(name) &&
+    CONFIG_EXTENSIONS.includes(path.extname(name).toLowerCase())
+  );
 }
 
 /**
@@ -48,7 +55,8 @@ export function listConfigFiles(paths: readonly string[]): {
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const entry of entries) {
-      if (entry.name.startsWith('.')) continue;
+      // node_modules holds packages' own JSON and YAML, never the mesh's configuration.
+      if (entry.name.startsWith('.') || entry.name === 'node_modules') continue;
       const full = path.join(dir, entry.name);
       let isDir = entry.isDirectory();
       let isFile = entry.isFile();

@@ -48,6 +48,20 @@ spec:
 `;
 
 describe('loadConfig', () => {
+  it("skips weft up's mesh description and node_modules in a directory, but reads them when named", () => {
+    const dir = tree({
+      'weft.yaml': 'workloads: []\n',
+      'vs.yaml': reviewsVs,
+      'app/node_modules/pkg/config.yaml': 'not: istio\n',
+      'app/node_modules/pkg/package.json': '{}',
+    });
+    const r = loadConfig([dir]);
+    assert.deepEqual(names(r.resources), ['VirtualService default/reviews']);
+    assert.deepEqual(codes(r.diagnostics), []);
+    const named = loadConfig([path.join(dir, 'weft.yaml')]);
+    assert.ok(named.diagnostics.length > 0, 'a file named explicitly is read whatever its name');
+  });
+
   it('loads multi-document YAML, applies Istio defaults and remembers where each resource starts', () => {
     const dir = tree({
       'a.yaml': `# comment\n${reviewsVs}---\napiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\nmetadata:\n  name: reviews\n  namespace: prod\n  labels: {team: books}\nspec:\n  host: reviews\n`,

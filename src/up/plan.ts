@@ -1,0 +1,304 @@
+/**
+ * The run plan of `weft up` (explicit mode): from the mesh file and a source of free ports, every address,
+ * every command line, every app environment and the Istio resources the control plane must read. Pure, so
+ * what `weft up` will do can be checked without starting anything.
+ */
+import path from 'node:path';
+import { stringify } from 'yaml';
+import type { MeshCommand, MeshFile, MeshWorkload, PortProtocol } from './mesh-file.ts';
+
+export const INSTANCE_LABEL = 'weft.io/instance';
+/** Instances get 127.0.0.10, .11, ... in weft.yaml order. */
+const FIRST_INSTANCE_IP = 10;
+
+/** The loopback IP of the n-th instance (0-based, in weft.yaml order, replicas in turn). */
+export function instanceIp(n: number): string {
+  return `127.0.0.${FIRST_INSTANCE_IP + n}`;
+}
+
+export interface RunPaths {
+  readonly weftDir: string;
+  readonly generatedDir: string;
+  readonly stateDir: string;
+  readonly logsDir: string;
+  readonly tokensDir: string;
+  readonly runFile: string;
+}
+
+export interface InstancePort {
+  /** The service port (the sidecar's inbound listener on the instance IP). */
+  readonly service: number;
+  /** The app's own port on 127.0.0.1. */
+  readonly private: number;
+  readonly name: string;
+  readonly protocol: PortProtocol;
+}
+
+export type Readiness =
+  | { readonly kind: 'http'; readonly port: number; readonly path: string }
+  | { readonly kind: 'tcp'; readonly port: number }
+  | { readonly kind: 'none' };
+
+export interface InstancePlan {
+  readonly workload: string;
+  readonly instance: string;
+  readonly namespace: string;
+  readonly service: string;
+  readonly serviceAccount: string;
+  readonly ip: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly ports: readonly InstancePort[];
+  readonly outbound: number;
+  readonly admin: number;
+  readonly tokenFile: string;
+  /** `weft` arguments of the sidecar. */
+  readonly sidecarArgs: readonly string[];
+  readonly app: { readonly command: MeshCommand; readonly cwd: string; readonly env: Record<string, string> };
+  readonly readiness: Readiness;
+  readonly appLog: string;
+  readonly sidecarLog: string;
+}
+
+export interface GatewayPlan {
+  readonly name: string;
+  readonly namespace: string;
+  readonly ports: readonly number[];
+  readonly admin: number;
+  readonly tokenFile: string;
+  readonly serviceAccount: string;
+  readonly args: readonly string[];
+  readonly log: string;
+}
+
+export interface ControlPlanePlan {
+  readonly xdsPort: number;
+  readonly debugPort: number;
+  readonly dashboardPort: number;
+  readonly args: readonly string[];
+  readonly log: string;
+}
+
+export interface RunPlan {
+  readonly mesh: MeshFile;
+  readonly paths: RunPaths;
+  readonly controlPlane: ControlPlanePlan;
+  readonly gateway?: GatewayPlan;
+  readonly instances: readonly InstancePlan[];
+  /** Files (names inside paths.generatedDir) and their YAML. */
+  readonly generated: readonly { readonly file: string; readonly yaml: string }[];
+}
+
+export interface PlanOptions {
+  /** A distinct free port per call. */
+  readonly allocatePort: () => number;
+  /** Whether `weft control-plane` has --dashboard-port (else the dashboard is not started). */
+  readonly dashboard: boolean;
+}
+
+export function runPaths(dir: string): RunPaths {
+  const weftDir = path.join(dir, '.weft');
+  return {
+    weftDir,
+    generatedDir: path.join(weftDir, 'generated'),
+    stateDir: path.join(weftDir, 'state'),
+    logsDir: path.join(weftDir, 'logs'),
+    tokensDir: path.join(weftDir, 'tokens'),
+    runFile: path.join(weftDir, 'run.json'),
+  };
+}
+
+export function serviceHost(service: string, namespace: string): string {
+  return `${service}.${namespace}.svc.cluster.local`;
+}
+
+const labelList = (labels: Readonly<Record<string, string>>): string =>
+  Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+
+function appEnv(
+  w: MeshWorkload,
+  instance: string,
+  ports: readonly InstancePort[],
+  outbound: number,
+): Record<string, string> {
+  const proxy = `http://127.0.0.1:${outbound}`;
+  const env: Record<string, string> = { ...w.env };
+  if (ports.length > 0) env.PORT = String(ports[0].private);
+  for (const p of ports) env[`WEFT_PORT_${p.service}`] = String(p.private);
+  for (const k of ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'grpc_proxy']) env[k] = proxy;
+  env.NO_PROXY = env.no_proxy = 'localhost,127.0.0.1';
+  env.NODE_USE_ENV_PROXY = '1';
+  env.WEFT_WORKLOAD = w.name;
+  env.WEFT_NAMESPACE = w.namespace;
+  env.WEFT_INSTANCE = instance;
+  env.WEFT_SERVICE = w.service;
+  return env;
+}
+
+export function buildPlan(mesh: MeshFile, opts: PlanOptions): RunPlan {
+  const paths = runPaths(mesh.dir);
+  const port = (fixed: number): number => (fixed === 0 ? opts.allocatePort() : fixed);
+  const xdsPort = port(mesh.controlPlane.xdsPort);
+  const debugPort = port(mesh.controlPlane.debugPort);
+  const dashboardPort = opts.dashboard ? port(mesh.controlPlane.dashboardPort) : 0;
+  const xdsAddress = `127.0.0.1:${xdsPort}`;
+  const controlPlane: ControlPlanePlan = {
+    xdsPort,
+    debugPort,
+    dashboardPort,
+    args: [
+      'control-plane',
+      ...['--config', mesh.dir, '--config', paths.generatedDir, '--state-dir', paths.stateDir],
+      ...['--xds-port', String(xdsPort), '--debug-port', String(debugPort)],
+      ...(opts.dashboard ? ['--dashboard-port', String(dashboardPort)] : []),
+      ...['--trust-domain', mesh.trustDomain],
+    ],
+    log: path.join(paths.logsDir, 'control-plane.log'),
+  };
+
+  // Logs are named by instance; the namespace joins the name only where two namespaces share a workload name.
+  const nameCount = new Map<string, number>();
+  for (const w of mesh.workloads) nameCount.set(w.name, (nameCount.get(w.name) ?? 0) + 1);
+
+  const instances: InstancePlan[] = [];
+  for (const w of mesh.workloads) {
+    for (let i = 0; i < w.replicas; i++) {
+      const instance = `${w.name}-${i}`;
+      const fileBase = (nameCount.get(w.name) ?? 0) > 1 ? `${instance}.${w.namespace}` : instance;
+      const ip = instanceIp(instances.length);
+      const ports = w.ports.map((p) => ({
+        service: p.port,
+        private: opts.allocatePort(),
+        name: p.name,
+        protocol: p.protocol,
+      }));
+      const outbound = opts.allocatePort();
+      const admin = opts.allocatePort();
+      const labels = { ...w.labels, [INSTANCE_LABEL]: instance };
+      const tokenFile = path.join(paths.tokensDir, `${fileBase}.token`);
+      instances.push({
+        workload: w.name,
+        instance,
+        namespace: w.namespace,
+        service: w.service,
+        serviceAccount: w.serviceAccount,
+        ip,
+        labels,
+        ports,
+        outbound,
+        admin,
+        tokenFile,
+        sidecarArgs: [
+          'proxy',
+          ...['--xds-address', xdsAddress, '--ca-token-file', tokenFile],
+          ...['--type', 'sidecar', '--name', instance, '--namespace', w.namespace, '--ip', ip],
+          ...['--workload-name', w.name, '--service-account', w.serviceAccount],
+          ...['--labels', labelList(labels)],
+          ...(w.locality !== undefined ? ['--locality', w.locality] : []),
+          ...['--metadata', `WEFT_OUTBOUND_PORT=${outbound}`, '--metadata', 'WEFT_OUTBOUND_BIND=127.0.0.1'],
+          ...['--metadata', `WEFT_ADMIN_ADDRESS=127.0.0.1:${admin}`],
+          ...['--admin-port', String(admin), '--prometheus-port', '0', '--health-port', '0'],
+        ],
+        app: { command: w.command, cwd: w.cwd, env: appEnv(w, instance, ports, outbound) },
+        readiness:
+          ports.length === 0
+            ? { kind: 'none' }
+            : w.readiness.httpGet !== undefined
+              ? { kind: 'http', port: ports[0].private, path: w.readiness.httpGet }
+              : { kind: 'tcp', port: ports[0].private },
+        appLog: path.join(paths.logsDir, `${fileBase}.app.log`),
+        sidecarLog: path.join(paths.logsDir, `${fileBase}.sidecar.log`),
+      });
+    }
+  }
+
+  let gateway: GatewayPlan | undefined;
+  if (mesh.gateway) {
+    const g = mesh.gateway;
+    const admin = opts.allocatePort();
+    const tokenFile = path.join(paths.tokensDir, `${g.name}.token`);
+    gateway = {
+      name: g.name,
+      namespace: g.namespace,
+      ports: g.ports,
+      admin,
+      tokenFile,
+      serviceAccount: g.name,
+      args: [
+        'proxy',
+        ...['--xds-address', xdsAddress, '--ca-token-file', tokenFile],
+        ...['--type', 'router', '--name', g.name, '--namespace', g.namespace, '--ip', '127.0.0.1'],
+        ...['--service-account', g.name, '--labels', labelList(g.labels)],
+        ...[
+          '--metadata',
+          'WEFT_GATEWAY_BIND=127.0.0.1',
+          '--metadata',
+          `WEFT_ADMIN_ADDRESS=127.0.0.1:${admin}`,
+        ],
+        ...['--admin-port', String(admin), '--prometheus-port', '0', '--health-port', '0'],
+      ],
+      log: path.join(paths.logsDir, 'gateway.log'),
+    };
+  }
+
+  return {
+    mesh,
+    paths,
+    controlPlane,
+    ...(gateway ? { gateway } : {}),
+    instances,
+    generated: [{ file: 'weft-up.yaml', yaml: generatedYaml(mesh, instances) }],
+  };
+}
+
+/**
+ * The Istio resources that describe the mesh file's services: a ServiceEntry per service (its workloads are
+ * the sidecars that register with `app: <service>`), and a Sidecar per instance whose ingress hands each
+ * service port to the app's private port.
+ */
+export function generatedYaml(mesh: MeshFile, instances: readonly InstancePlan[]): string {
+  const docs: unknown[] = [];
+  const services = new Map<
+    string,
+    { service: string; namespace: string; ports: Map<number, InstancePort> }
+  >();
+  for (const inst of instances) {
+    const key = `${inst.namespace}/${inst.service}`;
+    let s = services.get(key);
+    if (!s) services.set(key, (s = { service: inst.service, namespace: inst.namespace, ports: new Map() }));
+    for (const p of inst.ports) if (!s.ports.has(p.service)) s.ports.set(p.service, p);
+  }
+  for (const s of services.values()) {
+    if (s.ports.size === 0) continue;
+    docs.push({
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'ServiceEntry',
+      metadata: { name: s.service, namespace: s.namespace },
+      spec: {
+        hosts: [serviceHost(s.service, s.namespace)],
+        location: 'MESH_INTERNAL',
+        resolution: 'STATIC',
+        ports: [...s.ports.values()].map((p) => ({ number: p.service, name: p.name, protocol: p.protocol })),
+        workloadSelector: { labels: { app: s.service } },
+      },
+    });
+  }
+  for (const inst of instances) {
+    if (inst.ports.length === 0) continue;
+    docs.push({
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'Sidecar',
+      metadata: { name: inst.instance, namespace: inst.namespace },
+      spec: {
+        workloadSelector: { labels: { [INSTANCE_LABEL]: inst.instance } },
+        ingress: inst.ports.map((p) => ({
+          port: { number: p.service, name: p.name, protocol: p.protocol },
+          defaultEndpoint: `127.0.0.1:${p.private}`,
+        })),
+      },
+    });
+  }
+  const header = `# Written by weft up from ${mesh.name}'s weft.yaml on every start; edits are lost.\n`;
+  return header + docs.map((d) => stringify(d)).join('---\n');
+}

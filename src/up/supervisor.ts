@@ -1,0 +1,566 @@
+/**
+ * `weft up [DIR]`: checks the mesh file, then starts the control plane, each instance's sidecar and (once the
+ * sidecar has its configuration and is ready) its app, and the ingress gateway; restarts what crashes, with
+ * backoff; on SIGINT/SIGTERM stops apps first, then lets sidecars drain, then the gateway and control plane.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { WorkloadTokens } from '../control/ca/workload-tokens.ts';
+import { loadMeshFile, MESH_FILE_NAME, MeshFileError } from './mesh-file.ts';
+import type { MeshFile } from './mesh-file.ts';
+import { buildPlan, instanceIp, serviceHost } from './plan.ts';
+import type { InstancePlan, Readiness, RunPlan } from './plan.ts';
+import { canBind, freePorts } from './ports.ts';
+import {
+  describeExit,
+  httpReady,
+  logTail,
+  ManagedProcess,
+  RUN_MARK,
+  spawnWeft,
+  tcpReady,
+} from './process.ts';
+import type { Exit } from './process.ts';
+import { isAlive, readRunState, writeRunState } from './run-state.ts';
+import type { RunInstance, RunState } from './run-state.ts';
+
+/** Restart delay after the n-th consecutive crash (1-based): 1 s doubling, at most 30 s. */
+export function backoffMs(n: number): number {
+  return Math.min(30_000, 1000 * 2 ** Math.max(0, n - 1));
+}
+
+/** A process that ran this long before crashing starts its backoff over. */
+const STABLE_MS = 60_000;
+const CONTROL_PLANE_READY_MS = 30_000;
+const SIDECAR_READY_MS = 30_000;
+const APP_READY_REPORT_MS = 60_000;
+const APP_STOP_GRACE_MS = 5_000;
+/** The sidecars' drain (5 s by default) plus margin. */
+const PROXY_STOP_GRACE_MS = 15_000;
+const POLL_MS = 100;
+
+export interface UpOptions {
+  /** The mesh directory. */
+  readonly dir: string;
+  /** How messages name it (as typed). */
+  readonly shownDir?: string;
+  readonly out?: (line: string) => void;
+}
+
+type Outcome = { ok: true } | { ok: false; why: string };
+
+/** Does this build's `weft control-plane` take --dashboard-port (the dashboard is built alongside)? */
+function controlPlaneHasDashboard(): boolean {
+  const ext = path.extname(fileURLToPath(import.meta.url));
+  for (const f of ['main', 'control-plane-command']) {
+    try {
+      if (fs.readFileSync(new URL(`../cli/${f}${ext}`, import.meta.url), 'utf8').includes('dashboard-port'))
+        return true;
+    } catch {
+      // not there
+    }
+  }
+  return false;
+}
+
+/** Problems only the machine can show (directories, ports, a mesh already running), before anything starts. */
+async function preflight(mesh: MeshFile, shown: string, dashboard: boolean): Promise<string[]> {
+  const problems: string[] = [];
+  const file = path.join(shown, MESH_FILE_NAME);
+  mesh.workloads.forEach((w, i) => {
+    let ok: boolean;
+    try {
+      ok = fs.statSync(w.cwd).isDirectory();
+    } catch {
+      ok = false;
+    }
+    if (!ok) problems.push(`${file}: workloads[${i}].cwd: ${w.cwd} is not a directory`);
+  });
+  const running = readRunState(mesh.dir);
+  if (running && running.stoppedAt === undefined && running.pid !== process.pid && isAlive(running.pid))
+    problems.push(
+      `${shown}: a mesh is already running here (weft up pid ${running.pid}); stop it with weft down ${shown}`,
+    );
+  const fixed: [string, number][] = [
+    ['mesh.controlPlane.xdsPort', mesh.controlPlane.xdsPort],
+    ['mesh.controlPlane.debugPort', mesh.controlPlane.debugPort],
+    ...(dashboard
+      ? [['mesh.controlPlane.dashboardPort', mesh.controlPlane.dashboardPort] as [string, number]]
+      : []),
+    ...(mesh.gateway?.ports ?? []).map((p, i) => [`gateway.ports[${i}]`, p] as [string, number]),
+  ];
+  for (const [field, port] of fixed)
+    if (port !== 0 && !(await canBind(port)))
+      problems.push(`${file}: ${field}: port ${port} is in use on 127.0.0.1`);
+  // Each instance's sidecar takes the service ports on the instance's own IP: another mesh may hold them.
+  let n = 0;
+  for (const [i, w] of mesh.workloads.entries())
+    for (let r = 0; r < w.replicas; r++) {
+      const ip = instanceIp(n++);
+      for (const [j, p] of w.ports.entries())
+        if (!(await canBind(p.port, ip)))
+          problems.push(
+            `${file}: workloads[${i}].ports[${j}].port: ${p.port} is in use on ${ip} (instance ${w.name}-${r}; another weft up?)`,
+          );
+    }
+  return problems;
+}
+
+class Reporter {
+  readonly #out: (line: string) => void;
+  readonly #width: number;
+
+  constructor(out: (line: string) => void, labels: readonly string[]) {
+    this.#out = out;
+    this.#width = Math.max(14, ...labels.map((l) => l.length));
+  }
+
+  line(component: string, message: string, tail: readonly string[] = []): void {
+    this.#out(`  ${component.padEnd(this.#width)}  ${message}`);
+    for (const t of tail) this.#out(`  ${' '.repeat(this.#width)}  | ${t}`);
+  }
+
+  raw(line: string): void {
+    this.#out(line);
+  }
+}
+
+/** Polls `check` until it passes, the process exits, `stopping()` or `timeoutMs` (if given) passes. */
+async function waitReady(
+  check: () => Promise<boolean>,
+  proc: ManagedProcess,
+  stopping: () => boolean,
+  timeoutMs?: number,
+): Promise<Outcome> {
+  const start = Date.now();
+  for (;;) {
+    if (proc.exit) return { ok: false, why: describeExit(proc.exit) };
+    if (stopping()) return { ok: false, why: 'stopping' };
+    if (await check()) return { ok: true };
+    if (timeoutMs !== undefined && Date.now() - start > timeoutMs)
+      return { ok: false, why: `not ready after ${Math.round(timeoutMs / 1000)} s` };
+    await sleep(POLL_MS);
+  }
+}
+
+function probe(r: Readiness): () => Promise<boolean> {
+  switch (r.kind) {
+    case 'http':
+      return () => httpReady(r.port, r.path);
+    case 'tcp':
+      return () => tcpReady(r.port);
+    case 'none':
+      return () => Promise.resolve(true);
+  }
+}
+
+class Mesh {
+  readonly plan: RunPlan;
+  readonly report: Reporter;
+  readonly state: RunState;
+  stopping = false;
+  readonly #timers = new Set<NodeJS.Timeout>();
+  controlPlane?: ManagedProcess;
+  gateway?: ManagedProcess;
+  readonly instances: InstanceRunner[];
+
+  constructor(plan: RunPlan, report: Reporter) {
+    this.plan = plan;
+    this.report = report;
+    this.state = {
+      pid: process.pid,
+      mesh: plan.mesh.name,
+      dir: plan.mesh.dir,
+      startedAt: new Date().toISOString(),
+      controlPlane: {
+        xdsPort: plan.controlPlane.xdsPort,
+        debugPort: plan.controlPlane.debugPort,
+        dashboardPort: plan.controlPlane.dashboardPort,
+        log: plan.controlPlane.log,
+      },
+      ...(plan.gateway
+        ? {
+            gateway: {
+              ports: [...plan.gateway.ports],
+              admin: plan.gateway.admin,
+              log: plan.gateway.log,
+            },
+          }
+        : {}),
+      instances: [],
+    };
+    this.instances = plan.instances.map((p) => new InstanceRunner(this, p));
+    this.save();
+  }
+
+  save(): void {
+    writeRunState(this.plan.paths.runFile, this.state);
+  }
+
+  later(ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      this.#timers.delete(t);
+      fn();
+    }, ms);
+    this.#timers.add(t);
+  }
+
+  clearTimers(): void {
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+  }
+
+  async startControlPlane(): Promise<Outcome> {
+    const started = Date.now();
+    this.report.line('control-plane', 'starting');
+    const cp = spawnWeft(this.plan.controlPlane.args, this.plan.controlPlane.log);
+    this.controlPlane = cp;
+    this.state.controlPlane.pid = cp.pid;
+    this.save();
+    const r = await waitReady(
+      () => httpReady(this.plan.controlPlane.debugPort, '/ready'),
+      cp,
+      () => this.stopping,
+      CONTROL_PLANE_READY_MS,
+    );
+    if (r.ok) {
+      this.report.line('control-plane', `ready in ${Date.now() - started} ms`);
+      void cp.exited.then((e) => {
+        if (!this.stopping)
+          this.report.line(
+            'control-plane',
+            `${describeExit(e)}; proxies keep their last configuration`,
+            logTail(this.plan.controlPlane.log),
+          );
+      });
+    } else if (!this.stopping)
+      this.report.line('control-plane', `failed: ${r.why}`, logTail(this.plan.controlPlane.log));
+    return r;
+  }
+
+  async startGateway(): Promise<Outcome> {
+    const g = this.plan.gateway;
+    if (!g) return { ok: true };
+    const label = 'gateway';
+    const started = Date.now();
+    this.report.line(label, 'starting');
+    const gw = spawnWeft(g.args, g.log);
+    this.gateway = gw;
+    this.state.gateway!.pid = gw.pid;
+    this.save();
+    const r = await waitReady(
+      () => httpReady(g.admin, '/ready'),
+      gw,
+      () => this.stopping,
+      SIDECAR_READY_MS,
+    );
+    if (r.ok) this.report.line(label, `ready in ${Date.now() - started} ms`);
+    else if (!this.stopping) this.report.line(label, `failed: ${r.why}`, logTail(g.log));
+    return r;
+  }
+
+  async shutdown(): Promise<void> {
+    this.stopping = true;
+    this.clearTimers();
+    this.report.raw(
+      `weft: stopping ${this.plan.mesh.name}: apps, then sidecars (drain), then gateway and control plane`,
+    );
+    await Promise.all(this.instances.map((i) => i.stopApp()));
+    await Promise.all(this.instances.map((i) => i.stopSidecar()));
+    if (this.gateway) await this.gateway.stop(PROXY_STOP_GRACE_MS);
+    if (this.controlPlane) await this.controlPlane.stop(PROXY_STOP_GRACE_MS);
+    this.state.stoppedAt = new Date().toISOString();
+    for (const i of this.state.instances) i.state = 'stopped';
+    this.save();
+  }
+}
+
+class InstanceRunner {
+  readonly mesh: Mesh;
+  readonly plan: InstancePlan;
+  readonly state: RunInstance;
+  app?: ManagedProcess;
+  sidecar?: ManagedProcess;
+  #appCrashes = 0;
+  #sidecarCrashes = 0;
+
+  constructor(mesh: Mesh, plan: InstancePlan) {
+    this.mesh = mesh;
+    this.plan = plan;
+    this.state = {
+      workload: plan.workload,
+      instance: plan.instance,
+      namespace: plan.namespace,
+      ip: plan.ip,
+      admin: plan.admin,
+      outbound: plan.outbound,
+      ports: plan.ports.map((p) => ({ service: p.service, private: p.private })),
+      state: 'starting',
+      restarts: 0,
+      appLog: plan.appLog,
+      sidecarLog: plan.sidecarLog,
+    };
+    mesh.state.instances.push(this.state);
+  }
+
+  get label(): string {
+    return this.plan.namespace === 'default'
+      ? this.plan.instance
+      : `${this.plan.instance}.${this.plan.namespace}`;
+  }
+
+  #set(state: RunInstance['state']): void {
+    this.state.state = state;
+    this.mesh.save();
+  }
+
+  /** Sidecar, then app. Resolves when the app is ready, has failed, or is still not ready after a minute. */
+  async start(): Promise<Outcome & { fatal?: boolean }> {
+    const sidecar = await this.#startSidecar();
+    if (!sidecar.ok) return { ...sidecar, fatal: true };
+    const app = this.#startApp(false);
+    const slow = sleep(APP_READY_REPORT_MS, 'slow' as const);
+    const r = await Promise.race([app, slow]);
+    if (r === 'slow') {
+      this.mesh.report.line(
+        `${this.label} app`,
+        `not ready after ${APP_READY_REPORT_MS / 1000} s; still waiting`,
+        logTail(this.plan.appLog),
+      );
+      return { ok: false, why: 'not ready' };
+    }
+    return r;
+  }
+
+  async #startSidecar(): Promise<Outcome> {
+    const label = `${this.label} sidecar`;
+    const started = Date.now();
+    this.mesh.report.line(label, this.#sidecarCrashes > 0 ? 'restarting' : 'starting');
+    const p = spawnWeft(this.plan.sidecarArgs, this.plan.sidecarLog);
+    this.sidecar = p;
+    this.state.sidecarPid = p.pid;
+    this.mesh.save();
+    void p.exited.then((e) => this.#onSidecarExit(p, e));
+    const r = await waitReady(
+      () => httpReady(this.plan.admin, '/ready'),
+      p,
+      () => this.mesh.stopping,
+      SIDECAR_READY_MS,
+    );
+    if (r.ok) this.mesh.report.line(label, `ready in ${Date.now() - started} ms (config received)`);
+    else if (!this.mesh.stopping) {
+      this.mesh.report.line(label, `failed: ${r.why}`, logTail(this.plan.sidecarLog));
+      if (!p.exit) await p.stop(PROXY_STOP_GRACE_MS);
+    }
+    return r;
+  }
+
+  /** Starts the app and waits (without a limit) until it is ready, exits or the mesh stops. */
+  async #startApp(restart: boolean): Promise<Outcome> {
+    const label = `${this.label} app`;
+    const started = Date.now();
+    this.mesh.report.line(label, restart ? `restarting (restart ${this.state.restarts})` : 'starting');
+    const { command, cwd, env } = this.plan.app;
+    const [file, args] =
+      'argv' in command ? [command.argv[0], command.argv.slice(1)] : ['/bin/sh', ['-c', command.shell]];
+    fs.appendFileSync(
+      this.plan.appLog,
+      `${RUN_MARK}${restart ? 'restarting' : 'starting'} ${this.plan.instance} at ${new Date().toISOString()} ---\n`,
+    );
+    const p = new ManagedProcess(file, args, { cwd, env: { ...process.env, ...env }, log: this.plan.appLog });
+    this.app = p;
+    if (p.pid !== 0) this.state.appPid = p.pid;
+    else delete this.state.appPid;
+    this.#set(restart ? 'restarting' : 'starting');
+    void p.exited.then((e) => this.#onAppExit(p, e));
+    const r = await waitReady(probe(this.plan.readiness), p, () => this.mesh.stopping);
+    if (r.ok) {
+      this.mesh.report.line(label, `ready in ${Date.now() - started} ms`);
+      this.#set('ready');
+    }
+    // A failure is reported by the exit handler, which also schedules the restart.
+    return r;
+  }
+
+  #onAppExit(p: ManagedProcess, e: Exit): void {
+    if (this.mesh.stopping || this.app !== p) return;
+    if (Date.now() - p.startedAt > STABLE_MS) this.#appCrashes = 0;
+    this.#appCrashes++;
+    this.state.restarts++;
+    const delay = backoffMs(this.#appCrashes);
+    this.#set('crashed');
+    this.mesh.report.line(
+      `${this.label} app`,
+      `failed: ${describeExit(e)}; restarting in ${delay / 1000} s`,
+      logTail(this.plan.appLog),
+    );
+    this.mesh.later(delay, () => void this.#startApp(true));
+  }
+
+  #onSidecarExit(p: ManagedProcess, e: Exit): void {
+    if (this.mesh.stopping || this.sidecar !== p) return;
+    // A sidecar that never became ready is reported by its start; only a running one is restarted.
+    if (this.state.state === 'starting' && !this.app) return;
+    if (Date.now() - p.startedAt > STABLE_MS) this.#sidecarCrashes = 0;
+    this.#sidecarCrashes++;
+    const delay = backoffMs(this.#sidecarCrashes);
+    this.#set('restarting');
+    this.mesh.report.line(
+      `${this.label} sidecar`,
+      `failed: ${describeExit(e)}; restarting in ${delay / 1000} s`,
+      logTail(this.plan.sidecarLog),
+    );
+    this.mesh.later(delay, () => {
+      void this.#startSidecar().then((r) => {
+        if (r.ok && this.app && !this.app.exit && this.state.state === 'restarting') this.#set('ready');
+        else if (!r.ok && !this.mesh.stopping) this.#onSidecarExit(p, this.sidecar?.exit ?? e);
+      });
+    });
+  }
+
+  async stopApp(): Promise<void> {
+    if (this.app) await this.app.stop(APP_STOP_GRACE_MS);
+  }
+
+  async stopSidecar(): Promise<void> {
+    if (this.sidecar) await this.sidecar.stop(PROXY_STOP_GRACE_MS);
+  }
+}
+
+function summary(mesh: Mesh, seconds: string, ready: number): string[] {
+  const { plan } = mesh;
+  const shown = plan.mesh.dir;
+  const total = mesh.instances.length;
+  const lines = [
+    ready === total
+      ? `weft: mesh ${JSON.stringify(plan.mesh.name)} is up: ${total} of ${total} instances ready in ${seconds} s`
+      : `weft: mesh ${JSON.stringify(plan.mesh.name)} is up with problems: ${ready} of ${total} instances ready after ${seconds} s`,
+  ];
+  const g = plan.gateway;
+  if (g) for (const p of g.ports) lines.push(`  gateway      http://127.0.0.1:${p}/`);
+  if (plan.controlPlane.dashboardPort > 0)
+    lines.push(`  dashboard    http://127.0.0.1:${plan.controlPlane.dashboardPort}/`);
+  lines.push(
+    `  control      xDS 127.0.0.1:${plan.controlPlane.xdsPort}, debug http://127.0.0.1:${plan.controlPlane.debugPort}/debug`,
+  );
+  const first = plan.instances.find((i) => i.ports.length > 0);
+  if (g && g.ports.length > 0) lines.push(`  traffic      curl http://127.0.0.1:${g.ports[0]}/`);
+  if (first) {
+    const caller = plan.instances.find((i) => i !== first) ?? first;
+    lines.push(
+      `  in the mesh  curl -x http://127.0.0.1:${caller.outbound} http://${serviceHost(first.service, first.namespace)}:${first.ports[0].service}/` +
+        `   (through ${caller.instance}'s sidecar)`,
+    );
+  }
+  lines.push(
+    `  status       weft status ${shown}   ·   logs: weft logs WORKLOAD ${shown} -f   ·   stop: weft down ${shown} or Ctrl-C`,
+  );
+  return lines;
+}
+
+/** Runs the mesh until SIGINT/SIGTERM/SIGHUP; resolves with the exit code. */
+export async function runUp(o: UpOptions): Promise<number> {
+  const out = o.out ?? ((line: string) => process.stdout.write(line + '\n'));
+  const err = (line: string): void => void process.stderr.write(line + '\n');
+  const dir = path.resolve(o.dir);
+  const shown = o.shownDir ?? o.dir;
+  const dashboard = controlPlaneHasDashboard();
+  let meshFile: MeshFile;
+  try {
+    meshFile = loadMeshFile(dir, shown);
+  } catch (e) {
+    if (!(e instanceof MeshFileError)) throw e;
+    err(`weft: ${shown} is not a valid mesh; nothing started:`);
+    for (const p of e.problems) err(`  ${p}`);
+    return 1;
+  }
+  const problems = await preflight(meshFile, shown, dashboard);
+  if (problems.length > 0) {
+    err('weft: cannot start; nothing started:');
+    for (const p of problems) err(`  ${p}`);
+    return 1;
+  }
+  const cp = meshFile.controlPlane;
+  const needed =
+    [cp.xdsPort, cp.debugPort, dashboard ? cp.dashboardPort : 1].filter((p) => p === 0).length +
+    (meshFile.gateway ? 1 : 0) +
+    meshFile.workloads.reduce((n, w) => n + w.replicas * (w.ports.length + 2), 0);
+  const avoid = new Set([cp.xdsPort, cp.debugPort, cp.dashboardPort, ...(meshFile.gateway?.ports ?? [])]);
+  const pool = await freePorts(needed, avoid);
+  const plan = buildPlan(meshFile, { allocatePort: () => pool.shift()!, dashboard });
+
+  const { paths } = plan;
+  for (const d of [paths.weftDir, paths.logsDir, paths.tokensDir, paths.generatedDir])
+    fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+  for (const f of fs.readdirSync(paths.generatedDir))
+    fs.rmSync(path.join(paths.generatedDir, f), { force: true });
+  for (const g of plan.generated) fs.writeFileSync(path.join(paths.generatedDir, g.file), g.yaml);
+  for (const f of fs.readdirSync(paths.logsDir)) fs.writeFileSync(path.join(paths.logsDir, f), '');
+  const tokens = WorkloadTokens.open(paths.stateDir);
+  for (const i of plan.instances)
+    fs.writeFileSync(
+      i.tokenFile,
+      tokens.issue({ namespace: i.namespace, serviceAccount: i.serviceAccount }),
+      {
+        mode: 0o600,
+      },
+    );
+  if (plan.gateway)
+    fs.writeFileSync(
+      plan.gateway.tokenFile,
+      tokens.issue({ namespace: plan.gateway.namespace, serviceAccount: plan.gateway.serviceAccount }),
+      { mode: 0o600 },
+    );
+
+  const report = new Reporter(out, [
+    'control-plane',
+    ...plan.instances.flatMap((i) => [`${i.instance} sidecar`, `${i.instance}.${i.namespace} sidecar`]),
+  ]);
+  const mesh = new Mesh(plan, report);
+  let onStop!: () => void;
+  const stopRequested = new Promise<void>((resolve) => (onStop = resolve));
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  let signalled = false;
+  const handler = (signal: NodeJS.Signals): void => {
+    if (signalled) {
+      // A second Ctrl-C: no more waiting. Exiting SIGKILLs every process group still running.
+      err(`weft: ${signal} again: killing everything now`);
+      process.exit(130);
+    }
+    signalled = true;
+    mesh.stopping = true;
+    onStop();
+  };
+  for (const s of signals) process.on(s, handler);
+
+  const started = Date.now();
+  out(
+    `weft: starting mesh ${JSON.stringify(plan.mesh.name)} from ${path.join(shown, MESH_FILE_NAME)} (explicit mode)`,
+  );
+  let code = 0;
+  const cpReady = await mesh.startControlPlane();
+  if (!cpReady.ok) code = mesh.stopping ? 0 : 1;
+  else {
+    const [gateway, ...instances] = await Promise.all([
+      mesh.startGateway(),
+      ...mesh.instances.map((i) => i.start()),
+    ]);
+    // A proxy that does not start is Weft's problem (or a port's): stop. An app that does not is restarted.
+    const fatal = !gateway.ok || instances.some((r) => !r.ok && r.fatal === true);
+    if (mesh.stopping) code = 0;
+    else if (fatal) {
+      err('weft: the mesh could not start (see above); stopping what started');
+      code = 1;
+    } else {
+      const ready = mesh.instances.filter((i) => i.state.state === 'ready').length;
+      for (const line of summary(mesh, ((Date.now() - started) / 1000).toFixed(1), ready)) out(line);
+      await stopRequested;
+    }
+  }
+  await mesh.shutdown();
+  for (const s of signals) process.off(s, handler);
+  out(`weft: mesh ${JSON.stringify(plan.mesh.name)} stopped`);
+  return code;
+}
