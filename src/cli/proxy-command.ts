@@ -90,12 +90,15 @@ export function addProxyCommand(program: Command): void {
       new Option('--admin-port <port>', 'admin port').default(AGENT_DEFAULTS.adminPort).argParser(port),
     )
     .addOption(
-      new Option('--prometheus-port <port>', 'Prometheus stats port')
+      new Option('--prometheus-port <port>', 'Prometheus stats port (0: none; stats stay on the admin port)')
         .default(AGENT_DEFAULTS.prometheusPort)
         .argParser(port),
     )
     .addOption(
-      new Option('--health-port <port>', 'readiness (/healthz/ready) port')
+      new Option(
+        '--health-port <port>',
+        'readiness (/healthz/ready) port (0: none; the admin port has /ready)',
+      )
         .default(AGENT_DEFAULTS.healthPort)
         .argParser(port),
     )

@@ -108,6 +108,11 @@ describe('the agent bootstrap (istio-agent style)', () => {
     );
     for (const c of b.clusters.filter((x) => x.name !== 'xds-grpc'))
       assert.equal(c.localityEndpoints[0].endpoints[0].port, 25000);
+    const none = compileBootstrap(
+      buildAgentBootstrap({ ...base, adminPort: 25000, prometheusPort: 0, healthPort: 0 }),
+      'agent',
+    );
+    assert.deepEqual(none.listeners, [], 'port 0 leaves the stats and health listeners out');
     const dns = compileBootstrap(
       buildAgentBootstrap({ ...base, xdsAddress: 'istiod.istio-system.svc:15012' }),
       'agent',

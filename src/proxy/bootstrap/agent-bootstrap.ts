@@ -197,15 +197,25 @@ export function buildAgentBootstrap(o: AgentOptions): JsonObject {
           load_assignment: endpointsOf('agent', '127.0.0.1', adminPort),
         },
       ],
+      // Port 0 leaves a listener out: many sidecars on one machine (weft up) read stats and readiness from
+      // their admin port, and an ephemeral port on every interface would only expose them.
       listeners: [
-        plainListener('prometheus', prometheusPort, 'stats', {
-          match: { prefix: '/stats/prometheus' },
-          route: { cluster: 'prometheus_stats' },
-        }),
-        plainListener('health', healthPort, 'agent', {
-          match: { path: '/healthz/ready' },
-          route: { cluster: 'agent', prefix_rewrite: '/ready' },
-        }),
+        ...(prometheusPort === 0
+          ? []
+          : [
+              plainListener('prometheus', prometheusPort, 'stats', {
+                match: { prefix: '/stats/prometheus' },
+                route: { cluster: 'prometheus_stats' },
+              }),
+            ]),
+        ...(healthPort === 0
+          ? []
+          : [
+              plainListener('health', healthPort, 'agent', {
+                match: { path: '/healthz/ready' },
+                route: { cluster: 'agent', prefix_rewrite: '/ready' },
+              }),
+            ]),
       ],
     },
   };
