@@ -369,7 +369,14 @@ class InstanceRunner {
       this.plan.appLog,
       `${RUN_MARK}${restart ? 'restarting' : 'starting'} ${this.plan.instance} at ${new Date().toISOString()} ---\n`,
     );
-    const p = new ManagedProcess(file, args, { cwd, env: { ...process.env, ...env }, log: this.plan.appLog });
+    // The Node that runs weft comes first on the app's PATH: `node app.mjs` then gets Node 24 (which honours
+    // NODE_USE_ENV_PROXY) even where the machine's own node is older.
+    const PATH = `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}`;
+    const p = new ManagedProcess(file, args, {
+      cwd,
+      env: { ...process.env, PATH, ...env },
+      log: this.plan.appLog,
+    });
     this.app = p;
     if (p.pid !== 0) this.state.appPid = p.pid;
     else delete this.state.appPid;
