@@ -15,7 +15,7 @@ import type { RouteRequest } from '../router/types.ts';
 import { ownExchangeFrame, readPeerFrame, READ_TIMEOUT_MS } from '../network/peer-exchange.ts';
 import type { HcmRuntime } from './connection-manager.ts';
 import { plainIp } from './headers.ts';
-import { headerBlock, rawReply } from './raw-reply.ts';
+import { headerBlock, pickRawUpstream, rawReply, routeRaw } from './raw-reply.ts';
 import { parseAuthorityForm } from './request-target.ts';
 
 /**
@@ -38,32 +38,16 @@ export function handleConnect(hcm: HcmRuntime, req: IncomingMessage, socket: Soc
     scheme: 'http',
     sourceIp: plainIp(socket.remoteAddress),
   };
-  const matched = hcm.routeTable.match(rr);
-  if (matched === null) {
-    hcm.stats.rqNoRoute.inc();
-    return rawReply(hcm, socket, 404);
-  }
-  const action = matched.route.action;
-  if (action.kind === 'redirect') {
-    const r = action.redirect(rr);
-    hcm.stats.responseClass(r.status);
-    socket.end(headerBlock(r.status, { location: r.location, connection: 'close', 'content-length': '0' }));
-    return;
-  }
-  if (action.kind === 'direct_response')
-    return rawReply(hcm, socket, action.status, action.body?.toString() ?? '');
+  const routed = routeRaw(hcm, socket, rr);
+  if (routed === null) return;
+  const { action } = routed;
   const enabled = action.upgradeOverrides.get('connect') ?? hcm.config.upgradeTypes.has('connect');
   if (!enabled) return rawReply(hcm, socket, 403, 'upgrade failed');
   if (action.connectConfig === undefined)
     return rawReply(hcm, socket, 501, 'forwarding CONNECT upstream is not supported by Weft');
-  const pick = action.pickCluster(Math.random());
-  const entry = hcm.clusters.get(pick.cluster);
-  if (entry === undefined) return rawReply(hcm, socket, 503, 'cluster not found');
-  const host = entry.cluster.loadBalancer.chooseHost({ hash: action.computeHash(rr)?.hash });
-  if (host === null) {
-    entry.stats.noHealthyUpstream.inc();
-    return rawReply(hcm, socket, 503, 'no healthy upstream');
-  }
+  const upstream = pickRawUpstream(hcm, socket, action, rr);
+  if (upstream === null) return;
+  const { entry, host } = upstream;
 
   host.activeRequests++;
   entry.stats.upstreamRqTotal.inc();

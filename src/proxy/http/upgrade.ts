@@ -10,7 +10,7 @@ import type { RouteRequest } from '../router/types.ts';
 import type { UpstreamError, UpstreamHandler } from '../upstream/codec.ts';
 import type { HcmRuntime } from './connection-manager.ts';
 import { downstreamResponseHeaders, plainIp, upstreamRequestHeaders } from './headers.ts';
-import { headerBlock, rawReply } from './raw-reply.ts';
+import { headerBlock, pickRawUpstream, rawReply, routeRaw } from './raw-reply.ts';
 import { parseAbsoluteForm } from './request-target.ts';
 
 export function handleUpgrade(hcm: HcmRuntime, req: IncomingMessage, socket: Socket, head: Buffer): void {
@@ -27,33 +27,16 @@ export function handleUpgrade(hcm: HcmRuntime, req: IncomingMessage, socket: Soc
     scheme: 'http',
     sourceIp: plainIp(socket.remoteAddress),
   };
-  const matched = hcm.routeTable.match(rr);
-  if (matched === null) {
-    hcm.stats.rqNoRoute.inc();
-    return rawReply(hcm, socket, 404);
-  }
-  const action = matched.route.action;
-  if (action.kind !== 'route') {
-    // Direct responses and redirects answer the upgrade request as a plain request.
-    if (action.kind === 'redirect') {
-      const r = action.redirect(rr);
-      hcm.stats.responseClass(r.status);
-      socket.end(headerBlock(r.status, { location: r.location, connection: 'close', 'content-length': '0' }));
-      return;
-    }
-    return rawReply(hcm, socket, action.status, action.body?.toString() ?? '');
-  }
+  const routed = routeRaw(hcm, socket, rr);
+  if (routed === null) return;
+  const { matched, action } = routed;
   const enabled = action.upgradeOverrides.get(type) ?? hcm.config.upgradeTypes.has(type);
   if (!enabled) return rawReply(hcm, socket, 403, 'upgrade failed');
-  const pick = action.pickCluster(Math.random());
-  const entry = hcm.clusters.get(pick.cluster);
-  if (entry === undefined) return rawReply(hcm, socket, 503, 'cluster not found');
-  if (entry.config.http2) return rawReply(hcm, socket, 503, 'upgrade to an HTTP/2 cluster is not supported');
-  const host = entry.cluster.loadBalancer.chooseHost({ hash: action.computeHash(rr)?.hash });
-  if (host === null) {
-    entry.stats.noHealthyUpstream.inc();
-    return rawReply(hcm, socket, 503, 'no healthy upstream');
-  }
+  const upstream = pickRawUpstream(hcm, socket, action, rr, (entry) =>
+    entry.config.http2 ? 'upgrade to an HTTP/2 cluster is not supported' : undefined,
+  );
+  if (upstream === null) return;
+  const { pick, entry, host } = upstream;
   const headers = upstreamRequestHeaders(req.headers);
   headers.host = action.hostRewriteLiteral ?? rr.authority;
   if (pick.requestHeaders) pick.requestHeaders.apply(headers, rr);
