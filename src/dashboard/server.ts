@@ -5,10 +5,10 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { AdsServer } from '../control/xds/ads-server.ts';
 import { createLogger } from '../core/logger.ts';
+import { listenOn } from '../core/listen.ts';
 import type { Logger } from '../core/logger.ts';
 import { handleApi, scrapeTargets } from './api.ts';
 import type { DashboardSources } from './api.ts';
@@ -56,13 +56,7 @@ export class DashboardServer {
   }
 
   listen(port: number, host = '127.0.0.1'): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(port, host, () => {
-        this.#server.off('error', reject);
-        resolve((this.#server.address() as AddressInfo).port);
-      });
-    });
+    return listenOn(this.#server, port, host);
   }
 
   close(): Promise<void> {

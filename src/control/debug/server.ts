@@ -3,10 +3,10 @@
  * connected proxy, the configuration generated for one proxy, open streams, push statistics, and /metrics.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { memoryReport } from './memory.ts';
 import { formatDiagnostic } from '../../config/diagnostic.ts';
 import { createLogger } from '../../core/logger.ts';
+import { listenOn } from '../../core/listen.ts';
 import type { Logger } from '../../core/logger.ts';
 import type { Diagnostic } from '../../config/diagnostic.ts';
 import type { AdsServer } from '../xds/ads-server.ts';
@@ -79,16 +79,10 @@ export class DebugServer {
     });
   }
 
-  listen(port: number, host = '127.0.0.1'): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(port, host, () => {
-        this.#server.off('error', reject);
-        const bound = (this.#server.address() as AddressInfo).port;
-        this.#logger.info('debug server listening', { address: host, port: bound });
-        resolve(bound);
-      });
-    });
+  async listen(port: number, host = '127.0.0.1'): Promise<number> {
+    const bound = await listenOn(this.#server, port, host);
+    this.#logger.info('debug server listening', { address: host, port: bound });
+    return bound;
   }
 
   close(): Promise<void> {
