@@ -15,10 +15,16 @@ export function addUpCommands(program: Command): void {
         'sidecars, apps and gateway, until Ctrl-C or weft down',
     )
     .argument('[dir]', 'the mesh directory', '.')
-    .action(async (dir: string) => {
+    .option(
+      '--first-ip <ipv4>',
+      "the first instance's loopback IP; the others count up from it (another mesh on this machine " +
+        'can then keep its own service ports)',
+      '127.0.0.10',
+    )
+    .action(async (dir: string, opts: { firstIp: string }) => {
       const { runUp } = await import('./supervisor.ts');
       // Exit explicitly: the code is known, and nothing else must keep the supervisor alive.
-      process.exit(await runUp({ dir }));
+      process.exit(await runUp({ dir, firstIp: opts.firstIp }));
     });
 
   program

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { loadText } from '../config/load.ts';
 import { parseMeshFile } from './mesh-file.ts';
-import { buildPlan } from './plan.ts';
+import { buildPlan, firstIpProblem, instanceIp } from './plan.ts';
 import { backoffMs } from './supervisor.ts';
 
 const MESH = `
@@ -86,6 +86,38 @@ describe('run plan', () => {
     );
     assert.equal(p.instances[1].appLog, '/srv/shop/.weft/logs/reviews-v2-0.app.log');
     assert.equal(p.instances[1].sidecarLog, '/srv/shop/.weft/logs/reviews-v2-0.sidecar.log');
+  });
+
+  it('counts instance IPs up from --first-ip, across octets', () => {
+    let next = 20_000;
+    const p = buildPlan(parseMeshFile(MESH, 'weft.yaml', '/srv/shop'), {
+      allocatePort: () => next++,
+      dashboard: true,
+      firstIp: '127.0.7.254',
+    });
+    assert.deepEqual(
+      p.instances.map((i) => i.ip),
+      ['127.0.7.254', '127.0.7.255', '127.0.8.0', '127.0.8.1'],
+    );
+    assert.ok(p.instances[0].sidecarArgs.join(' ').includes('--ip 127.0.7.254'));
+    assert.equal(instanceIp(3), '127.0.0.13');
+  });
+
+  it('accepts only a first IP whose instances all stay in 127/8, off 127.0.0.0 and 127.0.0.1', () => {
+    assert.equal(firstIpProblem('127.0.0.10', 7), undefined);
+    assert.equal(firstIpProblem('127.0.0.2', 1), undefined);
+    assert.equal(firstIpProblem('127.200.3.10', 300), undefined);
+    assert.equal(firstIpProblem('127.0.0.1', 3)?.includes('127.0.0.1'), true);
+    assert.equal(firstIpProblem('127.0.0.0', 1)?.includes('127.0.0.1'), true);
+    assert.equal(firstIpProblem('10.0.0.10', 1), '10.0.0.10 is not a loopback address (127.0.0.0/8)');
+    assert.equal(firstIpProblem('128.0.0.1', 1), '128.0.0.1 is not a loopback address (127.0.0.0/8)');
+    assert.equal(firstIpProblem('127.0.0.300', 1), 'not an IPv4 address: "127.0.0.300"');
+    assert.equal(firstIpProblem('::1', 1), 'not an IPv4 address: "::1"');
+    assert.equal(
+      firstIpProblem('127.255.255.250', 6),
+      '6 instances from 127.255.255.250 run past the end of 127.0.0.0/8',
+    );
+    assert.equal(firstIpProblem('127.255.255.250', 5), undefined);
   });
 
   it('builds the control plane, sidecar and gateway command lines', () => {

@@ -8,12 +8,44 @@ import { stringify } from 'yaml';
 import type { MeshCommand, MeshFile, MeshWorkload, PortProtocol } from './mesh-file.ts';
 
 export const INSTANCE_LABEL = 'weft.io/instance';
-/** Instances get 127.0.0.10, .11, ... in weft.yaml order. */
-const FIRST_INSTANCE_IP = 10;
+/** Instances get 127.0.0.10, .11, ... in weft.yaml order, unless `weft up --first-ip` says where to begin. */
+export const DEFAULT_FIRST_IP = '127.0.0.10';
 
-/** The loopback IP of the n-th instance (0-based, in weft.yaml order, replicas in turn). */
-export function instanceIp(n: number): string {
-  return `127.0.0.${FIRST_INSTANCE_IP + n}`;
+function ipv4ToInt(ip: string): number | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
+  if (!m) return undefined;
+  const octets = m.slice(1).map(Number);
+  if (octets.some((o) => o > 255)) return undefined;
+  return octets.reduce((n, o) => n * 256 + o, 0);
+}
+
+const intToIpv4 = (n: number): string =>
+  [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join('.');
+
+/** The loopback IP of the n-th instance (0-based, in weft.yaml order, replicas in turn), counting up from `first`. */
+export function instanceIp(n: number, first: string = DEFAULT_FIRST_IP): string {
+  const base = ipv4ToInt(first);
+  if (base === undefined) throw new Error(`not an IPv4 address: ${first}`);
+  return intToIpv4(base + n);
+}
+
+/**
+ * Why `first` cannot be the first of `count` instance IPs, or undefined if it can. They must all be loopback
+ * addresses (127.0.0.0/8, bindable without root on Linux) and none may be 127.0.0.1, where the apps, the
+ * gateway and the control plane listen, nor the range's network or broadcast address.
+ */
+export function firstIpProblem(first: string, count: number): string | undefined {
+  const base = ipv4ToInt(first);
+  if (base === undefined) return `not an IPv4 address: ${JSON.stringify(first)}`;
+  const lo = ipv4ToInt('127.0.0.0')!;
+  const hi = ipv4ToInt('127.255.255.255')!;
+  const last = base + Math.max(count, 1) - 1;
+  if (base < lo || base > hi) return `${first} is not a loopback address (127.0.0.0/8)`;
+  if (last >= hi) return `${count} instances from ${first} run past the end of 127.0.0.0/8`;
+  const reserved = ipv4ToInt('127.0.0.1')!;
+  if (base <= reserved)
+    return `${first}..${intToIpv4(last)} would include 127.0.0.0 or 127.0.0.1 (the apps' and gateway's address)`;
+  return undefined;
 }
 
 export interface RunPaths {
@@ -93,6 +125,8 @@ export interface PlanOptions {
   readonly allocatePort: () => number;
   /** Whether `weft control-plane` has --dashboard-port (else the dashboard is not started). */
   readonly dashboard: boolean;
+  /** The first instance's loopback IP (default DEFAULT_FIRST_IP); check it with firstIpProblem first. */
+  readonly firstIp?: string;
 }
 
 export function runPaths(dir: string): RunPaths {
@@ -166,7 +200,7 @@ export function buildPlan(mesh: MeshFile, opts: PlanOptions): RunPlan {
     for (let i = 0; i < w.replicas; i++) {
       const instance = `${w.name}-${i}`;
       const fileBase = (nameCount.get(w.name) ?? 0) > 1 ? `${instance}.${w.namespace}` : instance;
-      const ip = instanceIp(instances.length);
+      const ip = instanceIp(instances.length, opts.firstIp);
       const ports = w.ports.map((p) => ({
         service: p.port,
         private: opts.allocatePort(),

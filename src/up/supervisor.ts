@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { WorkloadTokens } from '../control/ca/workload-tokens.ts';
 import { loadMeshFile, MESH_FILE_NAME, MeshFileError } from './mesh-file.ts';
 import type { MeshFile } from './mesh-file.ts';
-import { buildPlan, instanceIp, serviceHost } from './plan.ts';
+import { buildPlan, DEFAULT_FIRST_IP, firstIpProblem, instanceIp, serviceHost } from './plan.ts';
 import type { InstancePlan, Readiness, RunPlan } from './plan.ts';
 import { canBind, freePorts } from './ports.ts';
 import {
@@ -46,6 +46,8 @@ export interface UpOptions {
   readonly dir: string;
   /** How messages name it (as typed). */
   readonly shownDir?: string;
+  /** The first instance's loopback IP (default 127.0.0.10); the others count up from it. */
+  readonly firstIp?: string;
   readonly out?: (line: string) => void;
 }
 
@@ -66,7 +68,12 @@ function controlPlaneHasDashboard(): boolean {
 }
 
 /** Problems only the machine can show (directories, ports, a mesh already running), before anything starts. */
-async function preflight(mesh: MeshFile, shown: string, dashboard: boolean): Promise<string[]> {
+async function preflight(
+  mesh: MeshFile,
+  shown: string,
+  dashboard: boolean,
+  firstIp: string,
+): Promise<string[]> {
   const problems: string[] = [];
   const file = path.join(shown, MESH_FILE_NAME);
   mesh.workloads.forEach((w, i) => {
@@ -98,7 +105,7 @@ async function preflight(mesh: MeshFile, shown: string, dashboard: boolean): Pro
   let n = 0;
   for (const [i, w] of mesh.workloads.entries())
     for (let r = 0; r < w.replicas; r++) {
-      const ip = instanceIp(n++);
+      const ip = instanceIp(n++, firstIp);
       for (const [j, p] of w.ports.entries())
         if (!(await canBind(p.port, ip)))
           problems.push(
@@ -483,7 +490,16 @@ export async function runUp(o: UpOptions): Promise<number> {
     for (const p of e.problems) err(`  ${p}`);
     return 1;
   }
-  const problems = await preflight(meshFile, shown, dashboard);
+  const firstIp = o.firstIp ?? DEFAULT_FIRST_IP;
+  const ipProblem = firstIpProblem(
+    firstIp,
+    meshFile.workloads.reduce((n, w) => n + w.replicas, 0),
+  );
+  if (ipProblem !== undefined) {
+    err(`weft: --first-ip: ${ipProblem}; nothing started`);
+    return 1;
+  }
+  const problems = await preflight(meshFile, shown, dashboard, firstIp);
   if (problems.length > 0) {
     err('weft: cannot start; nothing started:');
     for (const p of problems) err(`  ${p}`);
@@ -496,7 +512,7 @@ export async function runUp(o: UpOptions): Promise<number> {
     meshFile.workloads.reduce((n, w) => n + w.replicas * (w.ports.length + 2), 0);
   const avoid = new Set([cp.xdsPort, cp.debugPort, cp.dashboardPort, ...(meshFile.gateway?.ports ?? [])]);
   const pool = await freePorts(needed, avoid);
-  const plan = buildPlan(meshFile, { allocatePort: () => pool.shift()!, dashboard });
+  const plan = buildPlan(meshFile, { allocatePort: () => pool.shift()!, dashboard, firstIp });
 
   const { paths } = plan;
   for (const d of [paths.weftDir, paths.logsDir, paths.tokensDir, paths.generatedDir])
