@@ -14,6 +14,7 @@ declare -A PACKAGE_FOR=(
   [prometheus]=prometheus
   [redis-server]=redis-server
   [openssl]=openssl
+  [chromium]=chromium
 )
 
 missing=()

@@ -8,9 +8,12 @@ export interface Element {
   textContent: string | null;
   className: string;
   title: string;
+  hidden: boolean;
+  readonly clientWidth: number;
   appendChild<T extends Element>(child: T): T;
   replaceChildren(...children: Element[]): void;
   setAttribute(name: string, value: string): void;
+  addEventListener(type: string, listener: () => void): void;
 }
 
 export interface Document {
@@ -18,7 +21,14 @@ export interface Document {
   createElement(tag: string): Element;
 }
 
+/** What the page uses of `window`: the hash route and its change event. */
+export interface Window {
+  location: { hash: string };
+  addEventListener(type: string, listener: () => void): void;
+}
+
 export const document = (globalThis as unknown as { document: Document }).document;
+export const window = (globalThis as unknown as { window: Window }).window;
 
 /** An element by id, which the page's HTML must have. */
 export function byId(id: string): Element {
@@ -32,5 +42,19 @@ export function h(tag: string, text?: string, className?: string): Element {
   const el = document.createElement(tag);
   if (text !== undefined) el.textContent = text;
   if (className !== undefined) el.className = className;
+  return el;
+}
+
+/** `<a href="#...">text</a>`: the page's links are hash routes. */
+export function link(text: string, hash: string, className?: string): Element {
+  const a = h('a', text, className);
+  a.setAttribute('href', hash);
+  return a;
+}
+
+/** `<tag>` holding `children`. */
+export function wrap(tag: string, children: Element[], className?: string): Element {
+  const el = h(tag, undefined, className);
+  el.replaceChildren(...children);
   return el;
 }
