@@ -1,9 +1,13 @@
-/** `weft up`, `weft status`, `weft logs`, `weft down`: the single-machine mesh and the commands around it. */
+/**
+ * `weft up`, `weft status`, `weft logs`, `weft restart`, `weft down`: the single-machine mesh and the commands
+ * around it.
+ */
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { Option } from 'commander';
+import { sendControl } from './control.ts';
 import { isAlive, readRunState } from './run-state.ts';
 import type { RunInstance, RunState } from './run-state.ts';
 
@@ -47,6 +51,18 @@ export function addUpCommands(program: Command): void {
     .option('--sidecar', "the sidecar's log instead of the app's")
     .action(async (workload: string, dir: string, opts: { follow?: boolean; sidecar?: boolean }) => {
       process.exitCode = await runLogs(workload, dir, opts);
+    });
+
+  program
+    .command('restart')
+    .description(
+      "restart a workload's apps one instance at a time (stop, drain, start, wait until ready), " +
+        'while their sidecars keep running',
+    )
+    .argument('<workload>', 'a workload name (or NAME.NAMESPACE)')
+    .argument('[dir]', 'the mesh directory', '.')
+    .action(async (workload: string, dir: string) => {
+      process.exitCode = await runRestart(workload, dir);
     });
 
   program
@@ -267,5 +283,25 @@ export async function runDown(dir: string, timeoutMs: number): Promise<number> {
     return 1;
   }
   process.stdout.write(`weft: mesh ${st.mesh} stopped (${path.resolve(dir)})\n`);
+  return 0;
+}
+
+export async function runRestart(workload: string, dir: string): Promise<number> {
+  const st = readRunState(dir);
+  if (!st || st.stoppedAt !== undefined || !isAlive(st.pid)) {
+    process.stderr.write(`weft: no mesh is running in ${dir}; start one with weft up ${dir}\n`);
+    return 1;
+  }
+  if (st.control === undefined) {
+    process.stderr.write(`weft: the weft up running in ${dir} (pid ${st.pid}) has no control socket\n`);
+    return 1;
+  }
+  const failed = await sendControl(st.control, { op: 'restart', workload }, (line) =>
+    process.stdout.write(line + '\n'),
+  );
+  if (failed !== undefined) {
+    process.stderr.write(`weft: restart ${workload} failed: ${failed}\n`);
+    return 1;
+  }
   return 0;
 }

@@ -27,6 +27,8 @@ export interface RunState {
   dir: string;
   startedAt: string;
   stoppedAt?: string;
+  /** The supervisor's control socket (`weft restart` talks to it). */
+  control?: string;
   controlPlane: { pid?: number; xdsPort: number; debugPort: number; dashboardPort: number; log: string };
   gateway?: { pid?: number; ports: number[]; admin: number; log: string };
   instances: RunInstance[];

@@ -1,13 +1,17 @@
 /**
  * `weft up [DIR]`: checks the mesh file, then starts the control plane, each instance's sidecar and (once the
  * sidecar has its configuration and is ready) its app, and the ingress gateway; restarts what crashes, with
- * backoff; on SIGINT/SIGTERM stops apps first, then lets sidecars drain, then the gateway and control plane.
+ * backoff; `weft restart` (through the control socket) restarts a workload's apps one instance at a time; on
+ * SIGINT/SIGTERM the gateway stops taking requests and drains first, then the apps stop, then the sidecars drain,
+ * then the control plane stops.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { WorkloadTokens } from '../control/ca/workload-tokens.ts';
+import { ControlServer, controlSocketPath } from './control.ts';
+import type { ControlRequest } from './control.ts';
 import { loadMeshFile, MESH_FILE_NAME, MeshFileError } from './mesh-file.ts';
 import type { MeshFile } from './mesh-file.ts';
 import { buildPlan, DEFAULT_FIRST_IP, firstIpProblem, instanceIp, serviceHost } from './plan.ts';
@@ -15,6 +19,7 @@ import type { InstancePlan, Readiness, RunPlan } from './plan.ts';
 import { canBind, freePorts } from './ports.ts';
 import {
   describeExit,
+  httpPost,
   httpReady,
   logTail,
   ManagedProcess,
@@ -37,9 +42,16 @@ const CONTROL_PLANE_READY_MS = 30_000;
 const SIDECAR_READY_MS = 30_000;
 const APP_READY_REPORT_MS = 60_000;
 const APP_STOP_GRACE_MS = 5_000;
+/** How long `weft restart` waits for a restarted app to be ready before it gives up on the rest. */
+const RESTART_READY_MS = 60_000;
 /** The sidecars' drain (5 s by default) plus margin. */
 const PROXY_STOP_GRACE_MS = 15_000;
 const POLL_MS = 100;
+/**
+ * After the gateway stops accepting: time for connections it accepted just before to send their request (served
+ * with `connection: close`); its own stop then waits only for requests it has read.
+ */
+const GATEWAY_SETTLE_MS = 1_000;
 
 export interface UpOptions {
   /** The mesh directory. */
@@ -118,6 +130,7 @@ async function preflight(
 class Reporter {
   readonly #out: (line: string) => void;
   readonly #width: number;
+  readonly #taps = new Set<(line: string) => void>();
 
   constructor(out: (line: string) => void, labels: readonly string[]) {
     this.#out = out;
@@ -125,12 +138,19 @@ class Reporter {
   }
 
   line(component: string, message: string, tail: readonly string[] = []): void {
-    this.#out(`  ${component.padEnd(this.#width)}  ${message}`);
-    for (const t of tail) this.#out(`  ${' '.repeat(this.#width)}  | ${t}`);
+    this.raw(`  ${component.padEnd(this.#width)}  ${message}`);
+    for (const t of tail) this.raw(`  ${' '.repeat(this.#width)}  | ${t}`);
   }
 
   raw(line: string): void {
     this.#out(line);
+    for (const tap of this.#taps) tap(line);
+  }
+
+  /** Also sends every line to `fn` (a `weft restart` client) until the returned function is called. */
+  tap(fn: (line: string) => void): () => void {
+    this.#taps.add(fn);
+    return () => this.#taps.delete(fn);
   }
 }
 
@@ -168,6 +188,9 @@ class Mesh {
   readonly report: Reporter;
   readonly state: RunState;
   stopping = false;
+  /** Start-up is over (a restart before then would race with it). */
+  up = false;
+  control?: ControlServer;
   readonly #timers = new Set<NodeJS.Timeout>();
   controlPlane?: ManagedProcess;
   gateway?: ManagedProcess;
@@ -268,15 +291,61 @@ class Mesh {
     return r;
   }
 
+  /** `weft restart NAME`: each instance of the workload in turn; resolves with the reason it failed, if it did. */
+  async restartWorkload(req: ControlRequest, progress: (line: string) => void): Promise<string | undefined> {
+    const name = req.workload;
+    const targets = this.instances.filter(
+      (i) => i.plan.workload === name || `${i.plan.workload}.${i.plan.namespace}` === name,
+    );
+    if (targets.length === 0) {
+      const known = [...new Set(this.instances.map((i) => i.plan.workload))];
+      return `no workload ${JSON.stringify(name)} in mesh ${this.plan.mesh.name} (workloads: ${known.join(', ')})`;
+    }
+    if (this.stopping) return `mesh ${this.plan.mesh.name} is stopping`;
+    if (!this.up) return `mesh ${this.plan.mesh.name} is still starting; try again once it is up`;
+    if (targets.some((t) => t.rolling)) return `${name} is already being restarted`;
+    for (const t of targets) t.rolling = true;
+    const untap = this.report.tap(progress);
+    try {
+      const started = Date.now();
+      this.report.raw(
+        `weft: restarting ${name}: ${targets.length} instance${targets.length > 1 ? 's' : ''}, one at a time`,
+      );
+      for (const t of targets) {
+        const r = await t.restartApp();
+        if (!r.ok) {
+          const rest = targets.slice(targets.indexOf(t) + 1).map((x) => x.label);
+          return `${t.label}: ${r.why}${rest.length > 0 ? `; not restarted: ${rest.join(', ')}` : ''}`;
+        }
+      }
+      this.report.raw(`weft: restarted ${name} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      return undefined;
+    } finally {
+      untap();
+      for (const t of targets) t.rolling = false;
+    }
+  }
+
   async shutdown(): Promise<void> {
     this.stopping = true;
     this.clearTimers();
     this.report.raw(
-      `weft: stopping ${this.plan.mesh.name}: apps, then sidecars (drain), then gateway and control plane`,
+      `weft: stopping ${this.plan.mesh.name}: gateway (drain), then apps, then sidecars (drain), then control plane`,
     );
+    await this.control?.close();
+    // North-south traffic stops first: the gateway takes no new request and lets those in flight finish while
+    // every app behind it still runs. Then each app stops (draining its own requests) before its sidecar.
+    if (this.gateway) {
+      if (
+        this.plan.gateway &&
+        !this.gateway.exit &&
+        (await httpPost(this.plan.gateway.admin, '/drain_listeners'))
+      )
+        await sleep(GATEWAY_SETTLE_MS);
+      await this.gateway.stop(PROXY_STOP_GRACE_MS);
+    }
     await Promise.all(this.instances.map((i) => i.stopApp()));
     await Promise.all(this.instances.map((i) => i.stopSidecar()));
-    if (this.gateway) await this.gateway.stop(PROXY_STOP_GRACE_MS);
     if (this.controlPlane) await this.controlPlane.stop(PROXY_STOP_GRACE_MS);
     this.state.stoppedAt = new Date().toISOString();
     for (const i of this.state.instances) i.state = 'stopped';
@@ -292,6 +361,9 @@ class InstanceRunner {
   sidecar?: ManagedProcess;
   #appCrashes = 0;
   #sidecarCrashes = 0;
+  /** A requested restart is under way: the app's exit is not a crash. */
+  rolling = false;
+  #stoppingForRestart = false;
 
   constructor(mesh: Mesh, plan: InstancePlan) {
     this.mesh = mesh;
@@ -327,7 +399,7 @@ class InstanceRunner {
   async start(): Promise<Outcome & { fatal?: boolean }> {
     const sidecar = await this.#startSidecar();
     if (!sidecar.ok) return { ...sidecar, fatal: true };
-    const app = this.#startApp(false);
+    const app = this.#startApp('start');
     const slow = sleep(APP_READY_REPORT_MS, 'slow' as const);
     const r = await Promise.race([app, slow]);
     if (r === 'slow') {
@@ -364,11 +436,50 @@ class InstanceRunner {
     return r;
   }
 
+  /**
+   * `weft restart`: stops the app (SIGTERM; it drains; SIGKILL after 5 s) while the sidecar keeps running (callers
+   * get 503 from it, which their retry policy sends to another replica), starts it again and waits until it is
+   * ready.
+   */
+  async restartApp(): Promise<Outcome> {
+    const label = `${this.label} app`;
+    const old = this.app;
+    if (old && !old.exit) {
+      const started = Date.now();
+      this.mesh.report.line(label, 'stopping (restart requested)');
+      this.#stoppingForRestart = true;
+      this.#set('restarting');
+      try {
+        const e = await old.stop(APP_STOP_GRACE_MS);
+        this.mesh.report.line(label, `stopped in ${Date.now() - started} ms (${describeExit(e)})`);
+      } finally {
+        this.#stoppingForRestart = false;
+      }
+    }
+    if (this.mesh.stopping) return { ok: false, why: 'the mesh is stopping' };
+    // A restart on request starts the crash backoff over; an exit of the new app is a crash as any other.
+    this.#appCrashes = 0;
+    const r = await Promise.race([
+      this.#startApp('requested'),
+      sleep(RESTART_READY_MS, 'slow' as const, { ref: false }),
+    ]);
+    if (r === 'slow') return { ok: false, why: `app not ready after ${RESTART_READY_MS / 1000} s` };
+    return r.ok ? r : { ok: false, why: `app ${r.why}` };
+  }
+
   /** Starts the app and waits (without a limit) until it is ready, exits or the mesh stops. */
-  async #startApp(restart: boolean): Promise<Outcome> {
+  async #startApp(why: 'start' | 'crash' | 'requested'): Promise<Outcome> {
     const label = `${this.label} app`;
     const started = Date.now();
-    this.mesh.report.line(label, restart ? `restarting (restart ${this.state.restarts})` : 'starting');
+    this.mesh.report.line(
+      label,
+      why === 'start'
+        ? 'starting'
+        : why === 'crash'
+          ? `restarting (restart ${this.state.restarts})`
+          : 'starting (restart requested)',
+    );
+    const restart = why !== 'start';
     const { command, cwd, env } = this.plan.app;
     const [file, args] =
       'argv' in command ? [command.argv[0], command.argv.slice(1)] : ['/bin/sh', ['-c', command.shell]];
@@ -399,7 +510,7 @@ class InstanceRunner {
   }
 
   #onAppExit(p: ManagedProcess, e: Exit): void {
-    if (this.mesh.stopping || this.app !== p) return;
+    if (this.mesh.stopping || this.app !== p || this.#stoppingForRestart) return;
     if (Date.now() - p.startedAt > STABLE_MS) this.#appCrashes = 0;
     this.#appCrashes++;
     this.state.restarts++;
@@ -410,7 +521,10 @@ class InstanceRunner {
       `failed: ${describeExit(e)}; restarting in ${delay / 1000} s`,
       logTail(this.plan.appLog),
     );
-    this.mesh.later(delay, () => void this.#startApp(true));
+    // A `weft restart` meanwhile has started a new app already.
+    this.mesh.later(delay, () => {
+      if (this.app === p && !this.mesh.stopping) void this.#startApp('crash');
+    });
   }
 
   #onSidecarExit(p: ManagedProcess, e: Exit): void {
@@ -542,6 +656,16 @@ export async function runUp(o: UpOptions): Promise<number> {
     ...plan.instances.flatMap((i) => [`${i.instance} sidecar`, `${i.instance}.${i.namespace} sidecar`]),
   ]);
   const mesh = new Mesh(plan, report);
+  try {
+    mesh.control = await ControlServer.listen(controlSocketPath(paths.weftDir), (req, progress) =>
+      mesh.restartWorkload(req, progress),
+    );
+    mesh.state.control = mesh.control.path;
+    mesh.save();
+  } catch (e) {
+    // The mesh runs without it; only `weft restart` is unavailable.
+    report.raw(`weft: no control socket (weft restart will not work): ${(e as Error).message}`);
+  }
   let onStop!: () => void;
   const stopRequested = new Promise<void>((resolve) => (onStop = resolve));
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -577,6 +701,7 @@ export async function runUp(o: UpOptions): Promise<number> {
       err('weft: the mesh could not start (see above); stopping what started');
       code = 1;
     } else {
+      mesh.up = true;
       const ready = mesh.instances.filter((i) => i.state.state === 'ready').length;
       for (const line of summary(mesh, ((Date.now() - started) / 1000).toFixed(1), ready)) out(line);
       await stopRequested;
