@@ -1,6 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
+import { once } from 'node:events';
 import { bootstrapDoc, httpListener, staticCluster } from '../support/bootstrap.ts';
 import { spawnProxy, waitFor, writeBootstrap } from '../support/proxy.ts';
 import type { ProxyProcess } from '../support/proxy.ts';
@@ -78,6 +80,33 @@ describe('the weft proxy process', { timeout: 60_000 }, () => {
       assert.equal(await p.exited, 0);
       // And nothing listens any more.
       await assert.rejects(request(ports.http, { path: '/' }));
+    } finally {
+      p.kill('SIGKILL');
+    }
+  });
+
+  it('on SIGTERM, a connection accepted just before gets to send its request and is answered', async () => {
+    const p = spawnProxy(
+      writeBootstrap(bootstrapDoc([httpListener({})], [staticCluster('backend', [{ port: up.port }])])),
+    );
+    try {
+      const ports = await portsOf(p);
+      // Accepted, but its request only comes after the drain began: nothing else is in flight, so a proxy that
+      // stops as soon as no request is active would reset it.
+      const fresh = net.connect(ports.http, '127.0.0.1');
+      await once(fresh, 'connect');
+      let reply = '';
+      fresh.on('data', (d: Buffer) => (reply += d.toString('latin1')));
+      fresh.on('error', () => undefined);
+      const closed = once(fresh, 'close');
+      await new Promise((r) => setTimeout(r, 50));
+      p.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 100));
+      fresh.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n');
+      await closed;
+      assert.match(reply, /^HTTP\/1\.1 200 /, `answered: ${JSON.stringify(reply)}`);
+      assert.match(reply, /done$/);
+      assert.equal(await p.exited, 0);
     } finally {
       p.kill('SIGKILL');
     }

@@ -32,6 +32,11 @@ import { createHttpTracer } from '../tracing/tracer.ts';
 import type { HttpTracer } from '../tracing/tracer.ts';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+/**
+ * How long a drain leaves a just-accepted HTTP/1 connection to send its first request: until it does, node
+ * counts it as idle, and closing it then resets a request the client has every right to send.
+ */
+const FRESH_CONNECTION_GRACE_MS = 500;
 const kStream = Symbol('weft.stream');
 
 type TaggedResponse = (ServerResponse | Http2ServerResponse) & { [kStream]?: HttpStream };
@@ -75,6 +80,9 @@ export class HcmRuntime {
   readonly observesRequestBody: boolean;
   readonly telemetry: TelemetryContext;
   draining = false;
+  /** When the last connection was taken over (performance.now()), for the drain's grace. */
+  private lastAcceptMs = -Infinity;
+  private idleCloseTimer: NodeJS.Timeout | null = null;
   private readonly h1: Http1Server;
   private readonly h2: http2.Http2Server;
   private readonly h2Sessions = new Set<Http2Session>();
@@ -185,6 +193,7 @@ export class HcmRuntime {
 
   /** Takes over an accepted connection, choosing the codec (AUTO sniffs the HTTP/2 connection preface). */
   handleConnection(socket: Socket): void {
+    this.lastAcceptMs = performance.now();
     this.stats.cxTotal.inc();
     this.stats.cxActive.inc();
     socket.once('close', () => this.stats.cxActive.dec());
@@ -332,24 +341,38 @@ export class HcmRuntime {
    */
   drain(closeIdle = true): void {
     if (this.draining) {
-      if (closeIdle) this.h1.closeIdleConnections();
+      if (closeIdle) this.closeIdleConnections();
       return;
     }
     this.draining = true;
     for (const s of this.h2Sessions) s.goaway();
-    if (closeIdle) this.h1.closeIdleConnections();
+    if (closeIdle) this.closeIdleConnections();
+  }
+
+  /** Closes idle HTTP/1 connections, once connections accepted moments ago have had time to send a request. */
+  private closeIdleConnections(): void {
+    const wait = this.lastAcceptMs + FRESH_CONNECTION_GRACE_MS - performance.now();
+    if (wait <= 0) return void this.h1.closeIdleConnections();
+    if (this.idleCloseTimer !== null) return;
+    this.idleCloseTimer = setTimeout(() => {
+      this.idleCloseTimer = null;
+      this.h1.closeIdleConnections();
+    }, wait);
+    this.idleCloseTimer.unref();
   }
 
   /** Force-closes everything left. */
   destroy(): void {
+    if (this.idleCloseTimer !== null) clearTimeout(this.idleCloseTimer);
+    this.idleCloseTimer = null;
     this.h1.closeAllConnections();
     this.h1.close(() => undefined); // stops node's connection-checking timer
     for (const s of this.h2Sessions) s.destroy();
     for (const s of this.tunnels) s.destroy();
   }
 
-  /** True while any request is in flight. */
+  /** True while any request is in flight, or a drain still gives fresh connections time for theirs. */
   busy(): boolean {
-    return this.stats.rqActive.value > 0;
+    return this.stats.rqActive.value > 0 || this.idleCloseTimer !== null;
   }
 }
