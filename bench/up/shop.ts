@@ -4,18 +4,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, parseDocument } from 'yaml';
 
-export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const SHOP = path.join(REPO, 'examples/shop');
-export const WEFT = path.join(REPO, 'bin/weft.js');
+import { launcherNodeFlags, REPO } from '../../test/support/proxy.ts';
+import { WEFT } from '../../test/support/weft-cli.ts';
 
-/** Node flags of the bin/weft.js launcher's shebang line, for spawning it with process.execPath. */
-export function launcherNodeFlags(): string[] {
-  const first = fs.readFileSync(WEFT, 'utf8').split('\n')[0];
-  return first.split(/\s+/).filter((w) => w.startsWith('--'));
-}
+export { launcherNodeFlags, REPO, WEFT };
+export const SHOP = path.join(REPO, 'examples/shop');
 
 /**
  * Copies the demo into `dir` (without its .weft/ run state) with the control plane on free ports (0) and the

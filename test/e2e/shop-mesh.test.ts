@@ -8,7 +8,7 @@
  * build` first.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -18,24 +18,13 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from '../support/http.ts';
 import type { Reply } from '../support/http.ts';
-import { waitFor } from '../support/proxy.ts';
 import { closedPort } from '../support/servers.ts';
-import { copyShop, killLeftovers, launcherNodeFlags, processesOf, WEFT } from '../../bench/up/shop.ts';
+import { launcherNodeFlags, waitFor } from '../support/proxy.ts';
+import { weft, WEFT } from '../support/weft-cli.ts';
+import { copyShop, killLeftovers, processesOf } from '../../bench/up/shop.ts';
 import type { RunInstance, RunState } from '../../src/up/run-state.ts';
 
 const FIRST_IP = '127.0.71.10';
-
-function weft(args: string[], timeoutMs = 60_000): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [...launcherNodeFlags(), WEFT, ...args],
-      { timeout: timeoutMs },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, out: stdout, err: stderr }),
-    );
-  });
-}
 
 interface Page {
   product?: { id: number; servedBy: string };

@@ -7,7 +7,7 @@
  * `npm run build` first.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -15,25 +15,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import { launcherNodeFlags, REPO, waitFor } from '../support/proxy.ts';
+import { launcherNodeFlags, waitFor } from '../support/proxy.ts';
+import { processesMentioning, weft, WEFT } from '../support/weft-cli.ts';
 import { closedPort } from '../support/servers.ts';
 import type { RunState } from '../../src/up/run-state.ts';
 
-const WEFT = path.join(REPO, 'bin/weft.js');
 /** A range of its own, so that weft-up.test.ts's mesh (127.0.0.10+) can run at the same time. */
 const FIRST_IP = '127.0.73.10';
-
-function weft(args: string[], timeoutMs = 60_000): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [...launcherNodeFlags(), WEFT, ...args],
-      { timeout: timeoutMs },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, out: stdout, err: stderr }),
-    );
-  });
-}
 
 /** `back`: 20 ms per request; on SIGTERM stops accepting, finishes what it has, then exits. */
 const BACK_APP = `
@@ -160,22 +148,6 @@ function load(port: number, clients: number, everyMs: number) {
       await Promise.all(loops);
     },
   };
-}
-
-/** Pids of live processes whose command line mentions `text`. */
-function processesMentioning(text: string): number[] {
-  const pids: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (cmd.includes(text) && !/\) Z /.test(stat)) pids.push(Number(entry));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return pids;
 }
 
 describe('weft restart and weft down under load', { timeout: 150_000 }, () => {

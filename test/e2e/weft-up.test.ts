@@ -5,7 +5,7 @@
  * `npm run build` first.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -14,23 +14,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from '../support/http.ts';
-import { launcherNodeFlags, REPO, waitFor } from '../support/proxy.ts';
+import { launcherNodeFlags, waitFor } from '../support/proxy.ts';
+import { processesMentioning, weft, WEFT } from '../support/weft-cli.ts';
 import { closedPort } from '../support/servers.ts';
 import type { RunState } from '../../src/up/run-state.ts';
-
-const WEFT = path.join(REPO, 'bin/weft.js');
-
-function weft(args: string[], timeoutMs = 60_000): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [...launcherNodeFlags(), WEFT, ...args],
-      { timeout: timeoutMs },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, out: stdout, err: stderr }),
-    );
-  });
-}
 
 /** `b`: answers who it is; /crash exits with code 3 (after answering). */
 const B_APP = `
@@ -63,22 +50,6 @@ http.createServer((req, res) => {
   out.end();
 }).listen(Number(process.env.PORT), '127.0.0.1');
 `;
-
-/** Pids of live processes whose command line mentions `text`. */
-function processesMentioning(text: string): number[] {
-  const pids: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (cmd.includes(text) && !/\) Z /.test(stat)) pids.push(Number(entry));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return pids;
-}
 
 describe('weft up / status / logs / down', { timeout: 180_000 }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-up-'));
