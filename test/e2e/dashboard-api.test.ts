@@ -4,7 +4,7 @@
  * rate, /api/proxies must list both proxies SYNCED, and the page itself must be served.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
@@ -12,9 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from '../support/http.ts';
-import { meshService, startSidecar } from '../support/mesh.ts';
+import { meshService, startDashboardControlPlane, startSidecar } from '../support/mesh.ts';
 import type { MeshSidecar } from '../support/mesh.ts';
-import { launcherNodeFlags, REPO, waitFor } from '../support/proxy.ts';
+import { waitFor } from '../support/proxy.ts';
 import { closedPort } from '../support/servers.ts';
 import type { GraphResponse, ProxiesResponse, WorkloadResponse } from '../../src/dashboard/types.ts';
 
@@ -33,8 +33,7 @@ describe('the dashboard API over a live mesh', { timeout: 120_000 }, () => {
   const configDir = path.join(dir, 'config');
   const stateDir = path.join(dir, 'state');
   const sidecars: MeshSidecar[] = [];
-  let cp: ReturnType<typeof spawn>;
-  let cpOutput = '';
+  let cp: ChildProcess;
   let app: http.Server;
   let dashboard: number;
   let servicePort: number;
@@ -60,27 +59,7 @@ describe('the dashboard API over a live mesh', { timeout: 120_000 }, () => {
     );
     const xdsPort = await closedPort();
     dashboard = await closedPort();
-    const debugPort = await closedPort();
-    cp = spawn(
-      process.execPath,
-      [
-        ...launcherNodeFlags(),
-        path.join(REPO, 'dist/cli/main.js'),
-        'control-plane',
-        ...['--config', configDir, '--state-dir', stateDir],
-        ...['--xds-port', String(xdsPort), '--debug-port', String(debugPort)],
-        ...['--dashboard-port', String(dashboard)],
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    cp.stdout!.on('data', (b: Buffer) => (cpOutput += b.toString()));
-    cp.stderr!.on('data', (b: Buffer) => (cpOutput += b.toString()));
-    await waitFor(
-      async () =>
-        (await request(dashboard, { path: '/api/proxies' }).catch(() => ({ status: 0 }))).status === 200,
-      20_000,
-      'the dashboard to listen',
-    );
+    cp = await startDashboardControlPlane({ configDir, stateDir, xdsPort, dashboardPort: dashboard });
     // One sidecar announces its admin address (as `weft up` does); the other is found by its admin port.
     const clientAdmin = await closedPort();
     sidecars.push(

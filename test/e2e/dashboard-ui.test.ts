@@ -11,7 +11,7 @@
  * root (git-ignored), written on every run, also when an assertion fails after the page loaded.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -21,9 +21,9 @@ import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 import { request } from '../support/http.ts';
-import { meshService, startSidecar } from '../support/mesh.ts';
+import { meshService, startDashboardControlPlane, startSidecar } from '../support/mesh.ts';
 import type { MeshSidecar } from '../support/mesh.ts';
-import { launcherNodeFlags, REPO, waitFor } from '../support/proxy.ts';
+import { REPO, waitFor } from '../support/proxy.ts';
 import { closedPort } from '../support/servers.ts';
 import type { ProxiesResponse } from '../../src/dashboard/types.ts';
 
@@ -91,7 +91,7 @@ describe('the dashboard page in Chromium', { timeout: 180_000 }, () => {
   const configDir = path.join(dir, 'config');
   const stateDir = path.join(dir, 'state');
   const sidecars: MeshSidecar[] = [];
-  let cp: ReturnType<typeof spawn>;
+  let cp: ChildProcess;
   let app: http.Server;
   let blocker: net.Server;
   let dashboard: number;
@@ -136,25 +136,7 @@ spec:
     );
     const xdsPort = await closedPort();
     dashboard = await closedPort();
-    const debugPort = await closedPort();
-    cp = spawn(
-      process.execPath,
-      [
-        ...launcherNodeFlags(),
-        path.join(REPO, 'dist/cli/main.js'),
-        'control-plane',
-        ...['--config', configDir, '--state-dir', stateDir],
-        ...['--xds-port', String(xdsPort), '--debug-port', String(debugPort)],
-        ...['--dashboard-port', String(dashboard)],
-      ],
-      { stdio: ['ignore', 'ignore', 'ignore'] },
-    );
-    await waitFor(
-      async () =>
-        (await request(dashboard, { path: '/api/proxies' }).catch(() => ({ status: 0 }))).status === 200,
-      20_000,
-      'the dashboard to listen',
-    );
+    cp = await startDashboardControlPlane({ configDir, stateDir, xdsPort, dashboardPort: dashboard });
     const common = { xdsPort, stateDir, workDir: dir };
     sidecars.push(
       await startSidecar({

@@ -1,9 +1,11 @@
 /** A control plane and sidecar processes with workload certificates, for mesh end-to-end tests. */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { WorkloadTokens } from '../../src/control/ca/workload-tokens.ts';
 import { request } from './http.ts';
-import { spawnWeftProxy } from './proxy.ts';
+import { launcherNodeFlags, REPO, spawnWeftProxy, waitFor } from './proxy.ts';
 import type { ProxyProcess } from './proxy.ts';
 import { closedPort } from './servers.ts';
 
@@ -79,4 +81,33 @@ export async function adminStat(proxy: { admin: number }, key: string): Promise<
   const r = await request(proxy.admin, { path: '/stats?format=json' });
   const stats = (JSON.parse(r.body) as { stats: { name: string; value?: number }[] }).stats;
   return stats.find((s) => s.name === key)?.value ?? 0;
+}
+
+/** `weft control-plane` from dist/ with the dashboard on `dashboardPort`, returned once the dashboard answers. */
+export async function startDashboardControlPlane(o: {
+  configDir: string;
+  stateDir: string;
+  xdsPort: number;
+  dashboardPort: number;
+}): Promise<ChildProcess> {
+  const debugPort = await closedPort();
+  const cp = spawn(
+    process.execPath,
+    [
+      ...launcherNodeFlags(),
+      path.join(REPO, 'dist/cli/main.js'),
+      'control-plane',
+      ...['--config', o.configDir, '--state-dir', o.stateDir],
+      ...['--xds-port', String(o.xdsPort), '--debug-port', String(debugPort)],
+      ...['--dashboard-port', String(o.dashboardPort)],
+    ],
+    { stdio: ['ignore', 'ignore', 'ignore'] },
+  );
+  await waitFor(
+    async () =>
+      (await request(o.dashboardPort, { path: '/api/proxies' }).catch(() => ({ status: 0 }))).status === 200,
+    20_000,
+    'the dashboard to listen',
+  );
+  return cp;
 }
