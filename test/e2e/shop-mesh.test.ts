@@ -136,7 +136,8 @@ describe('the shop demo under weft up', { timeout: 300_000 }, () => {
 
   it('starts all seven instances and the gateway, and prints the summary', async () => {
     await waitFor(
-      () => /is up: 7 of 7 instances ready/.test(upOut) || up?.exitCode != null,
+      // The summary is written line by line: wait for its last line.
+      () => /stop: weft down/.test(upOut) || up?.exitCode != null,
       120_000,
       `weft up to be ready; output:\n${upOut}`,
     );

@@ -213,7 +213,7 @@ spec:
     up.stderr!.on('data', (c: Buffer) => (upOut += c.toString()));
     upExit = new Promise((resolve) => up.once('exit', (code) => resolve(code)));
     await waitFor(
-      () => /is up: 3 of 3 instances ready/.test(upOut),
+      () => /is up: 3 of 3 instances ready/.test(upOut) && /stop: weft down/.test(upOut),
       60_000,
       `weft up to be ready; output:\n${upOut}`,
     );

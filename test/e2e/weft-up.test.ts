@@ -120,7 +120,8 @@ spec:
 
   it('starts the control plane, then each sidecar and app, then reports the mesh up', async () => {
     await waitFor(
-      () => /is up: 2 of 2 instances ready/.test(upOut),
+      // The summary is written line by line: wait for its last line.
+      () => /is up: 2 of 2 instances ready/.test(upOut) && /stop: weft down/.test(upOut),
       60_000,
       `weft up to be ready; output:\n${upOut}`,
     );
