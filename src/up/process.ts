@@ -151,22 +151,6 @@ export function httpReady(port: number, path: string, host = '127.0.0.1'): Promi
   });
 }
 
-/** POST http://127.0.0.1:port/path (an admin action) answers 2xx. */
-export function httpPost(port: number, path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = http.request(
-      { host: '127.0.0.1', port, path, method: 'POST', timeout: 2000, agent: false },
-      (res) => {
-        res.resume();
-        resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300);
-      },
-    );
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
-    req.end();
-  });
-}
-
 export function tcpReady(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ port, host, timeout: 1000 });

@@ -19,7 +19,6 @@ import type { InstancePlan, Readiness, RunPlan } from './plan.ts';
 import { canBind, freePorts } from './ports.ts';
 import {
   describeExit,
-  httpPost,
   httpReady,
   logTail,
   ManagedProcess,
@@ -47,11 +46,6 @@ const RESTART_READY_MS = 60_000;
 /** The sidecars' drain (5 s by default) plus margin. */
 const PROXY_STOP_GRACE_MS = 15_000;
 const POLL_MS = 100;
-/**
- * After the gateway stops accepting: time for connections it accepted just before to send their request (served
- * with `connection: close`); its own stop then waits only for requests it has read.
- */
-const GATEWAY_SETTLE_MS = 1_000;
 
 export interface UpOptions {
   /** The mesh directory. */
@@ -333,17 +327,10 @@ class Mesh {
       `weft: stopping ${this.plan.mesh.name}: gateway (drain), then apps, then sidecars (drain), then control plane`,
     );
     await this.control?.close();
-    // North-south traffic stops first: the gateway takes no new request and lets those in flight finish while
-    // every app behind it still runs. Then each app stops (draining its own requests) before its sidecar.
-    if (this.gateway) {
-      if (
-        this.plan.gateway &&
-        !this.gateway.exit &&
-        (await httpPost(this.plan.gateway.admin, '/drain_listeners'))
-      )
-        await sleep(GATEWAY_SETTLE_MS);
-      await this.gateway.stop(PROXY_STOP_GRACE_MS);
-    }
+    // North-south traffic stops first: the gateway takes no new request and lets those in flight (and those
+    // on connections it just accepted) finish while every app behind it still runs. Then each app stops
+    // (draining its own requests) before its sidecar.
+    if (this.gateway) await this.gateway.stop(PROXY_STOP_GRACE_MS);
     await Promise.all(this.instances.map((i) => i.stopApp()));
     await Promise.all(this.instances.map((i) => i.stopSidecar()));
     if (this.controlPlane) await this.controlPlane.stop(PROXY_STOP_GRACE_MS);
