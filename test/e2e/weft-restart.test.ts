@@ -16,7 +16,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { launcherNodeFlags, waitFor } from '../support/proxy.ts';
-import { processesMentioning, weft, WEFT } from '../support/weft-cli.ts';
+import { gatewayToService, processesMentioning, weft, WEFT } from '../support/weft-cli.ts';
 import { closedPort } from '../support/servers.ts';
 import type { RunState } from '../../src/up/run-state.ts';
 
@@ -182,22 +182,8 @@ workloads:
     );
     fs.writeFileSync(
       path.join(dir, 'gateway.yaml'),
-      `
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: istio-system}
-spec:
-  selector: {istio: ingressgateway}
-  servers: [{port: {number: ${gatewayPort}, name: http, protocol: HTTP}, hosts: ["*"]}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: front, namespace: istio-system}
-spec:
-  hosts: ["*"]
-  gateways: [gw]
-  http: [{route: [{destination: {host: front.default.svc.cluster.local, port: {number: ${servicePort}}}}]}]
----
+      gatewayToService(gatewayPort, 'front.default.svc.cluster.local', servicePort) +
+        `---
 apiVersion: telemetry.istio.io/v1
 kind: Telemetry
 metadata: {name: gateway-access-log, namespace: istio-system}

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from '../support/http.ts';
 import { launcherNodeFlags, waitFor } from '../support/proxy.ts';
-import { processesMentioning, weft, WEFT } from '../support/weft-cli.ts';
+import { gatewayToService, processesMentioning, weft, WEFT } from '../support/weft-cli.ts';
 import { closedPort } from '../support/servers.ts';
 import type { RunState } from '../../src/up/run-state.ts';
 
@@ -84,22 +84,7 @@ workloads:
     );
     fs.writeFileSync(
       path.join(dir, 'gateway.yaml'),
-      `
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw, namespace: istio-system}
-spec:
-  selector: {istio: ingressgateway}
-  servers: [{port: {number: ${gatewayPort}, name: http, protocol: HTTP}, hosts: ["*"]}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: front, namespace: istio-system}
-spec:
-  hosts: ["*"]
-  gateways: [gw]
-  http: [{route: [{destination: {host: a.default.svc.cluster.local, port: {number: ${servicePort}}}}]}]
-`,
+      gatewayToService(gatewayPort, 'a.default.svc.cluster.local', servicePort),
     );
     up = spawn(process.execPath, [...launcherNodeFlags(), WEFT, 'up', dir], {
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -40,3 +40,23 @@ export function processesMentioning(text: string): number[] {
   }
   return pids;
 }
+
+/** A Gateway on the ingress gateway's `gatewayPort` and a VirtualService sending every host to `host:port`. */
+export function gatewayToService(gatewayPort: number, host: string, port: number): string {
+  return `
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: ${gatewayPort}, name: http, protocol: HTTP}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: front, namespace: istio-system}
+spec:
+  hosts: ["*"]
+  gateways: [gw]
+  http: [{route: [{destination: {host: ${host}, port: {number: ${port}}}}]}]
+`;
+}
