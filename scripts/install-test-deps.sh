@@ -15,11 +15,13 @@ declare -A PACKAGE_FOR=(
   [redis-server]=redis-server
   [openssl]=openssl
   [chromium]=chromium
+  [iptables]=iptables
+  [cc]=gcc
 )
 
 missing=()
 for cmd in "${!PACKAGE_FOR[@]}"; do
-  # nginx lives in /usr/sbin, which a non-login PATH may lack.
+  # nginx and iptables live in /usr/sbin, which a non-login PATH may lack.
   if ! command -v "$cmd" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$cmd" ]; then
     pkg="${PACKAGE_FOR[$cmd]}"
     [[ " ${missing[*]-} " == *" $pkg "* ]] || missing+=("$pkg")

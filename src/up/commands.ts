@@ -25,10 +25,18 @@ export function addUpCommands(program: Command): void {
         'can then keep its own service ports)',
       '127.0.0.10',
     )
-    .action(async (dir: string, opts: { firstIp: string }) => {
+    .addOption(
+      new Option(
+        '--mode <mode>',
+        "how apps' outbound traffic reaches their sidecars (default: weft.yaml's mesh.mode, else explicit): " +
+          'explicit (HTTP_PROXY / grpc_proxy) or transparent (a network namespace per app and iptables ' +
+          'capture; Linux, root)',
+      ).choices(['explicit', 'transparent']),
+    )
+    .action(async (dir: string, opts: { firstIp: string; mode?: 'explicit' | 'transparent' }) => {
       const { runUp } = await import('./supervisor.ts');
       // Exit explicitly: the code is known, and nothing else must keep the supervisor alive.
-      process.exit(await runUp({ dir, firstIp: opts.firstIp }));
+      process.exit(await runUp({ dir, firstIp: opts.firstIp, ...(opts.mode ? { mode: opts.mode } : {}) }));
     });
 
   program
@@ -143,9 +151,13 @@ export function runStatus(dir: string, output: 'table' | 'json'): number {
       i.instance,
       i.namespace,
       i.ip,
-      [...i.ports.map((p) => `${p.service}→${p.private}`), `out ${i.outbound}`, `admin ${i.admin}`].join(
-        ', ',
-      ),
+      [
+        // Transparent mode: the app listens in its namespace, on its address there.
+        ...i.ports.map((p) => `${p.service}→${i.appIp !== undefined ? `${i.appIp}:` : ''}${p.private}`),
+        `out ${i.outbound}`,
+        `admin ${i.admin}`,
+        ...(i.netns !== undefined ? [`netns ${i.netns}`] : []),
+      ].join(', '),
       instanceState(st, i, running),
       String(i.restarts),
       `app ${pidCell(i.appPid, running)}, sidecar ${pidCell(i.sidecarPid, running)}`,
@@ -273,6 +285,8 @@ export async function runDown(dir: string, timeoutMs: number): Promise<number> {
       await waitGone(pids);
     }
   } else {
+    // A supervisor killed outright leaves its namespaces and capture rules behind: sweep them.
+    await sweepNetworks(st);
     process.stdout.write(`weft: mesh ${st.mesh} is not running\n`);
     return 0;
   }
@@ -282,8 +296,17 @@ export async function runDown(dir: string, timeoutMs: number): Promise<number> {
     );
     return 1;
   }
+  await sweepNetworks(st);
   process.stdout.write(`weft: mesh ${st.mesh} stopped (${path.resolve(dir)})\n`);
   return 0;
+}
+
+/** Removes what is left of a transparent run's namespaces and iptables rules (nothing when it cleaned up). */
+async function sweepNetworks(st: RunState): Promise<void> {
+  if (st.network === undefined) return;
+  const { destroyNetworks } = await import('./netns.ts');
+  const removed = await destroyNetworks(st.network.runId);
+  if (removed.length > 0) process.stdout.write(`weft: removed ${removed.join(', ')}\n`);
 }
 
 export async function runRestart(workload: string, dir: string): Promise<number> {

@@ -120,10 +120,12 @@ workloads:
     );
   });
 
-  it('rejects transparent mode for now', () => {
-    assert.deepEqual(problems('mesh: {mode: transparent}\nworkloads: [{name: a, command: x}]'), [
-      'weft.yaml: mesh.mode: transparent mode is not supported yet (it needs root and network namespaces); use explicit',
-    ]);
+  it('takes the mode, explicit unless the file says transparent', () => {
+    assert.equal(parseMeshFile('workloads: [{name: a, command: x}]', 'weft.yaml', '/m').mode, 'explicit');
+    assert.equal(
+      parseMeshFile('mesh: {mode: transparent}\nworkloads: [{name: a, command: x}]', 'weft.yaml', '/m').mode,
+      'transparent',
+    );
   });
 
   it('finds duplicates and conflicts across workloads', () => {

@@ -19,6 +19,8 @@ export interface MeshPort {
   readonly protocol: PortProtocol;
 }
 
+export type MeshMode = 'explicit' | 'transparent';
+
 export type MeshCommand = { readonly argv: readonly string[] } | { readonly shell: string };
 
 export interface MeshWorkload {
@@ -57,7 +59,8 @@ export interface MeshFile {
   /** The mesh directory (absolute). */
   readonly dir: string;
   readonly name: string;
-  readonly mode: 'explicit';
+  /** How apps' outbound traffic reaches their sidecars: proxy variables, or iptables capture (Linux, root). */
+  readonly mode: MeshMode;
   readonly trustDomain: string;
   readonly controlPlane: ControlPlanePorts;
   readonly gateway?: MeshGateway;
@@ -362,10 +365,6 @@ export function parseMeshFile(text: string, file: string, dir: string): MeshFile
 
 function build(raw: RawMesh, dir: string, fail: (problems: string[]) => never): MeshFile {
   const problems: string[] = [];
-  if (raw.mesh?.mode === 'transparent')
-    problems.push(
-      'mesh.mode: transparent mode is not supported yet (it needs root and network namespaces); use explicit',
-    );
   const cp: ControlPlanePorts = {
     xdsPort: raw.mesh?.controlPlane?.xdsPort ?? 15010,
     debugPort: raw.mesh?.controlPlane?.debugPort ?? 15014,
@@ -477,7 +476,7 @@ function build(raw: RawMesh, dir: string, fail: (problems: string[]) => never): 
   return {
     dir,
     name: raw.mesh?.name ?? path.basename(dir),
-    mode: 'explicit',
+    mode: raw.mesh?.mode ?? 'explicit',
     trustDomain: raw.mesh?.trustDomain ?? 'cluster.local',
     controlPlane: cp,
     ...(gateway ? { gateway } : {}),

@@ -27,9 +27,16 @@ workloads:
     command: ["sh", "load.sh"]
 `;
 
-function plan(dashboard = true): ReturnType<typeof buildPlan> {
+function plan(
+  dashboard = true,
+  transparent?: { runId: string; subnetIndex: number },
+): ReturnType<typeof buildPlan> {
   let next = 20_000;
-  return buildPlan(parseMeshFile(MESH, 'weft.yaml', '/srv/shop'), { allocatePort: () => next++, dashboard });
+  return buildPlan(parseMeshFile(MESH, 'weft.yaml', '/srv/shop'), {
+    allocatePort: () => next++,
+    dashboard,
+    ...(transparent ? { transparent } : {}),
+  });
 }
 
 describe('run plan', () => {
@@ -78,9 +85,9 @@ describe('run plan', () => {
     assert.deepEqual(
       p.instances.map((i) => i.readiness),
       [
-        { kind: 'http', port: 20001, path: '/healthz' },
-        { kind: 'tcp', port: 20004 },
-        { kind: 'tcp', port: 20008 },
+        { kind: 'http', host: '127.0.0.1', port: 20001, path: '/healthz' },
+        { kind: 'tcp', host: '127.0.0.1', port: 20004 },
+        { kind: 'tcp', host: '127.0.0.1', port: 20008 },
         { kind: 'none' },
       ],
     );
@@ -161,6 +168,7 @@ describe('run plan', () => {
     assert.deepEqual(web.app.env, {
       GREETING: 'hi',
       PORT: '20001',
+      HOST: '127.0.0.1',
       WEFT_PORT_8080: '20001',
       HTTP_PROXY: 'http://127.0.0.1:20002',
       http_proxy: 'http://127.0.0.1:20002',
@@ -265,5 +273,61 @@ spec:
       [1, 2, 3, 4, 5, 6, 7, 20].map(backoffMs),
       [1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000],
     );
+  });
+
+  it('in transparent mode runs each app in its namespace on its own ports, reached by service VIPs', () => {
+    const p = plan(true, { runId: 'abc123', subnetIndex: 5 });
+    const web = p.instances[0];
+    const reviews1 = p.instances[2];
+    assert.equal(web.network?.netns, 'weft-abc123-0');
+    assert.equal(web.network?.hostIp, '198.18.5.1');
+    assert.equal(reviews1.network?.appIp, '198.18.5.10');
+    // No private ports: the app keeps its declared ones, alone in its namespace.
+    assert.deepEqual(
+      reviews1.ports.map((x) => [x.service, x.private]),
+      [
+        [9080, 9080],
+        [9090, 9090],
+      ],
+    );
+    assert.equal(web.app.env.PORT, '8080');
+    assert.equal(web.app.env.HOST, '0.0.0.0');
+    for (const k of ['HTTP_PROXY', 'http_proxy', 'grpc_proxy', 'NODE_USE_ENV_PROXY'])
+      assert.equal(web.app.env[k], undefined, k);
+    assert.deepEqual(web.readiness, { kind: 'http', host: '198.18.5.2', port: 8080, path: '/healthz' });
+    const args = web.sidecarArgs.join(' ');
+    assert.match(args, /--interception-mode REDIRECT/);
+    assert.match(args, new RegExp(`WEFT_OUTBOUND_BIND=198\\.18\\.5\\.1 `));
+    assert.match(
+      args,
+      new RegExp(`WEFT_OUTBOUND_PORT=${p.transparent?.networks.instances[0].outboundPort} `),
+    );
+    interface Doc {
+      kind: string;
+      metadata: { name: string };
+      spec: { hosts?: string[]; addresses?: string[]; ingress?: { defaultEndpoint: string }[] };
+    }
+    const docs = parseAllDocuments(p.generated[0].yaml).map((d) => d.toJS() as Doc);
+    const entries = docs.filter((d) => d.kind === 'ServiceEntry');
+    assert.deepEqual(
+      entries.map((e) => [e.spec.hosts?.[0], e.spec.addresses]),
+      [
+        ['web.default.svc.cluster.local', ['240.240.0.1']],
+        ['reviews.shop.svc.cluster.local', ['240.240.0.2']],
+      ],
+    );
+    const sidecar = docs.find((d) => d.kind === 'Sidecar' && d.metadata.name === 'reviews-v2-1');
+    assert.deepEqual(
+      sidecar?.spec.ingress?.map((i) => i.defaultEndpoint),
+      ['198.18.5.10:9080', '198.18.5.10:9090'],
+    );
+    const hosts = p.transparent?.hosts ?? '';
+    assert.match(
+      hosts,
+      /^240\.240\.0\.2\s+reviews\.shop\.svc\.cluster\.local reviews\.shop\.svc reviews\.shop reviews$/m,
+    );
+    // Explicit mode has neither.
+    assert.equal(plan().transparent, undefined);
+    assert.equal(plan().instances[0].network, undefined);
   });
 });

@@ -1,11 +1,18 @@
 /**
- * The run plan of `weft up` (explicit mode): from the mesh file and a source of free ports, every address,
- * every command line, every app environment and the Istio resources the control plane must read. Pure, so
- * what `weft up` will do can be checked without starting anything.
+ * The run plan of `weft up`: from the mesh file and a source of free ports, every address, every command
+ * line, every app environment and the Istio resources the control plane must read. Pure, so what `weft up`
+ * will do can be checked without starting anything.
+ *
+ * Explicit mode: each app listens on a private port on 127.0.0.1 and reaches the mesh through HTTP_PROXY /
+ * grpc_proxy pointing at its sidecar. Transparent mode: each app runs in its own network namespace, listens
+ * on its declared ports there, resolves service names to VIPs (240.240.0.0/16, as Istio auto-allocates) from
+ * the namespace's /etc/hosts and connects to them directly; iptables hands those connections to its sidecar.
  */
 import path from 'node:path';
 import { stringify } from 'yaml';
 import type { MeshCommand, MeshFile, MeshWorkload, PortProtocol } from './mesh-file.ts';
+import { hostsFile, planNetworks } from './netns.ts';
+import type { InstanceNetwork, RunNetworks } from './netns.ts';
 
 export const INSTANCE_LABEL = 'weft.io/instance';
 /** Instances get 127.0.0.10, .11, ... in weft.yaml order, unless `weft up --first-ip` says where to begin. */
@@ -67,8 +74,8 @@ export interface InstancePort {
 }
 
 export type Readiness =
-  | { readonly kind: 'http'; readonly port: number; readonly path: string }
-  | { readonly kind: 'tcp'; readonly port: number }
+  | { readonly kind: 'http'; readonly host: string; readonly port: number; readonly path: string }
+  | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
   | { readonly kind: 'none' };
 
 export interface InstancePlan {
@@ -89,6 +96,8 @@ export interface InstancePlan {
   readonly readiness: Readiness;
   readonly appLog: string;
   readonly sidecarLog: string;
+  /** Transparent mode: the instance's network namespace (the app runs in it). */
+  readonly network?: InstanceNetwork;
 }
 
 export interface GatewayPlan {
@@ -118,6 +127,8 @@ export interface RunPlan {
   readonly instances: readonly InstancePlan[];
   /** Files (names inside paths.generatedDir) and their YAML. */
   readonly generated: readonly { readonly file: string; readonly yaml: string }[];
+  /** Transparent mode: the namespaces and capture rules to create, and the /etc/hosts every app sees. */
+  readonly transparent?: { readonly networks: RunNetworks; readonly hosts: string };
 }
 
 export interface PlanOptions {
@@ -127,6 +138,8 @@ export interface PlanOptions {
   readonly dashboard: boolean;
   /** The first instance's loopback IP (default DEFAULT_FIRST_IP); check it with firstIpProblem first. */
   readonly firstIp?: string;
+  /** Transparent mode, with the run's id and /24 (see netns.ts); else explicit. */
+  readonly transparent?: { readonly runId: string; readonly subnetIndex: number };
 }
 
 export function runPaths(dir: string): RunPaths {
@@ -154,15 +167,19 @@ function appEnv(
   w: MeshWorkload,
   instance: string,
   ports: readonly InstancePort[],
-  outbound: number,
+  outbound: number | undefined,
 ): Record<string, string> {
-  const proxy = `http://127.0.0.1:${outbound}`;
   const env: Record<string, string> = { ...w.env };
   if (ports.length > 0) env.PORT = String(ports[0].private);
+  // Where the app should listen: only its sidecar reaches it, on loopback or, in its own namespace, on eth0.
+  env.HOST = outbound === undefined ? '0.0.0.0' : '127.0.0.1';
   for (const p of ports) env[`WEFT_PORT_${p.service}`] = String(p.private);
-  for (const k of ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'grpc_proxy']) env[k] = proxy;
-  env.NO_PROXY = env.no_proxy = 'localhost,127.0.0.1';
-  env.NODE_USE_ENV_PROXY = '1';
+  if (outbound !== undefined) {
+    const proxy = `http://127.0.0.1:${outbound}`;
+    for (const k of ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'grpc_proxy']) env[k] = proxy;
+    env.NO_PROXY = env.no_proxy = 'localhost,127.0.0.1';
+    env.NODE_USE_ENV_PROXY = '1';
+  }
   env.WEFT_WORKLOAD = w.name;
   env.WEFT_NAMESPACE = w.namespace;
   env.WEFT_INSTANCE = instance;
@@ -195,56 +212,78 @@ export function buildPlan(mesh: MeshFile, opts: PlanOptions): RunPlan {
   const nameCount = new Map<string, number>();
   for (const w of mesh.workloads) nameCount.set(w.name, (nameCount.get(w.name) ?? 0) + 1);
 
-  const instances: InstancePlan[] = [];
-  for (const w of mesh.workloads) {
-    for (let i = 0; i < w.replicas; i++) {
-      const instance = `${w.name}-${i}`;
-      const fileBase = (nameCount.get(w.name) ?? 0) > 1 ? `${instance}.${w.namespace}` : instance;
-      const ip = instanceIp(instances.length, opts.firstIp);
-      const ports = w.ports.map((p) => ({
+  // Ports first, in weft.yaml order; in transparent mode an app keeps its declared ports in its namespace.
+  const allocated = mesh.workloads.flatMap((w) =>
+    Array.from({ length: w.replicas }, (_, i) => ({
+      w,
+      i,
+      ports: w.ports.map((p) => ({
         service: p.port,
-        private: opts.allocatePort(),
+        private: opts.transparent ? p.port : opts.allocatePort(),
         name: p.name,
         protocol: p.protocol,
-      }));
-      const outbound = opts.allocatePort();
-      const admin = opts.allocatePort();
-      const labels = { ...w.labels, [INSTANCE_LABEL]: instance };
-      const tokenFile = path.join(paths.tokensDir, `${fileBase}.token`);
-      instances.push({
-        workload: w.name,
-        instance,
-        namespace: w.namespace,
-        service: w.service,
-        serviceAccount: w.serviceAccount,
-        ip,
-        labels,
-        ports,
-        outbound,
-        admin,
-        tokenFile,
-        sidecarArgs: [
-          'proxy',
-          ...['--xds-address', xdsAddress, '--ca-token-file', tokenFile],
-          ...['--type', 'sidecar', '--name', instance, '--namespace', w.namespace, '--ip', ip],
-          ...['--workload-name', w.name, '--service-account', w.serviceAccount],
-          ...['--labels', labelList(labels)],
-          ...(w.locality !== undefined ? ['--locality', w.locality] : []),
-          ...['--metadata', `WEFT_OUTBOUND_PORT=${outbound}`, '--metadata', 'WEFT_OUTBOUND_BIND=127.0.0.1'],
-          ...['--metadata', `WEFT_ADMIN_ADDRESS=127.0.0.1:${admin}`],
-          ...['--admin-port', String(admin), '--prometheus-port', '0', '--health-port', '0'],
-        ],
-        app: { command: w.command, cwd: w.cwd, env: appEnv(w, instance, ports, outbound) },
-        readiness:
-          ports.length === 0
-            ? { kind: 'none' }
-            : w.readiness.httpGet !== undefined
-              ? { kind: 'http', port: ports[0].private, path: w.readiness.httpGet }
-              : { kind: 'tcp', port: ports[0].private },
-        appLog: path.join(paths.logsDir, `${fileBase}.app.log`),
-        sidecarLog: path.join(paths.logsDir, `${fileBase}.sidecar.log`),
-      });
-    }
+      })),
+      outbound: opts.allocatePort(),
+      admin: opts.allocatePort(),
+    })),
+  );
+  const networks = opts.transparent
+    ? planNetworks(
+        opts.transparent.runId,
+        opts.transparent.subnetIndex,
+        allocated.map((a) => a.outbound),
+      )
+    : undefined;
+
+  const instances: InstancePlan[] = [];
+  for (const { w, i, ports, outbound, admin } of allocated) {
+    const instance = `${w.name}-${i}`;
+    const fileBase = (nameCount.get(w.name) ?? 0) > 1 ? `${instance}.${w.namespace}` : instance;
+    const network = networks?.instances[instances.length];
+    const ip = instanceIp(instances.length, opts.firstIp);
+    const appHost = network?.appIp ?? '127.0.0.1';
+    const labels = { ...w.labels, [INSTANCE_LABEL]: instance };
+    const tokenFile = path.join(paths.tokensDir, `${fileBase}.token`);
+    instances.push({
+      workload: w.name,
+      instance,
+      namespace: w.namespace,
+      service: w.service,
+      serviceAccount: w.serviceAccount,
+      ip,
+      labels,
+      ports,
+      outbound,
+      admin,
+      tokenFile,
+      sidecarArgs: [
+        'proxy',
+        ...['--xds-address', xdsAddress, '--ca-token-file', tokenFile],
+        ...['--type', 'sidecar', '--name', instance, '--namespace', w.namespace, '--ip', ip],
+        ...['--workload-name', w.name, '--service-account', w.serviceAccount],
+        ...['--labels', labelList(labels)],
+        ...(w.locality !== undefined ? ['--locality', w.locality] : []),
+        ...['--metadata', `WEFT_OUTBOUND_PORT=${outbound}`],
+        ...['--metadata', `WEFT_OUTBOUND_BIND=${network?.hostIp ?? '127.0.0.1'}`],
+        ...(network ? ['--interception-mode', 'REDIRECT'] : []),
+        ...['--metadata', `WEFT_ADMIN_ADDRESS=127.0.0.1:${admin}`],
+        ...['--admin-port', String(admin), '--prometheus-port', '0', '--health-port', '0'],
+      ],
+      app: {
+        command: w.command,
+        cwd: w.cwd,
+        env: appEnv(w, instance, ports, network ? undefined : outbound),
+      },
+      readiness:
+        ports.length === 0
+          ? { kind: 'none' }
+          : w.readiness.httpGet !== undefined
+            ? { kind: 'http', host: appHost, port: ports[0].private, path: w.readiness.httpGet }
+            : { kind: 'tcp', host: appHost, port: ports[0].private },
+      appLog: path.join(paths.logsDir, `${fileBase}.app.log`),
+      sidecarLog: path.join(paths.logsDir, `${fileBase}.sidecar.log`),
+      ...(network ? { network } : {}),
+    });
   }
 
   let gateway: GatewayPlan | undefined;
@@ -276,14 +315,53 @@ export function buildPlan(mesh: MeshFile, opts: PlanOptions): RunPlan {
     };
   }
 
+  const vips = networks ? serviceVips(instances) : undefined;
   return {
     mesh,
     paths,
     controlPlane,
     ...(gateway ? { gateway } : {}),
     instances,
-    generated: [{ file: 'weft-up.yaml', yaml: generatedYaml(mesh, instances) }],
+    generated: [{ file: 'weft-up.yaml', yaml: generatedYaml(mesh, instances, vips) }],
+    ...(networks && vips ? { transparent: { networks, hosts: hostsFile(hostEntries(vips)) } } : {}),
   };
+}
+
+/** A VIP per service with ports, in weft.yaml order: 240.240.0.1, .2, ... (Istio auto-allocates from 240.240/16). */
+export function serviceVips(instances: readonly InstancePlan[]): Map<string, string> {
+  const vips = new Map<string, string>();
+  for (const inst of instances) {
+    const key = `${inst.namespace}/${inst.service}`;
+    if (inst.ports.length === 0 || vips.has(key)) continue;
+    const n = vips.size + 1;
+    vips.set(key, `240.240.${Math.floor(n / 256)}.${n % 256}`);
+  }
+  return vips;
+}
+
+/**
+ * The names apps resolve: every service's FQDN, `name.namespace` and `name.namespace.svc`, and the bare name
+ * where no other namespace has a service of that name (a pod's search path would pick its own namespace's;
+ * one /etc/hosts serves every namespace here).
+ */
+function hostEntries(vips: ReadonlyMap<string, string>): { ip: string; names: string[] }[] {
+  const byName = new Map<string, number>();
+  for (const key of vips.keys()) {
+    const name = key.split('/')[1];
+    byName.set(name, (byName.get(name) ?? 0) + 1);
+  }
+  return [...vips].map(([key, ip]) => {
+    const [namespace, name] = key.split('/');
+    return {
+      ip,
+      names: [
+        serviceHost(name, namespace),
+        `${name}.${namespace}.svc`,
+        `${name}.${namespace}`,
+        ...(byName.get(name) === 1 ? [name] : []),
+      ],
+    };
+  });
 }
 
 /**
@@ -291,7 +369,11 @@ export function buildPlan(mesh: MeshFile, opts: PlanOptions): RunPlan {
  * the sidecars that register with `app: <service>`), and a Sidecar per instance whose ingress hands each
  * service port to the app's private port.
  */
-export function generatedYaml(mesh: MeshFile, instances: readonly InstancePlan[]): string {
+export function generatedYaml(
+  mesh: MeshFile,
+  instances: readonly InstancePlan[],
+  vips?: ReadonlyMap<string, string>,
+): string {
   const docs: unknown[] = [];
   const services = new Map<
     string,
@@ -311,6 +393,9 @@ export function generatedYaml(mesh: MeshFile, instances: readonly InstancePlan[]
       metadata: { name: s.service, namespace: s.namespace },
       spec: {
         hosts: [serviceHost(s.service, s.namespace)],
+        ...(vips?.has(`${s.namespace}/${s.service}`)
+          ? { addresses: [vips.get(`${s.namespace}/${s.service}`)] }
+          : {}),
         location: 'MESH_INTERNAL',
         resolution: 'STATIC',
         ports: [...s.ports.values()].map((p) => ({ number: p.service, name: p.name, protocol: p.protocol })),
@@ -328,7 +413,7 @@ export function generatedYaml(mesh: MeshFile, instances: readonly InstancePlan[]
         workloadSelector: { labels: { [INSTANCE_LABEL]: inst.instance } },
         ingress: inst.ports.map((p) => ({
           port: { number: p.service, name: p.name, protocol: p.protocol },
-          defaultEndpoint: `127.0.0.1:${p.private}`,
+          defaultEndpoint: `${inst.network?.appIp ?? '127.0.0.1'}:${p.private}`,
         })),
       },
     });

@@ -18,6 +18,9 @@ export interface RunInstance {
   restarts: number;
   appLog: string;
   sidecarLog: string;
+  /** Transparent mode: the app's network namespace and its address there. */
+  netns?: string;
+  appIp?: string;
 }
 
 export interface RunState {
@@ -32,6 +35,8 @@ export interface RunState {
   controlPlane: { pid?: number; xdsPort: number; debugPort: number; dashboardPort: number; log: string };
   gateway?: { pid?: number; ports: number[]; admin: number; log: string };
   instances: RunInstance[];
+  /** Transparent mode: the run's network namespaces and iptables chain (netns.ts), removed by weft down. */
+  network?: { runId: string; subnet: string };
 }
 
 /** Written whole and renamed into place, so readers never see half a file. */

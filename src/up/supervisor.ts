@@ -13,7 +13,16 @@ import { WorkloadTokens } from '../control/ca/workload-tokens.ts';
 import { ControlServer, controlSocketPath } from './control.ts';
 import type { ControlRequest } from './control.ts';
 import { loadMeshFile, MESH_FILE_NAME, MeshFileError } from './mesh-file.ts';
-import type { MeshFile } from './mesh-file.ts';
+import type { MeshFile, MeshMode } from './mesh-file.ts';
+import {
+  createNetworks,
+  destroyNetworks,
+  freeSubnetIndex,
+  netnsExec,
+  newRunId,
+  transparentProblem,
+} from './netns.ts';
+import { originalDstSupport } from '../proxy/network/original-dst.ts';
 import { buildPlan, DEFAULT_FIRST_IP, firstIpProblem, instanceIp, serviceHost } from './plan.ts';
 import type { InstancePlan, Readiness, RunPlan } from './plan.ts';
 import { canBind, freePorts } from './ports.ts';
@@ -54,7 +63,17 @@ export interface UpOptions {
   readonly shownDir?: string;
   /** The first instance's loopback IP (default 127.0.0.10); the others count up from it. */
   readonly firstIp?: string;
+  /** Overrides weft.yaml's mesh.mode. */
+  readonly mode?: MeshMode;
   readonly out?: (line: string) => void;
+}
+
+/** Why transparent mode cannot run here (not root, no iptables, the SO_ORIGINAL_DST addon not built), or undefined. */
+function transparentUnavailable(): string | undefined {
+  const problem = transparentProblem();
+  if (problem !== undefined) return problem;
+  const addon = originalDstSupport();
+  return addon.available ? undefined : addon.reason;
 }
 
 type Outcome = { ok: true } | { ok: false; why: string };
@@ -169,9 +188,9 @@ async function waitReady(
 function probe(r: Readiness): () => Promise<boolean> {
   switch (r.kind) {
     case 'http':
-      return () => httpReady(r.port, r.path);
+      return () => httpReady(r.port, r.path, r.host);
     case 'tcp':
-      return () => tcpReady(r.port);
+      return () => tcpReady(r.port, r.host);
     case 'none':
       return () => Promise.resolve(true);
   }
@@ -334,6 +353,13 @@ class Mesh {
     await Promise.all(this.instances.map((i) => i.stopApp()));
     await Promise.all(this.instances.map((i) => i.stopSidecar()));
     if (this.controlPlane) await this.controlPlane.stop(PROXY_STOP_GRACE_MS);
+    if (this.plan.transparent) {
+      try {
+        await destroyNetworks(this.plan.transparent.networks.runId);
+      } catch (e) {
+        this.report.raw(`weft: could not remove every network namespace: ${(e as Error).message}`);
+      }
+    }
     this.state.stoppedAt = new Date().toISOString();
     for (const i of this.state.instances) i.state = 'stopped';
     this.save();
@@ -367,6 +393,7 @@ class InstanceRunner {
       restarts: 0,
       appLog: plan.appLog,
       sidecarLog: plan.sidecarLog,
+      ...(plan.network ? { netns: plan.network.netns, appIp: plan.network.appIp } : {}),
     };
     mesh.state.instances.push(this.state);
   }
@@ -468,8 +495,9 @@ class InstanceRunner {
     );
     const restart = why !== 'start';
     const { command, cwd, env } = this.plan.app;
-    const [file, args] =
-      'argv' in command ? [command.argv[0], command.argv.slice(1)] : ['/bin/sh', ['-c', command.shell]];
+    const argv = 'argv' in command ? [...command.argv] : ['/bin/sh', '-c', command.shell];
+    // `ip netns exec` enters the namespace and execs the command: the pid (and process group) stay the app's.
+    const [file, ...args] = this.plan.network ? [...netnsExec(this.plan.network), ...argv] : argv;
     fs.appendFileSync(
       this.plan.appLog,
       `${RUN_MARK}${restart ? 'restarting' : 'starting'} ${this.plan.instance} at ${new Date().toISOString()} ---\n`,
@@ -562,7 +590,13 @@ function summary(mesh: Mesh, seconds: string, ready: number): string[] {
   );
   const first = plan.instances.find((i) => i.ports.length > 0);
   if (g && g.ports.length > 0) lines.push(`  traffic      curl http://127.0.0.1:${g.ports[0]}/`);
-  if (first) {
+  if (first && plan.transparent) {
+    const caller = plan.instances.find((i) => i !== first) ?? first;
+    lines.push(
+      `  in the mesh  ip netns exec ${caller.network?.netns} curl http://${first.service}.${first.namespace}:${first.ports[0].service}/` +
+        `   (from ${caller.instance}'s namespace, captured by its sidecar)`,
+    );
+  } else if (first) {
     const caller = plan.instances.find((i) => i !== first) ?? first;
     lines.push(
       `  in the mesh  curl -x http://127.0.0.1:${caller.outbound} http://${serviceHost(first.service, first.namespace)}:${first.ports[0].service}/` +
@@ -613,7 +647,25 @@ export async function runUp(o: UpOptions): Promise<number> {
     meshFile.workloads.reduce((n, w) => n + w.replicas * (w.ports.length + 2), 0);
   const avoid = new Set([cp.xdsPort, cp.debugPort, cp.dashboardPort, ...(meshFile.gateway?.ports ?? [])]);
   const pool = await freePorts(needed, avoid);
-  const plan = buildPlan(meshFile, { allocatePort: () => pool.shift()!, dashboard, firstIp });
+  let mode = o.mode ?? meshFile.mode;
+  if (mode === 'transparent') {
+    const why = transparentUnavailable();
+    if (why !== undefined) {
+      err(`weft: transparent mode is unavailable here (${why}); running in explicit mode (HTTP_PROXY)`);
+      mode = 'explicit';
+    }
+  }
+  let transparent: { runId: string; subnetIndex: number } | undefined;
+  if (mode === 'transparent') {
+    const runId = newRunId();
+    transparent = { runId, subnetIndex: await freeSubnetIndex(runId) };
+  }
+  const plan = buildPlan(meshFile, {
+    allocatePort: () => pool.shift()!,
+    dashboard,
+    firstIp,
+    ...(transparent ? { transparent } : {}),
+  });
 
   const { paths } = plan;
   for (const d of [paths.weftDir, paths.logsDir, paths.tokensDir, paths.generatedDir])
@@ -671,8 +723,29 @@ export async function runUp(o: UpOptions): Promise<number> {
 
   const started = Date.now();
   out(
-    `weft: starting mesh ${JSON.stringify(plan.mesh.name)} from ${path.join(shown, MESH_FILE_NAME)} (explicit mode)`,
+    `weft: starting mesh ${JSON.stringify(plan.mesh.name)} from ${path.join(shown, MESH_FILE_NAME)} (${plan.transparent ? 'transparent' : 'explicit'} mode)`,
   );
+  if (plan.transparent) {
+    const { networks, hosts } = plan.transparent;
+    // Recorded first: weft down sweeps them even if this process dies half-way.
+    mesh.state.network = { runId: networks.runId, subnet: networks.subnet };
+    mesh.save();
+    try {
+      await createNetworks(networks, hosts);
+      report.line(
+        'network',
+        `${networks.instances.length} namespaces on ${networks.subnet}, outbound TCP captured (iptables chain ${networks.chain})`,
+      );
+    } catch (e) {
+      err(`weft: cannot create the network namespaces; nothing started: ${(e as Error).message}`);
+      await destroyNetworks(networks.runId).catch(() => undefined);
+      mesh.state.stoppedAt = new Date().toISOString();
+      mesh.save();
+      for (const sig of signals) process.off(sig, handler);
+      await mesh.control?.close();
+      return 1;
+    }
+  }
   let code = 0;
   const cpReady = await mesh.startControlPlane();
   if (!cpReady.ok) code = mesh.stopping ? 0 : 1;

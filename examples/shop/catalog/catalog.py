@@ -1,4 +1,4 @@
-"""The shop's catalog: the products, over HTTP/1.1 on 127.0.0.1:$PORT (Python 3, standard library only).
+"""The shop's catalog: the products, over HTTP/1.1 on $HOST:$PORT (Python 3, standard library only).
 
     GET /products       the product list
     GET /products/ID    one product
@@ -110,7 +110,9 @@ class Handler(BaseHTTPRequestHandler):
 
 def main():
     port = int(os.environ.get("PORT", "9080"))
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    # weft up sets HOST: 127.0.0.1 in explicit mode, 0.0.0.0 in transparent mode (the app's own namespace).
+    host = os.environ.get("HOST", "127.0.0.1")
+    server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
 
     def stop(signum, _frame):
@@ -120,7 +122,7 @@ def main():
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log(event="listening", address=f"127.0.0.1:{server.server_address[1]}")
+    log(event="listening", address=f"{host}:{server.server_address[1]}")
     server.serve_forever()
     server.server_close()
     return 0

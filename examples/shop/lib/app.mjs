@@ -40,6 +40,14 @@ export function instanceName(fallback) {
   return process.env.WEFT_INSTANCE ?? process.env.WEFT_WORKLOAD ?? fallback;
 }
 
+/**
+ * The address to listen on: $HOST, which `weft up` sets to 127.0.0.1 in explicit mode (the app shares the
+ * machine's network) and to 0.0.0.0 in transparent mode (its own namespace, reached by its sidecar on eth0).
+ */
+export function listenHost() {
+  return process.env.HOST ?? '127.0.0.1';
+}
+
 /** The port to listen on: $PORT, which `weft up` sets to the private port behind the inbound sidecar. */
 export function listenPort(fallback) {
   const port = Number(process.env.PORT ?? fallback);
@@ -113,8 +121,8 @@ export function serveHttp(name, defaultPort, handle) {
         else res.destroy();
       });
   });
-  server.listen(listenPort(defaultPort), '127.0.0.1', () => {
-    logRequest(name, { event: 'listening', address: `127.0.0.1:${server.address().port}` });
+  server.listen(listenPort(defaultPort), listenHost(), () => {
+    logRequest(name, { event: 'listening', address: `${listenHost()}:${server.address().port}` });
   });
   exitOnSignal(name, async () => {
     // Idle keep-alive connections would hold close() open; in-flight requests finish first.

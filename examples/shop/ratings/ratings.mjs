@@ -3,7 +3,7 @@
  * returns the average stars of a product. It also answers grpc.health.v1.Health/Check, the gRPC
  * form of a health check (a gRPC port cannot answer a plain HTTP/1.1 GET /healthz).
  */
-import { exitOnSignal, instanceName, listenPort, logRequest } from '../lib/app.mjs';
+import { exitOnSignal, instanceName, listenHost, listenPort, logRequest } from '../lib/app.mjs';
 import { grpc, Health, Ratings } from '../lib/ratings-proto.mjs';
 
 const NAME = instanceName('ratings');
@@ -46,12 +46,16 @@ server.addService(Health.service, {
   },
 });
 
-server.bindAsync(`127.0.0.1:${listenPort(50051)}`, grpc.ServerCredentials.createInsecure(), (err, port) => {
-  if (err) {
-    process.stderr.write(`${NAME}: cannot listen: ${err.message}\n`);
-    process.exit(1);
-  }
-  logRequest(NAME, { event: 'listening', address: `127.0.0.1:${port}` });
-});
+server.bindAsync(
+  `${listenHost()}:${listenPort(50051)}`,
+  grpc.ServerCredentials.createInsecure(),
+  (err, port) => {
+    if (err) {
+      process.stderr.write(`${NAME}: cannot listen: ${err.message}\n`);
+      process.exit(1);
+    }
+    logRequest(NAME, { event: 'listening', address: `${listenHost()}:${port}` });
+  },
+);
 
 exitOnSignal(NAME, () => new Promise((resolve) => server.tryShutdown(() => resolve())));

@@ -1,12 +1,15 @@
 /**
  * Listeners and route configurations for sidecars and gateways.
  *
- * Sidecar (no traffic capture, Istio's interception mode NONE): an outbound HTTP listener (`virtualOutbound`,
- * 127.0.0.1:15001 unless node metadata says otherwise), the applications' explicit proxy, that routes by
- * Host/:authority (or an absolute-form URI) to every visible HTTP service and tunnels `CONNECT host:port` to
- * any visible service port; one listener per Sidecar `egress` port; one per Sidecar `ingress` port forwarding to the
- * application's `defaultEndpoint`. Gateway: one listener per Gateway server port, routes from the
- * VirtualServices bound to it.
+ * Sidecar without traffic capture (Istio's interception mode NONE): an outbound HTTP listener
+ * (`virtualOutbound`, 127.0.0.1:15001 unless node metadata says otherwise), the applications' explicit proxy,
+ * that routes by Host/:authority (or an absolute-form URI) to every visible HTTP service and tunnels
+ * `CONNECT host:port` to any visible service port. With capture (node metadata `INTERCEPTION_MODE: REDIRECT`,
+ * iptables sending the app's connections to that port) the same listener instead matches each connection by
+ * its original destination: HTTP service ports by port, to per-port Host-routed route configurations, other
+ * ports by service VIP and port, to tcp_proxy. Then one listener per Sidecar `egress` port; one per Sidecar
+ * `ingress` port forwarding to the application's `defaultEndpoint`. Gateway: one listener per Gateway server
+ * port, routes from the VirtualServices bound to it.
  */
 import type { JsonObject } from '../../core/json.ts';
 import type { IstioResource } from '../../api/istio/resource.ts';
@@ -372,6 +375,7 @@ export function planKey(proxy: ProxyNode, snap: MeshSnapshot): string {
     labels,
     metadataString(proxy, 'WEFT_OUTBOUND_BIND') ?? '',
     metadataString(proxy, 'WEFT_OUTBOUND_PORT') ?? '',
+    metadataString(proxy, 'INTERCEPTION_MODE') ?? '',
     // Ingress listeners without a bind address listen on the proxy's own.
     sidecar?.spec.ingress?.length ? (proxy.ipAddresses[0] ?? '') : '',
     sidecar?.spec.ingress?.length ? rateLimitKey(proxy, snap) : '',
@@ -507,7 +511,9 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
   const telemetry = proxyTelemetry(proxy, snap);
   const bind = metadataString(proxy, 'WEFT_OUTBOUND_BIND') ?? '127.0.0.1';
   const outboundPort = Number(metadataString(proxy, 'WEFT_OUTBOUND_PORT') ?? 15001);
-  if (outboundPort > 0) {
+  if (outboundPort > 0 && metadataString(proxy, 'INTERCEPTION_MODE') === 'REDIRECT') {
+    capturedOutbound(plan, services, address(bind, outboundPort), ctx, telemetry.client);
+  } else if (outboundPort > 0) {
     // Applications point HTTP_PROXY / grpc_proxy here: besides Host-routed requests it takes absolute-form
     // requests (Envoy's allow_absolute_url, on by default) and CONNECT, which its connect routes terminate.
     const explicitProxyHcm = hcm(
@@ -555,7 +561,7 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
           { filters: [hcm(`outbound_${name}`, rds(String(port)), true, false, telemetry.client)] },
         ],
       });
-      plan.routes.push(routeConfiguration(String(port), httpPorts(onPort, port), ctx, true));
+      pushRoute(plan, routeConfiguration(String(port), httpPorts(onPort, port), ctx, true));
     } else if (
       declared === 'UNSPECIFIED' &&
       onPort.some((s) => s.ports.some((p) => p.number === port && p.protocol === 'UNSPECIFIED'))
@@ -582,7 +588,7 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
           ),
         ),
       });
-      plan.routes.push(routeConfiguration(String(port), sniffed, ctx, true));
+      pushRoute(plan, routeConfiguration(String(port), sniffed, ctx, true));
     } else if (onPort.length > 0) {
       // A port-bound listener carries one TCP service (nothing tells two apart): the first; its
       // VirtualService's tcp routes (if any admit this proxy) decide where connections go.
@@ -670,6 +676,74 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
     });
   }
   return plan;
+}
+
+/** Adds a route configuration unless one of that name is there (a captured port that is also a Sidecar egress port). */
+function pushRoute(plan: ListenerPlan, route: JsonObject): void {
+  if (!plan.routes.some((r) => r.name === route.name)) plan.routes.push(route);
+}
+
+const ORIGINAL_DST_LISTENER_FILTER: JsonObject = {
+  name: 'envoy.filters.listener.original_dst',
+  typed_config: {
+    '@type': 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
+  },
+};
+
+/**
+ * The outbound listener of a sidecar whose app's connections iptables redirects to it: one filter chain per
+ * HTTP port (any address: the Host header picks the service, as on Istio's `0.0.0.0_<port>` listeners) and
+ * one per non-HTTP service port and VIP. A connection to anything else matches no chain and is closed, as
+ * Istio's REGISTRY_ONLY outbound traffic policy does; there is no passthrough.
+ */
+function capturedOutbound(
+  plan: ListenerPlan,
+  services: readonly Service[],
+  listenAt: JsonObject,
+  ctx: Omit<RouteContext, 'port'>,
+  telemetry: SideTelemetry | undefined,
+): void {
+  const chains: JsonObject[] = [];
+  const http = [...new Set(httpPorts(services).map((p) => p.port))].sort((a, b) => a - b);
+  for (const port of http) {
+    const name = `0.0.0.0_${port}`;
+    chains.push({
+      name,
+      filter_chain_match: { destination_port: port },
+      filters: [hcm(`outbound_${name}`, rds(String(port)), true, false, telemetry)],
+    });
+    pushRoute(plan, routeConfiguration(String(port), httpPorts(services, port), ctx, true));
+  }
+  const claimed = new Set<string>();
+  for (const { service, port } of nonHttpPorts(services)) {
+    for (const vip of service.addresses) {
+      // Two services claiming one VIP and port: the first (services are in a stable order) keeps it.
+      if (claimed.has(`${vip}:${port}`)) continue;
+      claimed.add(`${vip}:${port}`);
+      const vs = virtualServiceFor(service.hostname, 'mesh', ctx.snap, ctx.proxy.namespace);
+      const target =
+        (vs && tcpRouteTarget(vs, port, ctx.proxy, 'mesh', ctx.snap)) ??
+        outboundClusterName(port, '', service.hostname);
+      const [ip, len] = vip.split('/');
+      chains.push({
+        name: `${vip}_${port}`,
+        filter_chain_match: {
+          destination_port: port,
+          prefix_ranges: [{ address_prefix: ip, prefix_len: Number(len ?? (ip.includes(':') ? 128 : 32)) }],
+        },
+        filters: tcpFilters(`outbound_${ip}_${port}`, target, telemetry, ctx.snap),
+      });
+    }
+  }
+  if (chains.length === 0) return;
+  plan.listeners.push({
+    '@type': TYPES.listener,
+    name: VIRTUAL_OUTBOUND,
+    address: listenAt,
+    traffic_direction: 'OUTBOUND',
+    listener_filters: [ORIGINAL_DST_LISTENER_FILTER],
+    filter_chains: chains,
+  });
 }
 
 /** `127.0.0.1:8080` → address and port (Istio's Sidecar defaultEndpoint; `0.0.0.0:` and `[::]:` mean the workload's own). */

@@ -709,6 +709,7 @@ const TLS_INSPECTOR_URL =
   'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
 const HTTP_INSPECTOR_URL =
   'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector';
+const ORIGINAL_DST_URL = 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst';
 
 describe('compileListener: listener filters', () => {
   it('reads tls_inspector and http_inspector, by @type or by name, in order, with Envoy defaults', () => {
@@ -748,6 +749,30 @@ describe('compileListener: listener filters', () => {
     assert.equal(inspection({ listener_filters_timeout: '0s' })?.timeoutMs, 0);
   });
 
+  it('reads original_dst apart from the inspectors: it reads no bytes, so alone it needs no inspection', () => {
+    const alone = compile(
+      hcmListener({}, { listener_filters: [{ typed_config: { '@type': ORIGINAL_DST_URL } }] }),
+    );
+    assert.equal(alone.originalDst, true);
+    assert.equal(alone.inspection, undefined);
+    const both = compile(
+      hcmListener(
+        {},
+        {
+          listener_filters: [
+            { name: 'envoy.filters.listener.original_dst' },
+            { name: 'envoy.filters.listener.tls_inspector' },
+          ],
+        },
+      ),
+    );
+    assert.equal(both.originalDst, true);
+    assert.deepEqual(both.inspection?.filters, [
+      { kind: 'tls_inspector', name: 'envoy.filters.listener.tls_inspector' },
+    ]);
+    assert.equal(compile(hcmListener()).originalDst, undefined);
+  });
+
   it('has no inspection without listener filters (the timeout settings then change nothing)', () => {
     assert.equal(compile(hcmListener()).inspection, undefined);
     assert.equal(
@@ -770,13 +795,21 @@ describe('compileListener: listener filters', () => {
             {
               name: 'x',
               typed_config: {
-                '@type': 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
+                '@type':
+                  'type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol',
               },
             },
           ],
         },
       ),
-      'l.listener_filters[1].typed_config: unsupported extension type "type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst"',
+      'l.listener_filters[1].typed_config: unsupported extension type "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol"',
+    );
+    rejects(
+      hcmListener(
+        {},
+        { listener_filters: [{ typed_config: { '@type': ORIGINAL_DST_URL, upstream_mark: 7 } }] },
+      ),
+      'l.listener_filters[0].typed_config.upstream_mark: unknown field "upstream_mark"',
     );
     rejects(
       hcmListener(

@@ -78,11 +78,13 @@ const TCP_PROXY_TYPE = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 const ROUTER_TYPE = 'envoy.extensions.filters.http.router.v3.Router';
 const TLS_INSPECTOR_TYPE = 'envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
 const HTTP_INSPECTOR_TYPE = 'envoy.extensions.filters.listener.http_inspector.v3.HttpInspector';
+const ORIGINAL_DST_TYPE = 'envoy.extensions.filters.listener.original_dst.v3.OriginalDst';
 
 /** Listener filters Weft implements. */
 const LISTENER_FILTERS = [
   { name: 'envoy.filters.listener.tls_inspector', typeName: TLS_INSPECTOR_TYPE },
   { name: 'envoy.filters.listener.http_inspector', typeName: HTTP_INSPECTOR_TYPE },
+  { name: 'envoy.filters.listener.original_dst', typeName: ORIGINAL_DST_TYPE },
 ] as const;
 
 /** Envoy's default listener_filters_timeout. */
@@ -192,23 +194,34 @@ function compileTrafficDirection(obj: JsonObject, path: string): ListenerConfig[
  * listener_filters and their timeout settings. Without listener filters the timeout settings change nothing
  * (nothing waits), as in Envoy, so they are accepted and dropped.
  */
-function compileInspection(obj: JsonObject, path: string): { inspection?: ListenerInspectionConfig } {
+function compileInspection(
+  obj: JsonObject,
+  path: string,
+): { inspection?: ListenerInspectionConfig; originalDst?: boolean } {
   const timeoutMs = durationMs(obj, 'listener_filters_timeout', path, DEFAULT_LISTENER_FILTERS_TIMEOUT_MS);
   const continueOnTimeout = optBool(obj, 'continue_on_listener_filters_timeout', path) ?? false;
-  const filters = objectItems(obj, 'listener_filters', path).map(
-    ({ item, path: p }): ListenerFilterConfig => {
-      onlyFields(item, p, ['name', 'typed_config'], {
-        config_discovery: 'not supported by Weft',
-        filter_disabled: 'not supported by Weft',
+  let originalDst = false;
+  const filters: ListenerFilterConfig[] = [];
+  for (const { item, path: p } of objectItems(obj, 'listener_filters', path)) {
+    onlyFields(item, p, ['name', 'typed_config'], {
+      config_discovery: 'not supported by Weft',
+      filter_disabled: 'not supported by Weft',
+    });
+    const { extension, name, config } = identify(item, p, LISTENER_FILTERS, 'a listener filter');
+    // None of them has options Weft implements (JA3/JA4 fingerprints, buffer sizes, upstream socket marks).
+    if (config) onlyFields(config, fieldPath(p, 'typed_config'), ['@type']);
+    // original_dst reads no bytes, so it needs no inspection pass; its place in the list changes nothing.
+    if (extension.typeName === ORIGINAL_DST_TYPE) originalDst = true;
+    else
+      filters.push({
+        kind: extension.typeName === TLS_INSPECTOR_TYPE ? 'tls_inspector' : 'http_inspector',
+        name,
       });
-      const { extension, name, config } = identify(item, p, LISTENER_FILTERS, 'a listener filter');
-      // Neither inspector has options Weft implements (JA3/JA4 fingerprints, buffer sizes).
-      if (config) onlyFields(config, fieldPath(p, 'typed_config'), ['@type']);
-      return { kind: extension.typeName === TLS_INSPECTOR_TYPE ? 'tls_inspector' : 'http_inspector', name };
-    },
-  );
-  if (filters.length === 0) return {};
-  return { inspection: { filters, timeoutMs, continueOnTimeout } };
+  }
+  return {
+    ...(filters.length > 0 ? { inspection: { filters, timeoutMs, continueOnTimeout } } : {}),
+    ...(originalDst ? { originalDst } : {}),
+  };
 }
 
 /** An envoy.config.core.v3.Address that must be a TCP socket address with a literal IP (listeners, admin). */

@@ -26,6 +26,7 @@ import { TlsStats } from '../tls/tls-stats.ts';
 import { TelemetryContext } from '../telemetry/context.ts';
 import { tcpObservers } from '../telemetry/tcp-stats.ts';
 import { peerExchangeOf } from '../network/peer-exchange.ts';
+import { originalDestination } from '../network/original-dst.ts';
 
 type TerminalRuntime = { kind: 'http'; hcm: HcmRuntime } | { kind: 'tcp'; tcp: TcpProxy };
 
@@ -186,9 +187,12 @@ export class ActiveListener {
 
   /** Picks the filter chain by the connection's facts and hands the socket to its terminal filter. */
   private dispatch(socket: Socket, facts: DetectedFacts): void {
+    // A connection iptables redirected here is matched by where the client sent it, as Envoy's original_dst
+    // listener filter restores the local address; one that was not redirected keeps its own.
+    const restored = this.config.originalDst === true ? originalDestination(socket) : undefined;
     const chain = selectFilterChain(this.config.filterChains, this.config.defaultFilterChain, {
-      localIp: plainIp(socket.localAddress),
-      localPort: socket.localPort ?? 0,
+      localIp: restored?.address ?? plainIp(socket.localAddress),
+      localPort: restored?.port ?? socket.localPort ?? 0,
       remoteIp: plainIp(socket.remoteAddress),
       ...facts,
     });

@@ -139,8 +139,13 @@ export interface ListenerConfig {
   readonly filterChains: readonly FilterChainConfig[];
   readonly defaultFilterChain: FilterChainConfig | undefined;
   readonly perConnectionBufferLimitBytes: number;
-  /** Absent when the listener has no listener_filters: connections go to a chain at once. */
+  /** Absent when the listener has no inspecting listener_filters: connections go to a chain at once. */
   readonly inspection?: ListenerInspectionConfig;
+  /**
+   * The original_dst listener filter: a connection redirected here by iptables (REDIRECT) is matched to a
+   * filter chain by the destination it was sent to, read from the kernel (SO_ORIGINAL_DST).
+   */
+  readonly originalDst?: boolean;
   /** traffic_direction: changes nothing in how connections are handled; labels telemetry (span kind). */
   readonly trafficDirection: 'INBOUND' | 'OUTBOUND' | 'UNSPECIFIED';
 }
