@@ -64,8 +64,8 @@ export function addUpCommands(program: Command): void {
   program
     .command('restart')
     .description(
-      "restart a workload's apps one instance at a time (stop, drain, start, wait until ready), " +
-        'while their sidecars keep running',
+      "restart a workload's apps one instance at a time without a gap: a new app on new ports beside the " +
+        'old one, its sidecar switched to it once ready, then the old one drains and stops',
     )
     .argument('<workload>', 'a workload name (or NAME.NAMESPACE)')
     .argument('[dir]', 'the mesh directory', '.')

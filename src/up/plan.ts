@@ -327,6 +327,23 @@ export function buildPlan(mesh: MeshFile, opts: PlanOptions): RunPlan {
   };
 }
 
+/**
+ * The instance with its app moved to new private ports: the app's PORT / WEFT_PORT_* and its readiness
+ * probe follow, and so does its Sidecar's defaultEndpoint once the resources are generated again. How
+ * `weft restart` starts a new app beside the old one.
+ */
+export function withPrivatePorts(inst: InstancePlan, privatePorts: readonly number[]): InstancePlan {
+  if (privatePorts.length !== inst.ports.length)
+    throw new Error(`${inst.instance}: ${privatePorts.length} ports for ${inst.ports.length}`);
+  const ports = inst.ports.map((p, i) => ({ ...p, private: privatePorts[i] }));
+  const env = { ...inst.app.env };
+  if (ports.length > 0) env.PORT = String(ports[0].private);
+  for (const p of ports) env[`WEFT_PORT_${p.service}`] = String(p.private);
+  const readiness: Readiness =
+    inst.readiness.kind === 'none' ? inst.readiness : { ...inst.readiness, port: ports[0].private };
+  return { ...inst, ports, app: { ...inst.app, env }, readiness };
+}
+
 /** A VIP per service with ports, in weft.yaml order: 240.240.0.1, .2, ... (Istio auto-allocates from 240.240/16). */
 export function serviceVips(instances: readonly InstancePlan[]): Map<string, string> {
   const vips = new Map<string, string>();

@@ -151,6 +151,21 @@ export function httpReady(port: number, path: string, host = '127.0.0.1'): Promi
   });
 }
 
+/** The body of GET http://127.0.0.1:port/path, or '' when it fails (a sidecar's admin page). */
+export function adminText(port: number, path: string): Promise<string> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path, timeout: 2000, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve(res.statusCode === 200 ? body : ''));
+      res.on('error', () => resolve(''));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(''));
+  });
+}
+
 export function tcpReady(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ port, host, timeout: 1000 });

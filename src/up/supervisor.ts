@@ -23,11 +23,21 @@ import {
   transparentProblem,
 } from './netns.ts';
 import { originalDstSupport } from '../proxy/network/original-dst.ts';
-import { buildPlan, DEFAULT_FIRST_IP, firstIpProblem, instanceIp, serviceHost } from './plan.ts';
+import {
+  buildPlan,
+  DEFAULT_FIRST_IP,
+  firstIpProblem,
+  generatedYaml,
+  instanceIp,
+  serviceHost,
+  serviceVips,
+  withPrivatePorts,
+} from './plan.ts';
 import type { InstancePlan, Readiness, RunPlan } from './plan.ts';
 import { canBind, freePorts } from './ports.ts';
 import {
   describeExit,
+  adminText,
   httpReady,
   logTail,
   ManagedProcess,
@@ -52,6 +62,8 @@ const APP_READY_REPORT_MS = 60_000;
 const APP_STOP_GRACE_MS = 5_000;
 /** How long `weft restart` waits for a restarted app to be ready before it gives up on the rest. */
 const RESTART_READY_MS = 60_000;
+/** How long a restart waits for the sidecar to route to the new app (file watch, push, apply: well under 1 s). */
+const SWITCH_MS = 30_000;
 /** The sidecars' drain (5 s by default) plus margin. */
 const PROXY_STOP_GRACE_MS = 15_000;
 const POLL_MS = 100;
@@ -242,6 +254,19 @@ class Mesh {
     writeRunState(this.plan.paths.runFile, this.state);
   }
 
+  /**
+   * Writes the generated Istio resources again from the instances' current plans (an app moved to new
+   * ports), whole and renamed into place: the control plane's watcher never reads half a file.
+   */
+  writeGenerated(): void {
+    const instances = this.instances.map((i) => i.plan);
+    const vips = this.plan.transparent ? serviceVips(instances) : undefined;
+    const file = path.join(this.plan.paths.generatedDir, this.plan.generated[0].file);
+    const tmp = path.join(this.plan.paths.weftDir, `generated.${process.pid}.tmp`);
+    fs.writeFileSync(tmp, generatedYaml(this.plan.mesh, instances, vips));
+    fs.renameSync(tmp, file);
+  }
+
   later(ms: number, fn: () => void): void {
     const t = setTimeout(() => {
       this.#timers.delete(t);
@@ -368,9 +393,14 @@ class Mesh {
 
 class InstanceRunner {
   readonly mesh: Mesh;
-  readonly plan: InstancePlan;
+  /** Replaced when `weft restart` moves the app to new private ports. */
+  plan: InstancePlan;
   readonly state: RunInstance;
   app?: ManagedProcess;
+  /** The app a restart replaced, while it finishes its requests. */
+  #retiring?: ManagedProcess;
+  /** A restart's new app is starting beside the old one: its failure is the restart's, not a crash. */
+  #surging = false;
   sidecar?: ManagedProcess;
   #appCrashes = 0;
   #sidecarCrashes = 0;
@@ -458,6 +488,7 @@ class InstanceRunner {
   async restartApp(): Promise<Outcome> {
     const label = `${this.label} app`;
     const old = this.app;
+    if (old && !old.exit && this.plan.ports.length > 0) return this.#surge(old);
     if (old && !old.exit) {
       const started = Date.now();
       this.mesh.report.line(label, 'stopping (restart requested)');
@@ -479,6 +510,88 @@ class InstanceRunner {
     ]);
     if (r === 'slow') return { ok: false, why: `app not ready after ${RESTART_READY_MS / 1000} s` };
     return r.ok ? r : { ok: false, why: `app ${r.why}` };
+  }
+
+  /**
+   * A restart without a gap, as a Kubernetes rolling update with surge: the new app starts on new private
+   * ports beside the old one; once it is ready the sidecar's inbound is pointed at it (the generated
+   * Sidecar's defaultEndpoint, pushed by the control plane), and only then is the old app stopped (SIGTERM:
+   * it finishes what it serves). A new app that does not become ready (one that ignores $PORT fails to bind
+   * beside the old one) leaves the old one serving.
+   */
+  async #surge(old: ManagedProcess): Promise<Outcome> {
+    const label = `${this.label} app`;
+    const previous = this.plan;
+    let fresh: number[];
+    try {
+      fresh = await freePorts(previous.ports.length, new Set(previous.ports.map((p) => p.private)));
+    } catch (e) {
+      return { ok: false, why: (e as Error).message };
+    }
+    this.plan = withPrivatePorts(previous, fresh);
+    this.#appCrashes = 0;
+    this.#surging = true;
+    let r: Outcome | 'slow';
+    try {
+      r = await Promise.race([
+        this.#startApp('requested'),
+        sleep(RESTART_READY_MS, 'slow' as const, { ref: false }),
+      ]);
+    } finally {
+      this.#surging = false;
+    }
+    if (r !== 'slow' && r.ok) {
+      this.state.ports = this.plan.ports.map((p) => ({ service: p.service, private: p.private }));
+      this.mesh.save();
+      this.mesh.writeGenerated();
+      const switchStart = Date.now();
+      if (await this.#inboundOn(this.plan, SWITCH_MS)) {
+        this.mesh.report.line(
+          label,
+          `serving on port ${fresh.join(', ')} (sidecar switched in ${Date.now() - switchStart} ms); stopping the old app`,
+        );
+        this.#retiring = old;
+        const stopStart = Date.now();
+        const e = await old.stop(APP_STOP_GRACE_MS);
+        this.#retiring = undefined;
+        this.mesh.report.line(label, `old app stopped in ${Date.now() - stopStart} ms (${describeExit(e)})`);
+        return { ok: true };
+      }
+      r = { ok: false, why: `the sidecar did not route to the new app within ${SWITCH_MS / 1000} s` };
+    }
+    // Back to the old app, which never stopped serving.
+    const failed = this.app;
+    this.plan = previous;
+    this.app = old;
+    if (old.pid !== 0) this.state.appPid = old.pid;
+    this.state.ports = previous.ports.map((p) => ({ service: p.service, private: p.private }));
+    this.mesh.writeGenerated();
+    if (failed !== undefined && failed !== old && !failed.exit) await failed.stop(APP_STOP_GRACE_MS);
+    this.#set(old.exit ? 'crashed' : 'ready');
+    const why = r === 'slow' ? `not ready after ${RESTART_READY_MS / 1000} s` : r.why;
+    return {
+      ok: false,
+      why: `the new app did not take over (${why}); the old one still serves`,
+    };
+  }
+
+  /** Polls the sidecar's /clusters until every inbound cluster of `plan` has the app's current port, and only it. */
+  async #inboundOn(plan: InstancePlan, timeoutMs: number): Promise<boolean> {
+    const host = plan.network?.appIp ?? '127.0.0.1';
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline && !this.mesh.stopping) {
+      const text = await adminText(plan.admin, '/clusters');
+      const lines = text.split('\n');
+      const routed = plan.ports.every((p) => {
+        const hosts = lines
+          .filter((l) => l.startsWith(`inbound|${p.service}||::`) && l.includes('::health_flags::'))
+          .map((l) => l.split('::')[1]);
+        return hosts.length === 1 && hosts[0] === `${host}:${p.private}`;
+      });
+      if (routed) return true;
+      await sleep(POLL_MS);
+    }
+    return false;
   }
 
   /** Starts the app and waits (without a limit) until it is ready, exits or the mesh stops. */
@@ -525,7 +638,7 @@ class InstanceRunner {
   }
 
   #onAppExit(p: ManagedProcess, e: Exit): void {
-    if (this.mesh.stopping || this.app !== p || this.#stoppingForRestart) return;
+    if (this.mesh.stopping || this.app !== p || this.#stoppingForRestart || this.#surging) return;
     if (Date.now() - p.startedAt > STABLE_MS) this.#appCrashes = 0;
     this.#appCrashes++;
     this.state.restarts++;
@@ -564,7 +677,9 @@ class InstanceRunner {
   }
 
   async stopApp(): Promise<void> {
-    if (this.app) await this.app.stop(APP_STOP_GRACE_MS);
+    await Promise.all(
+      [this.app, this.#retiring].map((p) => (p ? p.stop(APP_STOP_GRACE_MS) : Promise.resolve())),
+    );
   }
 
   async stopSidecar(): Promise<void> {

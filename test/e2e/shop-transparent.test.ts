@@ -199,6 +199,30 @@ describe('the shop demo in transparent mode', { timeout: 300_000 }, () => {
     assert.equal(sh('ip', ['netns', 'exec', ns, process.execPath, '-e', script]).trim(), '""');
   });
 
+  it('weft restart frontend moves the only frontend to a new port in its namespace, losing no page', async () => {
+    const before = instance('frontend-0');
+    let sent = 0;
+    const failures: string[] = [];
+    let running = true;
+    const loop = (async () => {
+      while (running) {
+        const r = await request(gatewayPort, { headers: { 'end-user': `restart-${sent}` } });
+        sent++;
+        if (r.status !== 200) failures.push(`${r.status} ${r.body.slice(0, 200)}`);
+      }
+    })();
+    const restart = await weft(['restart', 'frontend', dir], 90_000);
+    running = false;
+    await loop;
+    assert.equal(restart.code, 0, restart.out + restart.err);
+    assert.match(restart.out, /frontend-0 app\s+serving on port \d+ \(sidecar switched in \d+ ms\)/);
+    const afterwards = instance('frontend-0');
+    assert.notEqual(afterwards.appPid, before.appPid);
+    assert.notEqual(afterwards.ports[0].private, 8080);
+    assert.ok(sent >= 10, `sent ${sent}`);
+    assert.deepEqual(failures, [], `sent ${sent}`);
+  });
+
   it('weft down removes every namespace, veth, iptables rule and process', async () => {
     const down = await weft(['down', dir], 90_000);
     assert.equal(down.code, 0, down.out + down.err);

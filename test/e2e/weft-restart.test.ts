@@ -1,10 +1,10 @@
 /**
  * No request lost while a workload restarts or the mesh goes down, under load, with every process real: `front`
  * (1 replica) calls `back` (2 replicas) through its sidecar; clients send steady traffic through the ingress
- * gateway while `weft restart back` replaces back's apps one at a time (back's sidecars answer 503 while their
- * app is down, and front's sidecar retries on the other replica: Istio's default retry policy), then while
- * `weft down` stops everything (gateway first, then apps, then sidecars). Spawns bin/weft.js, so
- * `npm run build` first.
+ * gateway while `weft restart back` replaces back's apps one at a time, then while `weft restart front`
+ * replaces the only front (each new app starts on new ports beside the old one, its sidecar is switched to it,
+ * then the old one drains), then while `weft down` stops everything (gateway first, then apps, then
+ * sidecars). Spawns bin/weft.js, so `npm run build` first.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -252,15 +252,22 @@ spec:
     assert.equal(r.code, 0, `${r.out}\n${r.err}`);
     const lines = r.out.split('\n');
     const at = (re: RegExp): number => lines.findIndex((l) => re.test(l));
-    // One at a time: back-1 stops only once back-0 is ready again.
-    assert.ok(at(/back-0 app\s+stopping \(restart requested\)/) >= 0, r.out);
-    assert.ok(at(/back-0 app\s+ready in \d+ ms/) > at(/back-0 app\s+stopping/), r.out);
-    assert.ok(at(/back-1 app\s+stopping \(restart requested\)/) > at(/back-0 app\s+ready in/), r.out);
-    assert.ok(at(/back-1 app\s+ready in \d+ ms/) > at(/back-1 app\s+stopping/), r.out);
+    // One at a time, each new app ready and routed to before the old one stops; back-1 only after back-0.
+    for (const n of [0, 1]) {
+      const started = at(new RegExp(`back-${n} app\\s+starting \\(restart requested\\)`));
+      const ready = at(new RegExp(`back-${n} app\\s+ready in \\d+ ms`));
+      const switched = at(
+        new RegExp(`back-${n} app\\s+serving on port \\d+ \\(sidecar switched in \\d+ ms\\)`),
+      );
+      const stopped = at(new RegExp(`back-${n} app\\s+old app stopped in \\d+ ms`));
+      assert.ok(started >= 0 && started < ready && ready < switched && switched < stopped, r.out);
+    }
+    assert.ok(at(/back-1 app\s+starting/) > at(/back-0 app\s+old app stopped/), r.out);
     assert.match(r.out, /weft: restarted back in [\d.]+ s/);
     const afterwards = run().instances.filter((i) => i.workload === 'back');
     for (const [n, i] of afterwards.entries()) {
       assert.notEqual(i.appPid, before[n].appPid, `${i.instance} has a new app`);
+      assert.notEqual(i.ports[0].private, before[n].ports[0].private, `${i.instance}'s app moved ports`);
       assert.equal(i.state, 'ready');
       assert.equal(i.restarts, 0, 'a requested restart is not a crash');
     }
@@ -285,6 +292,29 @@ spec:
     t.diagnostic(
       `sent ${traffic.sent}: ${JSON.stringify(counts)}; front's sidecar retried ${retries?.[1] ?? '?'} calls to back`,
     );
+  });
+
+  it('weft restart front replaces the only front app, and every request under load gets 200', async () => {
+    const before = run().instances.find((i) => i.workload === 'front')!;
+    const traffic = load(gatewayPort, 5, 100); // 50 requests/s
+    await sleep(1000);
+    const r = await weft(['restart', 'front', dir]);
+    await sleep(1000);
+    await traffic.stop();
+    assert.equal(r.code, 0, `${r.out}\n${r.err}`);
+    assert.match(
+      r.out,
+      /front-0 app\s+serving on port \d+ \(sidecar switched in \d+ ms\); stopping the old app/,
+    );
+    const afterwards = run().instances.find((i) => i.workload === 'front')!;
+    assert.notEqual(afterwards.appPid, before.appPid);
+    assert.equal(afterwards.state, 'ready');
+    // No other replica to retry on: only the switch before the old app stops keeps every request whole.
+    const summary = `sent ${traffic.sent}: ${JSON.stringify(traffic.counts)}\n${traffic.failures.join('\n')}`;
+    assert.ok(traffic.sent >= 60, summary);
+    assert.equal(traffic.counts.ok, traffic.sent, summary);
+    const generated = fs.readFileSync(path.join(dir, '.weft/generated/weft-up.yaml'), 'utf8');
+    assert.match(generated, new RegExp(`defaultEndpoint: 127\\.0\\.0\\.1:${afterwards.ports[0].private}\\b`));
   });
 
   it('weft down under load: the gateway refuses new requests, but every request it took gets a whole 200', async (t) => {
