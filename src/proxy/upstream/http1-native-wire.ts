@@ -71,6 +71,18 @@ const LONG_VALUE = 64;
 const MAX_CACHED_VALUE = 4096;
 const MAX_CACHED_VALUES = 64;
 
+/** Header names already found to be tokens: the same dozen names arrive on every request. Bounded. */
+const validNames = new Set<string>();
+const MAX_CACHED_NAMES = 256;
+
+function invalidName(name: string): boolean {
+  if (validNames.has(name)) return false;
+  if (!TOKEN.test(name)) return true;
+  if (validNames.size >= MAX_CACHED_NAMES) validNames.clear();
+  validNames.add(name);
+  return false;
+}
+
 function invalidValue(value: string): boolean {
   if (value.length < LONG_VALUE) return INVALID_VALUE.test(value);
   if (validLongValues.has(value)) return false;
@@ -83,6 +95,14 @@ function invalidValue(value: string): boolean {
 }
 
 /**
+ * The head being serialized, piece by piece, joined once at the end: one flat string of the exact size,
+ * where appending to a string built a rope of several nodes per header that the socket write then had to
+ * flatten (with the mesh's trace and peer-metadata headers, a kilobyte of garbage per request). The function
+ * is synchronous and not re-entered, so one array serves every call.
+ */
+const head: string[] = [];
+
+/**
  * Serializes the request line and header block (latin1 text, ending with the blank line) and fills in
  * the body framing. Throws InvalidRequestError instead of ever writing a field that could split the head.
  */
@@ -92,7 +112,13 @@ export function requestHead(req: UpstreamRequest, defaultHost: string, framing: 
   if (req.path.length === 0 || INVALID_PATH.test(req.path)) {
     throw new InvalidRequestError(`invalid request target ${JSON.stringify(req.path)}`);
   }
-  let head = `${method} ${req.path} HTTP/1.1\r\n`;
+  // Written by index, not emptied: `length = 0` would drop the array's storage and every request would grow
+  // it again.
+  let n = 0;
+  head[n++] = method;
+  head[n++] = ' ';
+  head[n++] = req.path;
+  head[n++] = ' HTTP/1.1\r\n';
   let contentLength = -1;
   let hasHost = false;
   const headers = req.headers;
@@ -102,13 +128,16 @@ export function requestHead(req: UpstreamRequest, defaultHost: string, framing: 
     const lower = name.toLowerCase();
     // The pool frames the message itself; these never come from the caller.
     if (lower === 'transfer-encoding' || lower === 'connection' || lower === 'upgrade') continue;
-    if (!TOKEN.test(name)) throw new InvalidRequestError(`invalid header name ${JSON.stringify(name)}`);
+    if (invalidName(name)) throw new InvalidRequestError(`invalid header name ${JSON.stringify(name)}`);
     if (typeof value === 'string') {
       if (invalidValue(value)) throw new InvalidRequestError(`invalid value for header ${name}`);
       if (lower === 'content-length') {
         contentLength = parseContentLength(value);
       } else if (lower === 'host') hasHost = true;
-      head += `${name}: ${value}\r\n`;
+      head[n++] = name;
+      head[n++] = ': ';
+      head[n++] = value;
+      head[n++] = '\r\n';
     } else {
       if (lower === 'content-length' || lower === 'host') {
         throw new InvalidRequestError(`header ${name} must have a single value`);
@@ -116,29 +145,40 @@ export function requestHead(req: UpstreamRequest, defaultHost: string, framing: 
       for (let i = 0; i < value.length; i++) {
         const v = String(value[i]);
         if (invalidValue(v)) throw new InvalidRequestError(`invalid value for header ${name}`);
-        head += `${name}: ${v}\r\n`;
+        head[n++] = name;
+        head[n++] = ': ';
+        head[n++] = v;
+        head[n++] = '\r\n';
       }
     }
   }
-  if (!hasHost) head += `host: ${defaultHost}\r\n`;
+  if (!hasHost) {
+    head[n++] = 'host: ';
+    head[n++] = defaultHost;
+    head[n++] = '\r\n';
+  }
   let chunked = false;
   if (req.upgrade !== undefined) {
     if (!TOKEN.test(req.upgrade)) throw new InvalidRequestError('invalid upgrade token');
-    head += `connection: upgrade\r\nupgrade: ${req.upgrade}\r\n`;
+    head[n++] = 'connection: upgrade\r\nupgrade: ';
+    head[n++] = req.upgrade;
+    head[n++] = '\r\n';
   }
   if (req.body !== null) {
     if (contentLength < 0) {
       chunked = true;
-      head += 'transfer-encoding: chunked\r\n';
+      head[n++] = 'transfer-encoding: chunked\r\n';
     }
   } else if (contentLength < 0 && PAYLOAD_METHODS.has(method)) {
     // As node:http and undici do: a body-carrying method with no body says so explicitly.
-    head += 'content-length: 0\r\n';
+    head[n++] = 'content-length: 0\r\n';
     contentLength = 0;
   }
   framing.contentLength = contentLength;
   framing.chunked = chunked;
-  return head + '\r\n';
+  head[n++] = '\r\n';
+  head.length = n;
+  return head.join('');
 }
 
 function parseContentLength(value: string): number {
