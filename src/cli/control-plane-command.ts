@@ -16,6 +16,8 @@ export interface ControlPlaneCommandOptions {
   debugPort: number;
   /** The dashboard's HTTP port (0 = no dashboard). */
   dashboardPort: number;
+  /** A Prometheus the dashboard reads its golden signals from (else its own collector's). */
+  dashboardPrometheusUrl?: string;
   logLevel: LogLevel;
   stateDir: string;
   ca: boolean;
@@ -36,6 +38,12 @@ export async function runControlPlane(opts: ControlPlaneCommandOptions): Promise
   if (ttl === undefined || ttl < 60_000) {
     process.stderr.write(
       `weft: --workload-cert-ttl ${JSON.stringify(opts.workloadCertTtl)}: expected a Go duration of at least 1m\n`,
+    );
+    return 1;
+  }
+  if (opts.dashboardPrometheusUrl !== undefined && !/^https?:\/\/[^/\s]+/.test(opts.dashboardPrometheusUrl)) {
+    process.stderr.write(
+      `weft: --dashboard-prometheus-url ${JSON.stringify(opts.dashboardPrometheusUrl)}: expected http(s)://host:port\n`,
     );
     return 1;
   }
@@ -90,6 +98,7 @@ export async function runControlPlane(opts: ControlPlaneCommandOptions): Promise
         configPaths: opts.config,
         host: opts.host,
         port: opts.dashboardPort,
+        ...(opts.dashboardPrometheusUrl ? { prometheusUrl: opts.dashboardPrometheusUrl } : {}),
       });
     }
     return 0;

@@ -66,6 +66,10 @@ program
       .default(0)
       .argParser(Number),
   )
+  .option(
+    '--dashboard-prometheus-url <url>',
+    "read the dashboard's traffic signals from this Prometheus (default: the control plane's own collector)",
+  )
   .addOption(
     new Option('--log-level <level>', 'log level')
       .choices(['debug', 'info', 'warn', 'error'])

@@ -54,6 +54,8 @@ describe('adminAddress', () => {
       {
         address: '127.0.0.1:15001',
         proxyId: s.node.id,
+        name: 'r.default',
+        ips: [],
         workload: { name: 'reviews-v2', namespace: 'default', app: 'reviews', version: 'v2' },
       },
     ]);

@@ -5,7 +5,10 @@
  */
 import type { ProxyStatus } from '../control/xds/ads-server.ts';
 import { SHORT_TYPE_NAME } from '../control/xds/type-state.ts';
+import { workloadNodeId } from './stats-collector.ts';
 import type { ScrapeTarget, StatsCollector } from './stats-collector.ts';
+import { collectorSignals } from './signal-source.ts';
+import type { SignalSource } from './signal-source.ts';
 import type {
   ConfigResponse,
   ProxiesResponse,
@@ -19,6 +22,8 @@ export interface DashboardSources {
   /** The connected proxies (AdsServer.status()). */
   proxies: () => readonly ProxyStatus[];
   collector: StatsCollector;
+  /** Where the golden signals come from; the collector when absent. */
+  signals?: SignalSource;
   config: () => ConfigResponse;
 }
 
@@ -52,6 +57,8 @@ export function scrapeTargets(statuses: readonly ProxyStatus[]): ScrapeTarget[] 
     out.set(address, {
       address,
       proxyId: n.id,
+      name: `${n.name}.${n.namespace}`,
+      ips: n.ipAddresses ?? [],
       ...(n.type === 'sidecar' || n.type === 'router'
         ? {
             workload: {
@@ -105,14 +112,18 @@ export interface ApiAnswer {
 
 const notFound = (what: string): ApiAnswer => ({ status: 404, body: { error: `${what} not found` } });
 
-/** Answers one GET under /api/ (`pathname` already decoded by segment); undefined when no route matches. */
-export function handleApi(sources: DashboardSources, pathname: string): ApiAnswer | undefined {
+/**
+ * Answers one GET under /api/ (`pathname` already decoded by segment); undefined when no route matches.
+ * Asynchronous only for a Prometheus source, which answers for itself when it cannot reach its server.
+ */
+export async function handleApi(sources: DashboardSources, pathname: string): Promise<ApiAnswer | undefined> {
+  const signals = sources.signals ?? collectorSignals(sources.collector);
   const parts = pathname.split('/').slice(2).map(decodeURIComponent);
   const [what, ns, name, ...rest] = parts;
   if (rest.length > 0) return undefined;
   switch (what) {
     case 'graph':
-      return ns === undefined ? { status: 200, body: sources.collector.graph() } : undefined;
+      return ns === undefined ? { status: 200, body: await signals.graph() } : undefined;
     case 'proxies':
       return ns === undefined
         ? { status: 200, body: proxiesView(sources.proxies(), sources.collector) }
@@ -121,16 +132,28 @@ export function handleApi(sources: DashboardSources, pathname: string): ApiAnswe
       return ns === undefined ? { status: 200, body: sources.config() } : undefined;
     case 'services': {
       if (!ns || !name) return undefined;
-      const s = sources.collector.service(ns, name);
+      const s = await signals.service(ns, name);
       if (!s) return notFound(`service ${ns}/${name}`);
-      const body: ServiceResponse = { name, namespace: ns, ...s };
+      const body: ServiceResponse = {
+        name,
+        namespace: ns,
+        ...s,
+        ejected: sources.collector.ejections().filter((e) => e.service === s.host),
+        rateLimited: sources.collector.rateLimited(s.host),
+      };
       return { status: 200, body };
     }
     case 'workloads': {
       if (!ns || !name) return undefined;
-      const w = sources.collector.workload(ns, name);
+      const w = await signals.workload(ns, name);
       if (!w) return notFound(`workload ${ns}/${name}`);
-      const body: WorkloadResponse = { name, namespace: ns, ...w };
+      const id = workloadNodeId({ name, namespace: ns });
+      const body: WorkloadResponse = {
+        name,
+        namespace: ns,
+        ...w,
+        ejected: sources.collector.ejections().filter((e) => e.workload === id),
+      };
       return { status: 200, body };
     }
     default:

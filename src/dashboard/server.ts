@@ -13,6 +13,7 @@ import type { Logger } from '../core/logger.ts';
 import { handleApi, scrapeTargets } from './api.ts';
 import type { DashboardSources } from './api.ts';
 import { cachedConfigView } from './config-view.ts';
+import { PrometheusSignals } from './prometheus-source.ts';
 import { StatsCollector } from './stats-collector.ts';
 
 /** From src/dashboard (tests) and dist/dashboard (the build) alike: the build's output. */
@@ -45,13 +46,11 @@ export class DashboardServer {
     this.#staticDir = path.resolve(opts.staticDir ?? DEFAULT_STATIC_DIR);
     this.#log = opts.logger ?? createLogger('dashboard');
     this.#server = http.createServer((req, res) => {
-      try {
-        this.#handle(req, res);
-      } catch (err) {
+      this.#handle(req, res).catch((err: unknown) => {
         this.#log.error('dashboard request failed', { url: req.url, error: String(err) });
         if (!res.headersSent) send(res, 500, 'application/json', JSON.stringify({ error: 'internal error' }));
         else res.destroy();
-      }
+      });
     });
   }
 
@@ -66,7 +65,7 @@ export class DashboardServer {
     });
   }
 
-  #handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
       send(res, 405, 'text/plain', 'method not allowed\n');
@@ -74,7 +73,7 @@ export class DashboardServer {
     }
     const url = new URL(req.url ?? '/', 'http://dashboard');
     if (url.pathname === '/api' || url.pathname.startsWith('/api/')) {
-      const answer = handleApi(this.#sources, url.pathname);
+      const answer = await handleApi(this.#sources, url.pathname);
       if (answer === undefined) {
         send(res, 404, 'application/json', JSON.stringify({ error: `no such endpoint ${url.pathname}` }));
         return;
@@ -142,6 +141,8 @@ export async function startDashboard(opts: {
   intervalMs?: number;
   staticDir?: string;
   logger?: Logger;
+  /** A Prometheus to read the golden signals from (`--dashboard-prometheus-url`); else the collector's. */
+  prometheusUrl?: string;
 }): Promise<Dashboard> {
   const log = opts.logger ?? createLogger('dashboard');
   const collector = new StatsCollector({
@@ -153,6 +154,9 @@ export async function startDashboard(opts: {
     sources: {
       proxies: () => opts.ads.status(),
       collector,
+      ...(opts.prometheusUrl
+        ? { signals: new PrometheusSignals({ url: opts.prometheusUrl, collector }) }
+        : {}),
       config: cachedConfigView(opts.configPaths),
     },
     staticDir: opts.staticDir,
@@ -160,7 +164,10 @@ export async function startDashboard(opts: {
   });
   const port = await server.listen(opts.port, opts.host);
   collector.start();
-  log.info('dashboard ready', { url: `http://${opts.host ?? '127.0.0.1'}:${port}` });
+  log.info('dashboard ready', {
+    url: `http://${opts.host ?? '127.0.0.1'}:${port}`,
+    ...(opts.prometheusUrl ? { prometheus: opts.prometheusUrl } : {}),
+  });
   return {
     port,
     collector,

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import type { CounterSeries, HistogramSeries } from '../proxy/telemetry/istio-metrics.ts';
 import { IstioMetrics, renderLabels } from '../proxy/telemetry/istio-metrics.ts';
 import { HTTP_LABELS, TCP_LABELS } from '../proxy/telemetry/labels.ts';
-import { StatsCollector } from './stats-collector.ts';
+import { clusterServiceHost, parseEjectedHosts, StatsCollector } from './stats-collector.ts';
 import type { GraphEdge } from './types.ts';
 
 interface Call {
@@ -290,5 +290,109 @@ describe('StatsCollector', () => {
     fail = false;
     await collector.collect();
     assert.equal(collector.scrapeError('client:1'), undefined);
+  });
+
+  it('lists the callers answered 429, counted once when both sides reported', async () => {
+    const h = harness();
+    const client = h.proxy('client:1');
+    const server = h.proxy('server:1');
+    const other = h.proxy('other:1');
+    record(client, {}, 1);
+    await h.step();
+    // The server limited 8 of the productpage's calls; the caller saw the same 8 429s, not knowing from
+    // which workload (a local reply carries no peer metadata): a path of its own, still counted once.
+    record(server, { reporter: 'destination', code: 429 }, 8);
+    record(client, { code: 429, to: 'unknown' }, 8);
+    record(server, { reporter: 'destination' }, 20);
+    record(client, {}, 20);
+    // Only the caller's proxy reported these (the server has none): they count too.
+    record(other, { from: 'ratings-v1', code: 429 }, 3);
+    await h.step();
+    const host = 'reviews.default.svc.cluster.local';
+    assert.deepEqual(h.collector.rateLimited(host), [
+      { source: PRODUCTPAGE, rps: 8 / 5, total: 8 },
+      { source: 'workload:default/ratings-v1', rps: 3 / 5, total: 3 },
+    ]);
+    // 429 is not an error (a 5xx) in the golden signals.
+    assert.equal(edge(h.collector.graph().edges, 'call', PRODUCTPAGE, REVIEWS).errorPct, 0);
+    // Past the window the rate falls to zero, the total stays for the retention, then it is forgotten.
+    for (let i = 0; i < 6; i++) await h.step();
+    assert.deepEqual(h.collector.rateLimited(host)[0], { source: PRODUCTPAGE, rps: 0, total: 8 });
+    for (let i = 0; i < 180; i++) await h.step();
+    assert.deepEqual(h.collector.rateLimited(host), []);
+    assert.deepEqual(h.collector.rateLimited('nothing.default.svc.cluster.local'), []);
+  });
+
+  it('reads /clusters only from proxies that eject, and keeps when each ejection was first seen', async () => {
+    const ejecting = new Set<string>();
+    const clustersRead: string[] = [];
+    let now = 1_000_000;
+    const gauge = (n: number): string =>
+      `envoy_cluster_outlier_detection_ejections_active{envoy_cluster_name="outbound|9080||catalog.default.svc.cluster.local"} ${n}\n`;
+    const flags = (ip: string, f: string): string =>
+      `outbound|9080||catalog.default.svc.cluster.local::${ip}:9080::health_flags::${f}\n`;
+    const collector = new StatsCollector({
+      targets: () => [
+        { address: 'a:1', proxyId: 'a', name: 'frontend-0.default' },
+        { address: 'b:1', proxyId: 'b', name: 'frontend-1.default' },
+        {
+          address: 'c:1',
+          proxyId: 'c',
+          name: 'catalog-flaky.default',
+          ips: ['127.0.0.11'],
+          workload: { name: 'catalog-flaky', namespace: 'default' },
+        },
+      ],
+      scrape: (address) => Promise.resolve(gauge(ejecting.has(address) ? 1 : 0)),
+      fetchClusters: (address) => {
+        clustersRead.push(address);
+        return Promise.resolve(
+          'outbound|9080||catalog.default.svc.cluster.local::observability_name::x\n' +
+            flags('127.0.0.11', '/failed_outlier_check') +
+            flags('127.0.0.12', 'healthy') +
+            flags('127.0.0.13', '/failed_eds_health'),
+        );
+      },
+      now: () => now,
+    });
+    await collector.collect();
+    assert.deepEqual(collector.ejections(), []);
+    assert.deepEqual(clustersRead, []);
+    ejecting.add('a:1');
+    now += 5000;
+    await collector.collect();
+    const first = now;
+    ejecting.add('b:1');
+    now += 5000;
+    await collector.collect();
+    assert.deepEqual(clustersRead.sort(), ['a:1', 'a:1', 'b:1']);
+    assert.deepEqual(collector.ejections(), [
+      {
+        service: 'catalog.default.svc.cluster.local',
+        endpoint: '127.0.0.11:9080',
+        workload: 'workload:default/catalog-flaky',
+        ejectedBy: ['frontend-0.default', 'frontend-1.default'],
+        since: first,
+      },
+    ]);
+    // Back in the pool for both: gone, and no /clusters read.
+    ejecting.clear();
+    clustersRead.length = 0;
+    now += 5000;
+    await collector.collect();
+    assert.deepEqual(collector.ejections(), []);
+    assert.deepEqual(clustersRead, []);
+  });
+
+  it('reads ejected hosts out of /clusters text, IPv6 ones too', () => {
+    assert.deepEqual(
+      parseEjectedHosts(
+        'c1::[::1]:80::health_flags::/failed_outlier_check/failed_eds_health\n' +
+          'c1::[::1]:80::weight::1\nc2::10.0.0.1:80::health_flags::healthy\n',
+      ),
+      [{ cluster: 'c1', endpoint: '[::1]:80' }],
+    );
+    assert.equal(clusterServiceHost('outbound|80|v1|a.b.svc.cluster.local'), 'a.b.svc.cluster.local');
+    assert.equal(clusterServiceHost('static-backend'), 'static-backend');
   });
 });

@@ -9,6 +9,14 @@
  * (180 slots) — and at most `maxEntities` (2000) are tracked: about 25 MB at worst. Things without traffic for
  * a whole retention are forgotten. Per proxy it keeps the previous value of each scraped Istio series.
  *
+ * Besides the golden signals, two things the service pages list, both bounded too:
+ * - ejected endpoints: a proxy whose scrape shows `outlier_detection.ejections_active` above zero has its
+ *   /clusters read in the same cycle (only then: a proxy ejecting nothing costs nothing more), and the
+ *   hosts flagged `failed_outlier_check` are kept with the time first seen, at most
+ *   MAX_EJECTIONS_PER_PROXY (256) per proxy, forgotten with the proxy or when it stops ejecting them;
+ * - rate-limited callers: per (service, caller) one Float64Array(retention / interval) of 429 counts
+ *   (≈1.4 KB at the defaults), at most `maxEntities / 4` (500) of them: about 0.7 MB at worst.
+ *
  * Counter resets (a restarted proxy) count from zero: a value below the previous one is taken as the whole
  * delta, so rates are never negative. A proxy's first scrape is only a baseline.
  */
@@ -22,6 +30,8 @@ import type { Point } from './series-ring.ts';
 import type {
   EdgeProtocol,
   EdgeStats,
+  EjectedEndpoint,
+  RateLimitedClient,
   GraphEdge,
   GraphNode,
   GraphResponse,
@@ -34,6 +44,10 @@ export interface ScrapeTarget {
   proxyId: string;
   /** The workload the proxy serves, shown as a node even before it has traffic. */
   workload?: { name: string; namespace: string; app?: string; version?: string };
+  /** `name.namespace` of the proxy, as the ejections name the client that ejects. */
+  name?: string;
+  /** The proxy's IP addresses: an ejected endpoint on one of them is this proxy's workload. */
+  ips?: readonly string[];
 }
 
 export interface StatsCollectorOptions {
@@ -47,6 +61,8 @@ export interface StatsCollectorOptions {
   scrapeTimeoutMs?: number;
   /** Fetches a proxy's exposition text (tests replace it). */
   scrape?: (address: string, timeoutMs: number) => Promise<string>;
+  /** Fetches a proxy's /clusters text (tests replace it). */
+  fetchClusters?: (address: string, timeoutMs: number) => Promise<string>;
   now?: () => number;
   logger?: Logger;
 }
@@ -57,9 +73,16 @@ const TCP_SENT = 'istio_tcp_sent_bytes_total';
 const TCP_RECEIVED = 'istio_tcp_received_bytes_total';
 const TCP_OPENED = 'istio_tcp_connections_opened_total';
 const WANTED: ReadonlySet<string> = new Set([REQUESTS, DURATION_BUCKET, TCP_SENT, TCP_RECEIVED, TCP_OPENED]);
+/** Envoy's gauge of endpoints ejected now, per cluster (Prometheus name ends so whatever the prefix). */
+const EJECTIONS_ACTIVE_SUFFIX = 'outlier_detection_ejections_active';
 const SCRAPE_PATH =
   '/stats/prometheus?filter=' +
-  encodeURIComponent('^istio_(requests_total|request_duration_milliseconds|tcp_)');
+  encodeURIComponent(
+    '^istio_(requests_total|request_duration_milliseconds|tcp_)|\\.outlier_detection\\.ejections_active$',
+  );
+const CLUSTERS_PATH = '/clusters';
+/** More ejected hosts than this in one proxy are not listed (a pool that large ejecting is news already). */
+export const MAX_EJECTIONS_PER_PROXY = 256;
 const MAX_SCRAPE_BYTES = 32 * 1024 * 1024;
 const UNKNOWN = 'unknown';
 /** The `le` label of a bucket line (its value is a plain float: no quote or escape inside). */
@@ -76,6 +99,8 @@ interface Acc {
   tcpBytesRate: number;
   mtlsYes: number;
   mtlsNo: number;
+  /** Requests answered 429 (rate limited). */
+  limited: number;
 }
 
 const newAcc = (): Acc => ({
@@ -86,6 +111,7 @@ const newAcc = (): Acc => ({
   tcpBytesRate: 0,
   mtlsYes: 0,
   mtlsNo: 0,
+  limited: 0,
 });
 
 function addInto(into: Acc, a: Acc): void {
@@ -96,6 +122,7 @@ function addInto(into: Acc, a: Acc): void {
   into.tcpBytesRate += a.tcpBytesRate;
   into.mtlsYes += a.mtlsYes;
   into.mtlsNo += a.mtlsNo;
+  into.limited += a.limited;
 }
 
 const active = (a: Acc): boolean => a.rate > 0 || a.requests > 0 || a.tcpBytesRate > 0;
@@ -160,10 +187,62 @@ interface Entity {
   path: Path;
 }
 
+/** An endpoint a proxy's outlier detection ejects now. */
+interface Ejection {
+  cluster: string;
+  endpoint: string;
+  since: number;
+}
+
 interface TargetState {
   previous: Map<string, number>;
   lastAt: number;
   error?: string;
+  /** The sum of the proxy's ejections_active gauges at its last scrape. */
+  ejectionsActive: number;
+  /** By `cluster::endpoint`. */
+  ejections: Map<string, Ejection>;
+}
+
+const newState = (): TargetState => ({
+  previous: new Map(),
+  lastAt: 0,
+  ejectionsActive: 0,
+  ejections: new Map(),
+});
+
+/** 429 counts per interval of one caller of one service. */
+interface Limited {
+  host: string;
+  source: string;
+  counts: Float64Array;
+  pending: number;
+  lastActiveTick: number;
+  /** The first tick it was counted in: its rate is over the ticks since, up to the window. */
+  firstTick: number;
+}
+
+/** The service host of an Istio cluster name (`outbound|9080|v1|catalog.default.svc.cluster.local`). */
+export function clusterServiceHost(cluster: string): string {
+  const parts = cluster.split('|');
+  return parts.length === 4 && parts[3] !== '' ? parts[3] : cluster;
+}
+
+/**
+ * The hosts /clusters flags `failed_outlier_check`: lines `CLUSTER::HOST::health_flags::FLAGS`. The host
+ * (an IPv6 one holds `::` too) is what lies between the first `::` and the last `::health_flags::`.
+ */
+export function parseEjectedHosts(text: string): { cluster: string; endpoint: string }[] {
+  const out: { cluster: string; endpoint: string }[] = [];
+  const marker = '::health_flags::';
+  for (const line of text.split('\n')) {
+    const at = line.lastIndexOf(marker);
+    if (at < 0 || !line.slice(at + marker.length).includes('failed_outlier_check')) continue;
+    const first = line.indexOf('::');
+    if (first <= 0 || first >= at) continue;
+    out.push({ cluster: line.slice(0, first), endpoint: line.slice(first + 2, at) });
+  }
+  return out;
 }
 
 export const workloadNodeId = (w: { name: string; namespace: string }): string =>
@@ -225,12 +304,12 @@ function mtlsOf(l: Map<string, string>, reporter: string): boolean | null {
   return null;
 }
 
-export function httpGetText(address: string, timeoutMs: number): Promise<string> {
+export function httpGetText(address: string, timeoutMs: number, path = SCRAPE_PATH): Promise<string> {
   const colon = address.lastIndexOf(':');
   const host = address.slice(0, colon).replace(/^\[|\]$/g, '');
   const port = Number(address.slice(colon + 1));
   return new Promise((resolve, reject) => {
-    const req = http.get({ host, port, path: SCRAPE_PATH, agent: false, timeout: timeoutMs }, (res) => {
+    const req = http.get({ host, port, path, agent: false, timeout: timeoutMs }, (res) => {
       if (res.statusCode !== 200) {
         res.resume();
         reject(new Error(`HTTP ${res.statusCode}`));
@@ -257,12 +336,15 @@ export class StatsCollector {
   readonly maxEntities: number;
   readonly #targets: () => readonly ScrapeTarget[];
   readonly #scrape: (address: string, timeoutMs: number) => Promise<string>;
+  readonly #fetchClusters: (address: string, timeoutMs: number) => Promise<string>;
   readonly #scrapeTimeoutMs: number;
   readonly #now: () => number;
   readonly #log: Logger;
   readonly #ticks: TickRing;
   readonly #states = new Map<string, TargetState>();
   readonly #entities = new Map<string, Entity>();
+  /** By `host\0source`. */
+  readonly #limited = new Map<string, Limited>();
   /** This interval's sums, per path, per reporter. */
   #current = new Map<string, Reported>();
   #known: readonly ScrapeTarget[] = [];
@@ -280,6 +362,7 @@ export class StatsCollector {
     this.maxEntities = opts.maxEntities ?? 2000;
     this.#targets = opts.targets;
     this.#scrape = opts.scrape ?? httpGetText;
+    this.#fetchClusters = opts.fetchClusters ?? ((a, t) => httpGetText(a, t, CLUSTERS_PATH));
     this.#scrapeTimeoutMs = opts.scrapeTimeoutMs ?? Math.min(3000, this.intervalMs);
     this.#now = opts.now ?? Date.now;
     this.#log = opts.logger ?? createLogger('dashboard');
@@ -334,8 +417,10 @@ export class StatsCollector {
             const state = this.#states.get(address);
             const error = (err as Error).message;
             if (state) state.error = error;
-            else this.#states.set(address, { previous: new Map(), lastAt: 0, error });
+            else this.#states.set(address, { ...newState(), error });
+            return;
           }
+          await this.#readEjections(address);
         }),
       );
       this.tick(this.#now());
@@ -344,13 +429,45 @@ export class StatsCollector {
     }
   }
 
+  /** Reads /clusters of a proxy whose last scrape showed ejections; a failed read keeps what was known. */
+  async #readEjections(address: string): Promise<void> {
+    const state = this.#states.get(address);
+    if (!state) return;
+    if (state.ejectionsActive <= 0) {
+      state.ejections.clear();
+      return;
+    }
+    let text: string;
+    try {
+      text = await this.#fetchClusters(address, this.#scrapeTimeoutMs);
+    } catch (err) {
+      this.#log.debug('dashboard: /clusters read failed', { address, error: (err as Error).message });
+      return;
+    }
+    this.ingestClusters(address, text, this.#now());
+  }
+
+  /** Replaces the ejections known of the proxy at `address` with those its /clusters text flags. */
+  ingestClusters(address: string, text: string, now: number): void {
+    const state = this.#states.get(address);
+    if (!state) return;
+    const next = new Map<string, Ejection>();
+    for (const { cluster, endpoint } of parseEjectedHosts(text)) {
+      if (next.size >= MAX_EJECTIONS_PER_PROXY) break;
+      const key = `${cluster}::${endpoint}`;
+      next.set(key, { cluster, endpoint, since: state.ejections.get(key)?.since ?? now });
+    }
+    state.ejections = next;
+  }
+
   /** Folds one scrape of the proxy at `address` into the current interval. */
   ingest(address: string, text: string, now: number): void {
     let state = this.#states.get(address);
     if (!state) {
-      state = { previous: new Map(), lastAt: 0 };
+      state = newState();
       this.#states.set(address, state);
     }
+    let ejectionsActive = 0;
     const baseline = state.lastAt === 0;
     const seconds = (now - state.lastAt) / 1000;
     const previous = state.previous;
@@ -359,9 +476,13 @@ export class StatsCollector {
     const histograms = new Map<string, { moved: boolean; deltas: [number, number][] }>();
     readSamples(
       text,
-      (name) => WANTED.has(name),
+      (name) => WANTED.has(name) || name.endsWith(EJECTIONS_ACTIVE_SUFFIX),
       (name, labelText, value) => {
         if (!Number.isFinite(value)) return;
+        if (!WANTED.has(name)) {
+          ejectionsActive += value;
+          return;
+        }
         const key = `${name}{${labelText}`;
         next.set(key, value);
         if (baseline || !(seconds > 0)) return;
@@ -391,6 +512,7 @@ export class StatsCollector {
     state.previous = next;
     state.lastAt = now;
     state.error = undefined;
+    state.ejectionsActive = ejectionsActive;
   }
 
   /** This interval's sums for the path and reporter the labels name. */
@@ -414,6 +536,7 @@ export class StatsCollector {
         acc.rate += delta / seconds;
         acc.requests += delta;
         if (isError(labels)) acc.errors += delta;
+        if (labels.get('response_code') === '429') acc.limited += delta;
         const mtls = mtlsOf(labels, reporter);
         if (mtls === true) acc.mtlsYes += delta;
         else if (mtls === false) acc.mtlsNo += delta;
@@ -435,6 +558,8 @@ export class StatsCollector {
   tick(now: number): void {
     const slot = this.#ticks.advance(now);
     const tickNo = this.#ticks.ticks;
+    /** 429s per (service, caller) as each side reported them. */
+    const limited = new Map<string, { host: string; source: string; src: number; dst: number }>();
     for (const r of this.#current.values()) {
       // The caller's view when its proxy reported (it sees failures that never reached the server).
       const useSource = r.source !== undefined && active(r.source);
@@ -465,8 +590,28 @@ export class StatsCollector {
       this.#fold('service', serviceNodeId(p.service.host), p, acc, reporter);
       if (p.destination.name !== UNKNOWN) this.#fold('in', workloadNodeId(p.destination), p, acc, reporter);
       if (p.source.name !== UNKNOWN) this.#fold('out', workloadNodeId(p.source), p, acc, reporter);
+      const src = r.source?.limited ?? 0;
+      const dst = r.destination?.limited ?? 0;
+      if (src + dst > 0) {
+        const source = workloadNodeId(p.source);
+        const key = `${p.service.host}\u0000${source}`;
+        const l = limited.get(key) ?? { host: p.service.host, source, src: 0, dst: 0 };
+        l.src += src;
+        l.dst += dst;
+        limited.set(key, l);
+      }
     }
+    // Grouped by caller, not by path: the two sides may disagree on the destination workload (a caller
+    // does not learn who refused it), and the same 429s must not count twice. The server's count when it
+    // reported any (the limit is its own), else the caller's.
+    for (const l of limited.values()) this.#countLimited(l.host, l.source, l.dst > 0 ? l.dst : l.src);
     this.#current = new Map();
+    for (const [key, l] of this.#limited) {
+      l.counts[slot] = l.pending;
+      if (l.pending > 0) l.lastActiveTick = tickNo;
+      l.pending = 0;
+      if (tickNo - l.lastActiveTick >= this.#ticks.capacity) this.#limited.delete(key);
+    }
     for (const [key, e] of this.#entities) {
       const acc = e.pending ?? newAcc();
       e.pending = null;
@@ -479,6 +624,24 @@ export class StatsCollector {
       if (tickNo - e.lastActiveTick >= this.#ticks.capacity) this.#entities.delete(key);
     }
     this.#lastCollection = now;
+  }
+
+  #countLimited(host: string, source: string, n: number): void {
+    const key = `${host}\u0000${source}`;
+    let l = this.#limited.get(key);
+    if (!l) {
+      if (this.#limited.size >= Math.max(1, Math.floor(this.maxEntities / 4))) return;
+      l = {
+        host,
+        source,
+        counts: new Float64Array(this.#ticks.capacity),
+        pending: 0,
+        lastActiveTick: this.#ticks.ticks,
+        firstTick: this.#ticks.ticks + 1,
+      };
+      this.#limited.set(key, l);
+    }
+    l.pending += n;
   }
 
   #fold(kind: EntityKind, id: string, path: Path, acc: Acc, reporter: 'source' | 'destination'): void {
@@ -585,6 +748,57 @@ export class StatsCollector {
       p99Ms: read('p99Ms'),
       tcpBytesPerSecond: read('tcpBytesPerSecond'),
     };
+  }
+
+  /** Endpoints ejected now, merged over the proxies that eject them, oldest ejection first. */
+  ejections(): EjectedEndpoint[] {
+    const byAddress = new Map(this.#known.map((t) => [t.address, t]));
+    const byIp = new Map<string, ScrapeTarget>();
+    for (const t of this.#known) if (t.workload) for (const ip of t.ips ?? []) byIp.set(ip, t);
+    const merged = new Map<string, EjectedEndpoint>();
+    for (const [address, state] of this.#states) {
+      const t = byAddress.get(address);
+      const client = t?.name ?? t?.proxyId ?? address;
+      for (const e of state.ejections.values()) {
+        const service = clusterServiceHost(e.cluster);
+        const key = `${service}\u0000${e.endpoint}`;
+        let m = merged.get(key);
+        if (!m) {
+          const ip = e.endpoint.slice(0, e.endpoint.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+          const w = byIp.get(ip)?.workload;
+          m = {
+            service,
+            endpoint: e.endpoint,
+            ...(w ? { workload: workloadNodeId(w) } : {}),
+            ejectedBy: [],
+            since: e.since,
+          };
+          merged.set(key, m);
+        }
+        if (!m.ejectedBy.includes(client)) m.ejectedBy.push(client);
+        m.since = Math.min(m.since, e.since);
+      }
+    }
+    for (const m of merged.values()) m.ejectedBy.sort();
+    return [...merged.values()].sort((a, b) => a.since - b.since || a.endpoint.localeCompare(b.endpoint));
+  }
+
+  /** Callers of `host` answered 429 in the retention: per second over the window, and in all. */
+  rateLimited(host: string): RateLimitedClient[] {
+    const slots = this.#ticks.slots();
+    const out: RateLimitedClient[] = [];
+    for (const l of this.#limited.values()) {
+      if (l.host !== host) continue;
+      const ticks = Math.max(1, Math.min(this.windowTicks, this.#ticks.ticks - l.firstTick + 1));
+      const recent = slots.slice(-ticks);
+      const seconds = ticks * (this.intervalMs / 1000);
+      let total = 0;
+      for (const i of slots) total += l.counts[i];
+      let windowed = 0;
+      for (const i of recent) windowed += l.counts[i];
+      if (total > 0) out.push({ source: l.source, rps: windowed / seconds, total });
+    }
+    return out.sort((a, b) => b.total - a.total || a.source.localeCompare(b.source));
   }
 
   /** A service's inbound series and its edges; undefined when no traffic to it is known. */

@@ -51,6 +51,7 @@ export interface GraphResponse {
   windowSeconds: number;
   nodes: GraphNode[];
   edges: GraphEdge[];
+  source?: DataSourceInfo;
 }
 
 /** Golden signals at the collector's resolution over its retention; null where there was no data. */
@@ -66,6 +67,39 @@ export interface SeriesResponse {
   tcpBytesPerSecond: (number | null)[];
 }
 
+/** One endpoint of a service that outlier detection has taken out of some callers' pools. */
+export interface EjectedEndpoint {
+  /** The service host (the cluster's host; the cluster name itself when it is not Istio's). */
+  service: string;
+  /** address:port as the client proxies' /clusters print it. */
+  endpoint: string;
+  /** `workload:NAMESPACE/NAME` of the proxy at that address, when one is connected. */
+  workload?: string;
+  /** The client proxies (`name.namespace`) that eject it, sorted. */
+  ejectedBy: string[];
+  /** When the dashboard first saw it ejected (ms since the epoch; the earliest over its clients). */
+  since: number;
+}
+
+/** A caller of a service that got 429 (a local or global rate limit's answer). */
+export interface RateLimitedClient {
+  /** `workload:NAMESPACE/NAME`, or `workload:unknown/unknown` when no proxy named the caller. */
+  source: string;
+  /** 429s per second over the graph's window. */
+  rps: number;
+  /** 429s over the collector's retention. */
+  total: number;
+}
+
+/** Where the golden signals come from: the control plane's own collector, or a Prometheus. */
+export interface DataSourceInfo {
+  kind: 'collector' | 'prometheus';
+  /** The Prometheus's URL (kind prometheus). */
+  url?: string;
+  /** Why the Prometheus could not answer: the numbers are the collector's instead. */
+  error?: string;
+}
+
 export interface ServiceResponse {
   host: string;
   name: string;
@@ -73,6 +107,11 @@ export interface ServiceResponse {
   inbound: SeriesResponse;
   /** Callers of the service and its shares per destination workload, over the graph's window. */
   edges: GraphEdge[];
+  /** Its endpoints ejected now by some caller's outlier detection. */
+  ejected: EjectedEndpoint[];
+  /** Callers that got 429 in the retention, most limited first. */
+  rateLimited: RateLimitedClient[];
+  source?: DataSourceInfo;
 }
 
 export interface WorkloadResponse {
@@ -81,6 +120,9 @@ export interface WorkloadResponse {
   inbound: SeriesResponse;
   outbound: SeriesResponse;
   edges: GraphEdge[];
+  /** This workload's endpoints ejected now by some caller's outlier detection. */
+  ejected: EjectedEndpoint[];
+  source?: DataSourceInfo;
 }
 
 export type SyncState = 'SYNCED' | 'STALE' | 'NACK';

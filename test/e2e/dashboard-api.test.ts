@@ -16,7 +16,12 @@ import { meshService, startDashboardControlPlane, startSidecar } from '../suppor
 import type { MeshSidecar } from '../support/mesh.ts';
 import { waitFor } from '../support/proxy.ts';
 import { closedPort } from '../support/servers.ts';
-import type { GraphResponse, ProxiesResponse, WorkloadResponse } from '../../src/dashboard/types.ts';
+import type {
+  GraphResponse,
+  ProxiesResponse,
+  ServiceResponse,
+  WorkloadResponse,
+} from '../../src/dashboard/types.ts';
 
 const CLIENT_IP = '127.0.0.31';
 const SERVER_IP = '127.0.0.32';
@@ -172,8 +177,13 @@ describe('the dashboard API over a live mesh', { timeout: 120_000 }, () => {
     const w = await getJson<WorkloadResponse>(dashboard, '/api/workloads/default/client');
     assert.equal(w.outbound.timestamps.length, w.outbound.rps.length);
     assert.ok(w.outbound.rps.some((v) => v !== null && v > 0));
-    const s = await request(dashboard, { path: '/api/services/default/echo' });
-    assert.equal(s.status, 200);
+    const s = await getJson<ServiceResponse>(dashboard, '/api/services/default/echo');
+    assert.equal(s.host, HOST);
+    // No outlier detection and no rate limit here: both lists empty (their positive cases:
+    // dashboard-ui-resilience.test.ts).
+    assert.deepEqual(s.ejected, []);
+    assert.deepEqual(s.rateLimited, []);
+    assert.deepEqual(w.ejected, []);
     assert.equal((await request(dashboard, { path: '/api/services/default/nothing' })).status, 404);
   });
 

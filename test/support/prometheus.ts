@@ -37,6 +37,8 @@ export interface RunningPrometheus {
 export async function startPrometheus(o: {
   targets: readonly ScrapeTarget[];
   scrapeIntervalS?: number;
+  /** The port to listen on (127.0.0.1), when something must know it before the start; else a free one. */
+  port?: number;
 }): Promise<RunningPrometheus> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-prom-'));
   const interval = `${o.scrapeIntervalS ?? 1}s`;
@@ -62,7 +64,7 @@ export async function startPrometheus(o: {
   };
   // YAML is a superset of JSON: Prometheus reads the JSON text as its YAML config.
   fs.writeFileSync(path.join(dir, 'prometheus.yml'), JSON.stringify(config, null, 2));
-  const port = await closedPort();
+  const port = o.port ?? (await closedPort());
   const child = spawn(
     'prometheus',
     [

@@ -7,24 +7,53 @@ import type { Element } from './dom.ts';
 import { byId, h, link, wrap } from './dom.ts';
 import { destroyCharts, renderSignals } from './charts.ts';
 import type { Route } from './routes.ts';
-import { edgeRows } from './tables.ts';
+import { edgeRows, ejectedRows, rateLimitedRows } from './tables.ts';
 
 type DetailRoute = Extract<Route, { view: 'service' | 'workload' }>;
 
 const EDGE_HEADERS = ['from', 'to', 'protocol', 'rps', 'errors', 'p50', 'p99', 'security'];
 
-function edgeTable(body: Element): Element {
+function table(headers: readonly string[], body: Element): Element {
   const head = wrap(
     'tr',
-    EDGE_HEADERS.map((t) => h('th', t)),
+    headers.map((t) => h('th', t)),
   );
   return wrap('table', [wrap('thead', [head]), body]);
+}
+
+/** A table's body and the line shown instead of rows when it has none. */
+interface Listing {
+  body: Element;
+  empty: Element;
+  emptyText: string;
+}
+
+function listing(
+  id: string,
+  title: string,
+  headers: readonly string[],
+  emptyText: string,
+): [Element, Listing] {
+  const body = h('tbody');
+  body.setAttribute('id', `${id}-body`);
+  const empty = h('p', '', 'hint');
+  empty.setAttribute('id', `${id}-empty`);
+  const section = wrap('section', [h('h3', title), table(headers, body), empty]);
+  return [section, { body, empty, emptyText }];
+}
+
+function fill(l: Listing | undefined, rows: Element[]): void {
+  if (!l) return;
+  l.body.replaceChildren(...rows);
+  l.empty.textContent = rows.length === 0 ? l.emptyText : '';
 }
 
 export class DetailView {
   #key = '';
   #directions = new Map<string, { charts: Element; empty: Element }>();
   #edges: Element | undefined;
+  #ejected: Listing | undefined;
+  #limited: Listing | undefined;
 
   /** Builds the page's frame for `route` unless it is already showing. */
   open(route: DetailRoute): void {
@@ -49,9 +78,28 @@ export class DetailView {
     sections.push(
       wrap('section', [
         h('h3', route.view === 'service' ? 'callers and destinations' : 'calls'),
-        edgeTable(this.#edges),
+        table(EDGE_HEADERS, this.#edges),
       ]),
     );
+    const [ejected, ejectedList] = listing(
+      'ejected',
+      route.view === 'service' ? 'ejected endpoints' : 'ejected by outlier detection',
+      ['endpoint', 'workload', 'ejected by', 'for'],
+      'no endpoint ejected',
+    );
+    this.#ejected = ejectedList;
+    sections.push(ejected);
+    this.#limited = undefined;
+    if (route.view === 'service') {
+      const [limited, limitedList] = listing(
+        'limited',
+        'rate-limited clients (429)',
+        ['client', '429/s', 'total (15 min)'],
+        'no client rate-limited',
+      );
+      this.#limited = limitedList;
+      sections.push(limited);
+    }
     const status = h('p', '', 'hint');
     status.setAttribute('id', 'detail-status');
     sections.push(status);
@@ -75,6 +123,8 @@ export class DetailView {
       slot.empty.textContent = any ? '' : `No ${d} traffic in the last 15 minutes.`;
     }
     this.#edges?.replaceChildren(...edgeRows(r.edges, nodes));
+    fill(this.#ejected, ejectedRows(r.ejected, nodes, Date.now()));
+    if ('rateLimited' in r) fill(this.#limited, rateLimitedRows(r.rateLimited, nodes));
     byId('detail-status').textContent = '';
   }
 

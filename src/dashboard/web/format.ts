@@ -27,9 +27,21 @@ export function bytes(v: number): string {
   return `${(v / 1024 / 1024).toFixed(1)} MiB/s`;
 }
 
-/** An edge's label: rps · error % · p99 (HTTP, gRPC) or conn/s · bytes/s (TCP), and a lock for mTLS. */
+/** How long, from ms: "45 s", "3 min 5 s", "2 h 10 min". */
+export function duration(msElapsed: number): string {
+  const s = Math.max(0, Math.round(msElapsed / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+/**
+ * An edge's label: rps · error % · p99 (HTTP, gRPC) or conn/s · bytes/s (TCP), marked "mTLS" when mutual
+ * TLS was seen. A word rather than a lock emoji: a browser without an emoji font (Debian's headless
+ * Chromium) draws the emoji as an empty box.
+ */
 export function edgeLabel(e: EdgeStats & { protocol: string; mtls: boolean | null }): string {
-  const lock = e.mtls === true ? '🔒 ' : '';
+  const lock = e.mtls === true ? 'mTLS · ' : '';
   if (e.protocol === 'tcp') return `${lock}${rate(e.rps)} conn/s · ${bytes(e.tcpBytesPerSecond)}`;
   return `${lock}${rate(e.rps)} rps · ${percent(e.errorPct)} · p99 ${ms(e.p99Ms)}`;
 }

@@ -6,6 +6,7 @@
  */
 import type {
   ConfigResponse,
+  DataSourceInfo,
   GraphNode,
   GraphResponse,
   ProxiesResponse,
@@ -44,6 +45,14 @@ function show(view: (typeof VIEWS)[number]): void {
   for (const v of ['graph', 'proxies', 'config']) byId(`nav-${v}`).className = v === view ? 'current' : '';
 }
 
+/** Where the numbers came from, when not the control plane's own collector. */
+function sourceNote(s: DataSourceInfo | undefined): string {
+  if (s?.kind !== 'prometheus') return '';
+  return s.error === undefined
+    ? ` · from Prometheus ${s.url ?? ''}`
+    : ` · Prometheus ${s.url ?? ''} failed (${s.error}): the control plane's own numbers`;
+}
+
 async function loadGraph(): Promise<GraphResponse> {
   const g = await getJson<GraphResponse>('/api/graph');
   nodes = new Map(g.nodes.map((n) => [n.id, n]));
@@ -64,20 +73,23 @@ async function refreshGraph(): Promise<string> {
   byId('failing-empty').textContent = failing.length === 0 ? 'No call failed in the window.' : '';
   return g.timestamp === 0
     ? 'waiting for the first collection…'
-    : `updated ${new Date(g.timestamp).toLocaleTimeString()} · rates over the last ${g.windowSeconds} s`;
+    : `updated ${new Date(g.timestamp).toLocaleTimeString()} · rates over the last ${g.windowSeconds} s` +
+        sourceNote(g.source);
 }
 
 async function refreshDetail(route: Extract<Route, { view: 'service' | 'workload' }>): Promise<string> {
   detail.open(route);
   const path = `/api/${route.view}s/${encodeURIComponent(route.namespace)}/${encodeURIComponent(route.name)}`;
+  let note = '';
   try {
     const [r] = await Promise.all([getJson<ServiceResponse | WorkloadResponse>(path), loadGraph()]);
     detail.render(r, nodes);
+    note = sourceNote(r.source);
   } catch (err) {
     if (!(err instanceof NotFound)) throw err;
     detail.missing(`Nothing is known of ${route.view} ${route.name}.${route.namespace} yet.`);
   }
-  return `updated ${new Date().toLocaleTimeString()} · the last 15 minutes`;
+  return `updated ${new Date().toLocaleTimeString()} · the last 15 minutes${note}`;
 }
 
 async function refreshProxies(): Promise<string> {

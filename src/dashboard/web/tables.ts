@@ -2,10 +2,18 @@
  * The page's tables: calls and top failing edges (graph page, service and workload pages), proxies with
  * their sync state and NACK errors, and the configuration in force with its `analyze` diagnostics.
  */
-import type { ConfigDiagnostic, ConfigResponse, GraphEdge, GraphNode, ProxiesResponse } from '../types.ts';
+import type {
+  ConfigDiagnostic,
+  ConfigResponse,
+  EjectedEndpoint,
+  GraphEdge,
+  GraphNode,
+  ProxiesResponse,
+  RateLimitedClient,
+} from '../types.ts';
 import type { Element } from './dom.ts';
 import { h, link, wrap } from './dom.ts';
-import { ms, percent, rate } from './format.ts';
+import { duration, ms, percent, rate } from './format.ts';
 import { nodeHash } from './routes.ts';
 
 /** A node id as a link to its page when the node is known, else as text. */
@@ -26,7 +34,7 @@ function edgeRow(e: GraphEdge, nodes: ReadonlyMap<string, GraphNode>): Element {
     percent(e.errorPct),
     ms(e.p50Ms),
     ms(e.p99Ms),
-    e.mtls === true ? '🔒 mTLS' : e.mtls === false ? 'plaintext' : '?',
+    e.mtls === true ? 'mTLS' : e.mtls === false ? 'plaintext' : '?',
   ])
     tr.appendChild(h('td', text));
   if ((e.errorPct ?? 0) > 0) tr.className = (e.errorPct ?? 0) >= 5 ? 'failing' : 'warning';
@@ -52,6 +60,40 @@ export function topFailingRows(
     .sort(byErrorsThenRate)
     .slice(0, limit)
     .map((e) => edgeRow(e, nodes));
+}
+
+/** Ejected endpoints: endpoint, its workload, the clients ejecting it, since when. */
+export function ejectedRows(
+  ejected: readonly EjectedEndpoint[],
+  nodes: ReadonlyMap<string, GraphNode>,
+  now: number,
+): Element[] {
+  return ejected.map((e) => {
+    const tr = h('tr', undefined, 'failing');
+    tr.setAttribute('data-ejected', e.endpoint);
+    tr.appendChild(h('td', e.endpoint));
+    tr.appendChild(e.workload !== undefined ? nodeCell(e.workload, nodes) : h('td', '–'));
+    tr.appendChild(h('td', e.ejectedBy.join(', ')));
+    const since = h('td', `${duration(now - e.since)} (since ${new Date(e.since).toLocaleTimeString()})`);
+    since.title = new Date(e.since).toISOString();
+    tr.appendChild(since);
+    return tr;
+  });
+}
+
+/** Callers answered 429: who, per second over the window, how many in the retention. */
+export function rateLimitedRows(
+  limited: readonly RateLimitedClient[],
+  nodes: ReadonlyMap<string, GraphNode>,
+): Element[] {
+  return limited.map((l) => {
+    const tr = h('tr', undefined, l.rps > 0 ? 'warning' : '');
+    tr.setAttribute('data-limited', l.source);
+    tr.appendChild(nodeCell(l.source, nodes));
+    tr.appendChild(h('td', rate(l.rps)));
+    tr.appendChild(h('td', String(Math.round(l.total))));
+    return tr;
+  });
 }
 
 export function proxyRows(p: ProxiesResponse): Element[] {
