@@ -291,6 +291,36 @@ describe('the dashboard: ejected endpoints and rate-limited clients', { timeout:
     assert.deepEqual(catalog.rateLimited, []);
   });
 
+  it('names both workloads on the 429s the limited sidecar answers itself, in both reporters', async () => {
+    // Metadata exchange runs before the rate limit filter, and a local reply passes back through it: the
+    // limited sidecar knows its caller, and the caller learns who answered.
+    const limited429 = (text: string, reporter: string): string[] =>
+      text
+        .split('\n')
+        .filter(
+          (l) =>
+            l.startsWith('istio_requests_total{') &&
+            l.includes(`reporter="${reporter}"`) &&
+            l.includes('response_code="429"'),
+        );
+    const server = limited429(
+      (await request(sidecars.limited.admin, { path: '/stats/prometheus' })).body,
+      'destination',
+    );
+    assert.ok(server.length > 0, 'the limited sidecar reported 429s');
+    for (const l of server) {
+      assert.match(l, /source_workload="frontend"/, l);
+      assert.match(l, /destination_workload="limited"/, l);
+      assert.match(l, /response_flags="RL"/, l);
+    }
+    const client = limited429(
+      (await request(sidecars.frontend.admin, { path: '/stats/prometheus' })).body,
+      'source',
+    );
+    assert.ok(client.length > 0, 'the frontend sidecar reported 429s');
+    for (const l of client) assert.match(l, /destination_workload="limited"/, l);
+  });
+
   it('shows both tables in Chromium, and the mTLS mark as text', async () => {
     assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: run scripts/install-test-deps.sh`);
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, timeout: 30_000 });

@@ -48,6 +48,8 @@ import type { RouteContext } from './routes.ts';
 import { domainsFor, serviceRoutes, virtualServiceRoutes } from './routes.ts';
 import { exportedTo, hostMatches, sidecarFor, virtualServiceFor, visibleServices } from './scope.ts';
 
+const METADATA_EXCHANGE = 'istio.metadata_exchange';
+
 export interface ListenerPlan {
   listeners: JsonObject[];
   routes: JsonObject[];
@@ -69,16 +71,19 @@ function httpFilters(routeFilters: boolean, inbound = false, telemetry?: SideTel
   const routerConfig: JsonObject = { '@type': TYPES.router };
   if (inbound) routerConfig.respect_expected_rq_timeout = true;
   const router: JsonObject = { name: 'envoy.filters.http.router', typed_config: routerConfig };
-  // Istio's telemetry filters (metadata exchange, stats) run last before the router, after every filter
-  // that may answer locally, so they see the final response.
-  const last = telemetry?.httpFilters.length ? [...telemetry.httpFilters, router] : [router];
+  // As in Istio: metadata exchange first, so the peer is known (and this proxy announced) even when a later
+  // filter answers locally; stats last before the router.
+  const telemetryFilters = telemetry?.httpFilters ?? [];
+  const first = telemetryFilters.filter((f) => f.name === METADATA_EXCHANGE);
+  const last = [...telemetryFilters.filter((f) => f.name !== METADATA_EXCHANGE), router];
   return routeFilters
     ? [
+        ...first,
         { name: 'envoy.filters.http.cors', typed_config: { '@type': TYPES.cors } },
         { name: 'envoy.filters.http.fault', typed_config: { '@type': TYPES.fault } },
         ...last,
       ]
-    : last;
+    : [...first, ...last];
 }
 
 /** A side's access_log (and, for connection managers, tracing), as fields to spread into a filter's config. */
@@ -655,9 +660,11 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
       true,
       telemetry.server,
     );
-    // Authentication and authorization, then a RateLimitPolicy's limit, run before the router.
+    // Authentication and authorization, then a RateLimitPolicy's limit, run after metadata exchange and
+    // before the stats filter and the router.
     const filters = (httpFilter.typed_config as JsonObject).http_filters as JsonObject[];
-    filters.unshift(...security, ...(rateLimit?.filters ?? []));
+    const at = filters.findIndex((f) => f.name !== METADATA_EXCHANGE);
+    filters.splice(at, 0, ...security, ...(rateLimit?.filters ?? []));
     const tcpFilter = tcpFilters(`inbound_${name}`, cluster, telemetry.server, snap);
     const mode = snap.security ? inboundMtlsMode(proxy, snap, [port, app.port]) : undefined;
     if (mode !== undefined && mode !== 'DISABLE') {
@@ -827,7 +834,12 @@ function gatewayHcm(
   telemetry: SideTelemetry,
 ): JsonObject {
   const manager = hcm(statPrefix, rds(routeName), true, false, telemetry);
-  ((manager.typed_config as JsonObject).http_filters as JsonObject[]).unshift(...security);
+  const filters = (manager.typed_config as JsonObject).http_filters as JsonObject[];
+  filters.splice(
+    filters.findIndex((f) => f.name !== METADATA_EXCHANGE),
+    0,
+    ...security,
+  );
   return manager;
 }
 

@@ -85,13 +85,14 @@ describe('RateLimitPolicy → inbound local_ratelimit', () => {
     assert.deepEqual(
       filters.map((f) => f.name),
       [
-        'envoy.filters.http.local_ratelimit',
+        // Metadata exchange first: a limited caller is still known to istio.stats.
         'istio.metadata_exchange',
+        'envoy.filters.http.local_ratelimit',
         'istio.stats',
         'envoy.filters.http.router',
       ],
     );
-    const rl = filters[0].typed_config;
+    const rl = filters[1].typed_config;
     assert.deepEqual(rl.token_bucket, { max_tokens: 100, tokens_per_fill: 100, fill_interval: '60s' });
     assert.deepEqual(rl.descriptors, [
       {
@@ -203,14 +204,14 @@ spec:
     assert.deepEqual(
       filters.map((f) => f.name),
       [
+        'istio.metadata_exchange',
         'envoy.filters.http.local_ratelimit',
         'envoy.filters.http.ratelimit',
-        'istio.metadata_exchange',
         'istio.stats',
         'envoy.filters.http.router',
       ],
     );
-    assert.deepEqual(filters[1].typed_config, {
+    assert.deepEqual(filters[2].typed_config, {
       '@type': 'type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit',
       domain: 'weft',
       stage: 1,

@@ -231,6 +231,7 @@ export class HttpStream implements RouteRequest {
       headers['content-type'] = 'application/grpc';
       headers['grpc-status'] = String(this.localGrpcStatus);
       if (text) headers['grpc-message'] = encodeURIComponent(text);
+      this.encodeLocalReply(200, headers);
       this.hcm.decorateResponse(this, headers);
       if (this.http2) {
         const stream = (res as Http2ServerResponse).stream;
@@ -250,9 +251,21 @@ export class HttpStream implements RouteRequest {
     } else {
       headers['content-length'] = '0';
     }
+    this.encodeLocalReply(status, headers);
     this.hcm.decorateResponse(this, headers);
     if (this.method !== 'HEAD') this.bytesSent += Buffer.byteLength(text);
     this.writeAndEnd(status, headers, this.method === 'HEAD' ? undefined : text || undefined);
+  }
+
+  /**
+   * As Envoy encodes a local reply: through the response-header hooks of the filters that ran before the one
+   * answering, in reverse. So a reply from the rate limit or RBAC filter still carries what the earlier
+   * metadata exchange filter adds (this proxy's peer metadata), and CORS headers where CORS applies.
+   */
+  private encodeLocalReply(status: number, headers: OutgoingHeaders): void {
+    const filters = this.hcm.filters;
+    for (let i = Math.min(this.filterIndex, filters.length) - 1; i >= 0; i--)
+      filters[i].onResponseHeaders?.(this, status, headers);
   }
 
   private writeAndEnd(status: number, headers: OutgoingHeaders, body: string | undefined): void {
