@@ -99,6 +99,7 @@ const factories = new Map<string, Factory>([
         clusters: ctx.clusters,
         node: ctx.telemetry?.node,
         trafficDirection: ctx.trafficDirection ?? 'UNSPECIFIED',
+        stats: ctx.stats,
       }),
   ],
   [

@@ -7,9 +7,11 @@ import type { NodeInfo } from '../bootstrap/types.ts';
 import type { FilterStatus, HttpFilter } from '../http/filter.ts';
 import type { HttpStream } from '../http/stream.ts';
 import type { ClusterManager } from '../upstream/cluster-manager.ts';
+import type { StatsStore } from '../stats/store.ts';
 import { GrpcFrameCounter } from './grpc-frames.ts';
 import type { CounterSeries, HistogramSeries, IstioMetricName, IstioMetrics } from './istio-metrics.ts';
 import { clusterService, hostOfAuthority, pinnedUpstreamPrincipal } from './labels.ts';
+import { localityBytesOf, LocalityBytesRecorder } from './locality-bytes.ts';
 import type { DestinationService } from './labels.ts';
 import { peerFromNodeMetadata } from './peer-headers.ts';
 import type { PeerMetadata } from './peer-metadata.ts';
@@ -42,6 +44,8 @@ export interface IstioStatsDeps {
   readonly clusters: ClusterManager;
   readonly node: NodeInfo | undefined;
   readonly trafficDirection: TrafficDirection;
+  /** The proxy's stats store, for weft_locality_bytes_total (not counted without it). */
+  readonly stats?: StatsStore;
 }
 
 export class IstioStatsFilter implements HttpFilter {
@@ -58,6 +62,8 @@ export class IstioStatsFilter implements HttpFilter {
   private readonly countsMessages: boolean;
   /** The cache key of the request being recorded, reused (recording is synchronous). */
   private readonly parts: unknown[];
+  /** Set on the client side only: the server side of the hop would count the same bytes again. */
+  private readonly localityBytes: LocalityBytesRecorder | null;
 
   constructor(name: string, config: IstioStatsConfig, deps: IstioStatsDeps) {
     this.name = name;
@@ -73,6 +79,10 @@ export class IstioStatsFilter implements HttpFilter {
     plan.metrics.forEach((m, i) => (at[m.metric] = i));
     this.at = at;
     this.countsMessages = at.request_messages_total !== undefined || at.response_messages_total !== undefined;
+    this.localityBytes =
+      this.role !== 'destination' && deps.stats !== undefined
+        ? new LocalityBytesRecorder(localityBytesOf(deps.stats), deps.node?.locality)
+        : null;
   }
 
   onRequest(): FilterStatus {
@@ -97,6 +107,7 @@ export class IstioStatsFilter implements HttpFilter {
   }
 
   onComplete(stream: HttpStream): void {
+    this.localityBytes?.recordStream(stream);
     const series = this.seriesFor(stream);
     const at = this.at;
     let i = at.requests_total;

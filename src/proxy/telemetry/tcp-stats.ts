@@ -14,6 +14,7 @@ import type { ClusterManager } from '../upstream/cluster-manager.ts';
 import { istioMetricsOf } from './istio-metrics.ts';
 import type { CounterSeries, IstioMetricName, IstioMetrics } from './istio-metrics.ts';
 import { clusterService, pinnedUpstreamPrincipal } from './labels.ts';
+import { localityBytesOf, LocalityBytesRecorder, PROTOCOL_TCP } from './locality-bytes.ts';
 import { peerFromNodeMetadata } from './peer-headers.ts';
 import { peerFromPrincipal, peerFromWorkloadMetadata } from './peer-metadata.ts';
 import type { PeerMetadata } from './peer-metadata.ts';
@@ -35,6 +36,9 @@ interface Reported {
   opened: boolean;
   sent: number;
   received: number;
+  /** What weft_locality_bytes_total has counted: only once connected, as until then nothing went upstream. */
+  localitySent: number;
+  localityReceived: number;
 }
 
 export interface TcpStatsDeps {
@@ -42,6 +46,8 @@ export interface TcpStatsDeps {
   readonly clusters: ClusterManager;
   readonly node: NodeInfo | undefined;
   readonly trafficDirection: TrafficDirection;
+  /** The proxy's stats store, for weft_locality_bytes_total (not counted without it). */
+  readonly stats?: StatsStore;
 }
 
 export class IstioTcpStats implements TcpSessionObserver {
@@ -56,6 +62,8 @@ export class IstioTcpStats implements TcpSessionObserver {
   private timer: NodeJS.Timeout | null = null;
   /** The cache key being looked up, reused (reports are synchronous). */
   private readonly parts: unknown[];
+  /** Set on the client side only: the server side of the hop would count the same bytes again. */
+  private readonly localityBytes: LocalityBytesRecorder | null;
 
   constructor(config: IstioStatsConfig, deps: TcpStatsDeps) {
     this.role = reporterRole(config, deps.trafficDirection);
@@ -69,6 +77,10 @@ export class IstioTcpStats implements TcpSessionObserver {
     plan.metrics.forEach((m, i) => (at[m.metric] = i));
     this.at = at;
     this.periodMs = config.tcpReportingDurationMs;
+    this.localityBytes =
+      this.role !== 'destination' && deps.stats !== undefined
+        ? new LocalityBytesRecorder(localityBytesOf(deps.stats), deps.node?.locality)
+        : null;
   }
 
   onOpen(session: TcpSession): void {
@@ -85,6 +97,8 @@ export class IstioTcpStats implements TcpSessionObserver {
       opened: false,
       sent: 0,
       received: 0,
+      localitySent: 0,
+      localityReceived: 0,
     } satisfies Reported);
     this.open.add(session);
     if (this.timer === null) {
@@ -139,6 +153,18 @@ export class IstioTcpStats implements TcpSessionObserver {
     if (i !== undefined) (series[i] as CounterSeries).value += sent - state.sent;
     i = at.tcp_received_bytes_total;
     if (i !== undefined) (series[i] as CounterSeries).value += received - state.received;
+    // What the downstream sent went to the upstream (request), what it was sent came from it (response).
+    const host = session.upstreamHost;
+    if (this.localityBytes !== null && host !== null && state.connected) {
+      this.localityBytes.record(
+        host.locality,
+        PROTOCOL_TCP,
+        received - state.localityReceived,
+        sent - state.localitySent,
+      );
+      state.localityReceived = received;
+      state.localitySent = sent;
+    }
     state.sent = sent;
     state.received = received;
   }
@@ -221,6 +247,7 @@ export function tcpObservers(
         clusters: deps.clusters,
         node: deps.node,
         trafficDirection: deps.trafficDirection,
+        stats: deps.stats,
       }),
     );
   }
