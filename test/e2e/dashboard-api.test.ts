@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from '../support/http.ts';
-import { meshService, startDashboardControlPlane, startSidecar } from '../support/mesh.ts';
+import { callThrough, meshService, startDashboardControlPlane, startSidecar } from '../support/mesh.ts';
 import type { MeshSidecar } from '../support/mesh.ts';
 import { waitFor } from '../support/proxy.ts';
 import { closedPort } from '../support/servers.ts';
@@ -93,15 +93,7 @@ describe('the dashboard API over a live mesh', { timeout: 120_000 }, () => {
         workDir: dir,
       }),
     );
-    const call = (p = '/'): Promise<number> =>
-      request(sidecars[0].outbound, {
-        host: CLIENT_IP,
-        path: p,
-        headers: { host: `${HOST}:${servicePort}` },
-      }).then(
-        (r) => r.status,
-        () => 0,
-      );
+    const call = (p = '/'): Promise<number> => callThrough(sidecars[0], HOST, servicePort, p);
     await waitFor(async () => (await call()) === 200, 30_000, 'a request through the mesh');
     let n = 0;
     load = setInterval(() => void call(++n % 10 === 0 ? '/fail' : '/'), 50);

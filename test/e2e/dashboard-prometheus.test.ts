@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from '../support/http.ts';
-import { meshService, startSidecar } from '../support/mesh.ts';
+import { callThrough, meshService, startSidecar } from '../support/mesh.ts';
 import type { MeshSidecar } from '../support/mesh.ts';
 import { startPrometheus } from '../support/prometheus.ts';
 import type { RunningPrometheus } from '../support/prometheus.ts';
@@ -118,15 +118,7 @@ describe('the dashboard over a Prometheus', { timeout: 180_000 }, () => {
         ...common,
       }),
     );
-    const call = (p = '/'): Promise<number> =>
-      request(sidecars[0].outbound, {
-        host: CLIENT_IP,
-        path: p,
-        headers: { host: `${HOST}:${servicePort}` },
-      }).then(
-        (r) => r.status,
-        () => 0,
-      );
+    const call = (p = '/'): Promise<number> => callThrough(sidecars[0], HOST, servicePort, p);
     await waitFor(async () => (await call()) === 200, 30_000, 'a request through the mesh');
     let n = 0;
     loadStarted = Date.now();

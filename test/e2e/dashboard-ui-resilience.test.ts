@@ -24,7 +24,7 @@ import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 import { request } from '../support/http.ts';
-import { startDashboardControlPlane, startSidecar } from '../support/mesh.ts';
+import { callThrough, startDashboardControlPlane, startSidecar } from '../support/mesh.ts';
 import type { MeshSidecar } from '../support/mesh.ts';
 import { REPO, waitFor } from '../support/proxy.ts';
 import { closedPort } from '../support/servers.ts';
@@ -136,14 +136,7 @@ describe('the dashboard: ejected endpoints and rate-limited clients', { timeout:
     Promise.resolve();
 
   const call = (from: MeshSidecar, host: string, port: number, client?: string): Promise<number> =>
-    request(from.outbound, {
-      host: from.ip,
-      path: '/',
-      headers: { host: `${host}:${port}`, ...(client ? { 'x-client': client } : {}) },
-    }).then(
-      (r) => r.status,
-      () => 0,
-    );
+    callThrough(from, host, port, '/', client ? { 'x-client': client } : {});
 
   before(async () => {
     fs.mkdirSync(configDir);

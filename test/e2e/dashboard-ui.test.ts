@@ -21,7 +21,7 @@ import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 import { request } from '../support/http.ts';
-import { meshService, startDashboardControlPlane, startSidecar } from '../support/mesh.ts';
+import { callThrough, meshService, startDashboardControlPlane, startSidecar } from '../support/mesh.ts';
 import type { MeshSidecar } from '../support/mesh.ts';
 import { REPO, waitFor } from '../support/proxy.ts';
 import { closedPort } from '../support/servers.ts';
@@ -161,15 +161,7 @@ spec:
         ...common,
       }),
     );
-    const call = (p = '/'): Promise<number> =>
-      request(sidecars[0].outbound, {
-        host: CLIENT_IP,
-        path: p,
-        headers: { host: `${HOST}:${servicePort}` },
-      }).then(
-        (r) => r.status,
-        () => 0,
-      );
+    const call = (p = '/'): Promise<number> => callThrough(sidecars[0], HOST, servicePort, p);
     await waitFor(async () => (await call()) === 200, 30_000, 'a request through the mesh');
     let n = 0;
     load = setInterval(() => void call(++n % 10 === 0 ? '/fail' : '/'), 50);

@@ -76,6 +76,27 @@ spec:
 `;
 }
 
+/**
+ * A request through a sidecar's outbound listener to `host:port` (by Host header, as an app behind it sends
+ * it): its status, or 0 when the request failed.
+ */
+export function callThrough(
+  from: MeshSidecar,
+  host: string,
+  port: number,
+  path = '/',
+  headers: Record<string, string> = {},
+): Promise<number> {
+  return request(from.outbound, {
+    host: from.ip,
+    path,
+    headers: { host: `${host}:${port}`, ...headers },
+  }).then(
+    (r) => r.status,
+    () => 0,
+  );
+}
+
 /** One stat of a proxy's admin (0 when absent). */
 export async function adminStat(proxy: { admin: number }, key: string): Promise<number> {
   const r = await request(proxy.admin, { path: '/stats?format=json' });

@@ -1,9 +1,10 @@
 /** Starts real Weft proxies for tests: in this process (fast) or as a `weft proxy` child process. */
 import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+import type { ChildProcess, ChildProcessByStdio } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { loadBootstrap } from '../../src/proxy/bootstrap/load.ts';
 import { ProxyServer } from '../../src/proxy/server.ts';
@@ -80,6 +81,11 @@ export function spawnWeftProxy(args: string[]): ProxyProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
+  return tracked(child);
+}
+
+/** A spawned child (stdout and stderr piped) with its output collected and its exit awaited. */
+export function tracked(child: ChildProcessByStdio<null, Readable, Readable>): ProxyProcess {
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
