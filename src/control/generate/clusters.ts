@@ -282,8 +282,9 @@ function cluster(
     clusterTransport(name, service, policy?.tls, port.protocol, snap),
   );
   base.metadata = serviceMetadata(service, snap);
-  // distribute sets locality weights in the assignment; Envoy applies them only with this flag.
-  if (localityPolicy(policy)?.kind === 'distribute') {
+  // distribute, and failover's zone-aware spill, set locality weights in the assignment; Envoy applies them
+  // only with this flag (which changes nothing while every locality has weight 1 in its own priority).
+  if (localityPolicy(policy) !== undefined) {
     base.common_lb_config = {
       ...(base.common_lb_config as JsonObject | undefined),
       locality_weighted_lb_config: {},

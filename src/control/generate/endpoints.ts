@@ -2,7 +2,9 @@
  * ClusterLoadAssignments for EDS clusters: the service port's endpoints (filtered by the subset's labels),
  * grouped by locality, with weights and health. Under a locality policy
  * (locality-lb.ts) the assignment is a view for the caller's locality: priorities or weights differ between
- * callers, and one view is shared by every caller with the same locality key.
+ * callers, and one view is shared by every caller with the same locality key. A failover view may also depend
+ * on how the caller's own service is spread over zones (the zone-aware spill, locality-lb.ts): then that
+ * spread is part of the key.
  */
 import { isHttp } from '../model/protocol.ts';
 import type { JsonObject } from '../../core/json.ts';
@@ -11,8 +13,14 @@ import type { MeshSnapshot } from '../model/snapshot.ts';
 import type { Endpoint } from '../model/types.ts';
 import type { Locality } from '../xds/types.ts';
 import { effectivePolicy } from './clusters.ts';
-import { callerKey, localityPolicy, localityView } from './locality-lb.ts';
-import type { LocalityCaller, LocalityGroup, LocalityPolicy } from './locality-lb.ts';
+import {
+  callerKey,
+  callerSpreadOf,
+  localityPolicy,
+  localityView,
+  ruleMayBeZoneAware,
+} from './locality-lb.ts';
+import type { CallerSpread, LocalityCaller, LocalityGroup, LocalityPolicy } from './locality-lb.ts';
 import { outboundClusterName, parseClusterName, TYPES } from './names.ts';
 import { TRANSPORT_SOCKET_MATCH } from './mtls.ts';
 import { TLS_MODE_LABEL } from '../../api/istio/mesh-names.ts';
@@ -22,6 +30,8 @@ import { canonicalRevision, canonicalService } from './telemetry.ts';
 /** The proxy an assignment is for: its namespace picks the DestinationRule, its locality and labels the view. */
 export interface AssignmentCaller extends LocalityCaller {
   readonly namespace: string;
+  /** The proxy's type (ProxyNode.type): a gateway ('router') gets no zone-aware spill. */
+  readonly type?: string;
 }
 
 function localityKey(l: Locality): string {
@@ -196,8 +206,37 @@ function groupsFor(
   source: AssignmentSource,
   selected: readonly Endpoint[],
   caller: LocalityCaller,
+  spread: CallerSpread | undefined,
 ): LocalityGroup[] {
-  return source.locality ? localityView(selected, source.locality, caller) : plainGroups(selected);
+  return source.locality ? localityView(selected, source.locality, caller, spread) : plainGroups(selected);
+}
+
+/** Whether a view under this policy may spill zone-aware (so depends on the caller's spread). */
+function spills(policy: LocalityPolicy | undefined): boolean {
+  return policy?.kind === 'failover' && policy.failoverPriority.length === 0;
+}
+
+/**
+ * The replicas of the caller's own services (those in its namespace whose workload selector picks it): the
+ * "local cluster" whose spread over zones the zone-aware spill weighs. A gateway has none by design: what
+ * reaches it comes through a load balancer outside the mesh, whose spread over the gateway's zones nothing here
+ * knows, so its views stay Istio's.
+ */
+function callerReplicas(caller: AssignmentCaller, snap: MeshSnapshot): Endpoint[] {
+  if (caller.type === 'router') return [];
+  const out: Endpoint[] = [];
+  for (const s of snap.services) {
+    if (s.namespace !== caller.namespace || !s.workloadSelector) continue;
+    if (!labelsMatch(s.workloadSelector, caller.labels)) continue;
+    // Every port lists the same workloads: one is enough (callerSpreadOf counts a workload once anyway).
+    const port = s.ports[0];
+    if (port) out.push(...snap.endpoints(s.hostname, port.number));
+  }
+  return out;
+}
+
+function spreadOf(caller: AssignmentCaller, snap: MeshSnapshot): CallerSpread | undefined {
+  return callerSpreadOf(callerReplicas(caller, snap), caller.locality.region);
 }
 
 function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
@@ -213,9 +252,10 @@ export function loadAssignment(
   const shape = shapeOf(clusterName, caller.namespace, snap);
   if (!shape) return undefined;
   const source = sourceOf(shape, snap);
+  const spread = spills(shape.locality) ? spreadOf(caller, snap) : undefined;
   return assignment(
     clusterName,
-    groupsFor(source, members(source), caller),
+    groupsFor(source, members(source), caller, spread),
     snap.security !== undefined,
     shape.meshInternal,
   );
@@ -238,6 +278,32 @@ export class AssignmentCache {
   readonly #entries = new Map<string, CachedView>();
   /** Per `cluster\0namespace`: its shape, or null for a name Weft did not generate. */
   readonly #shapes = new Map<string, AssignmentShape | null>();
+  /**
+   * Each caller's spread for one snapshot version: asked for once per cluster, computed once per proxy and
+   * version (and once per namespace and label set, shared by the proxies that have them).
+   */
+  readonly #spreads = new WeakMap<AssignmentCaller, { version: number; spread: CallerSpread | undefined }>();
+  #spreadsByLabels = new Map<string, CallerSpread | undefined>();
+  #spreadsVersion = -1;
+
+  #spread(caller: AssignmentCaller, snap: MeshSnapshot): CallerSpread | undefined {
+    const known = this.#spreads.get(caller);
+    if (known && known.version === snap.version) return known.spread;
+    if (this.#spreadsVersion !== snap.version) {
+      this.#spreadsByLabels = new Map();
+      this.#spreadsVersion = snap.version;
+    }
+    const labels = Object.entries(caller.labels).sort(([a], [b]) => a.localeCompare(b));
+    const key = JSON.stringify([caller.type === 'router', caller.namespace, caller.locality.region, labels]);
+    let spread: CallerSpread | undefined;
+    if (this.#spreadsByLabels.has(key)) spread = this.#spreadsByLabels.get(key);
+    else {
+      spread = spreadOf(caller, snap);
+      this.#spreadsByLabels.set(key, spread);
+    }
+    this.#spreads.set(caller, { version: snap.version, spread });
+    return spread;
+  }
 
   get(clusterName: string, caller: AssignmentCaller, snap: MeshSnapshot): JsonObject | undefined {
     const shapeKey = `${clusterName}\u0000${caller.namespace}`;
@@ -248,7 +314,9 @@ export class AssignmentCache {
     }
     if (shape === null) return undefined;
     const endpoints = snap.endpoints(shape.host, shape.port);
-    const key = shape.locality ? shape.key + callerKey(shape.locality, caller) : shape.key;
+    const spread = spills(shape.locality) ? this.#spread(caller, snap) : undefined;
+    let key = shape.locality ? shape.key + callerKey(shape.locality, caller) : shape.key;
+    if (spread) key += `\u0000${spread.key}`;
     const known = this.#entries.get(key);
     if (known && known.endpoints === endpoints) return known.assignment;
     const source: AssignmentSource = { ...shape, endpoints };
@@ -260,7 +328,7 @@ export class AssignmentCache {
     }
     const built = assignment(
       clusterName,
-      groupsFor(source, selected, caller),
+      groupsFor(source, selected, caller, spread),
       snap.security !== undefined,
       shape.meshInternal,
     );
@@ -273,18 +341,34 @@ export class AssignmentCache {
  * The EDS clusters whose assignment may differ after the endpoints of these `hostname|port` keys changed: the
  * service port's cluster and one per subset of any DestinationRule for the host (whichever namespace a proxy
  * sees it from). The endpoint-only fast path regenerates just these.
+ *
+ * A service that selects workloads is also the caller spread of its own proxies' zone-aware views: when its
+ * endpoints change, so may their view of every destination whose rule may spill zone-aware. Which proxies
+ * those are is not known here, so all such clusters are named; proxies whose views did not change are sent
+ * nothing (the fast path sends only assignments whose content changed).
  */
 export function endpointClusterNames(changedKeys: Iterable<string>, snap: MeshSnapshot): Set<string> {
   const names = new Set<string>();
-  for (const key of changedKeys) {
-    const bar = key.lastIndexOf('|');
-    const host = key.slice(0, bar);
-    const port = Number(key.slice(bar + 1));
+  const add = (host: string, port: number): void => {
     names.add(outboundClusterName(port, '', host));
     for (const dr of snap.destinationRules) {
       if (!hostMatches(dr.spec.host, host)) continue;
       for (const subset of dr.spec.subsets ?? []) names.add(outboundClusterName(port, subset.name, host));
     }
+  };
+  let callerChanged = false;
+  for (const key of changedKeys) {
+    const bar = key.lastIndexOf('|');
+    const host = key.slice(0, bar);
+    add(host, Number(key.slice(bar + 1)));
+    if (snap.serviceByHost.get(host)?.workloadSelector) callerChanged = true;
+  }
+  if (!callerChanged) return names;
+  const zoneAware = snap.destinationRules.filter(ruleMayBeZoneAware);
+  if (zoneAware.length === 0) return names;
+  for (const service of snap.services) {
+    if (!zoneAware.some((dr) => hostMatches(dr.spec.host, service.hostname))) continue;
+    for (const port of service.ports) add(service.hostname, port.number);
   }
   return names;
 }
