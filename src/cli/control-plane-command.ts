@@ -6,6 +6,8 @@ import { stopOnSignal } from './stop-on-signal.ts';
 import { parseIstioDurationMs } from '../config/duration.ts';
 import type { MeshConfig } from '../api/istio/mesh-config.ts';
 import { loadMeshConfigFile, MeshConfigError } from '../control/model/mesh-config-file.ts';
+import { parsePrices } from '../cost/model.ts';
+import type { CostPrices } from '../cost/model.ts';
 
 const log = createLogger('weft');
 
@@ -18,6 +20,8 @@ export interface ControlPlaneCommandOptions {
   dashboardPort: number;
   /** A Prometheus the dashboard reads its golden signals from (else its own collector's). */
   dashboardPrometheusUrl?: string;
+  /** `zone=0.01,region=0.02`: the prices of cross-zone and cross-region traffic, USD per GB. */
+  costPrices?: string;
   logLevel: LogLevel;
   stateDir: string;
   ca: boolean;
@@ -46,6 +50,15 @@ export async function runControlPlane(opts: ControlPlaneCommandOptions): Promise
       `weft: --dashboard-prometheus-url ${JSON.stringify(opts.dashboardPrometheusUrl)}: expected http(s)://host:port\n`,
     );
     return 1;
+  }
+  let costPrices: CostPrices | undefined;
+  if (opts.costPrices !== undefined) {
+    try {
+      costPrices = parsePrices(opts.costPrices);
+    } catch (e) {
+      process.stderr.write(`weft: --cost-prices: ${(e as Error).message}\n`);
+      return 1;
+    }
   }
   let meshConfig: MeshConfig = {};
   if (opts.meshConfig !== undefined) {
@@ -99,6 +112,7 @@ export async function runControlPlane(opts: ControlPlaneCommandOptions): Promise
         host: opts.host,
         port: opts.dashboardPort,
         ...(opts.dashboardPrometheusUrl ? { prometheusUrl: opts.dashboardPrometheusUrl } : {}),
+        ...(costPrices ? { costPrices } : {}),
       });
     }
     return 0;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import type { CaTokenOptions } from './ca-token-command.ts';
 import type { ControlPlaneCommandOptions } from './control-plane-command.ts';
+import type { CostOptions } from './cost-command.ts';
 import { VERSION } from '../core/version.ts';
 import { addProxyCommand } from './proxy-command.ts';
 import { addRateLimitCommand } from './ratelimit-command.ts';
@@ -70,6 +71,11 @@ program
     '--dashboard-prometheus-url <url>',
     "read the dashboard's traffic signals from this Prometheus (default: the control plane's own collector)",
   )
+  .option(
+    '--cost-prices <prices>',
+    'USD per GB for the dashboard and weft cost: zone=X (charged to each side of a zone crossing), ' +
+      'region=Y (default zone=0.01,region=0.02)',
+  )
   .addOption(
     new Option('--log-level <level>', 'log level')
       .choices(['debug', 'info', 'warn', 'error'])
@@ -132,6 +138,21 @@ program
   .action(async (kind: string, proxy: string, opts: { controlPlane: string; output: 'table' | 'json' }) => {
     const { runProxyConfig } = await import('./proxy-config-command.ts');
     process.exitCode = await runProxyConfig(kind, proxy, opts);
+  });
+
+program
+  .command('cost')
+  .description(
+    'cross-zone and cross-region traffic per service edge and its estimated monthly cost, from the dashboard',
+  )
+  .argument('[dir]', "a mesh directory: read the dashboard's port from DIR/.weft/run.json")
+  .option('--dashboard <url>', 'the dashboard (default: http://127.0.0.1:15000)')
+  .option('--prices <prices>', 'USD per GB: zone=EACH_SIDE,region=ONCE (default zone=0.01,region=0.02)')
+  .option('--window <seconds>', "the window priced (default: the dashboard's whole retention, 15 min)")
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .action(async (dir: string | undefined, opts: CostOptions) => {
+    const { runCost } = await import('./cost-command.ts');
+    process.exitCode = await runCost(dir, opts);
   });
 
 await program.parseAsync(process.argv);

@@ -1,10 +1,11 @@
 /**
  * The dashboard's JSON API: GET /api/graph, /api/services/:ns/:name, /api/workloads/:ns/:name,
- * /api/proxies, /api/config. Each handler answers from what the control plane already holds (the ADS
+ * /api/proxies, /api/config, /api/cost (cost-view.ts). Each handler answers from what the control plane already holds (the ADS
  * server's sync state, the collector's rings); nothing here blocks on a proxy.
  */
 import type { ProxyStatus } from '../control/xds/ads-server.ts';
 import { SHORT_TYPE_NAME } from '../control/xds/type-state.ts';
+import type { CostView } from './cost-view.ts';
 import { workloadNodeId } from './stats-collector.ts';
 import type { ScrapeTarget, StatsCollector } from './stats-collector.ts';
 import { collectorSignals } from './signal-source.ts';
@@ -25,6 +26,8 @@ export interface DashboardSources {
   /** Where the golden signals come from; the collector when absent. */
   signals?: SignalSource;
   config: () => ConfigResponse;
+  /** /api/cost; absent: 404. */
+  cost?: CostView;
 }
 
 /** Node metadata naming the proxy's admin address, host:port (set by `weft up`). */
@@ -116,7 +119,11 @@ const notFound = (what: string): ApiAnswer => ({ status: 404, body: { error: `${
  * Answers one GET under /api/ (`pathname` already decoded by segment); undefined when no route matches.
  * Asynchronous only for a Prometheus source, which answers for itself when it cannot reach its server.
  */
-export async function handleApi(sources: DashboardSources, pathname: string): Promise<ApiAnswer | undefined> {
+export async function handleApi(
+  sources: DashboardSources,
+  pathname: string,
+  query: URLSearchParams = new URLSearchParams(),
+): Promise<ApiAnswer | undefined> {
   const signals = sources.signals ?? collectorSignals(sources.collector);
   const parts = pathname.split('/').slice(2).map(decodeURIComponent);
   const [what, ns, name, ...rest] = parts;
@@ -130,6 +137,8 @@ export async function handleApi(sources: DashboardSources, pathname: string): Pr
         : undefined;
     case 'config':
       return ns === undefined ? { status: 200, body: sources.config() } : undefined;
+    case 'cost':
+      return ns === undefined && sources.cost !== undefined ? sources.cost.answer(query) : undefined;
     case 'services': {
       if (!ns || !name) return undefined;
       const s = await signals.service(ns, name);

@@ -13,6 +13,8 @@ import type { Logger } from '../core/logger.ts';
 import { handleApi, scrapeTargets } from './api.ts';
 import type { DashboardSources } from './api.ts';
 import { cachedConfigView } from './config-view.ts';
+import { CostView } from './cost-view.ts';
+import type { CostPrices } from '../cost/model.ts';
 import { PrometheusSignals } from './prometheus-source.ts';
 import { StatsCollector } from './stats-collector.ts';
 
@@ -73,7 +75,7 @@ export class DashboardServer {
     }
     const url = new URL(req.url ?? '/', 'http://dashboard');
     if (url.pathname === '/api' || url.pathname.startsWith('/api/')) {
-      const answer = await handleApi(this.#sources, url.pathname);
+      const answer = await handleApi(this.#sources, url.pathname, url.searchParams);
       if (answer === undefined) {
         send(res, 404, 'application/json', JSON.stringify({ error: `no such endpoint ${url.pathname}` }));
         return;
@@ -134,7 +136,7 @@ export interface Dashboard {
 
 /** Starts the collector and the server beside a running control plane's ADS server. */
 export async function startDashboard(opts: {
-  ads: Pick<AdsServer, 'status'>;
+  ads: Pick<AdsServer, 'status'> & Partial<Pick<AdsServer, 'generatedConfig'>>;
   configPaths: readonly string[];
   port: number;
   host?: string;
@@ -143,6 +145,8 @@ export async function startDashboard(opts: {
   logger?: Logger;
   /** A Prometheus to read the golden signals from (`--dashboard-prometheus-url`); else the collector's. */
   prometheusUrl?: string;
+  /** /api/cost's prices when the query names none (default: the cost model's). */
+  costPrices?: CostPrices;
 }): Promise<Dashboard> {
   const log = opts.logger ?? createLogger('dashboard');
   const collector = new StatsCollector({
@@ -158,6 +162,11 @@ export async function startDashboard(opts: {
         ? { signals: new PrometheusSignals({ url: opts.prometheusUrl, collector }) }
         : {}),
       config: cachedConfigView(opts.configPaths),
+      cost: new CostView({
+        collector,
+        ...(opts.ads.generatedConfig ? { generatedConfig: (id) => opts.ads.generatedConfig!(id) } : {}),
+        ...(opts.costPrices ? { prices: opts.costPrices } : {}),
+      }),
     },
     staticDir: opts.staticDir,
     logger: log,

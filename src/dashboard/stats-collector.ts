@@ -17,6 +17,10 @@
  * - rate-limited callers: per (service, caller) one Float64Array(retention / interval) of 429 counts
  *   (≈1.4 KB at the defaults), at most `maxEntities / 4` (500) of them: about 0.7 MB at worst.
  *
+ * And for the cost view (/api/cost), the deltas of weft_locality_bytes_total and weft_locality_requests_total
+ * per flow (proxy, destination service, source and destination locality) in per-interval rings, at most
+ * MAX_FLOWS (4096) flows of 2 × 8 bytes × (retention / interval) each: see locality-flows.ts.
+ *
  * Counter resets (a restarted proxy) count from zero: a value below the previous one is taken as the whole
  * delta, so rates are never negative. A proxy's first scrape is only a baseline.
  */
@@ -24,6 +28,8 @@ import http from 'node:http';
 import { createLogger } from '../core/logger.ts';
 import type { Logger } from '../core/logger.ts';
 import { parseLabels, readSamples } from './exposition.ts';
+import { LOCALITY_BYTES, LOCALITY_REQUESTS, LocalityFlows } from './locality-flows.ts';
+import type { FlowSource, FlowWindow } from './locality-flows.ts';
 import { histogramQuantile } from './quantile.ts';
 import { SignalRing, TickRing } from './series-ring.ts';
 import type { Point } from './series-ring.ts';
@@ -72,13 +78,21 @@ const DURATION_BUCKET = 'istio_request_duration_milliseconds_bucket';
 const TCP_SENT = 'istio_tcp_sent_bytes_total';
 const TCP_RECEIVED = 'istio_tcp_received_bytes_total';
 const TCP_OPENED = 'istio_tcp_connections_opened_total';
-const WANTED: ReadonlySet<string> = new Set([REQUESTS, DURATION_BUCKET, TCP_SENT, TCP_RECEIVED, TCP_OPENED]);
+const WANTED: ReadonlySet<string> = new Set([
+  REQUESTS,
+  DURATION_BUCKET,
+  TCP_SENT,
+  TCP_RECEIVED,
+  TCP_OPENED,
+  LOCALITY_BYTES,
+  LOCALITY_REQUESTS,
+]);
 /** Envoy's gauge of endpoints ejected now, per cluster (Prometheus name ends so whatever the prefix). */
 const EJECTIONS_ACTIVE_SUFFIX = 'outlier_detection_ejections_active';
 const SCRAPE_PATH =
   '/stats/prometheus?filter=' +
   encodeURIComponent(
-    '^istio_(requests_total|request_duration_milliseconds|tcp_)|\\.outlier_detection\\.ejections_active$',
+    '^istio_(requests_total|request_duration_milliseconds|tcp_)|^weft_locality_|\\.outlier_detection\\.ejections_active$',
   );
 const CLUSTERS_PATH = '/clusters';
 /** More ejected hosts than this in one proxy are not listed (a pool that large ejecting is news already). */
@@ -245,6 +259,14 @@ export function parseEjectedHosts(text: string): { cluster: string; endpoint: st
   return out;
 }
 
+/** How the cost view names the caller a proxy stands for. */
+function flowSource(t: ScrapeTarget): FlowSource {
+  return {
+    proxyId: t.proxyId,
+    source: t.workload ? `${t.workload.namespace}/${t.workload.name}` : (t.name ?? t.proxyId),
+  };
+}
+
 export const workloadNodeId = (w: { name: string; namespace: string }): string =>
   `workload:${w.namespace}/${w.name}`;
 export const serviceNodeId = (host: string): string => `service:${host}`;
@@ -348,6 +370,8 @@ export class StatsCollector {
   /** This interval's sums, per path, per reporter. */
   #current = new Map<string, Reported>();
   #known: readonly ScrapeTarget[] = [];
+  #byAddress = new Map<string, FlowSource>();
+  readonly #flows: LocalityFlows;
   #timer: NodeJS.Timeout | undefined;
   #collecting = false;
   #lastCollection = 0;
@@ -358,6 +382,7 @@ export class StatsCollector {
     this.intervalMs = opts.intervalMs ?? 5000;
     const retention = opts.retentionMs ?? 15 * 60_000;
     this.#ticks = new TickRing(Math.max(1, Math.round(retention / this.intervalMs)));
+    this.#flows = new LocalityFlows(this.#ticks.capacity);
     this.windowTicks = opts.windowTicks ?? 6;
     this.maxEntities = opts.maxEntities ?? 2000;
     this.#targets = opts.targets;
@@ -399,6 +424,36 @@ export class StatsCollector {
     return this.#states.get(address)?.error;
   }
 
+  /** When the proxy at `address` was last scraped (ms since the epoch); undefined before its first scrape. */
+  scrapedAt(address: string): number | undefined {
+    const at = this.#states.get(address)?.lastAt;
+    return at === undefined || at === 0 ? undefined : at;
+  }
+
+  /**
+   * The locality flows over the last `windowSeconds` (default and at most the retention), with the seconds
+   * the window actually covers (less while the collector has run for less).
+   */
+  costWindow(windowSeconds?: number): FlowWindow {
+    const filled = this.#ticks.slots();
+    const want =
+      windowSeconds === undefined
+        ? filled.length
+        : Math.max(1, Math.ceil((windowSeconds * 1000) / this.intervalMs));
+    const slots = filled.slice(Math.max(0, filled.length - want));
+    if (slots.length === 0) return { flows: [], seconds: 0 };
+    const times = this.#ticks.times;
+    const last = times[slots[slots.length - 1]];
+    const before = filled.length > slots.length ? times[filled[filled.length - slots.length - 1]] : undefined;
+    const seconds = before !== undefined ? (last - before) / 1000 : (slots.length * this.intervalMs) / 1000;
+    return this.#flows.window(slots, seconds);
+  }
+
+  /** Flows not tracked because MAX_FLOWS was reached. */
+  get droppedFlows(): number {
+    return this.#flows.dropped;
+  }
+
   /** Scrapes every target (in parallel, each bounded by the scrape timeout), then closes the interval. */
   async collect(): Promise<void> {
     if (this.#collecting) return;
@@ -406,6 +461,7 @@ export class StatsCollector {
     try {
       const targets = this.#targets();
       this.#known = targets;
+      this.#byAddress = new Map(targets.map((t) => [t.address, flowSource(t)]));
       const addresses = new Set(targets.map((t) => t.address));
       for (const a of this.#states.keys()) if (!addresses.has(a)) this.#states.delete(a);
       await Promise.all(
@@ -468,6 +524,7 @@ export class StatsCollector {
       this.#states.set(address, state);
     }
     let ejectionsActive = 0;
+    const who = this.#byAddress.get(address) ?? { proxyId: address, source: address };
     const baseline = state.lastAt === 0;
     const seconds = (now - state.lastAt) / 1000;
     const previous = state.previous;
@@ -489,7 +546,9 @@ export class StatsCollector {
         const before = previous.get(key);
         // A series new since the last scrape started from zero; a lower value means the counter restarted.
         const delta = before === undefined || value < before ? value : value - before;
-        if (name === DURATION_BUCKET) {
+        if (name === LOCALITY_BYTES || name === LOCALITY_REQUESTS) {
+          if (delta > 0) this.#flows.add(who, name, parseLabels(labelText), delta);
+        } else if (name === DURATION_BUCKET) {
           const m = LE.exec(labelText);
           if (m === null) return;
           const rest = (labelText.slice(0, m.index) + labelText.slice(m.index + m[0].length)).replace(
@@ -558,6 +617,7 @@ export class StatsCollector {
   tick(now: number): void {
     const slot = this.#ticks.advance(now);
     const tickNo = this.#ticks.ticks;
+    this.#flows.tick(slot, tickNo);
     /** 429s per (service, caller) as each side reported them. */
     const limited = new Map<string, { host: string; source: string; src: number; dst: number }>();
     for (const r of this.#current.values()) {

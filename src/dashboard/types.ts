@@ -3,6 +3,8 @@
  * (src/dashboard/web/), so both sides agree on every field. Types only.
  */
 
+import type { CostReport } from '../cost/model.ts';
+
 /** Istio's request_protocol label: http, grpc or tcp. */
 export type EdgeProtocol = 'http' | 'grpc' | 'tcp';
 
@@ -182,4 +184,14 @@ export interface ConfigResponse {
   /** Diagnostics about no loaded resource (a YAML error, a document that is not a resource). */
   other: ConfigDiagnostic[];
   summary: { resources: number; errors: number; warnings: number; infos: number };
+}
+
+export type { CostEdge, CostFigures, CostPrices, Split } from '../cost/model.ts';
+
+/** GET /api/cost (src/dashboard/cost-view.ts). */
+export interface CostResponse extends CostReport {
+  /** When it was computed (ms since the epoch). */
+  timestamp: number;
+  /** Flows the collector could not track (its bound was reached). */
+  droppedFlows?: number;
 }

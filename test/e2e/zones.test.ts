@@ -4,7 +4,9 @@
  * Weft sidecars, which register themselves with their locality; the Weft control plane runs in the host
  * namespace. A client sidecar in zone-a, driven by the test, shows locality load balancing keeping traffic
  * in the zone, failing over when the zone's replicas fail (outlier detection), coming back when they
- * recover — and its weft_locality_bytes_total matching the bytes that went to each zone.
+ * recover — and its weft_locality_bytes_total matching the bytes that went to each zone. The control plane's
+ * dashboard scrapes the client sidecar: its /api/cost, and `weft cost`, must report the bytes those
+ * counters say crossed zones, and price the uniform spread over 2 replicas in each of 3 zones as 2/3 crossing.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -13,10 +15,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ControlPlane } from '../../src/control/control-plane.ts';
+import type { CostResponse } from '../../src/dashboard/types.ts';
+import { startDashboard } from '../../src/dashboard/server.ts';
+import type { Dashboard } from '../../src/dashboard/server.ts';
 import { waitFor } from '../support/proxy.ts';
 import type { ProxyProcess } from '../support/proxy.ts';
-import { canBuildZones, createZones, spawnInZone, spawnWeftProxyInZone } from '../support/zones.ts';
+import {
+  canBuildZones,
+  createZones,
+  spawnInZone,
+  spawnWeftProxyInZone,
+  ZONE_APP as APP,
+  zoneServiceMesh,
+} from '../support/zones.ts';
 import type { Zone, ZoneNetwork } from '../support/zones.ts';
+import { weft } from '../support/weft-cli.ts';
 
 const SUBNET = '198.18.250';
 const HOST = 'zones.default.svc.cluster.local';
@@ -39,70 +52,6 @@ const REPLICAS = ZONES.flatMap((z, zi) =>
 const BODY_SIZE: Record<ZoneName, number> = { 'zone-a': 1000, 'zone-b': 1500, 'zone-c': 2000 };
 const REQUEST_BODY = 'q'.repeat(700);
 
-/**
- * The zone's app: two servers (its replicas) on 127.0.0.1, answering their zone and replica in x-zone /
- * x-replica and a body of the zone's size; SIGUSR1 makes them answer 503, SIGUSR2 heals them.
- */
-const APP = `
-const http = require('node:http');
-const [zone, size, ...ports] = process.argv.slice(1);
-let failing = false;
-process.on('SIGUSR1', () => { failing = true; console.log('failing'); });
-process.on('SIGUSR2', () => { failing = false; console.log('healthy'); });
-let listening = 0;
-for (const [i, port] of ports.entries()) {
-  const replica = zone.slice(-1) + (i + 1);
-  http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      const body = (zone + ' ' + replica + ' ').padEnd(Number(size), '.');
-      res.writeHead(failing ? 503 : 200, {
-        'content-type': 'text/plain', 'content-length': body.length, 'x-zone': zone, 'x-replica': replica,
-      });
-      res.end(body);
-    });
-  }).listen(Number(port), '127.0.0.1', () => { if (++listening === ports.length) console.log('ready'); });
-}
-`;
-
-function mesh(): string {
-  const sidecars = REPLICAS.map(
-    (r) => `---
-apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {name: zones-${r.id}}
-spec:
-  workloadSelector: {labels: {app: zones, replica: ${r.id}}}
-  ingress:
-  - port: {number: ${PORT}, name: http, protocol: HTTP}
-    defaultEndpoint: 127.0.0.1:${r.appPort}
-`,
-  ).join('');
-  return `
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: zones}
-spec:
-  hosts: [${HOST}]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: ${PORT}, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: zones}}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: zones}
-spec:
-  host: ${HOST}
-  trafficPolicy:
-    # maxEjectionPercent: Istio's default (10%) would eject one host of six, never a whole zone.
-    outlierDetection: {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 5s, maxEjectionPercent: 100}
-    loadBalancer:
-      simple: ROUND_ROBIN
-      localityLbSetting: {enabled: true}
-${sidecars}`;
-}
-
 /** Bytes per zone as this side of the client sidecar saw them. */
 interface Tally {
   requests: number;
@@ -116,6 +65,7 @@ describe('three zones in network namespaces', { timeout: 120_000, skip: !canBuil
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-zones-'));
   let net: ZoneNetwork | undefined;
   let cp: ControlPlane | undefined;
+  let dashboard: Dashboard | undefined;
   const processes: ProxyProcess[] = [];
   const apps = new Map<ZoneName, ProxyProcess>();
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -184,6 +134,27 @@ describe('three zones in network namespaces', { timeout: 120_000, skip: !canBuil
         })
         .on('error', reject);
     });
+  const cost = async (query = ''): Promise<CostResponse> =>
+    new Promise((resolve, reject) => {
+      http
+        .get({ host: net!.hostIp, port: dashboard!.port, path: `/api/cost${query}`, agent: false }, (res) => {
+          let s = '';
+          res.on('data', (c: Buffer) => (s += c.toString()));
+          res.on('end', () => {
+            if (res.statusCode !== 200) reject(new Error(`/api/cost: HTTP ${res.statusCode}: ${s}`));
+            else resolve(JSON.parse(s) as CostResponse);
+          });
+        })
+        .on('error', reject);
+    });
+  /** The client's weft_locality_bytes_total for zones.default per destination zone, both directions. */
+  const countedBytes = async (): Promise<Map<string, number>> => {
+    const out = new Map<string, number>();
+    const re =
+      /^weft_locality_bytes_total\{source_region="region1",source_zone="zone-a",destination_region="region1",destination_zone="([^"]+)",destination_service="zones\.default\.svc\.cluster\.local",request_protocol="http",direction="(?:request|response)"\} (\d+)$/gm;
+    for (const m of (await scrape()).matchAll(re)) out.set(m[1], (out.get(m[1]) ?? 0) + Number(m[2]));
+    return out;
+  };
   const signalApp = async (zone: ZoneName, signal: NodeJS.Signals, ack: string): Promise<void> => {
     const app = apps.get(zone)!;
     const before = app.output().split(ack).length;
@@ -204,9 +175,20 @@ describe('three zones in network namespaces', { timeout: 120_000, skip: !canBuil
         ],
       })),
     });
-    fs.writeFileSync(path.join(dir, 'mesh.yaml'), mesh());
+    fs.writeFileSync(
+      path.join(dir, 'mesh.yaml'),
+      zoneServiceMesh({ host: HOST, port: PORT, replicas: REPLICAS, localityLb: true }),
+    );
     cp = new ControlPlane({ configPaths: [dir], host: net.hostIp, xdsPort: 0, debugPort: 0, debounceMs: 20 });
     const { xdsPort } = await cp.start();
+    // Scrapes every second, so the test need not wait 5 s for the dashboard to catch up with the counters.
+    dashboard = await startDashboard({
+      ads: cp.ads,
+      configPaths: [dir],
+      port: 0,
+      host: net.hostIp,
+      intervalMs: 1000,
+    });
     const xds = `${net.hostIp}:${xdsPort}`;
     const zone = (name: ZoneName): Zone => net!.zone(name);
 
@@ -239,6 +221,8 @@ describe('three zones in network namespaces', { timeout: 120_000, skip: !canBuil
         ...['--labels', 'app=client', '--locality', 'region1/zone-a'],
         ...['--admin-port', '15000', '--prometheus-port', String(PROMETHEUS), '--health-port', '0'],
         ...['--metadata', `WEFT_OUTBOUND_PORT=${OUTBOUND}`, '--metadata', `WEFT_OUTBOUND_BIND=${CLIENT_IP}`],
+        // Where the dashboard scrapes it: its Prometheus listener, which serves the admin's /stats/prometheus.
+        ...['--metadata', `WEFT_ADMIN_ADDRESS=${CLIENT_IP}:${PROMETHEUS}`],
         ...['--drain-time-s', '0'],
       ]),
     );
@@ -248,6 +232,12 @@ describe('three zones in network namespaces', { timeout: 120_000, skip: !canBuil
       async () => /envoy_cluster_membership_total\{[^}]*zones\.default[^}]*\} 6$/m.test(await scrape()),
       30_000,
       'the client sidecar to know all six replicas',
+    );
+    // The dashboard's first scrape of a proxy is its baseline: taken before any traffic, it misses nothing.
+    await waitFor(
+      () => dashboard!.collector.scrapedAt(`${CLIENT_IP}:${PROMETHEUS}`) !== undefined,
+      10_000,
+      'the dashboard to scrape the client sidecar',
     );
     await waitFor(async () => (await call()).zone === 'zone-a', 10_000, 'zone-a to answer');
     console.log(
@@ -259,6 +249,7 @@ describe('three zones in network namespaces', { timeout: 120_000, skip: !canBuil
     agent.destroy();
     for (const p of processes) p.kill('SIGKILL');
     await Promise.all(processes.map((p) => p.exited));
+    await dashboard?.stop();
     await cp?.stop();
     net?.destroy();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -268,6 +259,24 @@ describe('three zones in network namespaces', { timeout: 120_000, skip: !canBuil
   it('keeps at least 95% of 400 requests in zone-a while its replicas are healthy', async () => {
     const counts = await sample(400);
     assert.ok((counts.get('zone-a') ?? 0) >= 380, JSON.stringify([...counts]));
+    // The cost view sees the same: the edge client → zones keeps ≥ 95% of its bytes and requests in zone.
+    const requests = [...tally.values()].reduce((n, t) => n + t.requests, 0);
+    let r: CostResponse | undefined;
+    await waitFor(
+      async () => {
+        r = await cost();
+        const e = r.edges.find((x) => x.service === HOST);
+        return (
+          e !== undefined && e.requests.inZone + e.requests.crossZone + e.requests.crossRegion === requests
+        );
+      },
+      10_000,
+      `/api/cost to count the ${requests} requests`,
+    );
+    const edge = r!.edges.find((x) => x.service === HOST)!;
+    assert.equal(edge.source, 'default/client');
+    assert.ok(edge.bytesPct!.inZone >= 95, JSON.stringify(edge.bytesPct));
+    assert.ok(edge.requestsPct!.inZone >= 95, JSON.stringify(edge.requestsPct));
   });
 
   it('fails over to zone-b/zone-c when zone-a fails, and comes back when it recovers', async () => {
@@ -308,7 +317,8 @@ describe('three zones in network namespaces', { timeout: 120_000, skip: !canBuil
     const counter = (zone: string, direction: string): number => {
       const re = new RegExp(
         `^weft_locality_bytes_total\\{source_region="region1",source_zone="zone-a",` +
-          `destination_region="region1",destination_zone="${zone}",request_protocol="http",` +
+          `destination_region="region1",destination_zone="${zone}",` +
+          `destination_service="${HOST.replaceAll('.', '\\.')}",request_protocol="http",` +
           `direction="${direction}"\\} (\\d+)$`,
         'm',
       );
@@ -346,6 +356,73 @@ describe('three zones in network namespaces', { timeout: 120_000, skip: !canBuil
     assert.ok(spread <= 2, `response header bytes per response by zone: ${JSON.stringify([...perResponse])}`);
     console.log(
       `# ${[...tally].map(([z, t]) => `${z}: ${t.requests} requests, ${perResponse.get(z)!.toFixed(1)} response header bytes each`).join('; ')}; ${extra} request header bytes added per request`,
+    );
+  });
+
+  it('/api/cost and `weft cost` report the bytes the counters say crossed, and the uniform 2/3', async () => {
+    const counted = await countedBytes();
+    const inZone = counted.get('zone-a') ?? 0;
+    const crossZone = (counted.get('zone-b') ?? 0) + (counted.get('zone-c') ?? 0);
+    assert.ok(crossZone > 0, 'the failover phase crossed zones');
+    // The counters no longer move: the dashboard converges to them within a few scrapes.
+    let r: CostResponse | undefined;
+    await waitFor(
+      async () => {
+        r = await cost();
+        return r.total.bytes.crossZone === crossZone && r.total.bytes.inZone === inZone;
+      },
+      10_000,
+      `/api/cost to report ${crossZone} bytes across zones and ${inZone} in zone-a`,
+    ).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}; last: ${JSON.stringify(r?.total.bytes)}`);
+    });
+    const t = r!.total;
+    assert.equal(t.bytes.crossRegion, 0);
+    assert.equal(t.bytes.unknown, 0);
+    const requests = [...tally.values()].reduce((n, x) => n + x.requests, 0);
+    assert.equal(t.requests.inZone + t.requests.crossZone, requests, 'requests that reached an app');
+    assert.equal(
+      t.requests.crossZone,
+      (tally.get('zone-b')?.requests ?? 0) + (tally.get('zone-c')?.requests ?? 0),
+    );
+    // At $0.01/GB on each side: the rate over the window, for 30 days.
+    const month = (((crossZone / r!.windowSeconds) * 30 * 86_400) / 2 ** 30) * 2 * 0.01;
+    assert.ok(Math.abs(t.monthlyCost - month) <= 1e-9 * Math.max(1, month), `${t.monthlyCost} vs ${month}`);
+    // Uniform over the 6 replicas, 2 in zone-a: 2/3 of the same bytes would have crossed.
+    assert.ok(t.uniform !== null && !t.uniform.partial, JSON.stringify(t.uniform));
+    const all = inZone + crossZone;
+    assert.ok(
+      Math.abs(t.uniform.bytes.crossZone - (2 * all) / 3) < 1e-6 * all,
+      JSON.stringify(t.uniform.bytes),
+    );
+    // (Not cheaper than what ran: the failover phase sent most requests out of zone-a on purpose.)
+    const uniformMonth = ((((2 * all) / 3 / r!.windowSeconds) * 30 * 86_400) / 2 ** 30) * 2 * 0.01;
+    assert.ok(
+      Math.abs(t.uniform.monthlyCost - uniformMonth) <= 1e-6 * uniformMonth,
+      `${t.uniform.monthlyCost}`,
+    );
+    // Other prices through the query string.
+    const priced = await cost('?zone=0.02&region=0.05');
+    assert.deepEqual(priced.prices, { interZonePerGb: 0.02, interRegionPerGb: 0.05 });
+
+    // `weft cost` from the build, against the same dashboard: the same numbers as JSON, and a table.
+    const url = `http://${net!.hostIp}:${dashboard!.port}`;
+    const json = await weft(['cost', '--dashboard', url, '-o', 'json']);
+    assert.equal(json.code, 0, json.err);
+    const fromCli = JSON.parse(json.out) as CostResponse;
+    assert.equal(fromCli.total.bytes.crossZone, crossZone);
+    assert.equal(fromCli.total.bytes.inZone, inZone);
+    const table = await weft(['cost', '--dashboard', url]);
+    assert.equal(table.code, 0, table.err);
+    assert.match(table.out, /^SOURCE\s+SERVICE\s+IN ZONE\s+CROSS-ZONE/m);
+    assert.match(table.out, new RegExp(`^default/client\\s+${HOST.replaceAll('.', '\\.')}\\s`, 'm'));
+    assert.match(table.out, /^TOTAL\s/m);
+    const down = await weft(['cost', '--dashboard', 'http://127.0.0.1:1']);
+    assert.notEqual(down.code, 0);
+    assert.match(down.err, /cannot reach the dashboard at http:\/\/127\.0\.0\.1:1/);
+    console.log(
+      `# cost: ${inZone} B in zone, ${crossZone} B across zones over ${r!.windowSeconds} s; ` +
+        `uniform: ${Math.round(t.uniform.bytes.crossZone)} B across`,
     );
   });
 });

@@ -166,3 +166,80 @@ export function spawnWeftProxyInZone(zone: Zone, args: readonly string[]): Proxy
     ...args,
   ]);
 }
+
+/**
+ * A zone's app, run as `node -e ZONE_APP ZONE SIZE PORT...`: one server per port (its replicas) on
+ * 127.0.0.1, answering their zone and replica in x-zone / x-replica and a body of SIZE bytes; SIGUSR1 makes
+ * them answer 503, SIGUSR2 heals them. Prints "ready" once all listen.
+ */
+export const ZONE_APP = `
+const http = require('node:http');
+const [zone, size, ...ports] = process.argv.slice(1);
+let failing = false;
+process.on('SIGUSR1', () => { failing = true; console.log('failing'); });
+process.on('SIGUSR2', () => { failing = false; console.log('healthy'); });
+let listening = 0;
+for (const [i, port] of ports.entries()) {
+  const replica = zone.slice(-1) + (i + 1);
+  http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const body = (zone + ' ' + replica + ' ').padEnd(Number(size), '.');
+      res.writeHead(failing ? 503 : 200, {
+        'content-type': 'text/plain', 'content-length': body.length, 'x-zone': zone, 'x-replica': replica,
+      });
+      res.end(body);
+    });
+  }).listen(Number(port), '127.0.0.1', () => { if (++listening === ports.length) console.log('ready'); });
+}
+`;
+
+/**
+ * One HTTP service `host:port` over the replicas (WorkloadEntries their sidecars register, selected by
+ * app=zones), each sidecar forwarding to its app port; outlier detection that can eject a whole zone, and
+ * locality load balancing on or (`localityLb: false`) off.
+ */
+export function zoneServiceMesh(o: {
+  host: string;
+  port: number;
+  replicas: readonly { id: string; appPort: number }[];
+  localityLb: boolean;
+}): string {
+  const sidecars = o.replicas
+    .map(
+      (r) => `---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: zones-${r.id}}
+spec:
+  workloadSelector: {labels: {app: zones, replica: ${r.id}}}
+  ingress:
+  - port: {number: ${o.port}, name: http, protocol: HTTP}
+    defaultEndpoint: 127.0.0.1:${r.appPort}
+`,
+    )
+    .join('');
+  return `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: zones}
+spec:
+  hosts: [${o.host}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: ${o.port}, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: zones}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: zones}
+spec:
+  host: ${o.host}
+  trafficPolicy:
+    # maxEjectionPercent: Istio's default (10%) would eject one host of six, never a whole zone.
+    outlierDetection: {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 5s, maxEjectionPercent: 100}
+    loadBalancer:
+      simple: ROUND_ROBIN
+      localityLbSetting: {enabled: ${o.localityLb}}
+${sidecars}`;
+}

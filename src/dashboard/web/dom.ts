@@ -23,7 +23,8 @@ export interface Document {
 
 /** What the page uses of `window`: the hash route and its change event. */
 export interface Window {
-  location: { hash: string };
+  /** `search`: the page's own query string (the cost view passes its prices on to /api/cost). */
+  location: { hash: string; search: string };
   addEventListener(type: string, listener: () => void): void;
 }
 

@@ -1,11 +1,12 @@
 /**
  * The dashboard page: hash routes (routes.ts) over one index.html — the live service graph with the calls
  * and the top failing edges, a service's or workload's golden signals, the proxies' sync state, the
- * configuration in force. Only the open view polls the API, every 5 s. Bundled by esbuild into
+ * configuration in force, the cost of cross-zone traffic. Only the open view polls the API, every 5 s. Bundled by esbuild into
  * dist/dashboard/public/main.js.
  */
 import type {
   ConfigResponse,
+  CostResponse,
   DataSourceInfo,
   GraphNode,
   GraphResponse,
@@ -20,9 +21,10 @@ import { GraphView } from './graph-view.ts';
 import { nodeHash, parseRoute } from './routes.ts';
 import type { Route } from './routes.ts';
 import { configRows, edgeRows, otherDiagnostics, proxyRows, topFailingRows } from './tables.ts';
+import { costRows, costSummary } from './cost-table.ts';
 
 const POLL_MS = 5000;
-const VIEWS = ['graph', 'detail', 'proxies', 'config'] as const;
+const VIEWS = ['graph', 'detail', 'proxies', 'config', 'cost'] as const;
 
 class NotFound extends Error {}
 
@@ -42,7 +44,8 @@ let nodes = new Map<string, GraphNode>();
 
 function show(view: (typeof VIEWS)[number]): void {
   for (const v of VIEWS) byId(`view-${v}`).hidden = v !== view;
-  for (const v of ['graph', 'proxies', 'config']) byId(`nav-${v}`).className = v === view ? 'current' : '';
+  for (const v of ['graph', 'proxies', 'config', 'cost'])
+    byId(`nav-${v}`).className = v === view ? 'current' : '';
 }
 
 /** Where the numbers came from, when not the control plane's own collector. */
@@ -110,6 +113,17 @@ async function refreshConfig(): Promise<string> {
   return `updated ${new Date().toLocaleTimeString()}`;
 }
 
+async function refreshCost(): Promise<string> {
+  // The page's own ?zone=&region=&window= go to the API as they are: the server checks them.
+  const c = await getJson<CostResponse>(`/api/cost${window.location.search}`);
+  byId('cost-body').replaceChildren(...costRows(c));
+  byId('cost-summary').textContent = costSummary(c);
+  byId('cost-prices').textContent =
+    `Prices: $${c.prices.interZonePerGb}/GB charged to each side of a zone crossing, ` +
+    `$${c.prices.interRegionPerGb}/GB for a region crossing.`;
+  return `updated ${new Date(c.timestamp).toLocaleTimeString()} · over the last ${Math.round(c.windowSeconds)} s`;
+}
+
 let generation = 0;
 
 async function refresh(): Promise<void> {
@@ -139,6 +153,11 @@ async function refresh(): Promise<void> {
         show('config');
         detail.close();
         text = await refreshConfig();
+        break;
+      case 'cost':
+        show('cost');
+        detail.close();
+        text = await refreshCost();
         break;
     }
     if (mine !== generation) return;

@@ -8,6 +8,7 @@ describe('dashboard hash routes', () => {
     assert.deepEqual(parseRoute('#/'), { view: 'graph' });
     assert.deepEqual(parseRoute('#/proxies'), { view: 'proxies' });
     assert.deepEqual(parseRoute('#/config'), { view: 'config' });
+    assert.deepEqual(parseRoute('#/cost'), { view: 'cost' });
     assert.deepEqual(parseRoute('#/service/default/echo'), {
       view: 'service',
       namespace: 'default',
@@ -18,7 +19,14 @@ describe('dashboard hash routes', () => {
       namespace: 'shop',
       name: 'reviews-v2',
     });
-    for (const bad of ['#/service/default', '#/service/a/b/c', '#/nothing', '#/proxies/x', '#/service/%E0/x'])
+    for (const bad of [
+      '#/service/default',
+      '#/service/a/b/c',
+      '#/nothing',
+      '#/proxies/x',
+      '#/cost/x',
+      '#/service/%E0/x',
+    ])
       assert.deepEqual(parseRoute(bad), { view: 'graph' }, bad);
   });
 

@@ -1,12 +1,13 @@
 /**
  * The page's hash routes: `#/` (the graph), `#/service/NS/NAME`, `#/workload/NS/NAME`, `#/proxies`,
- * `#/config`. Hash routes need nothing from the server: every view is the one index.html.
+ * `#/config`, `#/cost`. Hash routes need nothing from the server: every view is the one index.html.
  */
 
 export type Route =
   | { view: 'graph' }
   | { view: 'proxies' }
   | { view: 'config' }
+  | { view: 'cost' }
   | { view: 'service' | 'workload'; namespace: string; name: string };
 
 export function parseRoute(hash: string): Route {
@@ -23,7 +24,8 @@ export function parseRoute(hash: string): Route {
   const [view, namespace, name, ...rest] = decoded;
   if ((view === 'service' || view === 'workload') && namespace && name && rest.length === 0)
     return { view, namespace, name };
-  if ((view === 'proxies' || view === 'config') && namespace === undefined) return { view };
+  if ((view === 'proxies' || view === 'config' || view === 'cost') && namespace === undefined)
+    return { view };
   return { view: 'graph' };
 }
 

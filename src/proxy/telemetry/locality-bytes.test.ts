@@ -15,7 +15,7 @@ import { StatsStore } from '../stats/store.ts';
 import type { ClusterManager } from '../upstream/cluster-manager.ts';
 import type { Host, Locality } from '../upstream/types.ts';
 import { IstioMetrics } from './istio-metrics.ts';
-import { LOCALITY_BYTES_FAMILY, localityBytesOf } from './locality-bytes.ts';
+import { LOCALITY_BYTES_FAMILY, LOCALITY_REQUESTS_FAMILY, localityBytesOf } from './locality-bytes.ts';
 import { compileIstioStats } from './stats-config.ts';
 import { IstioStatsFilter } from './stats-filter.ts';
 import type { TrafficDirection } from './stats-filter.ts';
@@ -40,11 +40,29 @@ function samples(text: string): Map<string, number> {
   return out;
 }
 
-function key(dst: [string, string], protocol: string, direction: string, src = HERE): string {
+function key(
+  dst: [string, string],
+  protocol: string,
+  direction: string,
+  src = HERE,
+  service = 'unknown',
+): string {
   return (
     `source_region="${src.region}",source_zone="${src.zone}",destination_region="${dst[0]}",` +
-    `destination_zone="${dst[1]}",request_protocol="${protocol}",direction="${direction}"`
+    `destination_zone="${dst[1]}",destination_service="${service}",request_protocol="${protocol}",` +
+    `direction="${direction}"`
   );
+}
+
+/** The samples of weft_locality_requests_total: labels → value. */
+function requestSamples(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(LOCALITY_REQUESTS_FAMILY + '{')) continue;
+    const cut = line.lastIndexOf(' ');
+    out.set(line.slice(LOCALITY_REQUESTS_FAMILY.length + 1, cut - 1), Number(line.slice(cut + 1)));
+  }
+  return out;
 }
 
 function httpFilter(stats: StatsStore, direction: TrafficDirection, node: NodeInfo | undefined = NODE) {
@@ -150,6 +168,41 @@ describe('weft_locality_bytes_total: HTTP', () => {
       samples(stats.renderPrometheus({})),
       new Map([[key(['eu-west1', 'eu-west1-b'], 'http', 'request'), 24]]),
     );
+  });
+
+  it('labels the destination service of the cluster, per cluster, and counts requests', () => {
+    const stats = new StatsStore();
+    const filter = httpFilter(stats, 'OUTBOUND');
+    const b = host({ region: 'eu-west1', zone: 'eu-west1-b', subZone: '' });
+    const catalog = 'outbound|80||catalog.shop.svc.cluster.local';
+    const reviews = 'outbound|9080|v2|reviews.shop.svc.cluster.local';
+    for (let i = 0; i < 4; i++) filter.onComplete(completed({ upstreamHost: b, clusterName: catalog }));
+    filter.onComplete(completed({ upstreamHost: b, clusterName: reviews }));
+    filter.onComplete(completed({ upstreamHost: b, clusterName: 'static-cluster' }));
+    const text = stats.renderPrometheus({});
+    const dst: [string, string] = ['eu-west1', 'eu-west1-b'];
+    assert.deepEqual(
+      samples(text),
+      new Map([
+        [key(dst, 'http', 'request', HERE, 'catalog.shop.svc.cluster.local'), 4 * 24],
+        [key(dst, 'http', 'request', HERE, 'reviews.shop.svc.cluster.local'), 24],
+        [key(dst, 'http', 'request'), 24],
+        [key(dst, 'http', 'response', HERE, 'catalog.shop.svc.cluster.local'), 4 * 30],
+        [key(dst, 'http', 'response', HERE, 'reviews.shop.svc.cluster.local'), 30],
+        [key(dst, 'http', 'response'), 30],
+      ]),
+    );
+    const noDirection = (service: string): string =>
+      key(dst, 'http', 'x', HERE, service).replace(',direction="x"', '');
+    assert.deepEqual(
+      requestSamples(text),
+      new Map([
+        [noDirection('catalog.shop.svc.cluster.local'), 4],
+        [noDirection('reviews.shop.svc.cluster.local'), 1],
+        [noDirection('unknown'), 1],
+      ]),
+    );
+    assert.deepEqual(checkExposition(text), []);
   });
 
   it('keeps one series per locality pair however many hosts and requests', () => {

@@ -7,17 +7,28 @@
  * hop is never counted twice. Source is the proxy's own node locality, destination the upstream host's
  * (from EDS); an empty region or zone is "unknown", as Istio labels what it does not know.
  *
- * Cardinality: a proxy has one source locality, so its series are bounded by the (region, zone) pairs of
- * the hosts it talks to × 3 protocols × 2 directions — the number of zones, not of hosts or requests.
+ * `destination_service` names the upstream cluster's Istio service host (as istio_requests_total's label;
+ * "unknown" for a cluster that stands for none), so the dashboard can price each service edge: the source
+ * workload is the proxy itself. `weft_locality_requests_total` (same labels, no direction) counts the HTTP
+ * and gRPC requests; a TCP connection is reported in pieces while open, so it is not counted as requests.
+ *
+ * Cardinality: a proxy has one source locality, so its series are bounded by the services it calls × the
+ * (region, zone) pairs of their hosts × 3 protocols × 3 (two directions, requests) — never hosts or requests.
  */
 import type { HttpStream } from '../http/stream.ts';
 import { compareStrings, escapeLabelValue, formatSampleValue } from '../stats/prometheus.ts';
 import type { PrometheusSource, RenderOptions, StatsStore } from '../stats/store.ts';
+import type { ClusterManager } from '../upstream/cluster-manager.ts';
+import type { ClusterConfig } from '../upstream/types.ts';
 import type { Locality } from '../upstream/types.ts';
+import { clusterService, computeClusterService } from './labels.ts';
 
 export const LOCALITY_BYTES_FAMILY = 'weft_locality_bytes_total';
+export const LOCALITY_REQUESTS_FAMILY = 'weft_locality_requests_total';
 const HELP =
   'Bytes this proxy exchanged with upstream hosts (client side only), by source and destination locality.';
+const REQUESTS_HELP =
+  'HTTP and gRPC requests this proxy sent to upstream hosts (client side only), by source and destination locality.';
 
 /** Indexes of request_protocol values, so the hot path looks a slot up instead of comparing strings. */
 export const PROTOCOL_HTTP = 0;
@@ -40,6 +51,8 @@ export class ByteCounter {
 export interface LocalityCounters {
   readonly request: ByteCounter;
   readonly response: ByteCounter;
+  /** Requests (HTTP, gRPC) to this locality; its labels have no direction. */
+  readonly requests: ByteCounter;
 }
 
 function labelOf(v: string | undefined): string {
@@ -49,45 +62,59 @@ function labelOf(v: string | undefined): string {
 /** The family of one proxy (one per stats store), rendered in /stats/prometheus after the Envoy stats. */
 export class LocalityBytesMetrics implements PrometheusSource {
   private readonly series = new Map<string, ByteCounter>();
+  private readonly requestSeries = new Map<string, ByteCounter>();
 
   /** The counters of a pair, created (label strings rendered) on first use only. */
   counters(
     source: Locality | undefined,
     destination: Locality,
     protocol: LocalityProtocol,
+    destinationService = UNKNOWN,
   ): LocalityCounters {
-    const prefix =
+    const labels =
       `source_region="${escapeLabelValue(labelOf(source?.region))}",` +
       `source_zone="${escapeLabelValue(labelOf(source?.zone))}",` +
       `destination_region="${escapeLabelValue(labelOf(destination.region))}",` +
       `destination_zone="${escapeLabelValue(labelOf(destination.zone))}",` +
-      `request_protocol="${PROTOCOL_NAMES[protocol]}",direction=`;
-    return { request: this.counter(`${prefix}"request"`), response: this.counter(`${prefix}"response"`) };
-  }
-
-  private counter(labels: string): ByteCounter {
-    let c = this.series.get(labels);
-    if (c === undefined) {
-      c = new ByteCounter(labels);
-      this.series.set(labels, c);
-    }
-    return c;
+      `destination_service="${escapeLabelValue(labelOf(destinationService))}",` +
+      `request_protocol="${PROTOCOL_NAMES[protocol]}"`;
+    return {
+      request: counter(this.series, `${labels},direction="request"`),
+      response: counter(this.series, `${labels},direction="response"`),
+      requests: counter(this.requestSeries, labels),
+    };
   }
 
   renderPrometheus(opts: RenderOptions): string {
-    if (opts.filter !== undefined) {
-      opts.filter.lastIndex = 0;
-      if (!opts.filter.test(LOCALITY_BYTES_FAMILY)) return '';
-    }
-    // As Envoy creates a stat on its first increment: a pair that never moved a byte is not shown.
-    const series = [...this.series.values()]
-      .filter((s) => s.value > 0)
-      .sort((a, b) => compareStrings(a.labels, b.labels));
-    if (series.length === 0) return '';
-    let out = `# HELP ${LOCALITY_BYTES_FAMILY} ${HELP}\n# TYPE ${LOCALITY_BYTES_FAMILY} counter\n`;
-    for (const s of series) out += `${LOCALITY_BYTES_FAMILY}{${s.labels}} ${formatSampleValue(s.value)}\n`;
-    return out;
+    return (
+      render(LOCALITY_BYTES_FAMILY, HELP, this.series, opts) +
+      render(LOCALITY_REQUESTS_FAMILY, REQUESTS_HELP, this.requestSeries, opts)
+    );
   }
+}
+
+function counter(series: Map<string, ByteCounter>, labels: string): ByteCounter {
+  let c = series.get(labels);
+  if (c === undefined) {
+    c = new ByteCounter(labels);
+    series.set(labels, c);
+  }
+  return c;
+}
+
+function render(family: string, help: string, all: Map<string, ByteCounter>, opts: RenderOptions): string {
+  if (opts.filter !== undefined) {
+    opts.filter.lastIndex = 0;
+    if (!opts.filter.test(family)) return '';
+  }
+  // As Envoy creates a stat on its first increment: a pair that never moved a byte is not shown.
+  const series = [...all.values()]
+    .filter((s) => s.value > 0)
+    .sort((a, b) => compareStrings(a.labels, b.labels));
+  if (series.length === 0) return '';
+  let out = `# HELP ${family} ${help}\n# TYPE ${family} counter\n`;
+  for (const s of series) out += `${family}{${s.labels}} ${formatSampleValue(s.value)}\n`;
+  return out;
 }
 
 const byStore = new WeakMap<StatsStore, LocalityBytesMetrics>();
@@ -103,39 +130,89 @@ export function localityBytesOf(stats: StatsStore): LocalityBytesMetrics {
   return m;
 }
 
+/** Cluster names remembered without a cluster manager before the cache starts over. */
+const MAX_CLUSTER_NAMES = 4096;
+
 type Slots = [LocalityCounters | undefined, LocalityCounters | undefined, LocalityCounters | undefined];
+
+/** The counters of one cluster (one destination service), per upstream Locality object. */
+interface ClusterSlots {
+  readonly service: string;
+  readonly byDestination: WeakMap<Locality, Slots>;
+}
+
+const newClusterSlots = (service: string): ClusterSlots => ({ service, byDestination: new WeakMap() });
 
 /**
  * What one client-side listener filter records through: its source locality is fixed, and the counters
- * are cached per upstream Locality object (hosts of one locality share it) and protocol, so a request
- * costs a WeakMap lookup and two additions — no label string is built. Locality objects replaced by an
- * EDS update are dropped with their hosts.
+ * are cached per cluster (its config object when the cluster manager is known, so a CDS update that
+ * changes the cluster's service is seen; else its name), then per upstream Locality object (hosts of one
+ * locality share it) and protocol. A request costs a map and a WeakMap lookup and a few additions — no
+ * label string is built. Locality objects replaced by an EDS update are dropped with their hosts.
  */
 export class LocalityBytesRecorder {
   private readonly metrics: LocalityBytesMetrics;
   private readonly source: Locality | undefined;
-  private readonly byDestination = new WeakMap<Locality, Slots>();
+  private readonly clusters: ClusterManager | undefined;
+  private readonly byConfig = new WeakMap<ClusterConfig, ClusterSlots>();
+  /** Clusters the manager does not know (or without one): by name, the service read off Istio's name. */
+  private readonly byName = new Map<string, ClusterSlots>();
 
-  constructor(metrics: LocalityBytesMetrics, source: Locality | undefined) {
+  constructor(metrics: LocalityBytesMetrics, source: Locality | undefined, clusters?: ClusterManager) {
     this.metrics = metrics;
     this.source = source;
+    this.clusters = clusters;
   }
 
+  private clusterSlots(cluster: string): ClusterSlots {
+    const config = this.clusters?.get(cluster)?.config;
+    if (config !== undefined) {
+      let c = this.byConfig.get(config);
+      if (c === undefined) {
+        c = newClusterSlots(clusterService(config)?.host ?? UNKNOWN);
+        this.byConfig.set(config, c);
+      }
+      return c;
+    }
+    let c = this.byName.get(cluster);
+    if (c === undefined) {
+      c = newClusterSlots(computeClusterService(cluster, undefined)?.host ?? UNKNOWN);
+      // Names come from configuration, so they are few; still, a churning config must not grow this forever.
+      if (this.byName.size >= MAX_CLUSTER_NAMES) this.byName.clear();
+      this.byName.set(cluster, c);
+    }
+    return c;
+  }
+
+  /**
+   * Bytes exchanged with a host of `destination` in `cluster` ("" when the caller does not know it: the
+   * destination service is then "unknown"). `requests` counts HTTP and gRPC requests.
+   */
   record(
     destination: Locality,
     protocol: LocalityProtocol,
     requestBytes: number,
     responseBytes: number,
+    cluster = '',
+    requests = 0,
   ): void {
-    let slots = this.byDestination.get(destination);
+    const byDestination = this.clusterSlots(cluster).byDestination;
+    let slots = byDestination.get(destination);
     if (slots === undefined) {
       slots = [undefined, undefined, undefined];
-      this.byDestination.set(destination, slots);
+      byDestination.set(destination, slots);
     }
     let c = slots[protocol];
-    if (c === undefined) c = slots[protocol] = this.metrics.counters(this.source, destination, protocol);
+    if (c === undefined)
+      c = slots[protocol] = this.metrics.counters(
+        this.source,
+        destination,
+        protocol,
+        this.clusterSlots(cluster).service,
+      );
     if (requestBytes > 0) c.request.value += requestBytes;
     if (responseBytes > 0) c.response.value += responseBytes;
+    if (requests > 0) c.requests.value += requests;
   }
 
   /** A completed HTTP stream, against the host that served (or last tried) it. */
@@ -151,6 +228,8 @@ export class LocalityBytesRecorder {
       stream.isGrpc ? PROTOCOL_GRPC : PROTOCOL_HTTP,
       requestTotalBytes(stream),
       responseTotalBytes(stream),
+      stream.clusterName,
+      1,
     );
   }
 }

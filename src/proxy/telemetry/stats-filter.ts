@@ -81,7 +81,7 @@ export class IstioStatsFilter implements HttpFilter {
     this.countsMessages = at.request_messages_total !== undefined || at.response_messages_total !== undefined;
     this.localityBytes =
       this.role !== 'destination' && deps.stats !== undefined
-        ? new LocalityBytesRecorder(localityBytesOf(deps.stats), deps.node?.locality)
+        ? new LocalityBytesRecorder(localityBytesOf(deps.stats), deps.node?.locality, deps.clusters)
         : null;
   }
 

@@ -79,7 +79,7 @@ export class IstioTcpStats implements TcpSessionObserver {
     this.periodMs = config.tcpReportingDurationMs;
     this.localityBytes =
       this.role !== 'destination' && deps.stats !== undefined
-        ? new LocalityBytesRecorder(localityBytesOf(deps.stats), deps.node?.locality)
+        ? new LocalityBytesRecorder(localityBytesOf(deps.stats), deps.node?.locality, deps.clusters)
         : null;
   }
 
@@ -161,6 +161,7 @@ export class IstioTcpStats implements TcpSessionObserver {
         PROTOCOL_TCP,
         received - state.localityReceived,
         sent - state.localitySent,
+        session.clusterName,
       );
       state.localityReceived = received;
       state.localitySent = sent;
