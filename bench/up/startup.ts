@@ -4,9 +4,9 @@
  * steady traffic flows (examples/shop/traffic.mjs). Each run uses a fresh copy of the demo in a temp dir.
  *
  *   npm run build && node bench/up/startup.ts [--runs 3] [--rps 20] [--traffic-seconds 15]
- *                                             [--first-ip 127.0.72.10] [--no-write]
+ *                                             [--first-ip 127.0.72.10] [--mode explicit|transparent] [--no-write]
  *
- * Writes bench/results/up-latest.{md,json}. Not part of `npm run bench` (about 30 s a run).
+ * Writes bench/results/up-latest.{md,json} (transparent mode: up-transparent-latest.{md,json}). Not part of `npm run bench` (about 30 s a run).
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -35,6 +35,7 @@ interface Options {
   readonly rps: number;
   readonly trafficSeconds: number;
   readonly firstIp: string;
+  readonly mode: 'explicit' | 'transparent';
   readonly write: boolean;
 }
 
@@ -45,6 +46,7 @@ function options(): Options {
       rps: { type: 'string', default: '20' },
       'traffic-seconds': { type: 'string', default: '15' },
       'first-ip': { type: 'string', default: '127.0.72.10' },
+      mode: { type: 'string', default: 'explicit' },
       'no-write': { type: 'boolean', default: false },
     },
   });
@@ -56,7 +58,10 @@ function options(): Options {
   const trafficSeconds = positive('traffic-seconds', values['traffic-seconds']);
   if (trafficSeconds * 1000 <= WARMUP_MS + SAMPLE_EVERY_MS)
     throw new Error(`--traffic-seconds: at least ${(WARMUP_MS + 2 * SAMPLE_EVERY_MS) / 1000}`);
+  if (values.mode !== 'explicit' && values.mode !== 'transparent')
+    throw new Error(`--mode: explicit or transparent, got ${values.mode}`);
   return {
+    mode: values.mode,
     runs: Math.round(positive('runs', values.runs)),
     rps: positive('rps', values.rps),
     trafficSeconds,
@@ -140,9 +145,13 @@ async function oneRun(o: Options, n: number): Promise<RunResult> {
   copyShop(dir, gatewayPort);
   let out = '';
   const started = performance.now();
-  const up = spawn(process.execPath, [...launcherNodeFlags(), WEFT, 'up', '--first-ip', o.firstIp, dir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const up = spawn(
+    process.execPath,
+    [...launcherNodeFlags(), WEFT, 'up', '--mode', o.mode, '--first-ip', o.firstIp, dir],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   up.stdout.on('data', (c: Buffer) => (out += c.toString()));
   up.stderr.on('data', (c: Buffer) => (out += c.toString()));
   let traffic: ChildProcess | undefined;
@@ -275,7 +284,7 @@ function markdown(r: Results): string {
   const s = r.summary;
   const mb = (x: number | undefined): string => (x === undefined ? '–' : x.toFixed(1));
   const lines = [
-    '# weft up: the shop demo',
+    `# weft up: the shop demo (${r.options.mode} mode)`,
     '',
     `${m.date} · ${commit} · Node ${m.node} · ${m.cpuModel ?? 'unknown CPU'}, ${m.cpus} vCPU · ${m.memTotalMb} MB RAM · Linux ${m.kernel}`,
     '',
@@ -331,9 +340,10 @@ async function main(): Promise<void> {
   process.stdout.write(`\n${md}`);
   if (o.write) {
     const dir = path.join(REPO, 'bench/results');
-    fs.writeFileSync(path.join(dir, 'up-latest.json'), `${JSON.stringify(results, null, 2)}\n`);
-    fs.writeFileSync(path.join(dir, 'up-latest.md'), md);
-    process.stdout.write(`\nresults written to bench/results/up-latest.{md,json}\n`);
+    const name = o.mode === 'transparent' ? 'up-transparent-latest' : 'up-latest';
+    fs.writeFileSync(path.join(dir, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
+    fs.writeFileSync(path.join(dir, `${name}.md`), md);
+    process.stdout.write(`\nresults written to bench/results/${name}.{md,json}\n`);
   }
 }
 
