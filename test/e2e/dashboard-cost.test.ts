@@ -26,8 +26,8 @@ import type { CostResponse } from '../../src/dashboard/types.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(REPO, 'test-artifacts', 'dashboard-cost');
-const CLIENT_IP = '127.0.0.51';
-const SERVER_IP = '127.0.0.52';
+const CLIENT_IP = '127.0.0.71';
+const SERVER_IP = '127.0.0.72';
 const HOST = 'echo.default.svc.cluster.local';
 
 interface PageGlobals {
