@@ -166,12 +166,12 @@ describe('the dashboard: ejected endpoints and rate-limited clients', { timeout:
     const { frontend, polite } = sidecars;
     await waitFor(
       async () => (await call(frontend, CATALOG, catalogPort)) === 200,
-      30_000,
+      60_000,
       'a request to the catalog',
     );
     await waitFor(
       async () => (await call(polite, LIMITED, limitedPort, 'polite')) === 200,
-      30_000,
+      60_000,
       'a request to the limited service',
     );
     const count = (m: Map<number, number>, s: number): void => void m.set(s, (m.get(s) ?? 0) + 1);
