@@ -4,16 +4,13 @@
  * rate, /api/proxies must list both proxies SYNCED, and the page itself must be served.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
-import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from '../support/http.ts';
-import { callThrough, meshService, startDashboardControlPlane, startSidecar } from '../support/mesh.ts';
-import type { MeshSidecar } from '../support/mesh.ts';
+import { startEchoMesh } from '../support/mesh.ts';
+import type { EchoMesh } from '../support/mesh.ts';
 import { waitFor } from '../support/proxy.ts';
 import { closedPort } from '../support/servers.ts';
 import type {
@@ -35,80 +32,30 @@ async function getJson<T>(port: number, p: string): Promise<T> {
 
 describe('the dashboard API over a live mesh', { timeout: 120_000 }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-dashboard-'));
-  const configDir = path.join(dir, 'config');
-  const stateDir = path.join(dir, 'state');
-  const sidecars: MeshSidecar[] = [];
-  let cp: ChildProcess;
-  let app: http.Server;
-  let dashboard: number;
-  let servicePort: number;
-  let load: NodeJS.Timeout | undefined;
+  let mesh: EchoMesh | undefined;
+  let dashboard = 0;
 
   before(async () => {
-    fs.mkdirSync(configDir);
-    app = http.createServer((req, res) => {
-      req.resume();
-      res.writeHead(req.url === '/fail' ? 503 : 200, { 'content-type': 'text/plain' });
-      res.end('echo');
-    });
-    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
-    servicePort = await closedPort();
-    fs.writeFileSync(
-      path.join(configDir, 'mesh.yaml'),
-      meshService({
-        name: 'echo',
-        host: HOST,
-        port: servicePort,
-        appPort: (app.address() as net.AddressInfo).port,
-      }),
-    );
-    const xdsPort = await closedPort();
-    dashboard = await closedPort();
-    cp = await startDashboardControlPlane({ configDir, stateDir, xdsPort, dashboardPort: dashboard });
     // One sidecar announces its admin address (as `weft up` does); the other is found by its admin port.
     const clientAdmin = await closedPort();
-    sidecars.push(
-      await startSidecar({
-        name: 'client',
-        serviceAccount: 'client',
-        ip: CLIENT_IP,
-        labels: 'app=client,version=v1',
-        xdsPort,
-        stateDir,
-        workDir: dir,
-        extraArgs: [
-          '--admin-port',
-          String(clientAdmin),
-          '--metadata',
-          `WEFT_ADMIN_ADDRESS=127.0.0.1:${clientAdmin}`,
-        ],
-      }),
-      await startSidecar({
-        name: 'echo',
-        serviceAccount: 'echo',
-        ip: SERVER_IP,
-        labels: 'app=echo,version=v1',
-        xdsPort,
-        stateDir,
-        workDir: dir,
-      }),
-    );
-    const call = (p = '/'): Promise<number> => callThrough(sidecars[0], HOST, servicePort, p);
-    await waitFor(async () => (await call()) === 200, 30_000, 'a request through the mesh');
-    let n = 0;
-    load = setInterval(() => void call(++n % 10 === 0 ? '/fail' : '/'), 50);
+    mesh = await startEchoMesh({
+      dir,
+      host: HOST,
+      clientIp: CLIENT_IP,
+      serverIp: SERVER_IP,
+      clientArgs: [
+        '--admin-port',
+        String(clientAdmin),
+        '--metadata',
+        `WEFT_ADMIN_ADDRESS=127.0.0.1:${clientAdmin}`,
+      ],
+    });
+    dashboard = mesh.dashboard;
+    mesh.startLoad(10);
   });
 
   after(async () => {
-    clearInterval(load);
-    for (const s of sidecars) s.kill();
-    await Promise.all(sidecars.map((s) => s.exited));
-    if (cp && cp.exitCode === null) {
-      const exited = new Promise((r) => cp.once('exit', r));
-      cp.kill('SIGTERM');
-      await exited;
-    }
-    app?.close();
+    await mesh?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

@@ -8,20 +8,16 @@
  * Screenshot: test-artifacts/dashboard-cost/cost.png at the repository root (git-ignored).
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
-import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 import { request } from '../support/http.ts';
-import { callThrough, meshService, startDashboardControlPlane, startSidecar } from '../support/mesh.ts';
-import type { MeshSidecar } from '../support/mesh.ts';
-import { REPO, waitFor } from '../support/proxy.ts';
-import { closedPort } from '../support/servers.ts';
+import { startEchoMesh } from '../support/mesh.ts';
+import type { EchoMesh } from '../support/mesh.ts';
+import { REPO } from '../support/proxy.ts';
 import type { CostResponse } from '../../src/dashboard/types.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -50,74 +46,33 @@ function costRow(page: Page, edge: string): Promise<string[] | null> {
 
 describe('the dashboard Cost view in Chromium', { timeout: 180_000 }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-dashboard-cost-'));
-  const configDir = path.join(dir, 'config');
-  const stateDir = path.join(dir, 'state');
-  const sidecars: MeshSidecar[] = [];
-  let cp: ChildProcess;
-  let app: http.Server;
-  let dashboard: number;
-  let servicePort: number;
-  let load: NodeJS.Timeout | undefined;
+  let mesh: EchoMesh | undefined;
+  let dashboard = 0;
   let browser: Browser | undefined;
   let page: Page;
 
   before(async () => {
     assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: run scripts/install-test-deps.sh`);
-    fs.mkdirSync(configDir);
     fs.mkdirSync(ARTIFACTS, { recursive: true });
-    app = http.createServer((req, res) => {
-      req.resume();
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end('e'.repeat(2000));
+    mesh = await startEchoMesh({
+      dir,
+      host: HOST,
+      clientIp: CLIENT_IP,
+      serverIp: SERVER_IP,
+      body: 'e'.repeat(2000),
+      clientArgs: ['--locality', 'region1/zone-a'],
+      echoArgs: ['--locality', 'region1/zone-b'],
     });
-    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
-    servicePort = await closedPort();
-    const appPort = (app.address() as net.AddressInfo).port;
-    fs.writeFileSync(
-      path.join(configDir, 'mesh.yaml'),
-      meshService({ name: 'echo', host: HOST, port: servicePort, appPort }),
-    );
-    const xdsPort = await closedPort();
-    dashboard = await closedPort();
-    cp = await startDashboardControlPlane({ configDir, stateDir, xdsPort, dashboardPort: dashboard });
-    const common = { xdsPort, stateDir, workDir: dir };
-    sidecars.push(
-      await startSidecar({
-        name: 'client',
-        serviceAccount: 'client',
-        ip: CLIENT_IP,
-        labels: 'app=client,version=v1',
-        extraArgs: ['--locality', 'region1/zone-a'],
-        ...common,
-      }),
-      await startSidecar({
-        name: 'echo',
-        serviceAccount: 'echo',
-        ip: SERVER_IP,
-        labels: 'app=echo,version=v1',
-        extraArgs: ['--locality', 'region1/zone-b'],
-        ...common,
-      }),
-    );
-    const call = (): Promise<number> => callThrough(sidecars[0], HOST, servicePort);
-    await waitFor(async () => (await call()) === 200, 30_000, 'a request through the mesh');
-    load = setInterval(() => void call(), 50);
+    dashboard = mesh.dashboard;
+    mesh.startLoad();
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, timeout: 30_000 });
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     page.setDefaultTimeout(30_000);
   });
 
   after(async () => {
-    clearInterval(load);
     await browser?.close();
-    for (const s of sidecars) s.kill();
-    await Promise.all(sidecars.map((s) => s.exited));
-    if (cp && cp.exitCode === null) {
-      const exited = new Promise((r) => cp.once('exit', r));
-      cp.kill('SIGTERM');
-      await exited;
-    }
-    app?.close();
+    await mesh?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

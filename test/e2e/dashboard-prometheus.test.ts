@@ -7,20 +7,16 @@
  * (status 200, never 500), and its rate must be close to what Prometheus said.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
-import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { request } from '../support/http.ts';
-import { callThrough, meshService, startSidecar } from '../support/mesh.ts';
-import type { MeshSidecar } from '../support/mesh.ts';
+import { startEchoMesh } from '../support/mesh.ts';
+import type { EchoMesh } from '../support/mesh.ts';
 import { startPrometheus } from '../support/prometheus.ts';
 import type { RunningPrometheus } from '../support/prometheus.ts';
-import { launcherNodeFlags, REPO, waitFor } from '../support/proxy.ts';
+import { waitFor } from '../support/proxy.ts';
 import { closedPort } from '../support/servers.ts';
 import type {
   GraphEdge,
@@ -46,87 +42,31 @@ const callEdge = (g: GraphResponse): GraphEdge | undefined =>
 
 describe('the dashboard over a Prometheus', { timeout: 180_000 }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-dashboard-prom-'));
-  const configDir = path.join(dir, 'config');
-  const stateDir = path.join(dir, 'state');
-  const sidecars: MeshSidecar[] = [];
-  let cp: ChildProcess;
-  let app: http.Server;
+  let mesh: EchoMesh | undefined;
   let prom: RunningPrometheus | undefined;
   let promPort: number;
-  let dashboard: number;
-  let load: NodeJS.Timeout | undefined;
+  let dashboard = 0;
   /** The call edge's rate as Prometheus gave it. */
   let promRps = 0;
   let loadStarted = 0;
 
   before(async () => {
-    fs.mkdirSync(configDir);
-    app = http.createServer((req, res) => {
-      req.resume();
-      res.writeHead(req.url === '/fail' ? 503 : 200, { 'content-type': 'text/plain' });
-      res.end('echo');
-    });
-    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
-    const servicePort = await closedPort();
-    fs.writeFileSync(
-      path.join(configDir, 'mesh.yaml'),
-      meshService({
-        name: 'echo',
-        host: HOST,
-        port: servicePort,
-        appPort: (app.address() as net.AddressInfo).port,
-      }),
-    );
-    const xdsPort = await closedPort();
-    const debugPort = await closedPort();
-    dashboard = await closedPort();
     // Prometheus's port is chosen now: the control plane is told it before Prometheus runs.
     promPort = await closedPort();
-    cp = spawn(
-      process.execPath,
-      [
-        ...launcherNodeFlags(),
-        path.join(REPO, 'dist/cli/main.js'),
-        'control-plane',
-        ...['--config', configDir, '--state-dir', stateDir],
-        ...['--xds-port', String(xdsPort), '--debug-port', String(debugPort)],
-        ...['--dashboard-port', String(dashboard)],
-        ...['--dashboard-prometheus-url', `http://127.0.0.1:${promPort}`],
-      ],
-      { stdio: ['ignore', 'ignore', 'ignore'] },
-    );
-    await waitFor(
-      async () =>
-        (await request(dashboard, { path: '/api/proxies' }).catch(() => ({ status: 0 }))).status === 200,
-      20_000,
-      'the dashboard to listen',
-    );
-    const common = { xdsPort, stateDir, workDir: dir };
-    sidecars.push(
-      await startSidecar({
-        name: 'client',
-        serviceAccount: 'client',
-        ip: CLIENT_IP,
-        labels: 'app=client,version=v1',
-        ...common,
-      }),
-      await startSidecar({
-        name: 'echo',
-        serviceAccount: 'echo',
-        ip: SERVER_IP,
-        labels: 'app=echo,version=v1',
-        ...common,
-      }),
-    );
-    const call = (p = '/'): Promise<number> => callThrough(sidecars[0], HOST, servicePort, p);
-    await waitFor(async () => (await call()) === 200, 30_000, 'a request through the mesh');
-    let n = 0;
+    mesh = await startEchoMesh({
+      dir,
+      host: HOST,
+      clientIp: CLIENT_IP,
+      serverIp: SERVER_IP,
+      controlPlaneArgs: ['--dashboard-prometheus-url', `http://127.0.0.1:${promPort}`],
+    });
+    dashboard = mesh.dashboard;
     loadStarted = Date.now();
-    load = setInterval(() => void call(++n % 10 === 0 ? '/fail' : '/'), 50);
+    mesh.startLoad(10);
     prom = await startPrometheus({
       port: promPort,
       scrapeIntervalS: 1,
-      targets: sidecars.map((s) => ({
+      targets: mesh.sidecars.map((s) => ({
         address: `127.0.0.1:${s.admin}`,
         metricsPath: '/stats/prometheus',
         job: 'weft',
@@ -136,16 +76,8 @@ describe('the dashboard over a Prometheus', { timeout: 180_000 }, () => {
   });
 
   after(async () => {
-    clearInterval(load);
     await prom?.close();
-    for (const s of sidecars) s.kill();
-    await Promise.all(sidecars.map((s) => s.exited));
-    if (cp && cp.exitCode === null) {
-      const exited = new Promise((r) => cp.once('exit', r));
-      cp.kill('SIGTERM');
-      await exited;
-    }
-    app?.close();
+    await mesh?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

@@ -11,9 +11,7 @@
  * root (git-ignored), written on every run, also when an assertion fails after the page loaded.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,8 +19,8 @@ import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 import { request } from '../support/http.ts';
-import { callThrough, meshService, startDashboardControlPlane, startSidecar } from '../support/mesh.ts';
-import type { MeshSidecar } from '../support/mesh.ts';
+import { meshService, startEchoMesh, startSidecar } from '../support/mesh.ts';
+import type { EchoMesh } from '../support/mesh.ts';
 import { REPO, waitFor } from '../support/proxy.ts';
 import { closedPort } from '../support/servers.ts';
 import type { ProxiesResponse } from '../../src/dashboard/types.ts';
@@ -88,15 +86,9 @@ function seriesPixels(page: Page, chart: string): Promise<number> {
 
 describe('the dashboard page in Chromium', { timeout: 180_000 }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weft-dashboard-ui-'));
-  const configDir = path.join(dir, 'config');
-  const stateDir = path.join(dir, 'state');
-  const sidecars: MeshSidecar[] = [];
-  let cp: ChildProcess;
-  let app: http.Server;
+  let mesh: EchoMesh | undefined;
   let blocker: net.Server;
-  let dashboard: number;
-  let servicePort: number;
-  let load: NodeJS.Timeout | undefined;
+  let dashboard = 0;
   let browser: Browser | undefined;
   let page: Page;
 
@@ -105,24 +97,17 @@ describe('the dashboard page in Chromium', { timeout: 180_000 }, () => {
 
   before(async () => {
     assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: run scripts/install-test-deps.sh`);
-    fs.mkdirSync(configDir);
     fs.mkdirSync(ARTIFACTS, { recursive: true });
-    app = http.createServer((req, res) => {
-      req.resume();
-      res.writeHead(req.url === '/fail' ? 503 : 200, { 'content-type': 'text/plain' });
-      res.end('echo');
-    });
-    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
-    servicePort = await closedPort();
     // The broken workload's ingress port, held by someone else on its address: its listener cannot bind.
     const brokenPort = await closedPort();
     blocker = net.createServer((s) => s.destroy());
     await new Promise<void>((r) => blocker.listen(brokenPort, BROKEN_IP, r));
-    const appPort = (app.address() as net.AddressInfo).port;
-    fs.writeFileSync(
-      path.join(configDir, 'mesh.yaml'),
-      meshService({ name: 'echo', host: HOST, port: servicePort, appPort }) +
-        '---\n' +
+    mesh = await startEchoMesh({
+      dir,
+      host: HOST,
+      clientIp: CLIENT_IP,
+      serverIp: SERVER_IP,
+      extraConfig: (appPort) =>
         meshService({ name: 'broken', host: 'broken.default.svc.cluster.local', port: brokenPort, appPort }) +
         // A route to a host nobody defines: `analyze` warns about it (WE0101), nothing else changes.
         `---
@@ -133,38 +118,18 @@ spec:
   hosts: [ghost.example.com]
   http: [{route: [{destination: {host: nowhere.default.svc.cluster.local}}]}]
 `,
-    );
-    const xdsPort = await closedPort();
-    dashboard = await closedPort();
-    cp = await startDashboardControlPlane({ configDir, stateDir, xdsPort, dashboardPort: dashboard });
-    const common = { xdsPort, stateDir, workDir: dir };
-    sidecars.push(
-      await startSidecar({
-        name: 'client',
-        serviceAccount: 'client',
-        ip: CLIENT_IP,
-        labels: 'app=client,version=v1',
-        ...common,
-      }),
-      await startSidecar({
-        name: 'echo',
-        serviceAccount: 'echo',
-        ip: SERVER_IP,
-        labels: 'app=echo,version=v1',
-        ...common,
-      }),
-      await startSidecar({
-        name: 'broken',
-        serviceAccount: 'broken',
-        ip: BROKEN_IP,
-        labels: 'app=broken,version=v1',
-        ...common,
-      }),
-    );
-    const call = (p = '/'): Promise<number> => callThrough(sidecars[0], HOST, servicePort, p);
-    await waitFor(async () => (await call()) === 200, 30_000, 'a request through the mesh');
-    let n = 0;
-    load = setInterval(() => void call(++n % 10 === 0 ? '/fail' : '/'), 50);
+      extraSidecars: async (common) => [
+        await startSidecar({
+          name: 'broken',
+          serviceAccount: 'broken',
+          ip: BROKEN_IP,
+          labels: 'app=broken,version=v1',
+          ...common,
+        }),
+      ],
+    });
+    dashboard = mesh.dashboard;
+    mesh.startLoad(10);
 
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, timeout: 30_000 });
     page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
@@ -172,16 +137,8 @@ spec:
   });
 
   after(async () => {
-    clearInterval(load);
     await browser?.close();
-    for (const s of sidecars) s.kill();
-    await Promise.all(sidecars.map((s) => s.exited));
-    if (cp && cp.exitCode === null) {
-      const exited = new Promise((r) => cp.once('exit', r));
-      cp.kill('SIGTERM');
-      await exited;
-    }
-    app?.close();
+    await mesh?.stop();
     blocker?.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
