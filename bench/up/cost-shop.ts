@@ -43,7 +43,9 @@ const ZONES: Record<string, string> = {
   ratings: 'zone-b',
 };
 const EXTRA_CATALOGS: Record<string, string> = { 'catalog-b': 'zone-b', 'catalog-c': 'zone-c' };
+const GATEWAY_ZONE = 'zone-a';
 const CHANGES = [
+  `the gateway gets \`locality: ${REGION}/${GATEWAY_ZONE}\``,
   `every workload gets \`locality: ${REGION}/ZONE\`: ` +
     Object.entries(ZONES)
       .map(([w, z]) => `${w} ${z}`)
@@ -80,6 +82,7 @@ function spreadOverZones(dir: string): void {
       `${file}: expected the workloads ${Object.keys(ZONES).join(', ')}, found ${names.join(', ')}`,
     );
   workloads.forEach((w, i) => doc.setIn(['workloads', i, 'locality'], `${REGION}/${ZONES[w.name]}`));
+  doc.setIn(['gateway', 'locality'], `${REGION}/${GATEWAY_ZONE}`);
   const catalog = workloads.find((w) => w.name === 'catalog')!;
   for (const [name, zone] of Object.entries(EXTRA_CATALOGS))
     doc.addIn(
@@ -296,8 +299,8 @@ ${edgeRows.join('\n')}
 Only an edge whose caller has a choice of endpoints in more than one zone can change between the phases: the
 frontend → catalog (catalog in zone-a, catalog-flaky and catalog-b in zone-b, catalog-c in zone-c). The
 frontend → reviews split is fixed by reviews.yaml's weights over one-endpoint subsets (v1 zone-a, v2 zone-b,
-v3 zone-c); ratings and the frontend each have one endpoint (reviews-v1 does not call ratings). The gateway has
-no locality in weft.yaml, so its edge to the frontend cannot be placed ("unknown", priced at 0). The uniform
+v3 zone-c); ratings and the frontend each have one endpoint (reviews-v1 does not call ratings). The gateway (zone-a)
+reaches the one frontend in its own zone. The uniform
 counterfactual spreads over all of a service's endpoints and ignores subsets, so for frontend → reviews (and in
 the totals) it overstates what turning locality LB off would do: the canary weights, not the load balancer,
 pick the zone there. With locality LB off, frontend → catalog stays under the uniform 75% because outlier

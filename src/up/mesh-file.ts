@@ -46,6 +46,8 @@ export interface MeshGateway {
   readonly namespace: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly ports: readonly number[];
+  /** region[/zone[/subzone]]: where the gateway runs, for locality routing and cross-zone accounting. */
+  readonly locality?: string;
 }
 
 export interface ControlPlanePorts {
@@ -87,6 +89,12 @@ const DNS_LABEL = {
 } as const;
 const PORT = { type: 'integer', minimum: 1, maximum: 65535 } as const;
 const PORT_OR_ZERO = { type: 'integer', minimum: 0, maximum: 65535 } as const;
+const LOCALITY = {
+  type: 'string',
+  pattern: '^[^/\\s]+(/[^/\\s]+){0,2}$',
+  title: 'region[/zone[/subzone]]',
+} as const;
+
 const LABELS = {
   type: 'object',
   propertyNames: {
@@ -132,6 +140,7 @@ const SCHEMA = {
         namespace: DNS_LABEL,
         labels: LABELS,
         ports: { type: 'array', items: PORT, uniqueItems: true },
+        locality: LOCALITY,
       },
     },
     workloads: {
@@ -147,11 +156,7 @@ const SCHEMA = {
           service: DNS_LABEL,
           serviceAccount: DNS_LABEL,
           labels: LABELS,
-          locality: {
-            type: 'string',
-            pattern: '^[^/\\s]+(/[^/\\s]+){0,2}$',
-            title: 'region[/zone[/subzone]]',
-          },
+          locality: LOCALITY,
           command: {
             type: ['string', 'array'],
             minLength: 1,
@@ -332,7 +337,13 @@ interface RawMesh {
     trustDomain?: string;
     controlPlane?: Partial<ControlPlanePorts>;
   };
-  gateway?: { name?: string; namespace?: string; labels?: Record<string, string>; ports?: number[] };
+  gateway?: {
+    name?: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    ports?: number[];
+    locality?: string;
+  };
   workloads: RawWorkload[];
 }
 
@@ -385,6 +396,7 @@ function build(raw: RawMesh, dir: string, fail: (problems: string[]) => never): 
       namespace: raw.gateway.namespace ?? 'istio-system',
       labels: raw.gateway.labels ?? { istio: 'ingressgateway' },
       ports: raw.gateway.ports ?? [],
+      ...(raw.gateway.locality !== undefined ? { locality: raw.gateway.locality } : {}),
     };
     gateway.ports.forEach((p, i) => {
       const other = fixedPorts.get(p);

@@ -330,4 +330,29 @@ spec:
     assert.equal(plan().transparent, undefined);
     assert.equal(plan().instances[0].network, undefined);
   });
+
+  it("passes the gateway's locality to its proxy", () => {
+    const mesh = parseMeshFile(
+      'gateway: {ports: [8080], locality: region1/zone-a}\nworkloads: [{name: a, command: x}]',
+      'weft.yaml',
+      '/m',
+    );
+    let next = 30_000;
+    const p = buildPlan(mesh, { allocatePort: () => next++, dashboard: false });
+    assert.match(p.gateway?.args.join(' ') ?? '', / --locality region1\/zone-a /);
+    let again = 30_000;
+    const none = buildPlan(
+      parseMeshFile('gateway: {ports: [8080]}\nworkloads: [{name: a, command: x}]', 'weft.yaml', '/m'),
+      {
+        allocatePort: () => again++,
+        dashboard: false,
+      },
+    );
+    assert.doesNotMatch(none.gateway?.args.join(' ') ?? '', /--locality/);
+    assert.throws(
+      () =>
+        parseMeshFile('gateway: {locality: "a b"}\nworkloads: [{name: a, command: x}]', 'weft.yaml', '/m'),
+      /gateway\.locality/,
+    );
+  });
 });

@@ -303,6 +303,7 @@ export function buildPlan(mesh: MeshFile, opts: PlanOptions): RunPlan {
         ...['--xds-address', xdsAddress, '--ca-token-file', tokenFile],
         ...['--type', 'router', '--name', g.name, '--namespace', g.namespace, '--ip', '127.0.0.1'],
         ...['--service-account', g.name, '--labels', labelList(g.labels)],
+        ...(g.locality !== undefined ? ['--locality', g.locality] : []),
         ...[
           '--metadata',
           'WEFT_GATEWAY_BIND=127.0.0.1',
