@@ -6,7 +6,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { launcherNodeFlags, REPO } from './proxy.ts';
+import { launcherNodeFlags, REPO, tracked } from './proxy.ts';
 import type { ProxyProcess } from './proxy.ts';
 
 export interface ZoneSpec {
@@ -142,18 +142,7 @@ export function createZones(o: { subnet: string; zones: readonly ZoneSpec[]; del
 
 /** Runs `argv` inside the zone's namespace (ip netns exec execs it: the pid is the program's own). */
 export function spawnInZone(zone: Zone, argv: readonly string[]): ProxyProcess {
-  const child = spawn('ip', ['netns', 'exec', zone.netns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return {
-    child,
-    pid: child.pid ?? 0,
-    output: () => out,
-    exited,
-    kill: (signal = 'SIGTERM') => void child.kill(signal),
-  };
+  return tracked(spawn('ip', ['netns', 'exec', zone.netns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }));
 }
 
 /** `weft proxy ARGS...` from the build (dist/), inside the zone. */
