@@ -7,18 +7,12 @@ import type { Element } from './dom.ts';
 import { byId, h, link, wrap } from './dom.ts';
 import { destroyCharts, renderSignals } from './charts.ts';
 import type { Route } from './routes.ts';
-import { edgeRows, ejectedRows, rateLimitedRows } from './tables.ts';
+import { EDGE_HEADERS, edgeRows, ejectedRows, headerRow, rateLimitedRows } from './tables.ts';
 
 type DetailRoute = Extract<Route, { view: 'service' | 'workload' }>;
 
-const EDGE_HEADERS = ['from', 'to', 'protocol', 'rps', 'errors', 'p50', 'p99', 'security'];
-
 function table(headers: readonly string[], body: Element): Element {
-  const head = wrap(
-    'tr',
-    headers.map((t) => h('th', t)),
-  );
-  return wrap('table', [wrap('thead', [head]), body]);
+  return wrap('table', [wrap('thead', [headerRow(headers)]), body]);
 }
 
 /** A table's body and the line shown instead of rows when it has none. */

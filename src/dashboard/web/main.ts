@@ -20,7 +20,15 @@ import { byId, window } from './dom.ts';
 import { GraphView } from './graph-view.ts';
 import { nodeHash, parseRoute } from './routes.ts';
 import type { Route } from './routes.ts';
-import { configRows, edgeRows, otherDiagnostics, proxyRows, topFailingRows } from './tables.ts';
+import {
+  configRows,
+  EDGE_HEADERS,
+  edgeRows,
+  headerRow,
+  otherDiagnostics,
+  proxyRows,
+  topFailingRows,
+} from './tables.ts';
 import { costRows, costSummary } from './cost-table.ts';
 
 const POLL_MS = 5000;
@@ -39,6 +47,7 @@ const graphView = new GraphView((n) => {
   window.location.hash = nodeHash(n);
 });
 const detail = new DetailView();
+for (const id of ['edges-head', 'failing-head']) byId(id).replaceChildren(headerRow(EDGE_HEADERS));
 /** Graph nodes by id, from the last /api/graph: the tables link to node pages with them. */
 let nodes = new Map<string, GraphNode>();
 

@@ -16,6 +16,17 @@ import { h, link, wrap } from './dom.ts';
 import { duration, ms, percent, rate } from './format.ts';
 import { nodeHash } from './routes.ts';
 
+/** The columns of every table of edges (calls, top failing edges), on the graph page and the detail pages. */
+export const EDGE_HEADERS = ['from', 'to', 'protocol', 'rps', 'errors', 'p50', 'p99', 'security'] as const;
+
+/** A header row of `headers`. */
+export function headerRow(headers: readonly string[]): Element {
+  return wrap(
+    'tr',
+    headers.map((t) => h('th', t)),
+  );
+}
+
 /** A node id as a link to its page when the node is known, else as text. */
 function nodeCell(id: string, nodes: ReadonlyMap<string, GraphNode>): Element {
   const n = nodes.get(id);
