@@ -6,7 +6,13 @@
 import { groupOfKind, isIstioKind, versionsOfGroup } from '../api/istio/kinds.ts';
 import { istioSchemas, schemaKeyFor } from '../api/istio/schemas.ts';
 import { resourceName } from '../api/istio/resource.ts';
-import type { IstioKind, IstioMetadata, IstioResource, ResourceSource } from '../api/istio/resource.ts';
+import type {
+  IstioCondition,
+  IstioKind,
+  IstioMetadata,
+  IstioResource,
+  ResourceSource,
+} from '../api/istio/resource.ts';
 import { Codes, codeOf } from './codes.ts';
 import type { DiagnosticCode } from './codes.ts';
 import { formatFieldPath } from './diagnostic.ts';
@@ -44,6 +50,25 @@ const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 // API groups whose kinds users may expect Weft to take, so skipping one is worth a warning, not a note.
 const MESH_GROUPS = /(^|\.)istio\.io$|^gateway\.networking\.k8s\.io$/;
+
+/**
+ * `status.conditions` entries with a string `type` and `status`. Status is written by controllers (for a
+ * WorkloadEntry, its health), has no schema in Istio's CRDs, and a malformed one must not cost the resource.
+ */
+function conditionsOf(status: unknown): { conditions?: IstioCondition[] } {
+  if (!isRecord(status) || !Array.isArray(status.conditions)) return {};
+  const conditions: IstioCondition[] = [];
+  for (const c of status.conditions as unknown[]) {
+    if (!isRecord(c) || typeof c.type !== 'string' || typeof c.status !== 'string') continue;
+    conditions.push({
+      type: c.type,
+      status: c.status,
+      ...(typeof c.reason === 'string' ? { reason: c.reason } : {}),
+      ...(typeof c.message === 'string' ? { message: c.message } : {}),
+    });
+  }
+  return conditions.length > 0 ? { conditions } : {};
+}
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -202,6 +227,7 @@ export function checkDocument(value: unknown, ctx: DocumentContext): DocumentOut
       metadata,
       spec: qualifySpecNames(istioKind, spec, namespace, ctx.domainSuffix ?? DEFAULT_DOMAIN_SUFFIX),
       source: { ...ctx.source },
+      ...conditionsOf(value.status),
     }),
   };
 }

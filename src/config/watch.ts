@@ -77,7 +77,7 @@ interface Listing {
 }
 
 function contentOf(r: IstioResource): string {
-  return JSON.stringify([r.apiVersion, r.kind, r.metadata, r.spec]);
+  return JSON.stringify([r.apiVersion, r.kind, r.metadata, r.spec, r.conditions]);
 }
 
 export class ConfigWatcher extends EventEmitter<WatcherEvents> {

@@ -133,13 +133,17 @@ function telemetryDiagnostics(resource: IstioResource<Telemetry>, mesh: MeshConf
   return found;
 }
 
-/** Same resources, or resources with the same metadata and spec (a file re-read without a change). */
+/** Same resources, or resources with the same metadata, spec and conditions (a file re-read without a change). */
 function sameTraffic(before: readonly IstioResource[], after: readonly IstioResource[]): boolean {
   if (before.length !== after.length) return false;
   for (let i = 0; i < after.length; i++) {
     const a = before[i];
     const b = after[i];
-    if (a !== b && JSON.stringify([a.metadata, a.spec]) !== JSON.stringify([b.metadata, b.spec]))
+    if (
+      a !== b &&
+      JSON.stringify([a.metadata, a.spec, a.conditions]) !==
+        JSON.stringify([b.metadata, b.spec, b.conditions])
+    )
       return false;
   }
   return true;

@@ -49,12 +49,22 @@ export interface IstioMetadata {
   annotations: Record<string, string>;
 }
 
+/** One entry of a resource's `status.conditions` (Kubernetes' shape), e.g. a WorkloadEntry's `Healthy`. */
+export interface IstioCondition {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+}
+
 export interface IstioResource<S = unknown> {
   apiVersion: string;
   kind: IstioKind;
   metadata: IstioMetadata;
   spec: S;
   source: ResourceSource;
+  /** Only the well-formed conditions of `status`, present when there are any (controllers write them, not people). */
+  conditions?: readonly IstioCondition[];
 }
 
 /** The spec type of each kind. */

@@ -11,8 +11,26 @@ import { parseLocality } from './types.ts';
 
 type Listener = (change: { endpointsOnly: boolean }) => void;
 
+/** Istio's opt-in: with it, a WorkloadEntry serves only while its `Healthy` condition is `True`. */
+export const HEALTH_CHECKS_ANNOTATION = 'proxy.istio.io/health-checks-enabled';
+
+/**
+ * Istio's rule for a WorkloadEntry's health: without the annotation it is healthy; with it, healthy only when
+ * a `Healthy` condition says `True` (no condition yet means not known to be healthy, so not).
+ */
+export function workloadEntryHealthy(we: IstioResource<WorkloadEntry>): boolean {
+  if (we.metadata.annotations[HEALTH_CHECKS_ANNOTATION] !== 'true') return true;
+  return we.conditions?.find((c) => c.type === 'Healthy')?.status === 'True';
+}
+
 /** WorkloadEntry fields (also the shape of ServiceEntry.endpoints) → Workload. */
-export function workloadOf(entry: WorkloadEntry, name: string, namespace: string, origin: string): Workload {
+export function workloadOf(
+  entry: WorkloadEntry,
+  name: string,
+  namespace: string,
+  origin: string,
+  healthy = true,
+): Workload {
   return {
     name,
     namespace,
@@ -22,7 +40,7 @@ export function workloadOf(entry: WorkloadEntry, name: string, namespace: string
     locality: parseLocality(entry.locality),
     weight: entry.weight && entry.weight > 0 ? entry.weight : 1,
     serviceAccount: entry.serviceAccount ?? 'default',
-    healthy: true,
+    healthy,
     origin,
   };
 }
@@ -76,6 +94,7 @@ function cachedWorkload(we: IstioResource<WorkloadEntry>): Workload {
       we.metadata.name,
       we.metadata.namespace,
       `WorkloadEntry ${we.metadata.namespace}/${we.metadata.name}`,
+      workloadEntryHealthy(we),
     );
     workloadOfResource.set(we, w);
   }
