@@ -244,3 +244,109 @@ spec:
     assert.doesNotThrow(() => compileListener(normalized, 'listener'));
   });
 });
+
+describe('RateLimitPolicy client keys → descriptor producers', () => {
+  /** A policy limiting each client by `key`, with one override for `value`. */
+  const keyed = (key: string, value: string): string => `
+apiVersion: weft.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: { name: by-key, namespace: shop }
+spec:
+  selector: { matchLabels: { app: reviews } }
+  local:
+    perClient:
+      key: ${key}
+      requestsPerUnit: 2
+      unit: HOUR
+      overrides: [{ value: "${value}", requestsPerUnit: 4, unit: HOUR }]
+`;
+
+  const cases = [
+    {
+      key: '{ path: {} }',
+      value: '/expensive',
+      action: { request_headers: { header_name: ':path', descriptor_key: 'client' } },
+      descriptorKey: 'client',
+    },
+    {
+      key: '{ method: {} }',
+      value: 'POST',
+      action: { request_headers: { header_name: ':method', descriptor_key: 'client' } },
+      descriptorKey: 'client',
+    },
+    {
+      // The proxy reads the verified peer (or the XFCC URI element) from this header's action.
+      key: '{ principal: {} }',
+      value: 'spiffe://cluster.local/ns/shop/sa/batch',
+      action: { request_headers: { header_name: 'x-forwarded-client-cert', descriptor_key: 'client' } },
+      descriptorKey: 'client',
+    },
+    {
+      key: '{ remoteAddress: {} }',
+      value: '10.0.0.9',
+      action: { remote_address: {} },
+      descriptorKey: 'remote_address',
+    },
+  ];
+
+  for (const c of cases) {
+    it(`keys ${c.key} by ${JSON.stringify(c.action)}, which the proxy accepts`, () => {
+      const { resources, diagnostics } = load(`${SIDECAR}---${keyed(c.key, c.value)}`);
+      assert.deepEqual(diagnostics, []);
+      const listener = inbound(resources);
+      const hcm = (listener.filter_chains as never[])[0]['filters'][0]['typed_config'] as Record<
+        string,
+        never
+      >;
+      const filters = hcm.http_filters as { name: string; typed_config: Record<string, unknown> }[];
+      const rl = filters.find((f) => f.name === 'envoy.filters.http.local_ratelimit')!.typed_config;
+      // No default: only per-client buckets limit.
+      assert.equal(rl.token_bucket, undefined);
+      assert.deepEqual(rl.descriptors, [
+        {
+          entries: [{ key: c.descriptorKey, value: c.value }],
+          token_bucket: { max_tokens: 4, tokens_per_fill: 4, fill_interval: '3600s' },
+        },
+        {
+          entries: [{ key: c.descriptorKey, value: '' }],
+          token_bucket: { max_tokens: 2, tokens_per_fill: 2, fill_interval: '3600s' },
+        },
+      ]);
+      const route = hcm.route_config['virtual_hosts'][0]['routes'][0]['route'] as Record<string, unknown>;
+      assert.deepEqual(route.rate_limits, [{ actions: [c.action] }]);
+      const normalized = {
+        ...(normalize('google.protobuf.Any', listener, 'listener') as Record<string, never>),
+      };
+      delete normalized['@type'];
+      assert.doesNotThrow(() => compileListener(normalized, 'listener'));
+    });
+  }
+
+  it('uses the same producers for a global per-client key', () => {
+    const { resources, diagnostics } = load(`${SIDECAR}---
+apiVersion: weft.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: { name: g, namespace: shop }
+spec:
+  selector: { matchLabels: { app: reviews } }
+  global:
+    service: ratelimit.weft-system.svc.cluster.local:8081
+    perClient: { key: { method: {} }, requestsPerUnit: 3, unit: MINUTE }
+`);
+    assert.deepEqual(diagnostics, []);
+    const hcm = (inbound(resources).filter_chains as never[])[0]['filters'][0]['typed_config'] as Record<
+      string,
+      never
+    >;
+    const route = hcm.route_config['virtual_hosts'][0]['routes'][0]['route'] as Record<string, unknown>;
+    assert.deepEqual(route.rate_limits, [
+      {
+        stage: 1,
+        actions: [
+          { generic_key: { descriptor_key: 'weft.policy', descriptor_value: 'shop/g' } },
+          { request_headers: { header_name: ':method', descriptor_key: 'client' } },
+        ],
+      },
+    ]);
+  });
+});

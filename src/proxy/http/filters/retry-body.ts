@@ -45,6 +45,10 @@ export class ReplayableBody {
         if (this.current === body) this.source.resume();
       },
     });
+    // The try's pool may have let go of this stream already (a failed connect ends the last try without
+    // reading it); a downstream that then closes early destroys it with an error nobody else listens for,
+    // which would otherwise be an uncaught exception that kills the proxy.
+    body.on('error', () => undefined);
     this.current = body;
     for (const c of this.chunks) body.push(c);
     if (this.ended) body.push(null);

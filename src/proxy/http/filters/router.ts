@@ -22,6 +22,7 @@ import { sendShadows } from '../mirror.ts';
 import { DEFAULT_BUFFER_LIMIT_BYTES, ReplayableBody } from './retry-body.ts';
 import { AttemptHandler, RetryState } from './retry-state.ts';
 import { DEFAULT_ROUTER_CONFIG } from './router-config.ts';
+import { httpStatusForGrpc } from '../../../core/grpc-status.ts';
 import type { RouterConfig } from './router-config.ts';
 import type { AttemptOwner } from './retry-state.ts';
 
@@ -396,7 +397,7 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
     if (this.finished) return;
     const stream = this.stream;
     this.entry.stats.response(status);
-    if (this.host !== null) this.reportTry(this.host, status);
+    if (this.host !== null) this.reportTry(this.host, outlierStatus(stream.isGrpc, status, upstreamHeaders));
     const retry = this.retry;
     if (retry !== null) {
       if (retriableResponse(retry.policy, status, upstreamHeaders)) {
@@ -617,4 +618,15 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
     }
     if (this.retry !== null && this.finished) this.retry.dispose();
   }
+}
+
+/**
+ * The status a try reports to outlier detection. As in Envoy, a gRPC answer carrying grpc-status in its
+ * headers (trailers-only, how servers fail a call) counts as the HTTP status that grpc-status maps to:
+ * otherwise a server failing every call with UNAVAILABLE looks healthy (HTTP 200) and is never ejected.
+ */
+function outlierStatus(isGrpc: boolean, status: number, headers: IncomingHttpHeaders): number {
+  if (!isGrpc) return status;
+  const grpcStatus = headers['grpc-status'];
+  return typeof grpcStatus === 'string' ? httpStatusForGrpc(grpcStatus) : status;
 }
