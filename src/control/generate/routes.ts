@@ -329,6 +329,19 @@ export function corsConfig(cors: CorsPolicy | undefined): JsonObject | undefined
   return out;
 }
 
+/**
+ * A route's own header operations next to those its single destination put there: Istio applies both, so
+ * the lists are joined (the route's after the destination's), not replaced.
+ */
+function withHeaders(action: JsonObject, own: JsonObject): JsonObject {
+  const out: JsonObject = { ...action };
+  for (const [key, value] of Object.entries(own)) {
+    const before = out[key];
+    out[key] = Array.isArray(before) && Array.isArray(value) ? [...before, ...value] : value;
+  }
+  return out;
+}
+
 /** Envoy routes for one VirtualService on this port and gateway (a catch-all-less list: the caller adds the default). */
 export function virtualServiceRoutes(vs: IstioResource<VirtualService>, ctx: RouteContext): JsonObject[] {
   const routes: JsonObject[] = [];
@@ -340,8 +353,7 @@ export function virtualServiceRoutes(vs: IstioResource<VirtualService>, ctx: Rou
       const route: JsonObject = {
         name: http.name ?? `${vs.metadata.namespace}/${vs.metadata.name}.http[${i}]`,
         match,
-        ...routeAction(http, match, ctx),
-        ...headerOptions(http.headers),
+        ...withHeaders(routeAction(http, match, ctx), headerOptions(http.headers)),
       };
       const perFilter: JsonObject = {};
       const cors = ctx.proxyless ? undefined : corsConfig(http.corsPolicy);

@@ -7,7 +7,13 @@ import { createLogger, setLogLevel } from '../../core/logger.ts';
 import { AdsServer } from './ads-server.ts';
 import type { AdsServerOptions } from './ads-server.ts';
 import { STREAM_WINDOW_BYTES } from './flow-control.ts';
-import { DISCOVERY_REQUEST, DISCOVERY_RESPONSE, SOTW_PATH } from './service.ts';
+import {
+  DELTA_DISCOVERY_REQUEST,
+  DELTA_PATH,
+  DISCOVERY_REQUEST,
+  DISCOVERY_RESPONSE,
+  SOTW_PATH,
+} from './service.ts';
 import { AdsTestClient, namesOf, sidecarNode, testCluster, testEndpoints, TestGenerator } from './testing.ts';
 import { TYPE_URL } from './types.ts';
 import type { ProxyNode } from './types.ts';
@@ -570,13 +576,17 @@ describe('AdsServer: delta', { timeout: 20_000 }, () => {
 
 describe('AdsServer: bad input and scale', { timeout: 30_000 }, () => {
   /** Sends raw gRPC frames on a plain HTTP/2 stream; resolves with the trailers' status. */
-  function rawCall(port: number, frames: Buffer[]): Promise<{ status: string; message: string }> {
+  function rawCall(
+    port: number,
+    frames: Buffer[],
+    path: string = SOTW_PATH,
+  ): Promise<{ status: string; message: string }> {
     return new Promise((resolve, reject) => {
       const session = http2.connect(`http://127.0.0.1:${port}`);
       session.on('error', reject);
       const stream = session.request({
         ':method': 'POST',
-        ':path': SOTW_PATH,
+        ':path': path,
         'content-type': 'application/grpc',
         te: 'trailers',
       });
@@ -647,6 +657,80 @@ describe('AdsServer: bad input and scale', { timeout: 30_000 }, () => {
     server.push({ full: false, reason: 'endpoint' });
     assert.deepEqual(namesOf(await good.next()), [REVIEWS]);
     const late = client(port);
+    late.send({ node: sidecarNode('late'), type_url: TYPE_URL.cluster });
+    assert.equal((await late.next()).type_url, TYPE_URL.cluster);
+  });
+
+  it('ends a delta stream that sends garbage with INVALID_ARGUMENT and keeps serving others', async () => {
+    const { server, port, generator } = await start();
+    const good = client(port, 'delta');
+    good.send({
+      node: sidecarNode('reviews-v1'),
+      type_url: TYPE_URL.endpoint,
+      resource_names_subscribe: [REVIEWS],
+    });
+    const eds = await good.next();
+    assert.deepEqual(namesOf(eds), [REVIEWS]);
+    good.send({ type_url: TYPE_URL.endpoint, response_nonce: eds.nonce });
+    await eventually(() => assert.equal(server.status()[0].types[0].state, 'SYNCED'));
+
+    // A length that runs past the end of the message.
+    const garbage = await rawCall(
+      port,
+      [grpcFrame(Uint8Array.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2]))],
+      DELTA_PATH,
+    );
+    assert.equal(garbage.status, '3');
+    assert.match(garbage.message, /malformed envoy.service.discovery.v3.DeltaDiscoveryRequest/);
+    const noNode = await rawCall(
+      port,
+      [grpcFrame(encodeMessage(DELTA_DISCOVERY_REQUEST, { type_url: TYPE_URL.cluster }))],
+      DELTA_PATH,
+    );
+    assert.equal(noNode.status, '3');
+    assert.match(noNode.message, /must carry node/);
+    const badNode = await rawCall(
+      port,
+      [
+        grpcFrame(
+          encodeMessage(DELTA_DISCOVERY_REQUEST, {
+            node: { id: 'x', metadata: { LABELS: 'nope' } },
+            type_url: TYPE_URL.cluster,
+          }),
+        ),
+      ],
+      DELTA_PATH,
+    );
+    assert.equal(badNode.status, '3');
+    assert.match(badNode.message, /node.metadata.LABELS/);
+    // Garbage after a well-formed first request on the same stream.
+    const later = await rawCall(
+      port,
+      [
+        grpcFrame(
+          encodeMessage(DELTA_DISCOVERY_REQUEST, { node: sidecarNode('later'), type_url: TYPE_URL.cluster }),
+        ),
+        grpcFrame(Uint8Array.from([0x12, 0x40, 0x61])),
+      ],
+      DELTA_PATH,
+    );
+    assert.equal(later.status, '3');
+    assert.match(later.message, /malformed envoy.service.discovery.v3.DeltaDiscoveryRequest/);
+    // Random bytes of many lengths: never a crash, always a status.
+    let seed = 11;
+    const rand = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff;
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        rawCall(port, [grpcFrame(Uint8Array.from({ length: 3 + i * 7 }, rand))], DELTA_PATH),
+      ),
+    );
+    for (const r of results) assert.equal(r.status, '3', JSON.stringify(r));
+    assert.ok(server.stats().invalidRequests >= 34);
+    // The good delta client is unaffected, and new delta clients are served.
+    generator.set(testEndpoints(REVIEWS, [{ address: '10.0.0.78', port: 9080 }]));
+    server.push({ full: false, reason: 'endpoint' });
+    assert.deepEqual(namesOf(await good.next()), [REVIEWS]);
+    const late = client(port, 'delta');
     late.send({ node: sidecarNode('late'), type_url: TYPE_URL.cluster });
     assert.equal((await late.next()).type_url, TYPE_URL.cluster);
   });
