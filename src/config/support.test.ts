@@ -40,7 +40,6 @@ describe('support table', () => {
       'trafficPolicy.connectionPool.http.h2UpgradePolicy',
       'trafficPolicy.connectionPool.http.http2KeepAlive',
       'trafficPolicy.connectionPool.http.useClientProtocol',
-      'trafficPolicy.connectionPool.tcp.idleTimeout',
       'trafficPolicy.connectionPool.tcp.maxConnectionDuration',
       'trafficPolicy.connectionPool.tcp.tcpKeepalive',
       'trafficPolicy.loadBalancer.backendUtilization',

@@ -30,11 +30,12 @@ const loadBalancer: SupportTree = {
   localityLbSetting: true,
 };
 
-// Translated into the cluster's circuit breakers and HTTP protocol options. Not (yet): tcp.idleTimeout and
-// tcp.maxConnectionDuration (need the TCP proxy / max_connection_duration), tcp.tcpKeepalive,
+// Translated into the cluster's circuit breakers and HTTP protocol options; tcp.idleTimeout into the idle_timeout
+// of the outbound tcp_proxy chains that send to the rule's host (the top-level policy's only, as Istio reads it).
+// Not (yet): tcp.maxConnectionDuration (needs max_connection_duration), tcp.tcpKeepalive,
 // http.h2UpgradePolicy, http.useClientProtocol, http.http2KeepAlive.
 const connectionPool: SupportTree = {
-  tcp: { maxConnections: true, connectTimeout: true },
+  tcp: { maxConnections: true, connectTimeout: true, idleTimeout: true },
   http: {
     http1MaxPendingRequests: true,
     http2MaxRequests: true,

@@ -12,7 +12,7 @@ import type { MeshSnapshot } from '../model/snapshot.ts';
 import type { Service, ServicePort } from '../model/types.ts';
 import { localityPolicy } from './locality-lb.ts';
 import { clusterTransport } from './mtls.ts';
-import { ADS_SOURCE, inboundClusterName, outboundClusterName, TYPES } from './names.ts';
+import { ADS_SOURCE, inboundClusterName, outboundClusterName, parseClusterName, TYPES } from './names.ts';
 import { destinationRuleFor } from './scope.ts';
 
 /** Istio's default connect timeout. */
@@ -23,7 +23,15 @@ export interface ClusterOptions {
   proxyless: boolean;
 }
 
-/** Merges the policies that apply to one port: later levels override earlier ones field by field (top-level keys). */
+/** The fields a matching port level replaces as a group (Istio's MergeTrafficPolicy). */
+const PORT_LEVEL_FIELDS = ['connectionPool', 'outlierDetection', 'loadBalancer', 'tls'] as const;
+
+/**
+ * Merges the policies that apply to one port (rule, then subset): a later level overrides an earlier one per
+ * top-level field. A level's port-level settings for this port then replace connectionPool, outlierDetection,
+ * loadBalancer and tls together: Istio documents that port-level settings do not inherit the destination
+ * level, so a field the port level leaves out gets the default, not the rule's value.
+ */
 export function effectivePolicy(
   levels: readonly (TrafficPolicy | undefined)[],
   port: number,
@@ -35,8 +43,12 @@ export function effectivePolicy(
     out = { ...out, ...rest };
     const portLevel = portLevelSettings?.find((p) => p.port?.number === port);
     if (portLevel) {
-      const { port: _port, ...portRest } = portLevel;
-      out = { ...out, ...portRest };
+      const merged: TrafficPolicy = { ...out };
+      for (const field of PORT_LEVEL_FIELDS) {
+        if (portLevel[field] === undefined) delete merged[field];
+        else Object.assign(merged, { [field]: portLevel[field] });
+      }
+      out = merged;
     }
   }
   return out;
@@ -137,7 +149,9 @@ function connectionPool(policy: TrafficPolicy | undefined, http2: boolean): Json
   out.circuit_breakers = { thresholds: [threshold] };
 
   const common: JsonObject = {};
-  const idle = http?.idleTimeout ? istioDurationToProto(http.idleTimeout) : undefined;
+  // As Istio: without http.idleTimeout, tcp.idleTimeout bounds idle upstream HTTP connections too.
+  const idleText = http?.idleTimeout ?? tcp?.idleTimeout;
+  const idle = idleText ? istioDurationToProto(idleText) : undefined;
   if (idle) common.idle_timeout = idle;
   const perConnection = positive(http?.maxRequestsPerConnection);
   if (perConnection !== undefined) common.max_requests_per_connection = perConnection;
@@ -348,6 +362,32 @@ export function outboundClusters(
     }
   }
   return out.sort((a, b) => (a.name as string).localeCompare(b.name as string));
+}
+
+/**
+ * The tcp_proxy `idle_timeout` of a chain sending to `target` (a cluster name, or tcp_proxy's `cluster` /
+ * `weighted_clusters`), from the DestinationRule of its first destination's host, as Istio picks it for
+ * weighted routes too. Istio reads only the rule's top-level connectionPool.tcp.idleTimeout here: neither a
+ * subset's nor a portLevelSettings' one reaches the listener. Empty (Envoy's 1 h default) without one.
+ */
+export function tcpIdleTimeoutFields(
+  target: string | JsonObject,
+  proxyNamespace: string,
+  snap: MeshSnapshot,
+): JsonObject {
+  const weighted =
+    typeof target === 'string' ? undefined : (target.weighted_clusters as JsonObject | undefined);
+  const first =
+    typeof target === 'string'
+      ? target
+      : ((target.cluster ?? (weighted?.clusters as JsonObject[] | undefined)?.[0]?.name) as
+          string | undefined);
+  const parsed = first === undefined ? undefined : parseClusterName(first);
+  if (parsed?.direction !== 'outbound') return {};
+  const dr = destinationRuleFor(parsed.host, proxyNamespace, snap);
+  const idle = dr?.spec.trafficPolicy?.connectionPool?.tcp?.idleTimeout;
+  const proto = idle ? istioDurationToProto(idle) : undefined;
+  return proto ? { idle_timeout: proto } : {};
 }
 
 /** The cluster an inbound listener forwards to: the application on its own address. */

@@ -8,8 +8,10 @@
  * iptables sending the app's connections to that port) the same listener instead matches each connection by
  * its original destination: HTTP service ports by port, to per-port Host-routed route configurations, other
  * ports by service VIP and port, to tcp_proxy. Then one listener per Sidecar `egress` port; one per Sidecar
- * `ingress` port forwarding to the application's `defaultEndpoint`. Gateway: one listener per Gateway server
- * port, routes from the VirtualServices bound to it.
+ * `ingress` port forwarding to the application's `defaultEndpoint`, or, captured and without `ingress`, one
+ * inbound listener (`virtualInbound`, 0.0.0.0:15006) that matches each connection by its original destination
+ * port to the workload port the services selecting it send to, forwarding to the application there on
+ * 127.0.0.1. Gateway: one listener per Gateway server port, routes from the VirtualServices bound to it.
  */
 import type { JsonObject } from '../../core/json.ts';
 import type { IstioResource } from '../../api/istio/resource.ts';
@@ -21,12 +23,14 @@ import type {
   VirtualService,
 } from '../../api/istio/networking.ts';
 import { labelsMatch } from '../model/discovery.ts';
+import { workloadOfNode } from '../model/registry-source.ts';
 import { isHttp, isHttp2, protocolOf } from '../model/protocol.ts';
 import type { MeshSnapshot } from '../model/snapshot.ts';
 import type { Protocol, Service } from '../model/types.ts';
 import type { ProxyNode } from '../xds/types.ts';
-import { inboundCluster, servicesMetadata } from './clusters.ts';
+import { inboundCluster, servicesMetadata, tcpIdleTimeoutFields } from './clusters.ts';
 import { inboundRateLimit, rateLimitPolicyFor } from './rate-limit.ts';
+import type { InboundRateLimit } from './rate-limit.ts';
 import { authzFilters, authzPolicyKey } from './authz.ts';
 import { jwtFilter, jwtPolicyKey } from './jwt.ts';
 import { istioMutualDownstream, TCP_PEER_EXCHANGE_FILTER } from './mtls.ts';
@@ -120,13 +124,19 @@ function rds(name: string): JsonObject {
 }
 
 /** tcp_proxy to one cluster, or to the weighted clusters of a VirtualService tcp route. */
-function tcpProxy(statPrefix: string, target: string | JsonObject, telemetry?: SideTelemetry): JsonObject {
+function tcpProxy(
+  statPrefix: string,
+  target: string | JsonObject,
+  telemetry?: SideTelemetry,
+  idle: JsonObject = {},
+): JsonObject {
   return {
     name: 'envoy.filters.network.tcp_proxy',
     typed_config: {
       '@type': TYPES.tcpProxy,
       stat_prefix: statPrefix,
       ...(typeof target === 'string' ? { cluster: target } : target),
+      ...idle,
       ...telemetryFields(telemetry, false),
     },
   };
@@ -136,15 +146,19 @@ function tcpProxy(statPrefix: string, target: string | JsonObject, telemetry?: S
  * A TCP chain's network filters: Istio's metadata exchange (whenever mTLS may carry the connection; it only
  * acts on connections that negotiated its ALPN), Istio's stats filter (when metrics are on), then tcp_proxy.
  * The exchange does not follow telemetry: the ALPN is offered by clusters and inbound chains alike, so a
- * proxy without it would pass the other side's frame to its application.
+ * proxy without it would pass the other side's frame to its application. Outbound chains pass the proxy's
+ * namespace, which picks the DestinationRule whose connectionPool.tcp.idleTimeout applies; Istio's inbound
+ * chains take no DestinationRule's.
  */
 function tcpFilters(
   statPrefix: string,
   target: string | JsonObject,
   telemetry: SideTelemetry | undefined,
   snap: MeshSnapshot,
+  outboundFrom?: string,
 ): JsonObject[] {
-  const proxy = tcpProxy(statPrefix, target, telemetry);
+  const idle = outboundFrom === undefined ? {} : tcpIdleTimeoutFields(target, outboundFrom, snap);
+  const proxy = tcpProxy(statPrefix, target, telemetry, idle);
   return [
     ...(snap.security !== undefined ? [TCP_PEER_EXCHANGE_FILTER] : []),
     ...(telemetry?.tcpFilters ?? []),
@@ -297,15 +311,49 @@ function inboundChains(
   };
 }
 
-/** Services in the proxy's namespace whose workload selector picks it, with a port (or target port) `port`. */
-function inboundServices(proxy: ProxyNode, snap: MeshSnapshot, port: number): Service[] {
+/** Services in the proxy's namespace whose workload selector picks it. */
+function selectingServices(proxy: ProxyNode, snap: MeshSnapshot): Service[] {
   return snap.services.filter(
     (s) =>
       s.namespace === proxy.namespace &&
       s.workloadSelector !== undefined &&
-      labelsMatch(s.workloadSelector, proxy.labels) &&
-      s.ports.some((p) => p.number === port || p.targetPort === port),
+      labelsMatch(s.workloadSelector, proxy.labels),
   );
+}
+
+/** Services in the proxy's namespace whose workload selector picks it, with a port (or target port) `port`. */
+function inboundServices(proxy: ProxyNode, snap: MeshSnapshot, port: number): Service[] {
+  return selectingServices(proxy, snap).filter((s) =>
+    s.ports.some((p) => p.number === port || p.targetPort === port),
+  );
+}
+
+/** A workload port that services selecting the proxy reach, with its protocol and those services. */
+interface WorkloadPort {
+  port: number;
+  protocol: Protocol;
+  served: Service[];
+}
+
+/**
+ * The ports of the proxy's own workload that the services selecting it send to, in port order: for each
+ * service port the number an endpoint of this workload gets (see discovery.ts: the workload's named port from
+ * POD_PORTS, else the targetPort, else the service port). Two services on one workload port share it; the
+ * first (services are in a stable order) gives its protocol. UDP is left out: these are TCP listeners.
+ */
+function workloadPorts(proxy: ProxyNode, snap: MeshSnapshot): WorkloadPort[] {
+  const named = workloadOfNode(proxy)?.ports ?? {};
+  const byPort = new Map<number, WorkloadPort>();
+  for (const service of selectingServices(proxy, snap)) {
+    for (const p of service.ports) {
+      if (p.protocol === 'UDP') continue;
+      const port = named[p.name] ?? p.targetPort ?? p.number;
+      const entry = byPort.get(port);
+      if (!entry) byPort.set(port, { port, protocol: p.protocol, served: [service] });
+      else if (!entry.served.includes(service)) entry.served.push(service);
+    }
+  }
+  return [...byPort.values()].sort((a, b) => a.port - b.port);
 }
 
 /** The HTTP filters that guard a workload or gateway: JWT authentication, then authorization. */
@@ -373,6 +421,8 @@ export function planKey(proxy: ProxyNode, snap: MeshSnapshot): string {
     ].join('\u0000');
   }
   const sidecar = sidecarFor(proxy, snap);
+  const virtualInbound = virtualInboundAddress(proxy, sidecar);
+  const inboundPorts = virtualInbound ? workloadPorts(proxy, snap) : [];
   return [
     'sidecar',
     proxy.namespace,
@@ -390,6 +440,18 @@ export function planKey(proxy: ProxyNode, snap: MeshSnapshot): string {
           .map((i) => inboundServices(proxy, snap, i.port?.number ?? 0).map((s) => s.hostname))
           .join('\u0001')
       : '',
+    virtualInbound ? `${virtualInbound.host}:${virtualInbound.port}` : '',
+    virtualInbound ? rateLimitKey(proxy, snap) : '',
+    virtualInbound
+      ? securityKey(
+          proxy,
+          snap,
+          inboundPorts.map((p) => ({ port: { number: p.port } })),
+        )
+      : '',
+    inboundPorts
+      .map((p) => [p.port, p.protocol, ...p.served.map((s) => s.hostname)].join(','))
+      .join('\u0001'),
     telemetryKey(proxy, snap),
   ].join('\u0000');
 }
@@ -543,7 +605,9 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
     );
   }
   const sidecar = sidecarFor(proxy, snap);
-  const rateLimitPolicy = sidecar?.spec.ingress?.length ? rateLimitPolicyFor(proxy, snap) : undefined;
+  const virtualInbound = virtualInboundAddress(proxy, sidecar);
+  const inboundSide = (sidecar?.spec.ingress?.length ?? 0) > 0 || virtualInbound !== undefined;
+  const rateLimitPolicy = inboundSide ? rateLimitPolicyFor(proxy, snap) : undefined;
   const rateLimit = rateLimitPolicy && inboundRateLimit(rateLimitPolicy, snap);
   for (const egress of sidecar?.spec.egress ?? []) {
     const port = egress.port?.number;
@@ -590,6 +654,7 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
             outboundClusterName(port, '', onPort[0].hostname),
             telemetry.client,
             snap,
+            proxy.namespace,
           ),
         ),
       });
@@ -607,81 +672,46 @@ export function sidecarListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
         name,
         address: address(host, port),
         traffic_direction: 'OUTBOUND',
-        filter_chains: [{ filters: tcpFilters(`outbound_${name}`, target, telemetry.client, snap) }],
+        filter_chains: [
+          { filters: tcpFilters(`outbound_${name}`, target, telemetry.client, snap, proxy.namespace) },
+        ],
       });
     }
   }
-  const security = sidecar?.spec.ingress?.length ? securityFilters(proxy, snap) : [];
+  const inbound: InboundContext = {
+    proxy,
+    snap,
+    security: inboundSide ? securityFilters(proxy, snap) : [],
+    rateLimit,
+    telemetry: telemetry.server,
+  };
   for (const ingress of sidecar?.spec.ingress ?? []) {
     const port = ingress.port?.number;
     if (!port || !ingress.defaultEndpoint) continue;
     const host = ingress.bind ?? proxy.ipAddresses[0] ?? '0.0.0.0';
     const name = `${host}_${port}`;
-    const protocol: Protocol = protocolOf({ protocol: ingress.port?.protocol, name: ingress.port?.name });
     const app = parseEndpoint(ingress.defaultEndpoint);
-    // As Istio's inbound clusters: the services this workload serves on the port, which the destination
-    // reporter's metrics name (destination_service), since the Host header is not trusted for that.
-    const served = inboundServices(proxy, snap, port);
-    plan.clusters.push(
-      inboundCluster(
-        port,
-        app,
-        isHttp2(protocol),
-        served.length ? servicesMetadata(served, snap) : undefined,
-      ),
-    );
-    const cluster = inboundClusterName(port);
-    const httpFilter = hcm(
-      `inbound_${name}`,
+    const chains = inboundPort(
+      plan,
       {
-        route_config: {
-          name: cluster,
-          virtual_hosts: [
-            {
-              name: `inbound|http|${port}`,
-              domains: ['*'],
-              routes: [
-                {
-                  match: { prefix: '/' },
-                  route: {
-                    cluster,
-                    timeout: '0s',
-                    // As Istio's default inbound route: a gRPC caller's grpc-timeout bounds the request.
-                    max_grpc_timeout: '0s',
-                    ...(rateLimit?.rateLimits.length ? { rate_limits: rateLimit.rateLimits } : {}),
-                  },
-                },
-              ],
-            },
-          ],
-        },
+        name,
+        port,
+        protocol: protocolOf({ protocol: ingress.port?.protocol, name: ingress.port?.name }),
+        app,
+        served: inboundServices(proxy, snap, port),
+        mtlsPorts: [port, app.port],
       },
-      false,
-      true,
-      telemetry.server,
+      inbound,
     );
-    // Authentication and authorization, then a RateLimitPolicy's limit, run after metadata exchange and
-    // before the stats filter and the router.
-    const filters = (httpFilter.typed_config as JsonObject).http_filters as JsonObject[];
-    const at = filters.findIndex((f) => f.name !== METADATA_EXCHANGE);
-    filters.splice(at, 0, ...security, ...(rateLimit?.filters ?? []));
-    const tcpFilter = tcpFilters(`inbound_${name}`, cluster, telemetry.server, snap);
-    const mode = snap.security ? inboundMtlsMode(proxy, snap, [port, app.port]) : undefined;
-    if (mode !== undefined && mode !== 'DISABLE') {
-      // As Istio's inbound: the application learns its caller's identity from x-forwarded-client-cert.
-      Object.assign(httpFilter.typed_config as JsonObject, {
-        forward_client_cert_details: 'APPEND_FORWARD',
-        set_current_client_cert_details: { subject: true, dns: true, uri: true },
-      });
-    }
     plan.listeners.push({
       '@type': TYPES.listener,
       name,
       address: address(host, port),
       traffic_direction: 'INBOUND',
-      ...inboundChains(protocol, httpFilter, tcpFilter, mode, snap.security?.trustDomain ?? ''),
+      ...chains,
     });
   }
+  if (virtualInbound) capturedInbound(plan, virtualInbound, inbound);
   return plan;
 }
 
@@ -738,7 +768,7 @@ function capturedOutbound(
           destination_port: port,
           prefix_ranges: [{ address_prefix: ip, prefix_len: Number(len ?? (ip.includes(':') ? 128 : 32)) }],
         },
-        filters: tcpFilters(`outbound_${ip}_${port}`, target, telemetry, ctx.snap),
+        filters: tcpFilters(`outbound_${ip}_${port}`, target, telemetry, ctx.snap, ctx.proxy.namespace),
       });
     }
   }
@@ -749,6 +779,167 @@ function capturedOutbound(
     address: listenAt,
     traffic_direction: 'OUTBOUND',
     listener_filters: [ORIGINAL_DST_LISTENER_FILTER],
+    filter_chains: chains,
+  });
+}
+
+/** What every inbound port of a sidecar shares: its security filters, rate limit and server-side telemetry. */
+interface InboundContext {
+  proxy: ProxyNode;
+  snap: MeshSnapshot;
+  security: readonly JsonObject[];
+  rateLimit: InboundRateLimit | undefined;
+  telemetry: SideTelemetry | undefined;
+}
+
+/** One inbound port: its listener-style name (stat prefixes), the number its cluster is named by, and its application. */
+interface InboundPortSpec {
+  name: string;
+  port: number;
+  protocol: Protocol;
+  app: { address: string; port: number };
+  /** The services this workload serves on the port. */
+  served: readonly Service[];
+  /** The numbers PeerAuthentication's portLevelMtls may know the port by. */
+  mtlsPorts: readonly number[];
+}
+
+/**
+ * One inbound port's filter chains (and the listener filters they need, as listener fields) to its
+ * application, whose inbound cluster it adds to the plan: the connection manager or tcp_proxy behind
+ * PeerAuthentication's mTLS mode, with authentication, authorization and rate limiting on HTTP.
+ */
+function inboundPort(plan: ListenerPlan, p: InboundPortSpec, ctx: InboundContext): JsonObject {
+  const { proxy, snap, rateLimit } = ctx;
+  // As Istio's inbound clusters: the services this workload serves on the port, which the destination
+  // reporter's metrics name (destination_service), since the Host header is not trusted for that.
+  plan.clusters.push(
+    inboundCluster(
+      p.port,
+      p.app,
+      isHttp2(p.protocol),
+      p.served.length ? servicesMetadata(p.served, snap) : undefined,
+    ),
+  );
+  const cluster = inboundClusterName(p.port);
+  const httpFilter = hcm(
+    `inbound_${p.name}`,
+    {
+      route_config: {
+        name: cluster,
+        virtual_hosts: [
+          {
+            name: `inbound|http|${p.port}`,
+            domains: ['*'],
+            routes: [
+              {
+                match: { prefix: '/' },
+                route: {
+                  cluster,
+                  timeout: '0s',
+                  // As Istio's default inbound route: a gRPC caller's grpc-timeout bounds the request.
+                  max_grpc_timeout: '0s',
+                  ...(rateLimit?.rateLimits.length ? { rate_limits: rateLimit.rateLimits } : {}),
+                },
+              },
+            ],
+          },
+        ],
+      },
+    },
+    false,
+    true,
+    ctx.telemetry,
+  );
+  // Authentication and authorization, then a RateLimitPolicy's limit, run after metadata exchange and
+  // before the stats filter and the router.
+  const filters = (httpFilter.typed_config as JsonObject).http_filters as JsonObject[];
+  const at = filters.findIndex((f) => f.name !== METADATA_EXCHANGE);
+  filters.splice(at, 0, ...ctx.security, ...(rateLimit?.filters ?? []));
+  const tcpFilter = tcpFilters(`inbound_${p.name}`, cluster, ctx.telemetry, snap);
+  const mode = snap.security ? inboundMtlsMode(proxy, snap, p.mtlsPorts) : undefined;
+  if (mode !== undefined && mode !== 'DISABLE') {
+    // As Istio's inbound: the application learns its caller's identity from x-forwarded-client-cert.
+    Object.assign(httpFilter.typed_config as JsonObject, {
+      forward_client_cert_details: 'APPEND_FORWARD',
+      set_current_client_cert_details: { subject: true, dns: true, uri: true },
+    });
+  }
+  return inboundChains(p.protocol, httpFilter, tcpFilter, mode, snap.security?.trustDomain ?? '');
+}
+
+const VIRTUAL_INBOUND = 'virtualInbound';
+
+/**
+ * Where a sidecar's `virtualInbound` listens, when it has one: with capture (INTERCEPTION_MODE REDIRECT) and
+ * no Sidecar `ingress` (which, as in Istio, replaces it), on 0.0.0.0:15006 unless node metadata
+ * WEFT_INBOUND_BIND / WEFT_INBOUND_PORT say otherwise (port 0: none).
+ */
+function virtualInboundAddress(
+  proxy: ProxyNode,
+  sidecar: ReturnType<typeof sidecarFor>,
+): { host: string; port: number } | undefined {
+  if (metadataString(proxy, 'INTERCEPTION_MODE') !== 'REDIRECT' || sidecar?.spec.ingress?.length)
+    return undefined;
+  const port = Number(metadataString(proxy, 'WEFT_INBOUND_PORT') ?? 15006);
+  if (!(port > 0)) return undefined;
+  return { host: metadataString(proxy, 'WEFT_INBOUND_BIND') ?? '0.0.0.0', port };
+}
+
+/**
+ * The inbound listener of a sidecar whose workload's incoming connections iptables redirects to it (Istio's
+ * `virtualInbound`): the chains of each workload port, told apart by the connection's original destination
+ * port, forwarding to the application on 127.0.0.1 at that port. A connection to a port no service sends to
+ * matches no chain and is closed: Istio would pass it through to the application, but Weft has no
+ * ORIGINAL_DST cluster to do that with.
+ */
+function capturedInbound(plan: ListenerPlan, at: { host: string; port: number }, ctx: InboundContext): void {
+  const chains: JsonObject[] = [];
+  const inspectors = new Set<string>();
+  // Weft's listener filters cannot be turned off per destination port (Envoy's filter_disabled), so the
+  // listener inspects every connection once one port needs it; a port that needs no inspection of its own
+  // must then not lose a silent (server-first) client, hence Istio's short timeout and carrying on as
+  // plaintext. Only when every port inspects on its own terms (all STRICT) are those terms kept.
+  let carryOn = false;
+  for (const { port, protocol, served } of workloadPorts(ctx.proxy, ctx.snap)) {
+    const name = `${at.host}_${port}`;
+    const fields = inboundPort(
+      plan,
+      { name, port, protocol, app: { address: '127.0.0.1', port }, served, mtlsPorts: [port] },
+      ctx,
+    );
+    const own = (fields.listener_filters as JsonObject[] | undefined) ?? [];
+    for (const f of own) inspectors.add(f.name as string);
+    if (own.length === 0 || fields.continue_on_listener_filters_timeout === true) carryOn = true;
+    const portChains = fields.filter_chains as JsonObject[];
+    const fallback = fields.default_filter_chain as JsonObject | undefined;
+    // A port's default chain (a sniffed port's tcp_proxy) becomes the least specific chain of that port,
+    // limited to plaintext when the port's other plaintext chains are.
+    const plaintext = portChains.some(
+      (c) => (c.filter_chain_match as JsonObject | undefined)?.transport_protocol === 'raw_buffer',
+    );
+    const last: JsonObject[] = fallback
+      ? [{ ...fallback, filter_chain_match: plaintext ? { transport_protocol: 'raw_buffer' } : {} }]
+      : [];
+    for (const c of [...portChains, ...last]) {
+      chains.push({
+        ...c,
+        name: c.name ? `${name}/${c.name as string}` : name,
+        filter_chain_match: { destination_port: port, ...(c.filter_chain_match as JsonObject | undefined) },
+      });
+    }
+  }
+  if (chains.length === 0) return;
+  const inspection = SNIFFING_LISTENER_FILTERS.filter((f) => inspectors.has(f.name as string));
+  plan.listeners.push({
+    '@type': TYPES.listener,
+    name: VIRTUAL_INBOUND,
+    address: address(at.host, at.port),
+    traffic_direction: 'INBOUND',
+    listener_filters: [ORIGINAL_DST_LISTENER_FILTER, ...inspection],
+    ...(inspection.length > 0 && carryOn
+      ? { listener_filters_timeout: '0.1s', continue_on_listener_filters_timeout: true }
+      : {}),
     filter_chains: chains,
   });
 }
@@ -910,7 +1101,7 @@ function gatewayTlsChains(
         chains.push({
           name: `passthrough:${names.join(',')}`,
           ...match(names),
-          filters: tcpFilters(statPrefix, r.target, telemetry, snap),
+          filters: tcpFilters(statPrefix, r.target, telemetry, snap, proxy.namespace),
         });
       }
       continue;
@@ -936,7 +1127,7 @@ function gatewayTlsChains(
       });
       filters = [gatewayHcm(statPrefix, routeName, security, telemetry)];
     } else {
-      filters = tcpFilters(statPrefix, target!, telemetry, snap);
+      filters = tcpFilters(statPrefix, target!, telemetry, snap, proxy.namespace);
     }
     chains.push({
       name: `${gateway}/${s.server.name ?? s.server.port.name}`,
@@ -1001,7 +1192,11 @@ export function gatewayListeners(proxy: ProxyNode, snap: MeshSnapshot): Listener
       const target = gatewayTcpTarget(gatewayName(servers[0].gw), port, proxy, snap);
       if (!target) continue;
       plan.listeners.push(
-        listener({ filter_chains: [{ filters: tcpFilters(`outbound_${name}`, target, telemetry, snap) }] }),
+        listener({
+          filter_chains: [
+            { filters: tcpFilters(`outbound_${name}`, target, telemetry, snap, proxy.namespace) },
+          ],
+        }),
       );
     }
   }
