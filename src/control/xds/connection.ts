@@ -120,7 +120,7 @@ function mergeTriggers(a: PushTrigger | null, b: PushTrigger): PushTrigger {
 const REJOIN_AFTER = 256;
 /** How long one rejoin base serves every proxy with the same subscription and namespace (see #rejoinBase). */
 const REJOIN_BASE_MS = 5000;
-/** Endpoint subscriptions → namespace → the current rejoin base (EDS assignments vary by namespace only). */
+/** Endpoint subscriptions → namespace and locality → the current rejoin base (what EDS assignments vary by). */
 const rejoinBases = new WeakMap<ReadonlySet<string>, Map<string, { set: EncodedSet; at: number }>>();
 
 export abstract class XdsConnection {
@@ -324,7 +324,9 @@ export abstract class XdsConnection {
     const base = this.#rejoinBase(state);
     if (!base || state.rejoinedOnto === base) return;
     state.rejoinedOnto = base;
-    state.held.rejoin(base, own >> 1);
+    // Any rebase with fewer overrides than now is a gain; failing one leaves the overrides to grow until the held
+    // set flattens into a private copy of thousands of entries.
+    state.held.rejoin(base, own - 1);
   }
 
   /**
@@ -334,17 +336,20 @@ export abstract class XdsConnection {
    * differs from it becomes overrides), so a slightly stale shared one costs a few more overrides and no copies.
    */
   #rejoinBase(state: TypeState): EncodedSet | null {
-    let byNamespace = rejoinBases.get(state.names);
-    if (!byNamespace) {
-      byNamespace = new Map();
-      rejoinBases.set(state.names, byNamespace);
+    let byCaller = rejoinBases.get(state.names);
+    if (!byCaller) {
+      byCaller = new Map();
+      rejoinBases.set(state.names, byCaller);
     }
-    const namespace = this.node!.namespace;
+    // Endpoint views differ by namespace (its DestinationRules) and, under a locality policy, by the caller's
+    // locality: a base taken by a proxy of another zone would differ in every locality-dependent assignment.
+    const { region, zone, subZone } = this.node!.locality;
+    const key = `${this.node!.namespace}|${region}/${zone}/${subZone}`;
     const now = performance.now();
-    const known = byNamespace.get(namespace);
+    const known = byCaller.get(key);
     if (known && now - known.at < REJOIN_BASE_MS) return known.set;
     const set = this.generate(state);
-    if (set) byNamespace.set(namespace, { set, at: now });
+    if (set) byCaller.set(key, { set, at: now });
     return set;
   }
 
