@@ -173,6 +173,7 @@ describe('circuit breakers through a real proxy', { timeout: 60_000 }, () => {
     const third = await request(port, { path: '/requests/hang', headers: { 'x-key': 'r3' } });
     assert.equal(third.status, 503);
     assert.equal(third.body, OVERFLOW_BODY);
+    assert.equal(third.headers['x-envoy-overloaded'], 'true');
     assert.equal(flags.get('r3'), 'UO');
     assert.equal(attempts.get('r3'), undefined, 'the overflowed request never reached the upstream');
     assert.equal(counter('cluster.requests.upstream_rq_pending_overflow'), 1);
@@ -185,6 +186,7 @@ describe('circuit breakers through a real proxy', { timeout: 60_000 }, () => {
     for (const r of await Promise.all(again)) assert.equal(r.status, 200);
     const quick = await request(port, { path: '/requests/ok', headers: { 'x-key': 'r6' } });
     assert.equal(quick.status, 200);
+    assert.equal(quick.headers['x-envoy-overloaded'], undefined);
     assert.equal(counter('cluster.requests.upstream_rq_pending_overflow'), 1);
   });
 

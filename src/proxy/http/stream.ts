@@ -225,6 +225,8 @@ export class HttpStream implements RouteRequest {
     }
     const text = body ?? (flag ? (LOCAL_REPLY_BODY[flag] ?? '') : '');
     const headers: OutgoingHeaders = { ...extraHeaders };
+    // As Envoy: a request dropped by a circuit breaker says so, and a mesh caller will not retry it.
+    if (flag === 'UO') headers['x-envoy-overloaded'] = 'true';
     if (this.isGrpc) {
       this.responseStatus = 200;
       this.localGrpcStatus = grpcStatus ?? grpcStatusForHttp(status);
