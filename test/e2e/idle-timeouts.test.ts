@@ -286,9 +286,12 @@ describe('route idle_timeout through a real proxy', { timeout: 60_000 }, () => {
   const get = (path: string) => request(proxy.port('http'), { host: PROXY_IP, path });
 
   it('answers 504 "stream timeout" when the route\'s idle_timeout passes before any response', async () => {
+    const idle = proxy.server.stats.counter('http.idle_http.downstream_rq_idle_timeout');
+    const before = idle.value;
     const r = await get('/route/silent');
     assert.equal(r.status, 504);
     assert.equal(r.body, 'stream timeout');
+    assert.equal(idle.value, before + 1);
     await waitUntil(() => cancelled.has('/route/silent'));
   });
 

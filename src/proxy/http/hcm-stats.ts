@@ -11,7 +11,8 @@ export class HcmStats {
   readonly cxHttp1Total: Counter;
   readonly cxHttp2Total: Counter;
   readonly cxProtocolError: Counter;
-  readonly rqTimeout: Counter;
+  /** Streams ended by a stream or route idle timeout (Envoy's name; request_timeout is Node's 408). */
+  readonly rqIdleTimeout: Counter;
   readonly rqNoRoute: Counter;
   readonly rqDirectResponse: Counter;
   readonly rqRedirect: Counter;
@@ -29,7 +30,7 @@ export class HcmStats {
     this.cxHttp1Total = store.counter(p + 'downstream_cx_http1_total');
     this.cxHttp2Total = store.counter(p + 'downstream_cx_http2_total');
     this.cxProtocolError = store.counter(p + 'downstream_cx_protocol_error');
-    this.rqTimeout = store.counter(p + 'downstream_rq_timeout');
+    this.rqIdleTimeout = store.counter(p + 'downstream_rq_idle_timeout');
     this.rqNoRoute = store.counter(p + 'no_route');
     this.rqDirectResponse = store.counter(p + 'rq_direct_response');
     this.rqRedirect = store.counter(p + 'rq_redirect');

@@ -581,7 +581,7 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
       return;
     }
     if (this.idleMs > 0 && !this.bodyPending && now - this.lastActivity >= this.idleMs) {
-      this.stream.hcm.stats.rqTimeout.inc();
+      this.stream.hcm.stats.rqIdleTimeout.inc();
       this.timeOut('SI', 504);
       return;
     }
