@@ -28,23 +28,22 @@ import {
   spawnWeftProxyInZone,
   ZONE_APP,
   zoneServiceMesh,
+  ZONE_HOST,
+  ZONE_NAMES,
+  ZONE_OUTBOUND,
+  ZONE_PORT,
+  ZONE_PROMETHEUS,
+  zoneReplicas,
 } from '../../test/support/zones.ts';
 
 const SUBNET = '198.18.251';
-const HOST = 'zones.default.svc.cluster.local';
-const PORT = 8080;
+const HOST = ZONE_HOST;
+const PORT = ZONE_PORT;
 const CLIENT_IP = `${SUBNET}.10`;
-const OUTBOUND = 15001;
-const PROMETHEUS = 15090;
-const ZONES = ['zone-a', 'zone-b', 'zone-c'] as const;
-const REPLICAS = ZONES.flatMap((z, zi) =>
-  [1, 2].map((n) => ({
-    zone: z,
-    id: `${z.slice(-1)}${n}`,
-    ip: `${SUBNET}.${(zi + 1) * 10 + n}`,
-    appPort: 9000 + n,
-  })),
-);
+const OUTBOUND = ZONE_OUTBOUND;
+const PROMETHEUS = ZONE_PROMETHEUS;
+const ZONES = ZONE_NAMES;
+const REPLICAS = zoneReplicas(SUBNET);
 const SECONDS = Number(process.env.COST_SECONDS ?? 15);
 const CONCURRENCY = Number(process.env.COST_CONCURRENCY ?? 8);
 /** A product-page-like exchange: a small request, a 4 KiB answer. */

@@ -27,27 +27,24 @@ import {
   spawnWeftProxyInZone,
   ZONE_APP as APP,
   zoneServiceMesh,
+  ZONE_HOST,
+  ZONE_NAMES,
+  ZONE_OUTBOUND,
+  ZONE_PORT,
+  ZONE_PROMETHEUS,
+  zoneReplicas,
 } from '../support/zones.ts';
-import type { Zone, ZoneNetwork } from '../support/zones.ts';
+import type { Zone, ZoneName, ZoneNetwork } from '../support/zones.ts';
 import { weft } from '../support/weft-cli.ts';
 
 const SUBNET = '198.18.250';
-const HOST = 'zones.default.svc.cluster.local';
-const PORT = 8080;
+const HOST = ZONE_HOST;
+const PORT = ZONE_PORT;
 const CLIENT_IP = `${SUBNET}.10`;
-const OUTBOUND = 15001;
-const PROMETHEUS = 15090;
-const ZONES = ['zone-a', 'zone-b', 'zone-c'] as const;
-type ZoneName = (typeof ZONES)[number];
-/** Replica n of zone z: its sidecar's IP (the zone's first address is its veth's), its app's port. */
-const REPLICAS = ZONES.flatMap((z, zi) =>
-  [1, 2].map((n) => ({
-    zone: z,
-    id: `${z.slice(-1)}${n}`,
-    ip: `${SUBNET}.${(zi + 1) * 10 + n}`,
-    appPort: 9000 + n,
-  })),
-);
+const OUTBOUND = ZONE_OUTBOUND;
+const PROMETHEUS = ZONE_PROMETHEUS;
+const ZONES = ZONE_NAMES;
+const REPLICAS = zoneReplicas(SUBNET);
 /** Response bodies differ in size per zone, so bytes credited to the wrong zone cannot cancel out. */
 const BODY_SIZE: Record<ZoneName, number> = { 'zone-a': 1000, 'zone-b': 1500, 'zone-c': 2000 };
 const REQUEST_BODY = 'q'.repeat(700);

@@ -156,6 +156,26 @@ export function spawnWeftProxyInZone(zone: Zone, args: readonly string[]): Proxy
   ]);
 }
 
+/** The demo service the zone tests and the cost figure run: its host and port, and the sidecars' ports. */
+export const ZONE_HOST = 'zones.default.svc.cluster.local';
+export const ZONE_PORT = 8080;
+export const ZONE_OUTBOUND = 15001;
+export const ZONE_PROMETHEUS = 15090;
+export const ZONE_NAMES = ['zone-a', 'zone-b', 'zone-c'] as const;
+export type ZoneName = (typeof ZONE_NAMES)[number];
+
+/** Replica n of zone z on `subnet` (a /24 prefix): its sidecar's IP (the zone's first address is its veth's), its app's port. */
+export function zoneReplicas(subnet: string): { zone: ZoneName; id: string; ip: string; appPort: number }[] {
+  return ZONE_NAMES.flatMap((z, zi) =>
+    [1, 2].map((n) => ({
+      zone: z,
+      id: `${z.slice(-1)}${n}`,
+      ip: `${subnet}.${(zi + 1) * 10 + n}`,
+      appPort: 9000 + n,
+    })),
+  );
+}
+
 /**
  * A zone's app, run as `node -e ZONE_APP ZONE SIZE PORT...`: one server per port (its replicas) on
  * 127.0.0.1, answering their zone and replica in x-zone / x-replica and a body of SIZE bytes; SIGUSR1 makes

@@ -47,7 +47,14 @@ import type { InboundMtlsMode } from './peer-authentication.ts';
 import { FAIL_CLOSED_JWKS } from '../security/jwks-resolver.ts';
 import { proxyTelemetry, telemetryKey } from './telemetry.ts';
 import type { SideTelemetry } from './telemetry.ts';
-import { ADS_SOURCE, inboundClusterName, outboundClusterName, TYPES, VIRTUAL_OUTBOUND } from './names.ts';
+import {
+  ADS_SOURCE,
+  inboundClusterName,
+  outboundClusterName,
+  TYPES,
+  VIRTUAL_INBOUND,
+  VIRTUAL_OUTBOUND,
+} from './names.ts';
 import type { RouteContext } from './routes.ts';
 import { domainsFor, serviceRoutes, virtualServiceRoutes } from './routes.ts';
 import { exportedTo, hostMatches, sidecarFor, virtualServiceFor, visibleServices } from './scope.ts';
@@ -867,8 +874,6 @@ function inboundPort(plan: ListenerPlan, p: InboundPortSpec, ctx: InboundContext
   }
   return inboundChains(p.protocol, httpFilter, tcpFilter, mode, snap.security?.trustDomain ?? '');
 }
-
-const VIRTUAL_INBOUND = 'virtualInbound';
 
 /**
  * Where a sidecar's `virtualInbound` listens, when it has one: with capture (INTERCEPTION_MODE REDIRECT) and

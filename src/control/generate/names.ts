@@ -25,6 +25,8 @@ export function parseClusterName(name: string): ParsedClusterName | undefined {
 }
 
 export const VIRTUAL_OUTBOUND = 'virtualOutbound';
+/** Istio's inbound capture listener (15006). */
+export const VIRTUAL_INBOUND = 'virtualInbound';
 
 export const TYPES = {
   cluster: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
