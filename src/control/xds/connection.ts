@@ -16,6 +16,7 @@ import { NodeError, parseProxyNode } from './node.ts';
 import type { EncodedSet, ResourceEncoder } from './resources.ts';
 import type { DecodedRequest } from './service.ts';
 import type { SendBudget } from './send-budget.ts';
+import type { ResponseBytes } from './response-codec.ts';
 import type { Subscription, Subscriptions } from './subscriptions.ts';
 import { KNOWN_TYPES, TypeState } from './type-state.ts';
 import type { TypeStatus } from './type-state.ts';
@@ -391,10 +392,10 @@ export abstract class XdsConnection {
    * Writes a response (already encoded); the send is recorded on `state` and reported once the bytes are handed
    * to the stream.
    */
-  protected send(state: TypeState, message: Uint8Array, info: SentInfo): void {
+  protected send(state: TypeState, message: ResponseBytes, info: SentInfo): void {
     if (this.#ended || this.#closed) return;
     state.recordSent(info.version, info.nonce, Date.now(), info.trigger !== null);
-    const release = this.ctx.budget.take(message.length);
+    const release = this.ctx.budget.take(message.byteLength);
     try {
       this.#call.write(message, () => {
         release();

@@ -13,7 +13,7 @@ import { isObject } from '../../core/json.ts';
 import { XdsConnection } from './connection.ts';
 import type { PushTrigger, RequestJson } from './connection.ts';
 import type { EncodedSet, HeldTransition } from './resources.ts';
-import { encodeDeltaDiscoveryResponse } from './response-codec.ts';
+import { deltaDiscoveryResponseBytes } from './response-codec.ts';
 import { decodeDeltaRequest } from './service.ts';
 import type { DecodedRequest, DeltaDiscoveryResponseMessage } from './service.ts';
 import type { Subscription } from './subscriptions.ts';
@@ -175,7 +175,7 @@ export class DeltaConnection extends XdsConnection {
       control_plane: { identifier: this.ctx.controlPlaneId },
       encodedSet: t.changed,
     };
-    this.send(state, encodeDeltaDiscoveryResponse(message), {
+    this.send(state, deltaDiscoveryResponseBytes(message), {
       typeUrl: state.typeUrl,
       version,
       nonce,

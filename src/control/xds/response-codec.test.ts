@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decodeMessage, encodeAny, encodeMessage } from '../../api/envoy/wire.ts';
-import { encodeDeltaDiscoveryResponse, encodeDiscoveryResponse } from './response-codec.ts';
+import {
+  deltaDiscoveryResponseBytes,
+  encodeDeltaDiscoveryResponse,
+  encodeDiscoveryResponse,
+} from './response-codec.ts';
 import { DELTA_DISCOVERY_RESPONSE, DISCOVERY_RESPONSE } from './service.ts';
 import { testCluster, testEndpoints } from './testing.ts';
 
@@ -58,5 +62,23 @@ describe('response codec', () => {
       nonce: '3',
       control_plane: { identifier: 'weft' },
     });
+  });
+  it('copies a response made of several blocks into a frame as one block, as Buffer.copy does for grpc-js', () => {
+    const bytes = deltaDiscoveryResponseBytes({
+      system_version_info: 'v1',
+      resources: [{ name: 'a', version: 'h', resource: encodeAny(cluster) }],
+      type_url: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
+      removed_resources: ['gone'],
+      nonce: '1',
+    });
+    const whole = bytes.concat();
+    assert.equal(bytes.byteLength, whole.length);
+    // grpc-js: output = allocUnsafe(byteLength + 5), prefix in 0..4, then message.copy(output, 5).
+    const frame = Buffer.alloc(bytes.byteLength + 7, 0xee);
+    assert.equal(bytes.copy(frame, 5), whole.length);
+    assert.deepEqual(frame.subarray(0, 5), Buffer.alloc(5, 0xee));
+    assert.deepEqual(frame.subarray(5, 5 + whole.length), whole);
+    assert.deepEqual(frame.subarray(5 + whole.length), Buffer.alloc(2, 0xee));
+    assert.equal(decodeMessage(DELTA_DISCOVERY_RESPONSE, whole).nonce, '1');
   });
 });

@@ -11,6 +11,39 @@ import type { DeltaDiscoveryResponseMessage, DiscoveryResponseMessage } from './
 
 const { Writer } = protobuf;
 
+/**
+ * A response as the byte blocks it is made of, the large one shared between proxies. grpc-js frames every
+ * message into a buffer of its own (5-byte prefix, then `copy` of the serialized message); handing it the blocks
+ * makes that copy the only one. Concatenating first allocated each proxy's response twice: during a connect
+ * storm (1,000 proxies, first responses of ~6 MB) those copies were most of the control plane's array buffers.
+ */
+export class ResponseBytes {
+  readonly byteLength: number;
+  readonly #pieces: readonly Uint8Array[];
+
+  constructor(pieces: readonly Uint8Array[]) {
+    this.#pieces = pieces;
+    let n = 0;
+    for (const p of pieces) n += p.length;
+    this.byteLength = n;
+  }
+
+  /** Buffer.prototype.copy's contract (the whole source), which is all grpc-js does with a serialized message. */
+  copy(target: Uint8Array, targetStart = 0): number {
+    let at = targetStart;
+    for (const p of this.#pieces) {
+      target.set(p, at);
+      at += p.length;
+    }
+    return at - targetStart;
+  }
+
+  /** One buffer with all the bytes (tests, tools). */
+  concat(): Buffer {
+    return Buffer.concat(this.#pieces, this.byteLength);
+  }
+}
+
 // Tags: field number << 3 | wire type 2 (length-delimited). Field numbers from envoy/service/discovery/v3/discovery.proto.
 const tag = (field: number): number => (field << 3) | 2;
 
@@ -46,6 +79,10 @@ function encodedResources(set: EncodedSet): Uint8Array {
 }
 
 export function encodeDiscoveryResponse(m: DiscoveryResponseMessage): Uint8Array {
+  return discoveryResponseBytes(m).concat();
+}
+
+export function discoveryResponseBytes(m: DiscoveryResponseMessage): ResponseBytes {
   if (m.encodedSet) {
     // A response with a whole shared set (every proxy's first clusters and endpoints, say): the resources are
     // copied as one block instead of being written one by one for each proxy.
@@ -55,7 +92,7 @@ export function encodeDiscoveryResponse(m: DiscoveryResponseMessage): Uint8Array
     stringField(tail, 4, m.type_url);
     stringField(tail, 5, m.nonce);
     controlPlane(tail, 6, m.control_plane?.identifier);
-    return Buffer.concat([head.finish(), encodedResources(m.encodedSet), tail.finish()]);
+    return new ResponseBytes([head.finish(), encodedResources(m.encodedSet), tail.finish()]);
   }
   const w = Writer.create();
   stringField(w, 1, m.version_info);
@@ -63,7 +100,7 @@ export function encodeDiscoveryResponse(m: DiscoveryResponseMessage): Uint8Array
   stringField(w, 4, m.type_url);
   stringField(w, 5, m.nonce);
   controlPlane(w, 6, m.control_plane?.identifier);
-  return w.finish();
+  return new ResponseBytes([w.finish()]);
 }
 
 function deltaResource(w: protobuf.Writer, name: string, version: string, any: EncodedAny): void {
@@ -86,6 +123,10 @@ function encodedDeltaResources(set: EncodedSet): Uint8Array {
 }
 
 export function encodeDeltaDiscoveryResponse(m: DeltaDiscoveryResponseMessage): Uint8Array {
+  return deltaDiscoveryResponseBytes(m).concat();
+}
+
+export function deltaDiscoveryResponseBytes(m: DeltaDiscoveryResponseMessage): ResponseBytes {
   const head = Writer.create();
   stringField(head, 1, m.system_version_info);
   let resources: Uint8Array;
@@ -101,5 +142,5 @@ export function encodeDeltaDiscoveryResponse(m: DeltaDiscoveryResponseMessage): 
   stringField(tail, 5, m.nonce);
   for (const name of m.removed_resources) tail.uint32(tag(6)).string(name);
   controlPlane(tail, 7, m.control_plane?.identifier);
-  return Buffer.concat([head.finish(), resources, tail.finish()]);
+  return new ResponseBytes([head.finish(), resources, tail.finish()]);
 }

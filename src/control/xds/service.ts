@@ -10,7 +10,7 @@ import { decodeDeltaDiscoveryRequest, decodeDiscoveryRequest } from './request-c
 import type { ResourceNames } from './request-codec.ts';
 import type { EncodedSet } from './resources.ts';
 import type { Subscription } from './subscriptions.ts';
-import { encodeDeltaDiscoveryResponse, encodeDiscoveryResponse } from './response-codec.ts';
+import { encodeDeltaDiscoveryResponse, encodeDiscoveryResponse, ResponseBytes } from './response-codec.ts';
 
 export const ADS_SERVICE_NAME = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
 export const SOTW_PATH = `/${ADS_SERVICE_NAME}/StreamAggregatedResources`;
@@ -93,6 +93,15 @@ function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/**
+ * A response the connections already encoded. grpc-js reads only `byteLength` and `copy` of what a serializer
+ * returns (it copies it into the frame it writes), so the blocks go in without being joined first; a test over a
+ * real grpc-js stream checks the bytes that arrive.
+ */
+function serializedResponse(m: ResponseBytes | Uint8Array): Buffer {
+  return m instanceof ResponseBytes ? (m as unknown as Buffer) : toBuffer(m);
+}
+
 /** Requests are encoded only by clients (tests, tools); the server's responses take the fast path in response-codec.ts. */
 function encoder(typeName: string): (message: object) => Buffer {
   return (message) => toBuffer(encodeMessage(typeName, message));
@@ -105,8 +114,10 @@ export const adsServiceDefinition: ServiceDefinition = {
     responseStream: true,
     requestSerialize: encoder(DISCOVERY_REQUEST),
     requestDeserialize: (bytes: Buffer): DecodedRequest => ({ raw: bytes }),
-    responseSerialize: (m: DiscoveryResponseMessage | Uint8Array) =>
-      toBuffer(m instanceof Uint8Array ? m : encodeDiscoveryResponse(m)),
+    responseSerialize: (m: DiscoveryResponseMessage | ResponseBytes | Uint8Array) =>
+      m instanceof Uint8Array || m instanceof ResponseBytes
+        ? serializedResponse(m)
+        : toBuffer(encodeDiscoveryResponse(m)),
     responseDeserialize: (bytes: Buffer) => decodeMessage(DISCOVERY_RESPONSE, bytes),
   },
   DeltaAggregatedResources: {
@@ -115,8 +126,10 @@ export const adsServiceDefinition: ServiceDefinition = {
     responseStream: true,
     requestSerialize: encoder(DELTA_DISCOVERY_REQUEST),
     requestDeserialize: (bytes: Buffer): DecodedRequest => ({ raw: bytes }),
-    responseSerialize: (m: DeltaDiscoveryResponseMessage | Uint8Array) =>
-      toBuffer(m instanceof Uint8Array ? m : encodeDeltaDiscoveryResponse(m)),
+    responseSerialize: (m: DeltaDiscoveryResponseMessage | ResponseBytes | Uint8Array) =>
+      m instanceof Uint8Array || m instanceof ResponseBytes
+        ? serializedResponse(m)
+        : toBuffer(encodeDeltaDiscoveryResponse(m)),
     responseDeserialize: (bytes: Buffer) => decodeMessage(DELTA_DISCOVERY_RESPONSE, bytes),
   },
 };

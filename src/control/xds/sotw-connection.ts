@@ -13,7 +13,7 @@ import type { WireJson } from '../../api/envoy/wire.ts';
 import { XdsConnection } from './connection.ts';
 import type { PushTrigger, RequestJson } from './connection.ts';
 import type { EncodedSet } from './resources.ts';
-import { encodeDiscoveryResponse } from './response-codec.ts';
+import { discoveryResponseBytes } from './response-codec.ts';
 import { decodeSotwRequest } from './service.ts';
 import type { DecodedRequest, DiscoveryResponseMessage } from './service.ts';
 import type { Subscription } from './subscriptions.ts';
@@ -140,7 +140,7 @@ export class SotwConnection extends XdsConnection {
       control_plane: { identifier: this.ctx.controlPlaneId },
       encodedSet: resources,
     };
-    this.send(state, encodeDiscoveryResponse(message), {
+    this.send(state, discoveryResponseBytes(message), {
       typeUrl: state.typeUrl,
       version,
       nonce,
