@@ -32,8 +32,9 @@ const loadBalancer: SupportTree = {
 
 // Translated into the cluster's circuit breakers and HTTP protocol options; tcp.idleTimeout into the idle_timeout
 // of the outbound tcp_proxy chains that send to the rule's host (the top-level policy's only, as Istio reads it).
+// http.h2UpgradePolicy makes an outbound cluster HTTP/2 (see clusters.ts).
 // Not (yet): tcp.maxConnectionDuration (needs max_connection_duration), tcp.tcpKeepalive,
-// http.h2UpgradePolicy, http.useClientProtocol, http.http2KeepAlive.
+// http.useClientProtocol, http.http2KeepAlive.
 const connectionPool: SupportTree = {
   tcp: { maxConnections: true, connectTimeout: true, idleTimeout: true },
   http: {
@@ -43,6 +44,7 @@ const connectionPool: SupportTree = {
     maxRetries: true,
     idleTimeout: true,
     maxConcurrentStreams: true,
+    h2UpgradePolicy: true,
   },
 };
 

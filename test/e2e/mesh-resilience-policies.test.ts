@@ -6,12 +6,14 @@
  *   behind tcp.maxConnections;
  * - the `weft.dev/load-balancer: peak-ewma` annotation favouring a fast replica over a slow one;
  * - Istio's default retry policy on a route without `retries`: connect-failure and 503 retried, 500 not;
- * - DestinationRule connectionPool.tcp.idleTimeout closing an idle TCP connection through a Sidecar egress port.
+ * - DestinationRule connectionPool.tcp.idleTimeout closing an idle TCP connection through a Sidecar egress port;
+ * - connectionPool.http.h2UpgradePolicy UPGRADE: HTTP/1.1 from the application reaches an HTTP/2-only upstream.
  * Counts are exact where the behaviour is deterministic; the load balancer's share is statistical.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -65,6 +67,9 @@ describe('resilience policies from Istio YAML through the control plane', { time
     held.delete(`${app} ${p}`);
   };
   const apps: App[] = [];
+  /** An upstream that speaks HTTP/2 only (cleartext, prior knowledge), and the versions its requests came in. */
+  let h2Only: http2.Http2Server;
+  const h2Versions: string[] = [];
 
   const seen = (app: string, p: string): number => attempts.get(`${app} ${p}`) ?? 0;
 
@@ -146,6 +151,12 @@ spec: {address: ${e.ip}, ports: {http: ${e.port}}, labels: {app: ${name}}}
     });
     await new Promise<void>((r) => tcpUpstream.listen(0, '127.0.93.39', r));
     tcpPort = await closedPort();
+    h2Only = http2.createServer((req, res) => {
+      h2Versions.push(req.httpVersion);
+      res.writeHead(200, { 'x-upstream-version': req.httpVersion }).end('h2');
+    });
+    await new Promise<void>((r) => h2Only.listen(0, '127.0.93.40', r));
+    const h2Endpoint = { ip: '127.0.93.40', port: (h2Only.address() as AddressInfo).port };
     const yaml = [
       service('timeouts', [timeouts]),
       `apiVersion: networking.istio.io/v1
@@ -182,6 +193,16 @@ spec:
       // Nothing listens on the dead endpoint's address: connecting to it is refused at once.
       service('halfdead', [live, { ip: '127.0.93.36', port: live.port }]),
       service('ewma', [fast, slow]),
+      service('h2up', [h2Endpoint]),
+      service('h2no', [h2Endpoint]),
+      `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: h2up}
+spec:
+  host: ${host('h2up')}
+  trafficPolicy:
+    connectionPool: {http: {h2UpgradePolicy: UPGRADE}}
+`,
       `apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata:
@@ -261,6 +282,7 @@ spec:
     await cp?.stop();
     for (const s of tcpAccepted) s.destroy();
     await new Promise((r) => tcpUpstream?.close(r));
+    await new Promise((r) => h2Only?.close(r));
     for (const a of apps) {
       a.server.closeAllConnections();
       await new Promise((r) => a.server.close(r));
@@ -411,5 +433,17 @@ spec:
     assert.equal(s.destroyed, false, 'the active connection is still open after 3 s');
     assert.equal(await stat(idleStat), before);
     s.destroy();
+  });
+
+  it('sends HTTP/1.1 from the application as HTTP/2 to a host whose DestinationRule says h2UpgradePolicy UPGRADE', async () => {
+    await waitFor(async () => (await call('h2up', '/')).status === 200, 30_000, 'h2up to route');
+    const r = await call('h2up', '/up');
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-upstream-version'], '2.0');
+    // The same HTTP/2-only endpoint behind a host without the rule gets HTTP/1.1, which it cannot read.
+    const seenBefore = h2Versions.length;
+    const plain = await call('h2no', '/no');
+    assert.equal(plain.status, 503);
+    assert.equal(h2Versions.length, seenBefore);
   });
 });

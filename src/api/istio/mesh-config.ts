@@ -46,6 +46,8 @@ export interface MeshConfig {
   extensionProviders?: ExtensionProvider[];
   rootNamespace?: string;
   trustDomain?: string;
+  /** UPGRADE: outbound HTTP/1.1 to mesh HTTP ports goes as HTTP/2 (a DestinationRule's h2UpgradePolicy wins). */
+  h2UpgradePolicy?: 'DO_NOT_UPGRADE' | 'UPGRADE';
 }
 
 /** Istio's defaults: Prometheus metrics on, no tracing, no access log, 1% sampling when tracing is on. */
@@ -201,6 +203,7 @@ const meshConfig = object({
   extensionProviders: list(extensionProvider),
   rootNamespace: str,
   trustDomain: str,
+  h2UpgradePolicy: oneOf(['DO_NOT_UPGRADE', 'UPGRADE']),
 });
 
 /** Checks a parsed MeshConfig document; on no problems, `config` is it, typed. */

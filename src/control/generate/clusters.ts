@@ -7,9 +7,9 @@ import type { JsonObject } from '../../core/json.ts';
 import type { TrafficPolicy } from '../../api/istio/networking.ts';
 import { LOAD_BALANCER_ANNOTATION } from '../../api/weft/annotations.ts';
 import { istioDurationToProto } from '../../config/duration.ts';
-import { isHttp2 } from '../model/protocol.ts';
+import { isHttp, isHttp2 } from '../model/protocol.ts';
 import type { MeshSnapshot } from '../model/snapshot.ts';
-import type { Service, ServicePort } from '../model/types.ts';
+import type { Protocol, Service, ServicePort } from '../model/types.ts';
 import { localityPolicy } from './locality-lb.ts';
 import { clusterTransport } from './mtls.ts';
 import { ADS_SOURCE, inboundClusterName, outboundClusterName, parseClusterName, TYPES } from './names.ts';
@@ -170,6 +170,20 @@ function connectionPool(policy: TrafficPolicy | undefined, http2: boolean): Json
 }
 
 /**
+ * Istio's rule for sending HTTP/1.1 as HTTP/2 (outbound clusters only): a DestinationRule's
+ * `connectionPool.http.h2UpgradePolicy` decides when it says UPGRADE or DO_NOT_UPGRADE — UPGRADE even on a port
+ * whose protocol is sniffed, the rule's author vouching it is HTTP; otherwise MeshConfig's `h2UpgradePolicy:
+ * UPGRADE` upgrades ports declared HTTP. Ports that already speak HTTP/2 (http2, grpc) need no upgrade.
+ */
+function h2Upgrade(policy: TrafficPolicy | undefined, protocol: Protocol, snap: MeshSnapshot): boolean {
+  if (isHttp2(protocol)) return false;
+  const override = policy?.connectionPool?.http?.h2UpgradePolicy;
+  if (override === 'UPGRADE') return true;
+  if (override === 'DO_NOT_UPGRADE') return false;
+  return isHttp(protocol) && snap.meshConfig?.h2UpgradePolicy === 'UPGRADE';
+}
+
+/**
  * Istio's outlierDetection translation: a set consecutive5xxErrors / consecutiveGatewayErrors enables its
  * detector (0 disables it: enforcing 0); interval, baseEjectionTime and maxEjectionPercent only when
  * given (Envoy's defaults otherwise); success-rate analysis explicitly off. The deprecated
@@ -289,11 +303,13 @@ function cluster(
     if (base.lb_policy !== 'RING_HASH') base.lb_policy = 'ROUND_ROBIN';
     return base;
   }
+  // An upgraded port is carried as HTTP/2 end to end: pool, and the ALPN that tells the server side's codec.
+  const protocol = h2Upgrade(policy, port.protocol, snap) ? 'HTTP2' : port.protocol;
   Object.assign(
     base,
-    connectionPool(policy, isHttp2(port.protocol)),
+    connectionPool(policy, isHttp2(protocol)),
     outlierDetectionFields(policy),
-    clusterTransport(name, service, policy?.tls, port.protocol, snap),
+    clusterTransport(name, service, policy?.tls, protocol, snap),
   );
   base.metadata = serviceMetadata(service, snap);
   // distribute, and failover's zone-aware spill, set locality weights in the assignment; Envoy applies them

@@ -23,6 +23,7 @@ enableTracing: true
 defaultConfig: { tracing: { sampling: 10 } }
 defaultProviders: { metrics: [prometheus], tracing: [zipkin], accessLogging: [envoy] }
 rootNamespace: mesh-root
+h2UpgradePolicy: UPGRADE
 extensionProviders:
   - name: zipkin
     zipkin: { service: zipkin.istio-system.svc.cluster.local, port: 9411, maxTagLength: 100 }
@@ -38,6 +39,7 @@ extensionProviders:
 `;
     const config = parseMeshConfig('mesh.yaml', text);
     assert.equal(config.rootNamespace, 'mesh-root');
+    assert.equal(config.h2UpgradePolicy, 'UPGRADE');
     assert.equal(config.extensionProviders?.length, 4);
     const wrapped = `mesh: |\n${text
       .split('\n')
@@ -70,6 +72,9 @@ extensionProviders:
         'mesh.yaml:9: extensionProviders[2]: must set exactly one of zipkin, opentelemetry, envoyFileAccessLog, prometheus (Weft supports these provider kinds)',
       ],
     );
+    assert.deepEqual(problems('h2UpgradePolicy: ALWAYS\n'), [
+      'mesh.yaml:1: h2UpgradePolicy: must be one of DO_NOT_UPGRADE, UPGRADE',
+    ]);
     assert.deepEqual(problems('defaultProviders: { tracing: [jaeger] }\n'), [
       'mesh.yaml:1: defaultProviders.tracing[0]: names no extensionProviders entry ("jaeger")',
     ]);

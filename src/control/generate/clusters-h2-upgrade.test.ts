@@ -1,0 +1,131 @@
+/** connectionPool.http.h2UpgradePolicy and MeshConfig h2UpgradePolicy → outbound clusters that speak HTTP/2. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { MeshConfig } from '../../api/istio/mesh-config.ts';
+import { TYPE_URL } from '../xds/types.ts';
+import { generatorFromYaml, sidecarNode } from './testing.ts';
+import type { FromYamlOptions } from './testing.ts';
+
+const SECURITY = {
+  trustDomain: 'cluster.local',
+  trustBundle: '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n',
+};
+
+function service(name: string): string {
+  return `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: ${name}, namespace: default }
+spec:
+  hosts: [${name}.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports:
+    - { number: 80, name: http, protocol: HTTP }
+    - { number: 81, name: web }
+    - { number: 82, name: tcp, protocol: TCP }
+    - { number: 83, name: grpc, protocol: GRPC }
+  endpoints: [{ address: 10.1.0.1, labels: { version: v1 } }]
+`;
+}
+
+const RULES = `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: up, namespace: default }
+spec:
+  host: up.default.svc.cluster.local
+  trafficPolicy:
+    connectionPool: { http: { h2UpgradePolicy: UPGRADE } }
+    portLevelSettings:
+      - port: { number: 82 }
+        connectionPool: { http: { h2UpgradePolicy: DO_NOT_UPGRADE } }
+  subsets:
+    - name: v1
+      labels: { version: v1 }
+      trafficPolicy:
+        connectionPool: { http: { h2UpgradePolicy: DO_NOT_UPGRADE } }
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: keep, namespace: default }
+spec:
+  host: keep.default.svc.cluster.local
+  trafficPolicy:
+    connectionPool: { http: { h2UpgradePolicy: DO_NOT_UPGRADE } }
+`;
+
+const YAML = [service('up'), service('keep'), service('plain'), RULES].join('---');
+
+type Cluster = Record<string, unknown>;
+
+function clustersWith(opts: FromYamlOptions): (name: string) => Cluster {
+  const generated = generatorFromYaml(YAML, opts).generate(
+    sidecarNode('client', 'default'),
+    TYPE_URL.cluster,
+    null,
+  ) as unknown as ReadonlyMap<string, Cluster>;
+  return (name) => {
+    const c = generated.get(name);
+    assert.ok(c, name);
+    return c;
+  };
+}
+
+const HTTP_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+
+/** 'h2', 'h1' or 'none' (no protocol options: the proxy's HTTP/1.1 default). */
+function upstreamProtocol(c: Cluster): string {
+  const typed = c.typed_extension_protocol_options as Record<string, Record<string, unknown>> | undefined;
+  const explicit = typed?.[HTTP_OPTIONS]?.explicit_http_config as Record<string, unknown> | undefined;
+  if (explicit === undefined) return 'none';
+  return explicit.http2_protocol_options !== undefined ? 'h2' : 'h1';
+}
+
+function alpn(c: Cluster): unknown {
+  const ts = c.transport_socket_matches as { transport_socket: { typed_config: Cluster } }[] | undefined;
+  const ctx = ts?.[0].transport_socket.typed_config.common_tls_context as Cluster | undefined;
+  return ctx?.alpn_protocols;
+}
+
+const name = (host: string, port: number, subset = ''): string =>
+  `outbound|${port}|${subset}|${host}.default.svc.cluster.local`;
+
+describe('h2UpgradePolicy → outbound clusters', () => {
+  it("upgrades a rule's HTTP and sniffed ports, not where its port level or subset says DO_NOT_UPGRADE", () => {
+    const cluster = clustersWith({});
+    assert.equal(upstreamProtocol(cluster(name('up', 80))), 'h2');
+    // The rule vouches that the undeclared port is HTTP, as Istio reads it.
+    assert.equal(upstreamProtocol(cluster(name('up', 81))), 'h2');
+    assert.equal(upstreamProtocol(cluster(name('up', 82))), 'none');
+    assert.equal(upstreamProtocol(cluster(name('up', 83))), 'h2');
+    assert.equal(upstreamProtocol(cluster(name('up', 80, 'v1'))), 'none');
+    // Without a rule or mesh setting nothing changes; gRPC ports are HTTP/2 anyway.
+    assert.equal(upstreamProtocol(cluster(name('plain', 80))), 'none');
+    assert.equal(upstreamProtocol(cluster(name('plain', 83))), 'h2');
+  });
+
+  it('upgrades every declared HTTP port with MeshConfig UPGRADE, unless a rule says DO_NOT_UPGRADE', () => {
+    const meshConfig: MeshConfig = { h2UpgradePolicy: 'UPGRADE' };
+    const cluster = clustersWith({ meshConfig });
+    assert.equal(upstreamProtocol(cluster(name('plain', 80))), 'h2');
+    // A sniffed port may carry anything: the mesh-wide setting leaves it (and TCP) alone.
+    assert.equal(upstreamProtocol(cluster(name('plain', 81))), 'none');
+    assert.equal(upstreamProtocol(cluster(name('plain', 82))), 'none');
+    assert.equal(upstreamProtocol(cluster(name('keep', 80))), 'none');
+    assert.equal(upstreamProtocol(cluster(name('up', 80, 'v1'))), 'none');
+    assert.equal(
+      upstreamProtocol(
+        clustersWith({ meshConfig: { h2UpgradePolicy: 'DO_NOT_UPGRADE' } })(name('plain', 80)),
+      ),
+      'none',
+    );
+  });
+
+  it('offers h2 as the ALPN of an upgraded mTLS hop, so the server side picks its HTTP/2 codec', () => {
+    const cluster = clustersWith({ security: SECURITY });
+    assert.deepEqual(alpn(cluster(name('up', 80))), ['h2']);
+    assert.deepEqual(alpn(cluster(name('plain', 80))), ['http/1.1']);
+    assert.deepEqual(alpn(cluster(name('up', 80, 'v1'))), ['http/1.1']);
+  });
+});
