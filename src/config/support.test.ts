@@ -39,7 +39,6 @@ describe('support table', () => {
     assert.deepEqual(dr, [
       'trafficPolicy.connectionPool.http.http2KeepAlive',
       'trafficPolicy.connectionPool.http.useClientProtocol',
-      'trafficPolicy.connectionPool.tcp.maxConnectionDuration',
       'trafficPolicy.connectionPool.tcp.tcpKeepalive',
       'trafficPolicy.loadBalancer.backendUtilization',
       'trafficPolicy.loadBalancer.warmup',

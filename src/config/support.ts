@@ -32,11 +32,11 @@ const loadBalancer: SupportTree = {
 
 // Translated into the cluster's circuit breakers and HTTP protocol options; tcp.idleTimeout into the idle_timeout
 // of the outbound tcp_proxy chains that send to the rule's host (the top-level policy's only, as Istio reads it).
-// http.h2UpgradePolicy makes an outbound cluster HTTP/2 (see clusters.ts).
-// Not (yet): tcp.maxConnectionDuration (needs max_connection_duration), tcp.tcpKeepalive,
-// http.useClientProtocol, http.http2KeepAlive.
+// http.h2UpgradePolicy makes an outbound cluster HTTP/2 (see clusters.ts); tcp.maxConnectionDuration becomes the
+// cluster's max_connection_duration (upstream HTTP connections; not the tcp_proxy's connection length).
+// Not (yet): tcp.tcpKeepalive, http.useClientProtocol, http.http2KeepAlive.
 const connectionPool: SupportTree = {
-  tcp: { maxConnections: true, connectTimeout: true, idleTimeout: true },
+  tcp: { maxConnections: true, connectTimeout: true, idleTimeout: true, maxConnectionDuration: true },
   http: {
     http1MaxPendingRequests: true,
     http2MaxRequests: true,

@@ -7,7 +7,8 @@
  * - the `weft.dev/load-balancer: peak-ewma` annotation favouring a fast replica over a slow one;
  * - Istio's default retry policy on a route without `retries`: connect-failure and 503 retried, 500 not;
  * - DestinationRule connectionPool.tcp.idleTimeout closing an idle TCP connection through a Sidecar egress port;
- * - connectionPool.http.h2UpgradePolicy UPGRADE: HTTP/1.1 from the application reaches an HTTP/2-only upstream.
+ * - connectionPool.http.h2UpgradePolicy UPGRADE: HTTP/1.1 from the application reaches an HTTP/2-only upstream;
+ * - connectionPool.tcp.maxConnectionDuration: a kept-alive upstream connection is closed once it is that old.
  * Counts are exact where the behaviour is deterministic; the load balancer's share is statistical.
  */
 import assert from 'node:assert/strict';
@@ -36,6 +37,7 @@ const clusterStat = (name: string, stat: string): string => `cluster.outbound|80
 const NEVER_MS = 5_000;
 const SLOW_REPLICA_MS = 50;
 const TCP_IDLE = '1s';
+const LIFETIME = '2s';
 const TICK_MS = 150;
 const GUARD_MS = 15_000;
 
@@ -70,6 +72,9 @@ describe('resilience policies from Istio YAML through the control plane', { time
   /** An upstream that speaks HTTP/2 only (cleartext, prior knowledge), and the versions its requests came in. */
   let h2Only: http2.Http2Server;
   const h2Versions: string[] = [];
+  /** Connections the `lifetime` app accepted, and how many are open. */
+  let lifetimeAccepted = 0;
+  let lifetimeOpen = 0;
 
   const seen = (app: string, p: string): number => attempts.get(`${app} ${p}`) ?? 0;
 
@@ -143,6 +148,14 @@ spec: {address: ${e.ip}, ports: {http: ${e.port}}, labels: {app: ${name}}}
     const live = await startApp('halfdead', '127.0.93.35');
     const fast = await startApp('ewma-fast', '127.0.93.37');
     const slow = await startApp('ewma-slow', '127.0.93.38');
+    const aging = await startApp('lifetime', '127.0.93.41');
+    // Only the proxy may close these connections (node:http would close an idle one after 5 s).
+    aging.server.keepAliveTimeout = 120_000;
+    aging.server.on('connection', (sock: net.Socket) => {
+      lifetimeOpen++;
+      lifetimeAccepted++;
+      sock.on('close', () => lifetimeOpen--);
+    });
     tcpUpstream = net.createServer((s) => {
       tcpAccepted.push(s);
       s.on('error', () => undefined);
@@ -193,6 +206,15 @@ spec:
       // Nothing listens on the dead endpoint's address: connecting to it is refused at once.
       service('halfdead', [live, { ip: '127.0.93.36', port: live.port }]),
       service('ewma', [fast, slow]),
+      service('lifetime', [aging]),
+      `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: lifetime}
+spec:
+  host: ${host('lifetime')}
+  trafficPolicy:
+    connectionPool: {tcp: {maxConnectionDuration: ${LIFETIME}}}
+`,
       service('h2up', [h2Endpoint]),
       service('h2no', [h2Endpoint]),
       `apiVersion: networking.istio.io/v1
@@ -445,5 +467,16 @@ spec:
     const plain = await call('h2no', '/no');
     assert.equal(plain.status, 503);
     assert.equal(h2Versions.length, seenBefore);
+  });
+
+  it('closes a kept-alive upstream connection at maxConnectionDuration; the next request opens another', async () => {
+    await waitFor(async () => (await call('lifetime', '/')).status === 200, 30_000, 'lifetime to route');
+    await waitFor(() => lifetimeOpen === 0, GUARD_MS, 'the upstream connection to close at its duration');
+    const accepted = lifetimeAccepted;
+    assert.equal((await call('lifetime', '/again')).status, 200);
+    assert.equal(lifetimeAccepted, accepted + 1);
+    // Kept alive while it is young: a second request reuses that connection.
+    assert.equal((await call('lifetime', '/reused')).status, 200);
+    assert.equal(lifetimeAccepted, accepted + 1);
   });
 });

@@ -155,6 +155,8 @@ function connectionPool(policy: TrafficPolicy | undefined, http2: boolean): Json
   if (idle) common.idle_timeout = idle;
   const perConnection = positive(http?.maxRequestsPerConnection);
   if (perConnection !== undefined) common.max_requests_per_connection = perConnection;
+  const lifetime = tcp?.maxConnectionDuration ? istioDurationToProto(tcp.maxConnectionDuration) : undefined;
+  if (lifetime) common.max_connection_duration = lifetime;
   const h2: JsonObject = {};
   const streams = positive(http?.maxConcurrentStreams);
   if (http2 && streams !== undefined) h2.max_concurrent_streams = streams;

@@ -530,3 +530,42 @@ describe('HTTP/2 pool: max_requests_per_connection', { timeout: 20_000 }, () => 
     idle(b);
   });
 });
+
+describe('HTTP/2 pool: max_connection_duration', { timeout: 20_000 }, () => {
+  it('takes no new stream on a session past its duration, closes it when idle, and opens a new one', async () => {
+    const server = http2.createServer();
+    let sessionsOpened = 0;
+    let sessionsClosed = 0;
+    server.on('session', (s) => {
+      sessionsOpened++;
+      s.on('close', () => sessionsClosed++);
+    });
+    server.on('stream', (stream) => {
+      stream.respond({ ':status': 200 });
+      stream.end('ok');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    const port = (server.address() as AddressInfo).port;
+    const b = new CircuitBreakers(DEFAULT_THRESHOLDS);
+    const pool = new Http2Pool(
+      hostAt(port),
+      testClusterConfig({
+        maxConnectionDurationMs: 150,
+        http2: {
+          maxConcurrentStreams: undefined,
+          initialStreamWindowSize: undefined,
+          initialConnectionWindowSize: undefined,
+        },
+      }),
+      b,
+    );
+    cleanups.push(() => pool.destroy());
+    assert.equal((await send(pool).done).status, 200);
+    assert.equal((await send(pool).done).status, 200);
+    assert.equal(sessionsOpened, 1, 'one session while it is young');
+    await until(() => sessionsClosed === 1, 'the expired idle session to close (the idle timeout is 1 h)');
+    assert.equal((await send(pool).done).status, 200);
+    assert.equal(sessionsOpened, 2);
+  });
+});

@@ -86,6 +86,7 @@ describe('compileCluster', () => {
       http2: undefined,
       upstreamIdleTimeoutMs: 3600000,
       maxRequestsPerConnection: undefined,
+      maxConnectionDurationMs: 0,
       circuitBreakers: {
         maxConnections: 1024,
         maxPendingRequests: 1024,
@@ -129,7 +130,11 @@ describe('compileCluster', () => {
         typed_extension_protocol_options: {
           'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
             '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-            common_http_protocol_options: { idle_timeout: '30s', max_requests_per_connection: 100 },
+            common_http_protocol_options: {
+              idle_timeout: '30s',
+              max_requests_per_connection: 100,
+              max_connection_duration: '600s',
+            },
             explicit_http_config: {
               http2_protocol_options: {
                 max_concurrent_streams: 50,
@@ -177,6 +182,7 @@ describe('compileCluster', () => {
     });
     assert.equal(config.upstreamIdleTimeoutMs, 30000);
     assert.equal(config.maxRequestsPerConnection, 100);
+    assert.equal(config.maxConnectionDurationMs, 600_000);
     assert.equal(config.circuitBreakers.maxConnections, 64);
     assert.equal(config.circuitBreakers.maxRetries, 7);
     assert.equal(config.dnsRefreshRateMs, 2000);
@@ -532,10 +538,10 @@ describe('compileCluster', () => {
       );
       assertRejects(
         withOptions({
-          common_http_protocol_options: { max_connection_duration: '1s' },
+          common_http_protocol_options: { max_stream_duration: '1s' },
           explicit_http_config: { http_protocol_options: {} },
         }),
-        `${typed}["${key}"].common_http_protocol_options.max_connection_duration`,
+        `${typed}["${key}"].common_http_protocol_options.max_stream_duration`,
         /not supported/,
       );
       assertRejects(

@@ -152,6 +152,7 @@ export function compileCluster(json: Json, path: string): ClusterConfig {
     http2: protocol.http2,
     upstreamIdleTimeoutMs: protocol.idleTimeoutMs,
     maxRequestsPerConnection: protocol.maxRequestsPerConnection,
+    maxConnectionDurationMs: protocol.maxConnectionDurationMs,
     circuitBreakers: compileCircuitBreakers(c, path),
     dnsRefreshRateMs,
     dnsLookupFamily:
@@ -550,6 +551,7 @@ interface ProtocolOptions {
   readonly http2: Http2UpstreamOptions | undefined;
   readonly idleTimeoutMs: number;
   readonly maxRequestsPerConnection: number | undefined;
+  readonly maxConnectionDurationMs: number;
 }
 
 const DEPRECATED_PROTOCOL_FIELDS = [
@@ -611,6 +613,7 @@ function compileProtocolOptions(c: JsonObject, path: string): ProtocolOptions {
     http2: h2 ? compileHttp2Options(h2, `${path}.http2_protocol_options`) : undefined,
     idleTimeoutMs: common.idleTimeoutMs,
     maxRequestsPerConnection: common.maxRequestsPerConnection ?? (legacyMax === 0 ? undefined : legacyMax),
+    maxConnectionDurationMs: common.maxConnectionDurationMs,
   };
 }
 
@@ -643,6 +646,7 @@ function compileHttpProtocolOptions(options: JsonObject, path: string): Protocol
     http2: h2 ? compileHttp2Options(h2, `${explicitPath}.http2_protocol_options`) : undefined,
     idleTimeoutMs: common.idleTimeoutMs,
     maxRequestsPerConnection: common.maxRequestsPerConnection,
+    maxConnectionDurationMs: common.maxConnectionDurationMs,
   };
 }
 
@@ -650,18 +654,24 @@ function compileCommonHttpOptions(
   parent: JsonObject,
   key: string,
   parentPath: string,
-): { idleTimeoutMs: number; maxRequestsPerConnection: number | undefined } {
+): { idleTimeoutMs: number; maxRequestsPerConnection: number | undefined; maxConnectionDurationMs: number } {
   const common = optionalObject(parent, key, parentPath);
   if (!common)
-    return { idleTimeoutMs: DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS, maxRequestsPerConnection: undefined };
+    return {
+      idleTimeoutMs: DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS,
+      maxRequestsPerConnection: undefined,
+      maxConnectionDurationMs: 0,
+    };
   const path = `${parentPath}.${key}`;
-  rejectUnsupported(common, path, ['idle_timeout', 'max_requests_per_connection']);
+  rejectUnsupported(common, path, ['idle_timeout', 'max_requests_per_connection', 'max_connection_duration']);
   const max = optionalInteger(common, 'max_requests_per_connection', path, { max: UINT32_MAX });
   return {
     // "0s" disables the idle timeout, as in Envoy.
     idleTimeoutMs: optionalDurationMs(common, 'idle_timeout', path) ?? DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS,
     // 0 means no limit.
     maxRequestsPerConnection: max === 0 ? undefined : max,
+    // Unset or 0s: no limit, as in Envoy.
+    maxConnectionDurationMs: optionalDurationMs(common, 'max_connection_duration', path) ?? 0,
   };
 }
 

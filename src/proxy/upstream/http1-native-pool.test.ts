@@ -685,6 +685,40 @@ for (const direct of [true, false]) {
         assert.equal(s.connections(), 2);
       });
 
+      it('closes an idle connection at max_connection_duration, and the next request opens a new one', async () => {
+        const s = await httpServer((_req, res) => res.end('ok'));
+        const p = pool(s.port, { maxConnectionDurationMs: 150 });
+        await exchange(p, {});
+        assert.equal(s.open(), 1);
+        const deadline = Date.now() + 3000;
+        while (s.open() > 0 && Date.now() < deadline) await sleep(10);
+        assert.equal(s.open(), 0, 'the expired idle connection was closed (the idle timeout is 1 h)');
+        assert.equal((await exchange(p, {})).status, 200);
+        assert.equal(s.connections(), 2);
+      });
+
+      it('lets a request in flight at max_connection_duration finish, then closes its connection', async () => {
+        let answer: (() => void) | null = null;
+        const s = await httpServer((req, res) => {
+          if (req.url === '/slow') answer = () => res.end('slow');
+          else res.end('ok');
+        });
+        const p = pool(s.port, { maxConnectionDurationMs: 150 });
+        const slow = exchange(p, { path: '/slow' });
+        const deadline = Date.now() + 3000;
+        while (answer === null && Date.now() < deadline) await sleep(10);
+        await sleep(300);
+        assert.equal(s.open(), 1, 'the busy connection stays open past its duration');
+        (answer as unknown as () => void)();
+        const r = await slow;
+        assert.equal(r.status, 200);
+        assert.equal(r.body.toString(), 'slow');
+        while (s.open() > 0 && Date.now() < deadline) await sleep(10);
+        assert.equal(s.open(), 0, 'and closes once its exchange is done');
+        assert.equal((await exchange(p, {})).status, 200);
+        assert.equal(s.connections(), 2);
+      });
+
       it('never hands out a connection the upstream closed while it was idle', async () => {
         const s = await rawServer((socket) => {
           socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');

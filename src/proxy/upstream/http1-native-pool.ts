@@ -171,7 +171,10 @@ class Conn {
   closed = false;
   idleSince = 0;
   requests = 0;
+  /** max_connection_duration passed: the connection takes no new request. */
+  expired = false;
   private connectTimer: NodeJS.Timeout | null = null;
+  private lifetimeTimer: NodeJS.Timeout | null = null;
   private readonly readyEvent: 'connect' | 'secureConnect';
   /** TLS: the parser reads the TLS socket's decrypted data ('data' events), never the raw handle. */
   private readonly secure: boolean;
@@ -226,6 +229,15 @@ class Conn {
     socket.on('error', this.onSocketError);
     socket.on('close', this.onSocketClose);
     socket.on('drain', this.onSocketDrain);
+    const lifetime = pool.maxConnectionDurationMs;
+    if (lifetime > 0) {
+      this.lifetimeTimer = setTimeout(() => {
+        this.lifetimeTimer = null;
+        this.expired = true;
+        pool.onExpired(this);
+      }, lifetime);
+      this.lifetimeTimer.unref();
+    }
     if (connectTimeoutMs > 0) {
       this.connectTimer = setTimeout(() => {
         this.connectTimer = null;
@@ -489,7 +501,7 @@ class Conn {
       return;
     }
     const max = this.pool.maxRequestsPerConnection;
-    if (!this.keepAlive || (max !== undefined && max > 0 && this.requests >= max)) {
+    if (!this.keepAlive || this.expired || (max !== undefined && max > 0 && this.requests >= max)) {
       this.destroy();
       return;
     }
@@ -592,6 +604,10 @@ class Conn {
       clearTimeout(this.connectTimer);
       this.connectTimer = null;
     }
+    if (this.lifetimeTimer !== null) {
+      clearTimeout(this.lifetimeTimer);
+      this.lifetimeTimer = null;
+    }
     this.pool.forget(this);
     const parser = this.parser;
     const consumed = this.handle !== null;
@@ -616,6 +632,7 @@ export class NativeHttp1Pool implements UpstreamPool {
   readonly protocol = 'http1' as const;
   readonly defaultHost: string;
   readonly maxRequestsPerConnection: number | undefined;
+  readonly maxConnectionDurationMs: number;
   readonly breakers: CircuitBreakers;
   private readonly host: Host;
   private readonly connectTimeoutMs: number;
@@ -649,6 +666,7 @@ export class NativeHttp1Pool implements UpstreamPool {
     this.connectTimeoutMs = cluster.connectTimeoutMs;
     this.idleTimeoutMs = cluster.upstreamIdleTimeoutMs;
     this.maxRequestsPerConnection = cluster.maxRequestsPerConnection;
+    this.maxConnectionDurationMs = cluster.maxConnectionDurationMs;
   }
 
   send(req: UpstreamRequest, handler: UpstreamHandler): void {
@@ -733,6 +751,17 @@ export class NativeHttp1Pool implements UpstreamPool {
       this.idleTimer = setTimeout(this.sweepIdle, this.idleTimeoutMs);
       this.idleTimer.unref();
     }
+  }
+
+  /**
+   * A connection reached max_connection_duration. Idle, it closes now; busy, it finishes its exchange and closes
+   * then (afterResponse), as Envoy drains it.
+   */
+  onExpired(conn: Conn): void {
+    const i = this.idle.lastIndexOf(conn);
+    if (i < 0) return;
+    this.idle.splice(i, 1);
+    conn.destroy();
   }
 
   /** A connection is gone (closed, failed or upgraded away). */

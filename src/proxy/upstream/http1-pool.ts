@@ -14,6 +14,10 @@ import type { UpstreamFailure, UpstreamHandler, UpstreamPool, UpstreamRequest } 
 import type { ClusterConfig, Host } from './types.ts';
 import { BreakerSlot, CircuitBreakers, OVERFLOW_MESSAGE } from './circuit-breakers.ts';
 import { isTransportConnectFailure, UpstreamTransport } from '../tls/upstream.ts';
+import { createLogger } from '../../core/logger.ts';
+
+const log = createLogger('upstream');
+let warnedMaxDuration = false;
 
 export function classifyUndiciError(err: unknown): UpstreamError {
   if (err instanceof UpstreamError) return err;
@@ -116,6 +120,14 @@ export class Http1Pool implements UpstreamPool {
       maxRequestsPerClient: cluster.maxRequestsPerConnection,
       strictContentLength: true,
     });
+    // undici's pool has no lifetime bound for a connection: this fallback client keeps connections as long as
+    // they are used (the native pool, the default, honours max_connection_duration).
+    if (cluster.maxConnectionDurationMs > 0 && !warnedMaxDuration) {
+      warnedMaxDuration = true;
+      log.warn('max_connection_duration is not enforced with WEFT_H1_CLIENT=undici', {
+        cluster: cluster.name,
+      });
+    }
   }
 
   send(req: UpstreamRequest, handler: UpstreamHandler): void {

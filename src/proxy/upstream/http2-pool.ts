@@ -119,6 +119,16 @@ export class Http2Pool implements UpstreamPool {
     s.on('goaway', () => {
       session.usable = false;
     });
+    // max_connection_duration: no new streams from then on; the session closes when its last stream is done.
+    const lifetime = this.cluster.maxConnectionDurationMs;
+    if (lifetime > 0) {
+      const expire = setTimeout(() => {
+        session.usable = false;
+        if (session.active === 0 && !s.closed) s.close();
+      }, lifetime);
+      expire.unref();
+      s.once('close', () => clearTimeout(expire));
+    }
     const idle = this.cluster.upstreamIdleTimeoutMs;
     if (idle > 0) {
       s.setTimeout(idle, () => {

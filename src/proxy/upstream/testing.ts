@@ -20,6 +20,7 @@ export function testClusterConfig(overrides: Partial<ClusterConfig> = {}): Clust
     http2: undefined,
     upstreamIdleTimeoutMs: 3600_000,
     maxRequestsPerConnection: undefined,
+    maxConnectionDurationMs: 0,
     circuitBreakers: DEFAULT_THRESHOLDS,
     dnsRefreshRateMs: 5000,
     dnsLookupFamily: 'AUTO',

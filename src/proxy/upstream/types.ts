@@ -138,6 +138,11 @@ export interface ClusterConfig {
   /** common_http_protocol_options.idle_timeout for upstream connections (default 1 h). */
   readonly upstreamIdleTimeoutMs: number;
   readonly maxRequestsPerConnection: number | undefined;
+  /**
+   * common_http_protocol_options.max_connection_duration: from this long after it was opened, a connection takes
+   * no new request and closes once its requests are done (0: no limit).
+   */
+  readonly maxConnectionDurationMs: number;
   /** circuit_breakers.thresholds for priority DEFAULT, with Envoy's defaults filled in. */
   readonly circuitBreakers: CircuitBreakerThresholds;
   readonly dnsRefreshRateMs: number;

@@ -1,4 +1,7 @@
-/** connectionPool.http.h2UpgradePolicy and MeshConfig h2UpgradePolicy → outbound clusters that speak HTTP/2. */
+/**
+ * How outbound clusters hold their HTTP connections: connectionPool.http.h2UpgradePolicy and MeshConfig
+ * h2UpgradePolicy (clusters that speak HTTP/2), connectionPool.tcp.maxConnectionDuration.
+ */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { MeshConfig } from '../../api/istio/mesh-config.ts';
@@ -52,7 +55,7 @@ metadata: { name: keep, namespace: default }
 spec:
   host: keep.default.svc.cluster.local
   trafficPolicy:
-    connectionPool: { http: { h2UpgradePolicy: DO_NOT_UPGRADE } }
+    connectionPool: { http: { h2UpgradePolicy: DO_NOT_UPGRADE }, tcp: { maxConnectionDuration: 90s } }
 `;
 
 const YAML = [service('up'), service('keep'), service('plain'), RULES].join('---');
@@ -112,7 +115,8 @@ describe('h2UpgradePolicy → outbound clusters', () => {
     // A sniffed port may carry anything: the mesh-wide setting leaves it (and TCP) alone.
     assert.equal(upstreamProtocol(cluster(name('plain', 81))), 'none');
     assert.equal(upstreamProtocol(cluster(name('plain', 82))), 'none');
-    assert.equal(upstreamProtocol(cluster(name('keep', 80))), 'none');
+    // HTTP/1.1 (its protocol options carry maxConnectionDuration).
+    assert.equal(upstreamProtocol(cluster(name('keep', 80))), 'h1');
     assert.equal(upstreamProtocol(cluster(name('up', 80, 'v1'))), 'none');
     assert.equal(
       upstreamProtocol(
@@ -127,5 +131,20 @@ describe('h2UpgradePolicy → outbound clusters', () => {
     assert.deepEqual(alpn(cluster(name('up', 80))), ['h2']);
     assert.deepEqual(alpn(cluster(name('plain', 80))), ['http/1.1']);
     assert.deepEqual(alpn(cluster(name('up', 80, 'v1'))), ['http/1.1']);
+  });
+});
+
+describe('connectionPool.tcp.maxConnectionDuration → outbound clusters', () => {
+  it("becomes the cluster's max_connection_duration, on its HTTP/1.1 protocol options", () => {
+    const cluster = clustersWith({});
+    const options = (c: Cluster): Record<string, unknown> | undefined =>
+      (c.typed_extension_protocol_options as Record<string, Record<string, unknown>> | undefined)?.[
+        HTTP_OPTIONS
+      ];
+    assert.deepEqual(options(cluster(name('keep', 80)))?.common_http_protocol_options, {
+      max_connection_duration: '90s',
+    });
+    assert.equal(upstreamProtocol(cluster(name('keep', 80))), 'h1');
+    assert.equal(options(cluster(name('plain', 80))), undefined);
   });
 });
