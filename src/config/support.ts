@@ -34,7 +34,8 @@ const loadBalancer: SupportTree = {
 // of the outbound tcp_proxy chains that send to the rule's host (the top-level policy's only, as Istio reads it).
 // http.h2UpgradePolicy makes an outbound cluster HTTP/2 (see clusters.ts); tcp.maxConnectionDuration becomes the
 // cluster's max_connection_duration (upstream HTTP connections; not the tcp_proxy's connection length).
-// Not (yet): tcp.tcpKeepalive, http.useClientProtocol, http.http2KeepAlive.
+// http.http2KeepAlive becomes the HTTP/2 clusters' connection_keepalive (an interval is needed; the timeout
+// defaults to it). Not (yet): tcp.tcpKeepalive, http.useClientProtocol.
 const connectionPool: SupportTree = {
   tcp: { maxConnections: true, connectTimeout: true, idleTimeout: true, maxConnectionDuration: true },
   http: {
@@ -45,6 +46,7 @@ const connectionPool: SupportTree = {
     idleTimeout: true,
     maxConcurrentStreams: true,
     h2UpgradePolicy: true,
+    http2KeepAlive: true,
   },
 };
 

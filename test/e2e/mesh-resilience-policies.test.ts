@@ -7,7 +7,8 @@
  * - the `weft.dev/load-balancer: peak-ewma` annotation favouring a fast replica over a slow one;
  * - Istio's default retry policy on a route without `retries`: connect-failure and 503 retried, 500 not;
  * - DestinationRule connectionPool.tcp.idleTimeout closing an idle TCP connection through a Sidecar egress port;
- * - connectionPool.http.h2UpgradePolicy UPGRADE: HTTP/1.1 from the application reaches an HTTP/2-only upstream;
+ * - connectionPool.http.h2UpgradePolicy UPGRADE: HTTP/1.1 from the application reaches an HTTP/2-only upstream,
+ *   and http2KeepAlive PINGs it;
  * - connectionPool.tcp.maxConnectionDuration: a kept-alive upstream connection is closed once it is that old.
  * Counts are exact where the behaviour is deterministic; the load balancer's share is statistical.
  */
@@ -72,6 +73,7 @@ describe('resilience policies from Istio YAML through the control plane', { time
   /** An upstream that speaks HTTP/2 only (cleartext, prior knowledge), and the versions its requests came in. */
   let h2Only: http2.Http2Server;
   const h2Versions: string[] = [];
+  let h2Pings = 0;
   /** Connections the `lifetime` app accepted, and how many are open. */
   let lifetimeAccepted = 0;
   let lifetimeOpen = 0;
@@ -168,6 +170,7 @@ spec: {address: ${e.ip}, ports: {http: ${e.port}}, labels: {app: ${name}}}
       h2Versions.push(req.httpVersion);
       res.writeHead(200, { 'x-upstream-version': req.httpVersion }).end('h2');
     });
+    h2Only.on('session', (session) => session.on('ping', () => h2Pings++));
     await new Promise<void>((r) => h2Only.listen(0, '127.0.93.40', r));
     const h2Endpoint = { ip: '127.0.93.40', port: (h2Only.address() as AddressInfo).port };
     const yaml = [
@@ -223,7 +226,7 @@ metadata: {name: h2up}
 spec:
   host: ${host('h2up')}
   trafficPolicy:
-    connectionPool: {http: {h2UpgradePolicy: UPGRADE}}
+    connectionPool: {http: {h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 200ms, timeout: 1s}}}
 `,
       `apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -467,6 +470,8 @@ spec:
     const plain = await call('h2no', '/no');
     assert.equal(plain.status, 503);
     assert.equal(h2Versions.length, seenBefore);
+    // http2KeepAlive: the kept-alive HTTP/2 connection is PINGed every 200 ms.
+    await waitFor(() => h2Pings >= 2, GUARD_MS, 'HTTP/2 PINGs from the sidecar');
   });
 
   it('closes a kept-alive upstream connection at maxConnectionDuration; the next request opens another', async () => {

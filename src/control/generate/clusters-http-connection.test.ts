@@ -1,6 +1,6 @@
 /**
  * How outbound clusters hold their HTTP connections: connectionPool.http.h2UpgradePolicy and MeshConfig
- * h2UpgradePolicy (clusters that speak HTTP/2), connectionPool.tcp.maxConnectionDuration.
+ * h2UpgradePolicy (clusters that speak HTTP/2), http.http2KeepAlive, tcp.maxConnectionDuration.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -39,7 +39,7 @@ metadata: { name: up, namespace: default }
 spec:
   host: up.default.svc.cluster.local
   trafficPolicy:
-    connectionPool: { http: { h2UpgradePolicy: UPGRADE } }
+    connectionPool: { http: { h2UpgradePolicy: UPGRADE, http2KeepAlive: { interval: 30s } } }
     portLevelSettings:
       - port: { number: 82 }
         connectionPool: { http: { h2UpgradePolicy: DO_NOT_UPGRADE } }
@@ -146,5 +146,29 @@ describe('connectionPool.tcp.maxConnectionDuration → outbound clusters', () =>
     });
     assert.equal(upstreamProtocol(cluster(name('keep', 80))), 'h1');
     assert.equal(options(cluster(name('plain', 80))), undefined);
+  });
+});
+
+describe('connectionPool.http.http2KeepAlive → outbound clusters', () => {
+  const h2Options = (c: Cluster): Record<string, unknown> | undefined =>
+    (
+      (c.typed_extension_protocol_options as Record<string, Record<string, Record<string, unknown>>>)?.[
+        HTTP_OPTIONS
+      ]?.explicit_http_config as Record<string, Record<string, unknown>> | undefined
+    )?.http2_protocol_options;
+
+  it("becomes connection_keepalive on the rule's HTTP/2 clusters, the timeout defaulting to the interval", () => {
+    const cluster = clustersWith({});
+    assert.deepEqual(h2Options(cluster(name('up', 80)))?.connection_keepalive, {
+      interval: '30s',
+      timeout: '30s',
+    });
+    assert.deepEqual(h2Options(cluster(name('up', 83)))?.connection_keepalive, {
+      interval: '30s',
+      timeout: '30s',
+    });
+    // Not upgraded: HTTP/1.1 has no PING.
+    assert.equal(upstreamProtocol(cluster(name('up', 80, 'v1'))), 'none');
+    assert.equal(h2Options(cluster(name('plain', 83)))?.connection_keepalive, undefined);
   });
 });

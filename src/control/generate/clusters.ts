@@ -160,6 +160,13 @@ function connectionPool(policy: TrafficPolicy | undefined, http2: boolean): Json
   const h2: JsonObject = {};
   const streams = positive(http?.maxConcurrentStreams);
   if (http2 && streams !== undefined) h2.max_concurrent_streams = streams;
+  // PINGs need an interval; a PING unanswered until the next is due counts as lost when no timeout is given.
+  const ping = http?.http2KeepAlive;
+  if (http2 && ping?.interval) {
+    const interval = istioDurationToProto(ping.interval);
+    const timeout = istioDurationToProto(ping.timeout ?? ping.interval);
+    if (interval && timeout) h2.connection_keepalive = { interval, timeout };
+  }
   if (!http2 && Object.keys(common).length === 0) return out;
   out.typed_extension_protocol_options = {
     'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { ConfigError } from '../../core/errors.ts';
@@ -567,5 +568,67 @@ describe('HTTP/2 pool: max_connection_duration', { timeout: 20_000 }, () => {
     await until(() => sessionsClosed === 1, 'the expired idle session to close (the idle timeout is 1 h)');
     assert.equal((await send(pool).done).status, 200);
     assert.equal(sessionsOpened, 2);
+  });
+});
+
+describe('HTTP/2 pool: connection_keepalive', { timeout: 20_000 }, () => {
+  it('pings the upstream on an interval, and closes a session whose PING goes unanswered', async () => {
+    const server = http2.createServer();
+    let pings = 0;
+    server.on('session', (s) => s.on('ping', () => pings++));
+    server.on('stream', (stream, headers) => {
+      // '/hang' never answers: the stream is failed only by the keepalive closing its session.
+      if (headers[':path'] === '/hang') return;
+      stream.respond({ ':status': 200 });
+      stream.end('ok');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    // A relay the test can stall: while stalled, nothing reaches the server and no PING is answered.
+    let stalled = false;
+    const relays: net.Socket[] = [];
+    const relay = net.createServer((client) => {
+      const upstream = net.connect((server.address() as AddressInfo).port, '127.0.0.1');
+      relays.push(client, upstream);
+      for (const [from, to] of [
+        [client, upstream],
+        [upstream, client],
+      ] as const) {
+        from.on('data', (d: Buffer) => {
+          if (!stalled) to.write(d);
+        });
+        from.on('error', () => undefined);
+        from.on('close', () => to.destroy());
+      }
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    cleanups.push(() => {
+      for (const x of relays) x.destroy();
+      return new Promise<void>((r) => relay.close(() => r()));
+    });
+    const b = new CircuitBreakers(DEFAULT_THRESHOLDS);
+    const pool = new Http2Pool(
+      hostAt((relay.address() as AddressInfo).port),
+      testClusterConfig({
+        http2: {
+          maxConcurrentStreams: undefined,
+          initialStreamWindowSize: undefined,
+          initialConnectionWindowSize: undefined,
+          keepalive: { intervalMs: 100, timeoutMs: 300 },
+        },
+      }),
+      b,
+    );
+    cleanups.push(() => pool.destroy());
+    assert.equal((await send(pool).done).status, 200);
+    await until(() => pings >= 2, 'PINGs on the interval');
+    assert.equal(pool.connectionCount(), 1, 'answered PINGs keep the session');
+    const hung = send(pool, '/hang');
+    await new Promise((r) => setTimeout(r, 50));
+    stalled = true;
+    const outcome = await hung.done;
+    assert.ok(outcome.error, 'the hung stream fails when its session is closed');
+    await until(() => pool.connectionCount() === 0, 'the silent session to close');
+    idle(b);
   });
 });

@@ -140,6 +140,7 @@ describe('compileCluster', () => {
                 max_concurrent_streams: 50,
                 initial_stream_window_size: 65536,
                 initial_connection_window_size: 1048576,
+                connection_keepalive: { interval: '30s', timeout: '5s' },
               },
             },
           },
@@ -179,6 +180,7 @@ describe('compileCluster', () => {
       maxConcurrentStreams: 50,
       initialStreamWindowSize: 65536,
       initialConnectionWindowSize: 1048576,
+      keepalive: { intervalMs: 30_000, timeoutMs: 5000 },
     });
     assert.equal(config.upstreamIdleTimeoutMs, 30000);
     assert.equal(config.maxRequestsPerConnection, 100);
@@ -525,6 +527,24 @@ describe('compileCluster', () => {
         withOptions({ explicit_http_config: { http3_protocol_options: {} } }),
         `${typed}["${key}"].explicit_http_config.http3_protocol_options`,
         /HTTP\/3/,
+      );
+      assertRejects(
+        withOptions({
+          explicit_http_config: { http2_protocol_options: { connection_keepalive: { interval: '10s' } } },
+        }),
+        `${typed}["${key}"].explicit_http_config.http2_protocol_options.connection_keepalive.timeout`,
+        /required/,
+      );
+      assertRejects(
+        withOptions({
+          explicit_http_config: {
+            http2_protocol_options: {
+              connection_keepalive: { timeout: '1s', interval_jitter: { value: 15 } },
+            },
+          },
+        }),
+        `${typed}["${key}"].explicit_http_config.http2_protocol_options.connection_keepalive.interval_jitter`,
+        /not supported/,
       );
       assertRejects(
         withOptions({ explicit_http_config: { http2_protocol_options: { allow_connect: true } } }),

@@ -675,13 +675,35 @@ function compileCommonHttpOptions(
   };
 }
 
+/** Envoy's connection_keepalive: interval and timeout (both required here; Envoy's timeout has no default either). */
+function compileConnectionKeepalive(
+  h2: JsonObject,
+  parentPath: string,
+): { intervalMs: number; timeoutMs: number } | undefined {
+  const ka = optionalObject(h2, 'connection_keepalive', parentPath);
+  if (!ka) return undefined;
+  const path = `${parentPath}.connection_keepalive`;
+  rejectUnsupported(ka, path, ['interval', 'timeout']);
+  const intervalMs = optionalDurationMs(ka, 'interval', path);
+  const timeoutMs = optionalDurationMs(ka, 'timeout', path);
+  if (timeoutMs === undefined || timeoutMs <= 0)
+    throw new ConfigError(`${path}.timeout`, 'is required and must be greater than 0');
+  // Without an interval Envoy pings only after idle periods; Weft supports the periodic form.
+  if (intervalMs === undefined || intervalMs <= 0)
+    throw new ConfigError(`${path}.interval`, 'is required by Weft and must be greater than 0');
+  return { intervalMs, timeoutMs };
+}
+
 function compileHttp2Options(h2: JsonObject, path: string): Http2UpstreamOptions {
   rejectUnsupported(h2, path, [
     'max_concurrent_streams',
     'initial_stream_window_size',
     'initial_connection_window_size',
+    'connection_keepalive',
   ]);
+  const keepalive = compileConnectionKeepalive(h2, path);
   return {
+    ...(keepalive ? { keepalive } : {}),
     maxConcurrentStreams: optionalInteger(h2, 'max_concurrent_streams', path, { min: 1, max: 2147483647 }),
     initialStreamWindowSize: optionalInteger(h2, 'initial_stream_window_size', path, {
       min: 65535,

@@ -106,6 +106,7 @@ export class Http2Pool implements UpstreamPool {
     s.once('connect', () => {
       clearTimeout(timer);
       session.ready = true;
+      if (h2?.keepalive !== undefined) keepAlive(s, h2.keepalive);
       if (h2?.initialConnectionWindowSize !== undefined) {
         try {
           s.setLocalWindowSize(h2.initialConnectionWindowSize);
@@ -332,4 +333,33 @@ export class Http2Pool implements UpstreamPool {
     for (const w of this.waiting.splice(0)) w.handler.onError(err);
     for (const s of this.sessions) s.s.destroy();
   }
+}
+
+/**
+ * connection_keepalive: a PING every interval; one unanswered for `timeoutMs` closes the session, so its streams
+ * fail (and may be retried elsewhere) instead of hanging on a peer that went silent.
+ */
+function keepAlive(s: http2.ClientHttp2Session, opts: { intervalMs: number; timeoutMs: number }): void {
+  let waiting: NodeJS.Timeout | null = null;
+  const tick = setInterval(() => {
+    if (waiting !== null || s.destroyed) return;
+    waiting = setTimeout(() => {
+      s.destroy(new UpstreamError('reset', `no HTTP/2 PING answer within ${opts.timeoutMs} ms`));
+    }, opts.timeoutMs);
+    waiting.unref();
+    try {
+      s.ping((err) => {
+        if (err) return;
+        if (waiting !== null) clearTimeout(waiting);
+        waiting = null;
+      });
+    } catch {
+      // Too many unanswered PINGs already, or the session is closing: the timer above decides.
+    }
+  }, opts.intervalMs);
+  tick.unref();
+  s.once('close', () => {
+    clearInterval(tick);
+    if (waiting !== null) clearTimeout(waiting);
+  });
 }

@@ -98,6 +98,11 @@ export interface Http2UpstreamOptions {
   readonly maxConcurrentStreams: number | undefined;
   readonly initialStreamWindowSize: number | undefined;
   readonly initialConnectionWindowSize: number | undefined;
+  /**
+   * connection_keepalive: a PING every `intervalMs`; a session whose PING is not answered within `timeoutMs` is
+   * closed, failing its streams (a silent peer or path is found without waiting for TCP).
+   */
+  readonly keepalive?: { readonly intervalMs: number; readonly timeoutMs: number };
 }
 
 /** Envoy's circuit_breakers.thresholds (DEFAULT priority): limits across all the hosts of a cluster. */
