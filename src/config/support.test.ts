@@ -37,7 +37,6 @@ describe('support table', () => {
       (p) => p.startsWith('trafficPolicy.') && !p.includes('[]'),
     );
     assert.deepEqual(dr, [
-      'trafficPolicy.connectionPool.http.useClientProtocol',
       'trafficPolicy.connectionPool.tcp.tcpKeepalive',
       'trafficPolicy.loadBalancer.backendUtilization',
       'trafficPolicy.loadBalancer.warmup',

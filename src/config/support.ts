@@ -35,7 +35,8 @@ const loadBalancer: SupportTree = {
 // http.h2UpgradePolicy makes an outbound cluster HTTP/2 (see clusters.ts); tcp.maxConnectionDuration becomes the
 // cluster's max_connection_duration (upstream HTTP connections; not the tcp_proxy's connection length).
 // http.http2KeepAlive becomes the HTTP/2 clusters' connection_keepalive (an interval is needed; the timeout
-// defaults to it). Not (yet): tcp.tcpKeepalive, http.useClientProtocol.
+// defaults to it); http.useClientProtocol makes the cluster follow each request's protocol (as a sniffed port's
+// does). Not (yet): tcp.tcpKeepalive.
 const connectionPool: SupportTree = {
   tcp: { maxConnections: true, connectTimeout: true, idleTimeout: true, maxConnectionDuration: true },
   http: {
@@ -47,6 +48,7 @@ const connectionPool: SupportTree = {
     maxConcurrentStreams: true,
     h2UpgradePolicy: true,
     http2KeepAlive: true,
+    useClientProtocol: true,
   },
 };
 

@@ -1,6 +1,7 @@
 /**
  * How outbound clusters hold their HTTP connections: connectionPool.http.h2UpgradePolicy and MeshConfig
- * h2UpgradePolicy (clusters that speak HTTP/2), http.http2KeepAlive, tcp.maxConnectionDuration.
+ * h2UpgradePolicy (clusters that speak HTTP/2), http.useClientProtocol and sniffed ports (clusters that keep each
+ * request's protocol), http.http2KeepAlive, tcp.maxConnectionDuration.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -58,7 +59,24 @@ spec:
     connectionPool: { http: { h2UpgradePolicy: DO_NOT_UPGRADE }, tcp: { maxConnectionDuration: 90s } }
 `;
 
-const YAML = [service('up'), service('keep'), service('plain'), RULES].join('---');
+const CLIENT_PROTOCOL = `
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: { name: client, namespace: default }
+spec:
+  host: client.default.svc.cluster.local
+  trafficPolicy:
+    connectionPool: { http: { useClientProtocol: true, h2UpgradePolicy: UPGRADE, maxConcurrentStreams: 50 } }
+`;
+
+const YAML = [
+  service('up'),
+  service('keep'),
+  service('plain'),
+  service('client'),
+  RULES,
+  CLIENT_PROTOCOL,
+].join('---');
 
 type Cluster = Record<string, unknown>;
 
@@ -77,9 +95,10 @@ function clustersWith(opts: FromYamlOptions): (name: string) => Cluster {
 
 const HTTP_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
-/** 'h2', 'h1' or 'none' (no protocol options: the proxy's HTTP/1.1 default). */
+/** 'h2', 'h1', 'downstream' (each request's own) or 'none' (no protocol options: the proxy's HTTP/1.1 default). */
 function upstreamProtocol(c: Cluster): string {
   const typed = c.typed_extension_protocol_options as Record<string, Record<string, unknown>> | undefined;
+  if (typed?.[HTTP_OPTIONS]?.use_downstream_protocol_config !== undefined) return 'downstream';
   const explicit = typed?.[HTTP_OPTIONS]?.explicit_http_config as Record<string, unknown> | undefined;
   if (explicit === undefined) return 'none';
   return explicit.http2_protocol_options !== undefined ? 'h2' : 'h1';
@@ -113,7 +132,7 @@ describe('h2UpgradePolicy → outbound clusters', () => {
     const cluster = clustersWith({ meshConfig });
     assert.equal(upstreamProtocol(cluster(name('plain', 80))), 'h2');
     // A sniffed port may carry anything: the mesh-wide setting leaves it (and TCP) alone.
-    assert.equal(upstreamProtocol(cluster(name('plain', 81))), 'none');
+    assert.equal(upstreamProtocol(cluster(name('plain', 81))), 'downstream');
     assert.equal(upstreamProtocol(cluster(name('plain', 82))), 'none');
     // HTTP/1.1 (its protocol options carry maxConnectionDuration).
     assert.equal(upstreamProtocol(cluster(name('keep', 80))), 'h1');
@@ -170,5 +189,21 @@ describe('connectionPool.http.http2KeepAlive → outbound clusters', () => {
     // Not upgraded: HTTP/1.1 has no PING.
     assert.equal(upstreamProtocol(cluster(name('up', 80, 'v1'))), 'none');
     assert.equal(h2Options(cluster(name('plain', 83)))?.connection_keepalive, undefined);
+  });
+});
+
+describe('sniffed ports and connectionPool.http.useClientProtocol → clusters that keep the request protocol', () => {
+  it('gives a sniffed port, and every port of a rule with useClientProtocol, use_downstream_protocol_config', () => {
+    const cluster = clustersWith({});
+    assert.equal(upstreamProtocol(cluster(name('plain', 81))), 'downstream');
+    assert.equal(upstreamProtocol(cluster(name('plain', 80))), 'none');
+    // useClientProtocol wins over an upgrade, and its HTTP/2 side keeps the rule's HTTP/2 options.
+    const c = cluster(name('client', 80));
+    assert.equal(upstreamProtocol(c), 'downstream');
+    const typed = c.typed_extension_protocol_options as Record<string, Record<string, unknown>>;
+    assert.deepEqual(typed[HTTP_OPTIONS].use_downstream_protocol_config, {
+      http_protocol_options: {},
+      http2_protocol_options: { max_concurrent_streams: 50 },
+    });
   });
 });

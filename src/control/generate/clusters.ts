@@ -122,11 +122,18 @@ function positive(n: number | undefined): number | undefined {
 }
 
 /**
+ * The protocol a cluster speaks upstream: HTTP/2, HTTP/1.1, or each request's own (`downstream`: Envoy's
+ * use_downstream_protocol_config, which Istio gives ports whose protocol is sniffed, and `useClientProtocol`).
+ */
+export type UpstreamProtocol = 'http1' | 'http2' | 'downstream';
+
+/**
  * Istio's connectionPool and retryBudget translation: one DEFAULT-priority threshold on every cluster
  * (0 means unset, as in Istio), and the HTTP connection options as the cluster's HttpProtocolOptions
- * (`http2`: the port speaks HTTP/2, which also carries maxConcurrentStreams).
+ * (HTTP/2 options — maxConcurrentStreams, http2KeepAlive — wherever HTTP/2 may be spoken).
  */
-function connectionPool(policy: TrafficPolicy | undefined, http2: boolean): JsonObject {
+function connectionPool(policy: TrafficPolicy | undefined, upstream: UpstreamProtocol): JsonObject {
+  const http2 = upstream !== 'http1';
   const tcp = policy?.connectionPool?.tcp;
   const http = policy?.connectionPool?.http;
   const out: JsonObject = {};
@@ -172,10 +179,26 @@ function connectionPool(policy: TrafficPolicy | undefined, http2: boolean): Json
     'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
       '@type': TYPES.httpProtocolOptions,
       ...(Object.keys(common).length > 0 ? { common_http_protocol_options: common } : {}),
-      explicit_http_config: http2 ? { http2_protocol_options: h2 } : { http_protocol_options: {} },
+      ...(upstream === 'downstream'
+        ? { use_downstream_protocol_config: { http_protocol_options: {}, http2_protocol_options: h2 } }
+        : { explicit_http_config: http2 ? { http2_protocol_options: h2 } : { http_protocol_options: {} } }),
     },
   };
   return out;
+}
+
+/**
+ * As Istio: `useClientProtocol` keeps each request's protocol; otherwise an upgraded or HTTP/2 port speaks HTTP/2,
+ * and a port whose protocol is sniffed keeps the request's (an h2c or gRPC client stays HTTP/2).
+ */
+function outboundProtocol(
+  policy: TrafficPolicy | undefined,
+  declared: Protocol,
+  effective: Protocol,
+): UpstreamProtocol {
+  if (policy?.connectionPool?.http?.useClientProtocol === true) return 'downstream';
+  if (isHttp2(effective)) return 'http2';
+  return declared === 'UNSPECIFIED' ? 'downstream' : 'http1';
 }
 
 /**
@@ -316,7 +339,7 @@ function cluster(
   const protocol = h2Upgrade(policy, port.protocol, snap) ? 'HTTP2' : port.protocol;
   Object.assign(
     base,
-    connectionPool(policy, isHttp2(protocol)),
+    connectionPool(policy, outboundProtocol(policy, port.protocol, protocol)),
     outlierDetectionFields(policy),
     clusterTransport(name, service, policy?.tls, protocol, snap),
   );
@@ -419,7 +442,7 @@ export function tcpIdleTimeoutFields(
 export function inboundCluster(
   listenerPort: number,
   app: { address: string; port: number },
-  http2: boolean,
+  upstream: UpstreamProtocol,
   metadata?: JsonObject,
 ): JsonObject {
   return {
@@ -440,6 +463,6 @@ export function inboundCluster(
       ],
     },
     // Istio's default (unlimited) circuit breakers apply to inbound clusters too.
-    ...connectionPool(undefined, http2),
+    ...connectionPool(undefined, upstream),
   };
 }

@@ -824,7 +824,8 @@ function inboundPort(plan: ListenerPlan, p: InboundPortSpec, ctx: InboundContext
     inboundCluster(
       p.port,
       p.app,
-      isHttp2(p.protocol),
+      // A sniffed port's application gets each request in the protocol it came in (Istio's inbound clusters).
+      isHttp2(p.protocol) ? 'http2' : p.protocol === 'UNSPECIFIED' ? 'downstream' : 'http1',
       p.served.length ? servicesMetadata(p.served, snap) : undefined,
     ),
   );

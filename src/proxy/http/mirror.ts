@@ -177,6 +177,7 @@ export function sendShadows(
   body: Readable | null,
   bodyLimitBytes: number,
   timeoutMs: number,
+  downstreamHttp2 = false,
   random: () => number = Math.random,
 ): Readable | null {
   let tee: BodyTee | null = null;
@@ -203,7 +204,9 @@ export function sendShadows(
         ? { ...req.headers }
         : { ...req.headers, host: shadowAuthority(authority) };
     const shadow = new ShadowRequest(entry, host, timeoutMs);
-    entry.pool(host).send({ method: req.method, path: req.path, headers, body: shadowBody }, shadow);
+    entry
+      .pool(host, downstreamHttp2)
+      .send({ method: req.method, path: req.path, headers, body: shadowBody }, shadow);
   }
   return tee === null ? body : tee.main;
 }

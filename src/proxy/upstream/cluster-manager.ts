@@ -53,6 +53,8 @@ export class ClusterEntry {
     readonly transport: UpstreamTransport;
   }[];
   private readonly pools = new Map<Host, UpstreamPool>();
+  /** use_downstream_protocol_config: the HTTP/2 pools of requests that came in over HTTP/2. */
+  private readonly h2Pools = new Map<Host, UpstreamPool>();
 
   constructor(cluster: Cluster, stats: StatsStore, secrets: SecretManager = new SecretManager()) {
     this.cluster = cluster;
@@ -76,10 +78,12 @@ export class ClusterEntry {
     this.outlier = od === undefined ? undefined : new OutlierDetector(cluster, od, stats);
     cluster.onHostsChanged((_added, removed) => {
       for (const h of removed) {
-        const p = this.pools.get(h);
-        if (p) {
-          this.pools.delete(h);
-          void p.close();
+        for (const pools of [this.pools, this.h2Pools]) {
+          const p = pools.get(h);
+          if (p) {
+            pools.delete(h);
+            void p.close();
+          }
         }
       }
       this.stats.membershipTotal.set(cluster.hosts().length);
@@ -102,7 +106,20 @@ export class ClusterEntry {
     return this.transport;
   }
 
-  pool(host: Host): UpstreamPool {
+  /**
+   * The pool for `host`. `downstreamHttp2`: the request came in over HTTP/2, which a cluster with
+   * use_downstream_protocol_config keeps upstream (its own pools, beside the HTTP/1.1 ones).
+   */
+  pool(host: Host, downstreamHttp2 = false): UpstreamPool {
+    const h2 = this.config.downstreamHttp2;
+    if (downstreamHttp2 && h2 !== undefined) {
+      let p = this.h2Pools.get(host);
+      if (p === undefined) {
+        p = new Http2Pool(host, { ...this.config, http2: h2 }, this.breakers, this.transportFor(host));
+        this.h2Pools.set(host, p);
+      }
+      return p;
+    }
     let p = this.pools.get(host);
     if (p === undefined) {
       const transport = this.transportFor(host);
@@ -115,14 +132,15 @@ export class ClusterEntry {
   }
 
   connectionCount(host: Host): number {
-    return this.pools.get(host)?.connectionCount() ?? 0;
+    return (this.pools.get(host)?.connectionCount() ?? 0) + (this.h2Pools.get(host)?.connectionCount() ?? 0);
   }
 
   async close(): Promise<void> {
     this.cluster.stop();
     this.outlier?.stop();
-    await Promise.all([...this.pools.values()].map((p) => p.close()));
+    await Promise.all([...this.pools.values(), ...this.h2Pools.values()].map((p) => p.close()));
     this.pools.clear();
+    this.h2Pools.clear();
     this.transport.release();
     for (const m of this.matchTransports) m.transport.release();
   }
@@ -130,8 +148,9 @@ export class ClusterEntry {
   destroy(): void {
     this.cluster.stop();
     this.outlier?.stop();
-    for (const p of this.pools.values()) p.destroy();
+    for (const p of [...this.pools.values(), ...this.h2Pools.values()]) p.destroy();
     this.pools.clear();
+    this.h2Pools.clear();
     this.transport.release();
     for (const m of this.matchTransports) m.transport.release();
   }

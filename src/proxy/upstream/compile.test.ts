@@ -236,6 +236,29 @@ describe('compileCluster', () => {
     assert.equal(legacy.maxRequestsPerConnection, 9);
   });
 
+  it('follows the downstream protocol with use_downstream_protocol_config, with its HTTP/2 options', () => {
+    const config = compileCluster(
+      cluster({
+        typed_extension_protocol_options: {
+          'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+            '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+            use_downstream_protocol_config: {
+              http_protocol_options: {},
+              http2_protocol_options: { max_concurrent_streams: 9 },
+            },
+          },
+        },
+      }),
+      PATH,
+    );
+    assert.equal(config.http2, undefined);
+    assert.deepEqual(config.downstreamHttp2, {
+      maxConcurrentStreams: 9,
+      initialStreamWindowSize: undefined,
+      initialConnectionWindowSize: undefined,
+    });
+  });
+
   it('accepts proto3 default values spelled out for fields it does not implement', () => {
     const config = compileCluster(
       cluster({ close_connections_on_host_health_failure: false, health_checks: [], alt_stat_name: '' }),
@@ -522,6 +545,14 @@ describe('compileCluster', () => {
         /expected/,
       );
       assertRejects(withOptions({ auto_config: {} }), `${typed}["${key}"].auto_config`, /not supported/);
+      assertRejects(
+        withOptions({
+          use_downstream_protocol_config: { http2_protocol_options: {} },
+          explicit_http_config: { http_protocol_options: {} },
+        }),
+        `${typed}["${key}"].explicit_http_config`,
+        /cannot be combined/,
+      );
       assertRejects(withOptions({}), `${typed}["${key}"].explicit_http_config`, /required/);
       assertRejects(
         withOptions({ explicit_http_config: { http3_protocol_options: {} } }),

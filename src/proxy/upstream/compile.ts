@@ -153,6 +153,7 @@ export function compileCluster(json: Json, path: string): ClusterConfig {
     upstreamIdleTimeoutMs: protocol.idleTimeoutMs,
     maxRequestsPerConnection: protocol.maxRequestsPerConnection,
     maxConnectionDurationMs: protocol.maxConnectionDurationMs,
+    ...(protocol.downstreamHttp2 ? { downstreamHttp2: protocol.downstreamHttp2 } : {}),
     circuitBreakers: compileCircuitBreakers(c, path),
     dnsRefreshRateMs,
     dnsLookupFamily:
@@ -552,6 +553,7 @@ interface ProtocolOptions {
   readonly idleTimeoutMs: number;
   readonly maxRequestsPerConnection: number | undefined;
   readonly maxConnectionDurationMs: number;
+  readonly downstreamHttp2?: Http2UpstreamOptions;
 }
 
 const DEPRECATED_PROTOCOL_FIELDS = [
@@ -618,12 +620,36 @@ function compileProtocolOptions(c: JsonObject, path: string): ProtocolOptions {
 }
 
 function compileHttpProtocolOptions(options: JsonObject, path: string): ProtocolOptions {
-  for (const field of ['use_downstream_protocol_config', 'auto_config']) {
-    if (isSet(options[field]))
-      throw new ConfigError(`${path}.${field}`, 'not supported by Weft (use explicit_http_config)');
-  }
-  rejectUnsupported(options, path, ['common_http_protocol_options', 'explicit_http_config']);
+  if (isSet(options.auto_config))
+    throw new ConfigError(`${path}.auto_config`, 'not supported by Weft (use explicit_http_config)');
+  rejectUnsupported(options, path, [
+    'common_http_protocol_options',
+    'explicit_http_config',
+    'use_downstream_protocol_config',
+  ]);
   const common = compileCommonHttpOptions(options, 'common_http_protocol_options', path);
+  const downstream = optionalObject(options, 'use_downstream_protocol_config', path);
+  if (downstream) {
+    const dPath = `${path}.use_downstream_protocol_config`;
+    if (isSet(options.explicit_http_config))
+      throw new ConfigError(
+        `${path}.explicit_http_config`,
+        'cannot be combined with use_downstream_protocol_config',
+      );
+    if (isSet(downstream.http3_protocol_options))
+      throw new ConfigError(`${dPath}.http3_protocol_options`, 'HTTP/3 upstreams are not supported by Weft');
+    rejectUnsupported(downstream, dPath, ['http_protocol_options', 'http2_protocol_options']);
+    const http1 = optionalObject(downstream, 'http_protocol_options', dPath);
+    if (http1) rejectUnsupported(http1, `${dPath}.http_protocol_options`, []);
+    const h2 = optionalObject(downstream, 'http2_protocol_options', dPath);
+    return {
+      http2: undefined,
+      downstreamHttp2: compileHttp2Options(h2 ?? {}, `${dPath}.http2_protocol_options`),
+      idleTimeoutMs: common.idleTimeoutMs,
+      maxRequestsPerConnection: common.maxRequestsPerConnection,
+      maxConnectionDurationMs: common.maxConnectionDurationMs,
+    };
+  }
 
   const explicitPath = `${path}.explicit_http_config`;
   const explicit = optionalObject(options, 'explicit_http_config', path);

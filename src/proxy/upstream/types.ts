@@ -140,6 +140,11 @@ export interface ClusterConfig {
   readonly peakEwma?: PeakEwmaConfig;
   /** Upstream protocol: HTTP/2 when explicit_http_config.http2_protocol_options is set. */
   readonly http2: Http2UpstreamOptions | undefined;
+  /**
+   * use_downstream_protocol_config: requests that came in over HTTP/2 go upstream over HTTP/2 with these options,
+   * the others over HTTP/1.1 (`http2` is then unset).
+   */
+  readonly downstreamHttp2?: Http2UpstreamOptions;
   /** common_http_protocol_options.idle_timeout for upstream connections (default 1 h). */
   readonly upstreamIdleTimeoutMs: number;
   readonly maxRequestsPerConnection: number | undefined;

@@ -199,6 +199,7 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
         body,
         bufferLimit,
         this.timeoutMs,
+        stream.http2,
       );
     const policy = this.action.retryPolicy;
     if (policy !== undefined) this.retry = this.retryState(policy, body, bufferLimit);
@@ -294,7 +295,7 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
     cstats.upstreamRqTotal.inc();
     cstats.upstreamRqActive.inc();
     if (retry === null) {
-      this.entry.pool(host).send(req, this);
+      this.entry.pool(host, this.stream.http2).send(req, this);
       return;
     }
     retry.attempted?.add(host);
@@ -303,7 +304,7 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
     const handler = new AttemptHandler(this);
     this.currentAttempt = handler;
     if (!this.bodyPending) this.startPerTryTimer(retry);
-    this.entry.pool(host).send(req, handler);
+    this.entry.pool(host, this.stream.http2).send(req, handler);
   }
 
   /**
