@@ -132,6 +132,16 @@ spec: {address: ${e.ip}, ports: {http: ${e.port}}, labels: {app: ${name}}}
     ].join('---\n');
   }
 
+  /** A DestinationRule for `name` with this connectionPool (YAML flow style). */
+  const poolRule = (name: string, connectionPool: string): string => `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: ${name}}
+spec:
+  host: ${host(name)}
+  trafficPolicy:
+    connectionPool: ${connectionPool}
+`;
+
   const call = (name: string, p: string): Promise<Reply> =>
     request(outbound, { host: SIDECAR_IP, path: p, headers: { host: host(name) } });
 
@@ -188,46 +198,18 @@ spec:
     route: [{destination: {host: ${host('timeouts')}}}]
 `,
       service('pool', [pool]),
-      `apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: pool}
-spec:
-  host: ${host('pool')}
-  trafficPolicy:
-    connectionPool: {http: {http2MaxRequests: 1, http1MaxPendingRequests: 1}}
-`,
+      poolRule('pool', `{http: {http2MaxRequests: 1, http1MaxPendingRequests: 1}}`),
       service('queue', [queue]),
-      `apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: queue}
-spec:
-  host: ${host('queue')}
-  trafficPolicy:
-    connectionPool: {tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 1}}
-`,
+      poolRule('queue', `{tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 1}}`),
       service('flaky', [flaky]),
       // Nothing listens on the dead endpoint's address: connecting to it is refused at once.
       service('halfdead', [live, { ip: '127.0.93.36', port: live.port }]),
       service('ewma', [fast, slow]),
       service('lifetime', [aging]),
-      `apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: lifetime}
-spec:
-  host: ${host('lifetime')}
-  trafficPolicy:
-    connectionPool: {tcp: {maxConnectionDuration: ${LIFETIME}}}
-`,
+      poolRule('lifetime', `{tcp: {maxConnectionDuration: ${LIFETIME}}}`),
       service('h2up', [h2Endpoint]),
       service('h2no', [h2Endpoint]),
-      `apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: h2up}
-spec:
-  host: ${host('h2up')}
-  trafficPolicy:
-    connectionPool: {http: {h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 200ms, timeout: 1s}}}
-`,
+      poolRule('h2up', `{http: {h2UpgradePolicy: UPGRADE, http2KeepAlive: {interval: 200ms, timeout: 1s}}}`),
       `apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata:

@@ -13,7 +13,7 @@ import { createHost } from './host.ts';
 import { Http2Pool } from './http2-pool.ts';
 import { NativeHttp1Pool } from './http1-native-pool.ts';
 import { testClusterConfig } from './testing.ts';
-import type { CircuitBreakerThresholds, Host } from './types.ts';
+import type { CircuitBreakerThresholds, ClusterConfig, Host } from './types.ts';
 
 const PATH = 'static_resources.clusters[0]';
 
@@ -493,81 +493,62 @@ describe(
   },
 );
 
+/** An HTTP/2 server that answers 200 to every stream and counts its sessions. */
+async function countingH2Server(): Promise<{ port: number; opened: () => number; closed: () => number }> {
+  const server = http2.createServer();
+  let opened = 0;
+  let closed = 0;
+  server.on('session', (s) => {
+    opened++;
+    s.on('close', () => closed++);
+  });
+  server.on('stream', (stream) => {
+    stream.respond({ ':status': 200 });
+    stream.end('ok');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+  return { port: (server.address() as AddressInfo).port, opened: () => opened, closed: () => closed };
+}
+
+/** An HTTP/2 pool to 127.0.0.1:port with default HTTP/2 options plus `overrides`, destroyed after the tests. */
+function h2PoolTo(port: number, b: CircuitBreakers, overrides: Partial<ClusterConfig> = {}): Http2Pool {
+  const h2 = {
+    maxConcurrentStreams: undefined,
+    initialStreamWindowSize: undefined,
+    initialConnectionWindowSize: undefined,
+  };
+  const pool = new Http2Pool(hostAt(port), testClusterConfig({ http2: h2, ...overrides }), b);
+  cleanups.push(() => pool.destroy());
+  return pool;
+}
+
 describe('HTTP/2 pool: max_requests_per_connection', { timeout: 20_000 }, () => {
   it('closes a session once it has served its requests, and opens a new one', async () => {
-    const server = http2.createServer();
-    let sessionsOpened = 0;
-    let sessionsClosed = 0;
-    server.on('session', (s) => {
-      sessionsOpened++;
-      s.on('close', () => sessionsClosed++);
-    });
-    server.on('stream', (stream) => {
-      stream.respond({ ':status': 200 });
-      stream.end('ok');
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
-    const port = (server.address() as AddressInfo).port;
+    const server = await countingH2Server();
     const b = new CircuitBreakers(DEFAULT_THRESHOLDS);
-    const pool = new Http2Pool(
-      hostAt(port),
-      testClusterConfig({
-        maxRequestsPerConnection: 1,
-        http2: {
-          maxConcurrentStreams: undefined,
-          initialStreamWindowSize: undefined,
-          initialConnectionWindowSize: undefined,
-        },
-      }),
-      b,
-    );
-    cleanups.push(() => pool.destroy());
+    const pool = h2PoolTo(server.port, b, { maxRequestsPerConnection: 1 });
     assert.equal((await send(pool).done).status, 200);
-    await until(() => sessionsClosed === 1, 'the used-up session to close');
+    await until(() => server.closed() === 1, 'the used-up session to close');
     assert.equal((await send(pool).done).status, 200);
-    assert.equal(sessionsOpened, 2);
-    await until(() => b.connections.count === 0 || sessionsClosed === 2, 'the second session to retire');
+    assert.equal(server.opened(), 2);
+    await until(() => b.connections.count === 0 || server.closed() === 2, 'the second session to retire');
     idle(b);
   });
 });
 
 describe('HTTP/2 pool: max_connection_duration', { timeout: 20_000 }, () => {
   it('takes no new stream on a session past its duration, closes it when idle, and opens a new one', async () => {
-    const server = http2.createServer();
-    let sessionsOpened = 0;
-    let sessionsClosed = 0;
-    server.on('session', (s) => {
-      sessionsOpened++;
-      s.on('close', () => sessionsClosed++);
+    const server = await countingH2Server();
+    const pool = h2PoolTo(server.port, new CircuitBreakers(DEFAULT_THRESHOLDS), {
+      maxConnectionDurationMs: 150,
     });
-    server.on('stream', (stream) => {
-      stream.respond({ ':status': 200 });
-      stream.end('ok');
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
-    const port = (server.address() as AddressInfo).port;
-    const b = new CircuitBreakers(DEFAULT_THRESHOLDS);
-    const pool = new Http2Pool(
-      hostAt(port),
-      testClusterConfig({
-        maxConnectionDurationMs: 150,
-        http2: {
-          maxConcurrentStreams: undefined,
-          initialStreamWindowSize: undefined,
-          initialConnectionWindowSize: undefined,
-        },
-      }),
-      b,
-    );
-    cleanups.push(() => pool.destroy());
     assert.equal((await send(pool).done).status, 200);
     assert.equal((await send(pool).done).status, 200);
-    assert.equal(sessionsOpened, 1, 'one session while it is young');
-    await until(() => sessionsClosed === 1, 'the expired idle session to close (the idle timeout is 1 h)');
+    assert.equal(server.opened(), 1, 'one session while it is young');
+    await until(() => server.closed() === 1, 'the expired idle session to close (the idle timeout is 1 h)');
     assert.equal((await send(pool).done).status, 200);
-    assert.equal(sessionsOpened, 2);
+    assert.equal(server.opened(), 2);
   });
 });
 
@@ -607,19 +588,14 @@ describe('HTTP/2 pool: connection_keepalive', { timeout: 20_000 }, () => {
       return new Promise<void>((r) => relay.close(() => r()));
     });
     const b = new CircuitBreakers(DEFAULT_THRESHOLDS);
-    const pool = new Http2Pool(
-      hostAt((relay.address() as AddressInfo).port),
-      testClusterConfig({
-        http2: {
-          maxConcurrentStreams: undefined,
-          initialStreamWindowSize: undefined,
-          initialConnectionWindowSize: undefined,
-          keepalive: { intervalMs: 100, timeoutMs: 300 },
-        },
-      }),
-      b,
-    );
-    cleanups.push(() => pool.destroy());
+    const pool = h2PoolTo((relay.address() as AddressInfo).port, b, {
+      http2: {
+        maxConcurrentStreams: undefined,
+        initialStreamWindowSize: undefined,
+        initialConnectionWindowSize: undefined,
+        keepalive: { intervalMs: 100, timeoutMs: 300 },
+      },
+    });
     assert.equal((await send(pool).done).status, 200);
     await until(() => pings >= 2, 'PINGs on the interval');
     assert.equal(pool.connectionCount(), 1, 'answered PINGs keep the session');
