@@ -9,7 +9,7 @@ import type { Upstream } from '../support/servers.ts';
 import { request } from '../support/http.ts';
 
 describe(
-  'a pooled connection the upstream closed is never the end of a request (503 UC race)',
+  'a pooled connection the upstream closed (503 UC race): an idempotent request is sent again, a POST is not',
   { timeout: 30_000 },
   () => {
     let up: Upstream;
@@ -46,6 +46,21 @@ describe(
       agent.destroy();
       assert.ok(connections >= 10, `expected a fresh upstream connection per request, saw ${connections}`);
       assert.ok(proxy.server.stats.counter('cluster.backend.upstream_rq_retry').value >= 9);
+    });
+
+    it('does not send a POST again once the upstream may have seen it', async () => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const retries = (): number => proxy.server.stats.counter('cluster.backend.upstream_rq_retry').value;
+      const post = (path: string): ReturnType<typeof request> =>
+        request(proxy.port(), { method: 'POST', path, agent, headers: { 'content-length': '0' } });
+      // A fresh upstream connection answers once; the next POST on it is read, then the connection is reset.
+      assert.equal((await request(proxy.port(), { path: '/warm', agent })).status, 200);
+      const before = { retries: retries(), connections };
+      const r = await post('/p');
+      agent.destroy();
+      assert.equal(r.status, 503);
+      assert.equal(retries(), before.retries, 'the POST was not sent again');
+      assert.equal(connections, before.connections, 'no new upstream connection was opened for it');
     });
   },
 );

@@ -26,6 +26,9 @@ import { httpStatusForGrpc } from '../../../core/grpc-status.ts';
 import type { RouterConfig } from './router-config.ts';
 import type { AttemptOwner } from './retry-state.ts';
 
+/** Methods a repeated request does no more harm with than a single one (RFC 9110 9.2.2). */
+const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
 const FLAG_FOR_FAILURE: Readonly<Record<string, string>> = {
   connect: 'UF',
   termination: 'UC',
@@ -495,12 +498,14 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
     )
       return;
     // The classic keep-alive race: the upstream closed a pooled connection as we reused it. The request
-    // had no body and no response arrived, so it is safe to send once more on a fresh connection.
+    // had no body and no response arrived, so it can be sent once more on a fresh connection — when the
+    // upstream cannot have seen it, or when seeing it twice is harmless (an idempotent method, RFC 9110 9.2.2).
     if (
       !this.responseStarted &&
       !this.hasBody &&
       this.attempts === 1 &&
-      (err.failure === 'termination' || err.failure === 'reset' || err.failure === 'refused')
+      (err.failure === 'termination' || err.failure === 'reset' || err.failure === 'refused') &&
+      (err.beforeRequestSent || IDEMPOTENT_METHODS.has(this.stream.method))
     ) {
       cstats.upstreamRqRetry.inc();
       // Let the client finish tearing down the dead connection first, so the retry gets a fresh one.
