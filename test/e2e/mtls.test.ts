@@ -29,6 +29,7 @@ const WEB_IP = '127.0.0.3';
 const OTHER_IP = '127.0.0.4';
 const API_HOST = 'api.default.svc.cluster.local';
 const GRPC_HOST = 'grpc.default.svc.cluster.local';
+const RPC_HOST = 'rpc.default.svc.cluster.local';
 
 function run(cmd: string, args: string[], input?: string): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
@@ -44,6 +45,7 @@ function mesh(o: {
   ingressPort: number;
   grpcAppPort: number;
   grpcPort: number;
+  rpcPort: number;
   extra?: string;
 }): string {
   return `
@@ -68,6 +70,16 @@ spec:
   workloadSelector: {labels: {app: api}}
 ---
 apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: rpc}
+spec:
+  hosts: [${RPC_HOST}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: ${o.rpcPort}, name: rpc}]
+  workloadSelector: {labels: {app: api}}
+---
+apiVersion: networking.istio.io/v1
 kind: Sidecar
 metadata: {name: api}
 spec:
@@ -77,6 +89,19 @@ spec:
     defaultEndpoint: 127.0.0.1:${o.appPort}
   - port: {number: ${o.grpcPort}, name: grpc, protocol: GRPC}
     defaultEndpoint: 127.0.0.1:${o.grpcAppPort}
+  - port: {number: ${o.rpcPort}, name: rpc}
+    defaultEndpoint: 127.0.0.1:${o.grpcAppPort}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: web}
+spec:
+  workloadSelector: {labels: {app: web}}
+  egress:
+  - port: {number: ${o.rpcPort}, name: rpc}
+    bind: ${WEB_IP}
+    hosts: [./${RPC_HOST}]
+  - hosts: ['./*']
 ${o.extra ?? ''}`;
 }
 
@@ -87,7 +112,13 @@ describe('mutual TLS between sidecars, from the control plane CA', { timeout: 12
   let cp: ControlPlane;
   let app: Awaited<ReturnType<typeof startHttpUpstream>>;
   const proxies = new Map<string, MeshSidecar>();
-  let settings: { appPort: number; ingressPort: number; grpcAppPort: number; grpcPort: number };
+  let settings: {
+    appPort: number;
+    ingressPort: number;
+    grpcAppPort: number;
+    grpcPort: number;
+    rpcPort: number;
+  };
   let grpcApp: Awaited<ReturnType<typeof startHttp2Upstream>>;
 
   const write = (extra = ''): void =>
@@ -127,6 +158,7 @@ describe('mutual TLS between sidecars, from the control plane CA', { timeout: 12
       ingressPort: await closedPort(),
       grpcAppPort: grpcApp.port,
       grpcPort: await closedPort(),
+      rpcPort: await closedPort(),
     };
     write();
     cp = new ControlPlane({ configPaths: [configDir], xdsPort: 0, debugPort: 0, debounceMs: 20, stateDir });
@@ -479,6 +511,56 @@ spec:
       assert.deepEqual([await call('other'), await call('other'), await call('other')], [200, 200, 429]);
     } finally {
       write();
+    }
+  });
+
+  /** One gRPC-shaped call to `authority` through the web sidecar's outbound listener, over h2c. */
+  function grpcCall(
+    session: http2.ClientHttp2Session,
+    authority: string,
+  ): Promise<{ status: string; grpc: string; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = session.request({
+        ':method': 'POST',
+        ':path': '/demo.Echo/Say',
+        ':authority': authority,
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
+      let status = '';
+      let grpc = '';
+      let body = '';
+      req.on('response', (h) => {
+        status = String(h[':status']);
+        grpc = String(h['grpc-status'] ?? '');
+      });
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('trailers', (t) => (grpc = String(t['grpc-status'])));
+      req.on('end', () => resolve({ status, grpc, body }));
+      req.on('error', reject);
+      req.end(Buffer.from([0, 0, 0, 0, 0]));
+    });
+  }
+
+  it('gRPC on a port with no declared protocol stays HTTP/2 over mTLS, to the application too', async () => {
+    // Through the web sidecar's egress listener for that port, which sniffs the protocol.
+    const session = http2.connect(`http://${WEB_IP}:${settings.rpcPort}`);
+    try {
+      const r = await waitFor(
+        async () => {
+          const got = await grpcCall(session, `${RPC_HOST}:${settings.rpcPort}`);
+          return got.grpc === '0' ? got : null;
+        },
+        30_000,
+        'the rpc service to route',
+      );
+      // An HTTP/1.1 hop anywhere would have lost the trailers (and the h2c app would not have answered).
+      assert.ok(r);
+      assert.deepEqual([r.status, r.grpc], ['200', '0']);
+      assert.match(r.body, /URI=spiffe:\/\/cluster\.local\/ns\/default\/sa\/web/);
+      assert.ok((await stat('web', `cluster.outbound|${settings.rpcPort}||${RPC_HOST}.ssl.handshake`)) >= 1);
+    } finally {
+      session.close();
     }
   });
 
