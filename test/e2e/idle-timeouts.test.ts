@@ -5,7 +5,8 @@
  * - RouteAction `idle_timeout` (a stream's idle timeout, overriding the connection manager's
  *   stream_idle_timeout; 0 disables it): expiry before the response started answers as Envoy's stream idle
  *   timeout does once the request was fully received, 504 "stream timeout" (408 only while the request is
- *   still arriving); after it started, the stream is reset. Activity restarts the clock.
+ *   still arriving); after it started, the stream is reset. Activity restarts the clock, request body bytes
+ *   included: a stalled upload gets 408 and its connection closed, a slow but steady one completes.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -193,6 +194,12 @@ describe('route idle_timeout through a real proxy', { timeout: 60_000 }, () => {
         if (!res.writableFinished) cancelled.add(path);
       });
       if (path.endsWith('/silent')) return;
+      if (path.endsWith('/upload')) {
+        let n = 0;
+        req.on('data', (d: Buffer) => (n += d.length));
+        req.on('end', () => res.writeHead(200).end(`got ${n}`));
+        return;
+      }
       if (path.endsWith('/slow')) {
         const t = setTimeout(() => res.writeHead(200).end('slow'), 1_000);
         res.on('close', () => clearTimeout(t));
@@ -340,6 +347,52 @@ describe('route idle_timeout through a real proxy', { timeout: 60_000 }, () => {
     assert.equal(outcome.body, 'first');
     assert.equal(outcome.aborted, true, 'the response was cut short, not ended');
     await waitUntil(() => cancelled.has('/route/stall'));
+  });
+
+  it('answers 408 "stream timeout" to an upload that stalls, and closes its connection', async () => {
+    const idle = proxy.server.stats.counter('http.idle_http.downstream_rq_idle_timeout');
+    const before = idle.value;
+    const socket = net.connect(proxy.port('http'), PROXY_IP);
+    socket.on('error', () => undefined);
+    let reply = '';
+    socket.on('data', (d: Buffer) => (reply += d.toString('latin1')));
+    socket.write('POST /route/upload HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n0123456789');
+    assert.equal(await closesWithin(socket, CLOSE_GUARD_MS), true, 'the connection closed after the answer');
+    assert.match(reply, /^HTTP\/1\.1 408 /);
+    assert.match(reply, /stream timeout$/);
+    assert.equal(idle.value, before + 1);
+    await waitUntil(() => cancelled.has('/route/upload'));
+  });
+
+  it('lets an upload that outlasts the idle timeout complete while its bytes keep coming', async () => {
+    // 20 chunks 150 ms apart: 3 s in all, longer than the route's 2 s idle_timeout.
+    const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request(
+        {
+          host: PROXY_IP,
+          port: proxy.port('http'),
+          path: '/route/steady/upload',
+          method: 'POST',
+          agent: false,
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      req.on('error', reject);
+      let n = 0;
+      const t = setInterval(() => {
+        req.write('0123456789');
+        if (++n === 20) {
+          clearInterval(t);
+          req.end();
+        }
+      }, TICK_MS);
+    });
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'got 200');
   });
 });
 

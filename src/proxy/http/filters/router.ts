@@ -153,6 +153,8 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
   private idleMs = 0;
   private upstreamReq: UpstreamRequest | null = null;
   private bodyPending = false;
+  /** While the body arrives: the downstream connection's bytes read when the idle clock last looked. */
+  private lastBytesRead = 0;
   /** Only for routes with a retry_policy. */
   private retry: RetryState | null = null;
   currentAttempt: AttemptHandler | null = null;
@@ -215,10 +217,11 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
     if (!this.hasBody) {
       this.routeDeadline = this.lastActivity + this.timeoutMs;
     } else {
-      // The client library consumes the request body, so its chunks are not observed here: while the body
-      // is still arriving the stream counts as active (request_timeout bounds a slow upload), and both
-      // the idle clock and the route timeout start when it ends, as Envoy's route timeout does.
+      // The client library consumes the request body, so its chunks are not observed here: while the body is
+      // still arriving, bytes read on the downstream connection are the activity the idle clock sees (a
+      // stalled upload gets 408), and the route timeout starts when the body ends, as Envoy's does.
       this.bodyPending = true;
+      this.lastBytesRead = this.downstreamBytesRead();
       if (stream.hcm.observesRequestBody) stream.observeRequestBody();
       stream.req.once('end', () => {
         this.bodyPending = false;
@@ -561,10 +564,18 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
     this.abortUpstream?.(new UpstreamError('local', 'downstream disconnected'));
   }
 
+  /**
+   * Bytes read so far on the downstream connection (for HTTP/2 the whole session's, so other streams' traffic
+   * counts as this one's activity: lenient, never a false timeout).
+   */
+  private downstreamBytesRead(): number {
+    return (this.stream.req.socket as { bytesRead?: number } | null)?.bytesRead ?? 0;
+  }
+
   /** One timer per exchange covers both the route timeout and the stream idle timeout. */
   private schedule(): void {
     if (this.finished) return;
-    const idleAt = this.idleMs > 0 && !this.bodyPending ? this.lastActivity + this.idleMs : Infinity;
+    const idleAt = this.idleMs > 0 ? this.lastActivity + this.idleMs : Infinity;
     const at = Math.min(this.routeDeadline, idleAt);
     if (at === Infinity) return;
     const delay = Math.min(MAX_TIMER_MS, Math.max(1, at - performance.now()));
@@ -586,9 +597,19 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
       this.timeOut('UT', 504);
       return;
     }
-    if (this.idleMs > 0 && !this.bodyPending && now - this.lastActivity >= this.idleMs) {
+    if (this.idleMs > 0 && now - this.lastActivity >= this.idleMs) {
+      if (this.bodyPending) {
+        const read = this.downstreamBytesRead();
+        if (read !== this.lastBytesRead) {
+          this.lastBytesRead = read;
+          this.lastActivity = now;
+          this.schedule();
+          return;
+        }
+      }
       this.stream.hcm.stats.rqIdleTimeout.inc();
-      this.timeOut('SI', 504);
+      // As Envoy: 408 while the request is still arriving, 504 once it was received in full.
+      this.timeOut('SI', this.bodyPending ? 408 : 504);
       return;
     }
     this.schedule();
@@ -609,7 +630,8 @@ class UpstreamExchange implements UpstreamHandler, AttemptOwner {
         status,
         flag,
         undefined,
-        undefined,
+        // An HTTP/1.1 request cut off mid-body leaves the connection unusable: it closes after the answer.
+        status === 408 && !this.stream.http2 ? { connection: 'close' } : undefined,
         flag === 'UT' ? GRPC_DEADLINE_EXCEEDED : undefined,
       );
     }
