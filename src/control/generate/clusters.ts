@@ -188,17 +188,22 @@ function connectionPool(policy: TrafficPolicy | undefined, upstream: UpstreamPro
 }
 
 /**
- * As Istio: `useClientProtocol` keeps each request's protocol; otherwise an upgraded or HTTP/2 port speaks HTTP/2,
- * and a port whose protocol is sniffed keeps the request's (an h2c or gRPC client stays HTTP/2).
+ * What a port's cluster speaks, as Istio: HTTP/2 on HTTP/2 (and gRPC) ports, each request's own protocol on a port
+ * whose protocol is sniffed (an h2c or gRPC client stays HTTP/2), HTTP/1.1 otherwise.
  */
+export function upstreamProtocolOf(protocol: Protocol): UpstreamProtocol {
+  if (isHttp2(protocol)) return 'http2';
+  return protocol === 'UNSPECIFIED' ? 'downstream' : 'http1';
+}
+
+/** An outbound cluster's: `useClientProtocol` keeps each request's; else an upgraded port's is HTTP/2. */
 function outboundProtocol(
   policy: TrafficPolicy | undefined,
   declared: Protocol,
   effective: Protocol,
 ): UpstreamProtocol {
   if (policy?.connectionPool?.http?.useClientProtocol === true) return 'downstream';
-  if (isHttp2(effective)) return 'http2';
-  return declared === 'UNSPECIFIED' ? 'downstream' : 'http1';
+  return isHttp2(effective) ? 'http2' : upstreamProtocolOf(declared);
 }
 
 /**

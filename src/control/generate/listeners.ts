@@ -24,11 +24,11 @@ import type {
 } from '../../api/istio/networking.ts';
 import { labelsMatch } from '../model/discovery.ts';
 import { workloadOfNode } from '../model/registry-source.ts';
-import { isHttp, isHttp2, protocolOf } from '../model/protocol.ts';
+import { isHttp, protocolOf } from '../model/protocol.ts';
 import type { MeshSnapshot } from '../model/snapshot.ts';
 import type { Protocol, Service } from '../model/types.ts';
 import type { ProxyNode } from '../xds/types.ts';
-import { inboundCluster, servicesMetadata, tcpIdleTimeoutFields } from './clusters.ts';
+import { inboundCluster, servicesMetadata, tcpIdleTimeoutFields, upstreamProtocolOf } from './clusters.ts';
 import { inboundRateLimit, rateLimitPolicyFor } from './rate-limit.ts';
 import type { InboundRateLimit } from './rate-limit.ts';
 import { authzFilters, authzPolicyKey } from './authz.ts';
@@ -824,8 +824,7 @@ function inboundPort(plan: ListenerPlan, p: InboundPortSpec, ctx: InboundContext
     inboundCluster(
       p.port,
       p.app,
-      // A sniffed port's application gets each request in the protocol it came in (Istio's inbound clusters).
-      isHttp2(p.protocol) ? 'http2' : p.protocol === 'UNSPECIFIED' ? 'downstream' : 'http1',
+      upstreamProtocolOf(p.protocol),
       p.served.length ? servicesMetadata(p.served, snap) : undefined,
     ),
   );

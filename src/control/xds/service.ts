@@ -94,12 +94,17 @@ function toBuffer(bytes: Uint8Array): Buffer {
 }
 
 /**
- * A response the connections already encoded. grpc-js reads only `byteLength` and `copy` of what a serializer
- * returns (it copies it into the frame it writes), so the blocks go in without being joined first; a test over a
- * real grpc-js stream checks the bytes that arrive.
+ * A response serializer: what the connections already encoded goes through as it is. grpc-js reads only
+ * `byteLength` and `copy` of what a serializer returns (it copies it into the frame it writes), so ResponseBytes'
+ * blocks go in without being joined first; a test over a real grpc-js stream checks the bytes that arrive.
  */
-function serializedResponse(m: ResponseBytes | Uint8Array): Buffer {
-  return m instanceof ResponseBytes ? (m as unknown as Buffer) : toBuffer(m);
+function responseSerializer<M extends object>(
+  encode: (m: M) => Uint8Array,
+): (m: M | ResponseBytes | Uint8Array) => Buffer {
+  return (m) => {
+    if (m instanceof ResponseBytes) return m as unknown as Buffer;
+    return toBuffer(m instanceof Uint8Array ? m : encode(m));
+  };
 }
 
 /** Requests are encoded only by clients (tests, tools); the server's responses take the fast path in response-codec.ts. */
@@ -114,10 +119,7 @@ export const adsServiceDefinition: ServiceDefinition = {
     responseStream: true,
     requestSerialize: encoder(DISCOVERY_REQUEST),
     requestDeserialize: (bytes: Buffer): DecodedRequest => ({ raw: bytes }),
-    responseSerialize: (m: DiscoveryResponseMessage | ResponseBytes | Uint8Array) =>
-      m instanceof Uint8Array || m instanceof ResponseBytes
-        ? serializedResponse(m)
-        : toBuffer(encodeDiscoveryResponse(m)),
+    responseSerialize: responseSerializer<DiscoveryResponseMessage>(encodeDiscoveryResponse),
     responseDeserialize: (bytes: Buffer) => decodeMessage(DISCOVERY_RESPONSE, bytes),
   },
   DeltaAggregatedResources: {
@@ -126,10 +128,7 @@ export const adsServiceDefinition: ServiceDefinition = {
     responseStream: true,
     requestSerialize: encoder(DELTA_DISCOVERY_REQUEST),
     requestDeserialize: (bytes: Buffer): DecodedRequest => ({ raw: bytes }),
-    responseSerialize: (m: DeltaDiscoveryResponseMessage | ResponseBytes | Uint8Array) =>
-      m instanceof Uint8Array || m instanceof ResponseBytes
-        ? serializedResponse(m)
-        : toBuffer(encodeDeltaDiscoveryResponse(m)),
+    responseSerialize: responseSerializer<DeltaDiscoveryResponseMessage>(encodeDeltaDiscoveryResponse),
     responseDeserialize: (bytes: Buffer) => decodeMessage(DELTA_DISCOVERY_RESPONSE, bytes),
   },
 };
