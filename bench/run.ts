@@ -3,7 +3,7 @@
 // Usage: node bench/run.ts [--reps N] [--quick]
 //   [--targets direct,nginx,weft,nginx-2hop,weft-2hop,weft-ratelimit,weft-resilience,weft-telemetry,weft-tracing,
 //              nginx-mtls-2hop,weft-mtls-2hop,weft-mtls-h2-2hop] [--profile] [--no-ca (skip the CA issuance rate)]
-//   [--weft-node-args "--max-semi-space-size=2"] [--weft-cli dist/cli/main.js]
+//   [--weft-node-args="--max-semi-space-size=2 ..." (with "=": the value starts with a dash)] [--weft-cli dist/cli/main.js]
 //   [--results-name NAME (write bench/results/NAME.{json,md} instead of latest.*) | --no-write]
 //   [--chaos (also run the chaos benchmark, bench/chaos/) | --chaos-only]
 import { spawnSync } from 'node:child_process';
@@ -67,7 +67,7 @@ function parseOptions(argv: readonly string[]): { options: BenchOptions; destina
   if (values.help) {
     process.stdout.write(
       'node bench/run.ts [--reps N] [--quick] [--targets ' +
-        `${TARGET_NAMES.join(',')}] [--profile] [--weft-node-args "FLAGS"] [--weft-cli FILE] ` +
+        `${TARGET_NAMES.join(',')}] [--profile] [--weft-node-args="FLAGS"] [--weft-cli FILE] ` +
         '[--results-name NAME | --no-write] [--no-ca] [--chaos | --chaos-only]\n',
     );
     process.exit(0);

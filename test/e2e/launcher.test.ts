@@ -52,6 +52,38 @@ describe('bin/weft.js', { timeout: 60_000 }, () => {
     }
   });
 
+  it('runs a proxy in the launcher process itself, with the sidecar heap flags of its shebang', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'weft-launcher-'));
+    const bootstrap = path.join(dir, 'bootstrap.yaml');
+    writeFileSync(
+      bootstrap,
+      'admin:\n  address:\n    socket_address: { address: 127.0.0.1, port_value: 0 }\n',
+    );
+    const proxy = spawn(launcher, ['proxy', '--bootstrap', bootstrap], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let output = '';
+      proxy.stdout.on('data', (b: Buffer) => (output += b.toString()));
+      proxy.stderr.on('data', (b: Buffer) => (output += b.toString()));
+      const deadline = Date.now() + 30_000;
+      while (!output.includes('proxy ready')) {
+        assert.ok(Date.now() < deadline, `the proxy did not start:\n${output}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.deepEqual(childrenOf(proxy.pid ?? 0), [], 'a proxy needs no child process');
+      const args = readFileSync(`/proc/${proxy.pid}/cmdline`, 'utf8').split('\0');
+      for (const flag of [
+        '--max-semi-space-size=2',
+        '--max-old-space-size=64',
+        '--no-allocation-site-pretenuring',
+      ]) {
+        assert.ok(args.includes(flag), `${flag} missing from ${args.join(' ')}`);
+      }
+    } finally {
+      proxy.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('runs the control plane without the sidecar heap cap and stops it on SIGTERM', async () => {
     const cp = spawn(
       launcher,

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import diagnostics from 'node:diagnostics_channel';
+import { once } from 'node:events';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import { Readable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { ConfigError } from '../../core/errors.ts';
@@ -549,6 +552,49 @@ describe('HTTP/2 pool: max_connection_duration', { timeout: 20_000 }, () => {
     await until(() => server.closed() === 1, 'the expired idle session to close (the idle timeout is 1 h)');
     assert.equal((await send(pool).done).status, 200);
     assert.equal(server.opened(), 2);
+  });
+});
+
+describe('HTTP/2 pool: a finished stream', { timeout: 20_000 }, () => {
+  // node:http2 keeps a closed stream object reachable until a full GC; anything its listeners reach (the
+  // router, the downstream request and response) would survive every young-generation GC with it.
+  it('keeps no listener that reaches the request once it has closed, with or without a body', async () => {
+    const server = await countingH2Server();
+    const pool = h2PoolTo(server.port, new CircuitBreakers(DEFAULT_THRESHOLDS));
+    const streams: http2.ClientHttp2Stream[] = [];
+    const onCreated = (message: unknown): void => {
+      streams.push((message as { stream: http2.ClientHttp2Stream }).stream);
+    };
+    diagnostics.subscribe('http2.client.stream.created', onCreated);
+    try {
+      assert.equal((await send(pool).done).status, 200);
+      const body = Readable.from([Buffer.from('a body')]);
+      const withBody = await new Promise<number>((resolve, reject) => {
+        pool.send(
+          { method: 'POST', path: '/upload', headers: { host: 'h' }, body },
+          {
+            onStart: () => undefined,
+            onHeaders: (status, _h, end) => {
+              if (end) resolve(status);
+            },
+            onData: () => true,
+            onEnd: () => resolve(200),
+            onError: reject,
+            onUpgrade: (_s, _h, socket) => socket.destroy(),
+          },
+        );
+      });
+      assert.equal(withBody, 200);
+    } finally {
+      diagnostics.unsubscribe('http2.client.stream.created', onCreated);
+    }
+    assert.equal(streams.length, 2);
+    for (const stream of streams) {
+      if (!stream.destroyed) await once(stream, 'close');
+      // Whatever node:http2 still emits is dropped by the pool's own (listener-free) error handler.
+      await until(() => stream.eventNames().length === 1, `${String(stream.eventNames())} to go`);
+      assert.deepEqual(stream.eventNames(), ['error']);
+    }
   });
 });
 

