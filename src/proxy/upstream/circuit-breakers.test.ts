@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { ConfigError } from '../../core/errors.ts';
@@ -595,6 +595,59 @@ describe('HTTP/2 pool: a finished stream', { timeout: 20_000 }, () => {
       await until(() => stream.eventNames().length === 1, `${String(stream.eventNames())} to go`);
       assert.deepEqual(stream.eventNames(), ['error']);
     }
+  });
+});
+
+describe('HTTP/2 pool: an upload cut short', { timeout: 20_000 }, () => {
+  // An answer before the end of the upload closes the stream without an error (END_STREAM, then
+  // RST_STREAM(NO_ERROR), RFC 9113 §8.1) while the body is still piped into it.
+  it('leaves no listener on the closed stream, and the body no longer feeding it', async () => {
+    const server = http2.createServer();
+    server.on('stream', (s) => {
+      s.on('error', () => undefined);
+      s.once('data', () => {
+        s.respond({ ':status': 413 });
+        s.end('too large', () => s.close(http2.constants.NGHTTP2_NO_ERROR));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    const pool = h2PoolTo((server.address() as AddressInfo).port, new CircuitBreakers(DEFAULT_THRESHOLDS));
+    const streams: http2.ClientHttp2Stream[] = [];
+    const onCreated = (message: unknown): void => {
+      streams.push((message as { stream: http2.ClientHttp2Stream }).stream);
+    };
+    // A body that never ends by itself.
+    const body = new PassThrough();
+    body.write('first chunk');
+    diagnostics.subscribe('http2.client.stream.created', onCreated);
+    let status = 0;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        pool.send(
+          { method: 'POST', path: '/upload', headers: { host: 'h' }, body },
+          {
+            onStart: () => undefined,
+            onHeaders: (s) => (status = s),
+            onData: () => true,
+            onEnd: () => resolve(),
+            onError: reject,
+            onUpgrade: (_s, _h, socket) => socket.destroy(),
+          },
+        );
+      });
+    } finally {
+      diagnostics.unsubscribe('http2.client.stream.created', onCreated);
+    }
+    assert.equal(status, 413);
+    const [stream] = streams;
+    await until(
+      () => stream.destroyed && stream.eventNames().length === 1,
+      `${String(stream.eventNames())} to go`,
+    );
+    assert.deepEqual(stream.eventNames(), ['error']);
+    assert.equal(body.listenerCount('data'), 0, 'the body must no longer feed the closed stream');
+    body.destroy();
   });
 });
 
