@@ -2,6 +2,7 @@
 // the child must get the arguments, the exit code and the signals, and must not outlive the launcher.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,6 +33,18 @@ const alive = (pid: number): boolean => {
   }
 };
 
+/** Waits until the child has printed `text` (stdout or stderr); fails after 30 s with what it printed. */
+async function untilOutput(child: ChildProcess, text: string, what: string): Promise<void> {
+  let output = '';
+  child.stdout?.on('data', (b: Buffer) => (output += b.toString()));
+  child.stderr?.on('data', (b: Buffer) => (output += b.toString()));
+  const deadline = Date.now() + 30_000;
+  while (!output.includes(text)) {
+    assert.ok(Date.now() < deadline, `${what} did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 describe('bin/weft.js', { timeout: 60_000 }, () => {
   it('passes arguments and the exit code through to an uncapped child for weft analyze', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'weft-launcher-'));
@@ -61,14 +74,7 @@ describe('bin/weft.js', { timeout: 60_000 }, () => {
     );
     const proxy = spawn(launcher, ['proxy', '--bootstrap', bootstrap], { stdio: ['ignore', 'pipe', 'pipe'] });
     try {
-      let output = '';
-      proxy.stdout.on('data', (b: Buffer) => (output += b.toString()));
-      proxy.stderr.on('data', (b: Buffer) => (output += b.toString()));
-      const deadline = Date.now() + 30_000;
-      while (!output.includes('proxy ready')) {
-        assert.ok(Date.now() < deadline, `the proxy did not start:\n${output}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await untilOutput(proxy, 'proxy ready', 'the proxy');
       assert.deepEqual(childrenOf(proxy.pid ?? 0), [], 'a proxy needs no child process');
       const args = readFileSync(`/proc/${proxy.pid}/cmdline`, 'utf8').split('\0');
       for (const flag of [
@@ -90,14 +96,7 @@ describe('bin/weft.js', { timeout: 60_000 }, () => {
       ['control-plane', '--config', path.join(REPO, 'examples/mesh'), '--xds-port', '0', '--debug-port', '0'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    let output = '';
-    cp.stdout.on('data', (b: Buffer) => (output += b.toString()));
-    cp.stderr.on('data', (b: Buffer) => (output += b.toString()));
-    const deadline = Date.now() + 30_000;
-    while (!output.includes('control plane ready')) {
-      assert.ok(Date.now() < deadline, `the control plane did not start:\n${output}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await untilOutput(cp, 'control plane ready', 'the control plane');
     const [child] = childrenOf(cp.pid ?? 0);
     assert.ok(child, 'the control plane runs in a child of the launcher');
     const args = readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0');

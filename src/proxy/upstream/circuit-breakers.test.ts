@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import diagnostics from 'node:diagnostics_channel';
-import { once } from 'node:events';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
@@ -206,9 +205,11 @@ interface Tracked {
   abort(reason: Error): void;
 }
 
-function send(pool: UpstreamPool, path = '/'): Tracked {
+/** A GET to `path`, or a POST of `body` when one is given. */
+function send(pool: UpstreamPool, path = '/', body: Readable | null = null): Tracked {
   let abort: (reason: Error) => void = () => undefined;
-  const req: UpstreamRequest = { method: 'GET', path, headers: { host: 'h' }, body: null };
+  const method = body === null ? 'GET' : 'POST';
+  const req: UpstreamRequest = { method, path, headers: { host: 'h' }, body };
   const done = new Promise<Outcome>((resolve) => {
     let status = 0;
     const handler: UpstreamHandler = {
@@ -555,46 +556,42 @@ describe('HTTP/2 pool: max_connection_duration', { timeout: 20_000 }, () => {
   });
 });
 
+/** The HTTP/2 client streams node:http2 creates while `run` runs. */
+async function streamsCreatedBy(run: () => Promise<void>): Promise<http2.ClientHttp2Stream[]> {
+  const streams: http2.ClientHttp2Stream[] = [];
+  const onCreated = (message: unknown): void => {
+    streams.push((message as { stream: http2.ClientHttp2Stream }).stream);
+  };
+  diagnostics.subscribe('http2.client.stream.created', onCreated);
+  try {
+    await run();
+  } finally {
+    diagnostics.unsubscribe('http2.client.stream.created', onCreated);
+  }
+  return streams;
+}
+
+/** Waits for a closed stream to shed its listeners; only the pool's capture-free error handler may stay. */
+async function assertOnlyErrorHandlerLeft(stream: http2.ClientHttp2Stream): Promise<void> {
+  await until(
+    () => stream.destroyed && stream.eventNames().length === 1,
+    `${String(stream.eventNames())} to go`,
+  );
+  assert.deepEqual(stream.eventNames(), ['error']);
+}
+
 describe('HTTP/2 pool: a finished stream', { timeout: 20_000 }, () => {
   // node:http2 keeps a closed stream object reachable until a full GC; anything its listeners reach (the
   // router, the downstream request and response) would survive every young-generation GC with it.
   it('keeps no listener that reaches the request once it has closed, with or without a body', async () => {
     const server = await countingH2Server();
     const pool = h2PoolTo(server.port, new CircuitBreakers(DEFAULT_THRESHOLDS));
-    const streams: http2.ClientHttp2Stream[] = [];
-    const onCreated = (message: unknown): void => {
-      streams.push((message as { stream: http2.ClientHttp2Stream }).stream);
-    };
-    diagnostics.subscribe('http2.client.stream.created', onCreated);
-    try {
+    const streams = await streamsCreatedBy(async () => {
       assert.equal((await send(pool).done).status, 200);
-      const body = Readable.from([Buffer.from('a body')]);
-      const withBody = await new Promise<number>((resolve, reject) => {
-        pool.send(
-          { method: 'POST', path: '/upload', headers: { host: 'h' }, body },
-          {
-            onStart: () => undefined,
-            onHeaders: (status, _h, end) => {
-              if (end) resolve(status);
-            },
-            onData: () => true,
-            onEnd: () => resolve(200),
-            onError: reject,
-            onUpgrade: (_s, _h, socket) => socket.destroy(),
-          },
-        );
-      });
-      assert.equal(withBody, 200);
-    } finally {
-      diagnostics.unsubscribe('http2.client.stream.created', onCreated);
-    }
+      assert.equal((await send(pool, '/upload', Readable.from([Buffer.from('a body')])).done).status, 200);
+    });
     assert.equal(streams.length, 2);
-    for (const stream of streams) {
-      if (!stream.destroyed) await once(stream, 'close');
-      // Whatever node:http2 still emits is dropped by the pool's own (listener-free) error handler.
-      await until(() => stream.eventNames().length === 1, `${String(stream.eventNames())} to go`);
-      assert.deepEqual(stream.eventNames(), ['error']);
-    }
+    for (const stream of streams) await assertOnlyErrorHandlerLeft(stream);
   });
 });
 
@@ -613,39 +610,13 @@ describe('HTTP/2 pool: an upload cut short', { timeout: 20_000 }, () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
     const pool = h2PoolTo((server.address() as AddressInfo).port, new CircuitBreakers(DEFAULT_THRESHOLDS));
-    const streams: http2.ClientHttp2Stream[] = [];
-    const onCreated = (message: unknown): void => {
-      streams.push((message as { stream: http2.ClientHttp2Stream }).stream);
-    };
     // A body that never ends by itself.
     const body = new PassThrough();
     body.write('first chunk');
-    diagnostics.subscribe('http2.client.stream.created', onCreated);
-    let status = 0;
-    try {
-      await new Promise<void>((resolve, reject) => {
-        pool.send(
-          { method: 'POST', path: '/upload', headers: { host: 'h' }, body },
-          {
-            onStart: () => undefined,
-            onHeaders: (s) => (status = s),
-            onData: () => true,
-            onEnd: () => resolve(),
-            onError: reject,
-            onUpgrade: (_s, _h, socket) => socket.destroy(),
-          },
-        );
-      });
-    } finally {
-      diagnostics.unsubscribe('http2.client.stream.created', onCreated);
-    }
-    assert.equal(status, 413);
-    const [stream] = streams;
-    await until(
-      () => stream.destroyed && stream.eventNames().length === 1,
-      `${String(stream.eventNames())} to go`,
-    );
-    assert.deepEqual(stream.eventNames(), ['error']);
+    const [stream] = await streamsCreatedBy(async () => {
+      assert.equal((await send(pool, '/upload', body).done).status, 413);
+    });
+    await assertOnlyErrorHandlerLeft(stream);
     assert.equal(body.listenerCount('data'), 0, 'the body must no longer feed the closed stream');
     body.destroy();
   });
