@@ -1,9 +1,13 @@
 /**
- * Builds the SO_ORIGINAL_DST addon (native/original-dst/) with the system C compiler, no node-gyp.
+ * Builds Weft's optional Node-API addons with the system C compiler, no node-gyp:
+ * - native/original-dst/: SO_ORIGINAL_DST for transparent capture (src/proxy/network/original-dst.ts);
+ *   without it `weft up` uses explicit proxy mode;
+ * - native/malloc-trim/: glibc's malloc_trim off the event loop (src/proxy/memory-trim.ts); without it a
+ *   proxy keeps freed malloc memory resident (10-20 MB under load).
  *
- * Transparent capture is optional, so this never fails the build: when the addon cannot be built it
- * prints one line, records why in build/native/original_dst.unavailable (src/proxy/network/original-dst.ts
- * reports that reason) and exits 0, and `weft up` uses explicit proxy mode.
+ * Both are optional, so this never fails the build: an addon that cannot be built gets one line on
+ * stderr and its reason in build/native/NAME.unavailable (which the loader reports), and the script
+ * goes on and exits 0.
  *
  * Run: node scripts/build-native.ts
  */
@@ -13,24 +17,35 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const source = path.join(repo, 'native/original-dst/original_dst.c');
 const outDir = path.join(repo, 'build/native');
-const output = path.join(outDir, 'original_dst.node');
-const unavailable = path.join(outDir, 'original_dst.unavailable');
+
+interface AddonSpec {
+  /** The file stem: build/native/NAME.node and NAME.unavailable. */
+  readonly name: string;
+  readonly source: string;
+  /** What goes missing without it, for the one-line notice. */
+  readonly without: string;
+}
+
+const addons: readonly AddonSpec[] = [
+  {
+    name: 'original_dst',
+    source: 'native/original-dst/original_dst.c',
+    without:
+      'transparent capture unavailable: cannot build the SO_ORIGINAL_DST addon (REASON); weft up falls back to explicit proxy mode',
+  },
+  {
+    name: 'malloc_trim',
+    source: 'native/malloc-trim/malloc_trim.c',
+    without:
+      'cannot build the malloc_trim addon (REASON); proxies run without returning freed malloc memory to the system',
+  },
+];
+
+class Unavailable extends Error {}
 
 function fail(reason: string): never {
-  try {
-    fs.mkdirSync(outDir, { recursive: true });
-    fs.writeFileSync(unavailable, `${reason}\n`);
-    // A stale addon from an earlier build would contradict the reason just written.
-    fs.rmSync(output, { force: true });
-  } catch {
-    // The message below is all a read-only tree can get.
-  }
-  process.stderr.write(
-    `weft: transparent capture unavailable: cannot build the SO_ORIGINAL_DST addon (${reason}); weft up falls back to explicit proxy mode\n`,
-  );
-  process.exit(0);
+  throw new Unavailable(reason);
 }
 
 /**
@@ -65,41 +80,57 @@ function findOnPath(command: string): string | undefined {
   return undefined;
 }
 
-function main(): void {
-  // SO_ORIGINAL_DST is a Linux netfilter socket option; nothing to build elsewhere.
-  if (process.platform !== 'linux') fail(`not Linux (${process.platform})`);
-  if (!fs.existsSync(source)) fail(`source missing: ${path.relative(repo, source)}`);
+function build(spec: AddonSpec): void {
+  const source = path.join(repo, spec.source);
+  const output = path.join(outDir, `${spec.name}.node`);
+  const unavailable = path.join(outDir, `${spec.name}.unavailable`);
+  try {
+    // Both addons use Linux (SO_ORIGINAL_DST, glibc's allocator); nothing to build elsewhere.
+    if (process.platform !== 'linux') fail(`not Linux (${process.platform})`);
+    if (!fs.existsSync(source)) fail(`source missing: ${spec.source}`);
 
-  if (fs.existsSync(output) && fs.statSync(output).mtimeMs > fs.statSync(source).mtimeMs) {
+    if (fs.existsSync(output) && fs.statSync(output).mtimeMs > fs.statSync(source).mtimeMs) {
+      fs.rmSync(unavailable, { force: true });
+      return;
+    }
+
+    const cc = findOnPath('cc');
+    if (cc === undefined) fail('cc not found');
+    const include = nodeIncludeDir();
+    if (include === undefined) fail('Node headers (node_api.h) not found');
+
+    fs.mkdirSync(outDir, { recursive: true });
+    // Compile to a temporary name so an interrupted or failed build never leaves a half-written addon.
+    const temporary = `${output}.tmp-${process.pid}`;
+    const args = ['-O2', '-shared', '-fPIC', '-Wall', '-Werror', `-I${include}`, '-o', temporary, source];
+    const result = spawnSync(cc, args, { encoding: 'utf8' });
+    if (result.error !== undefined || result.status !== 0) {
+      fs.rmSync(temporary, { force: true });
+      const detail =
+        result.error?.message ??
+        (
+          result.stderr.split('\n').find((line) => line.includes('error')) ??
+          result.stderr.trim().split('\n')[0] ??
+          ''
+        )
+          .trim()
+          .slice(0, 300);
+      fail(`${path.basename(cc)} failed${detail === '' ? '' : `: ${detail}`}`);
+    }
+    fs.renameSync(temporary, output);
     fs.rmSync(unavailable, { force: true });
-    return;
+  } catch (error) {
+    if (!(error instanceof Unavailable)) throw error;
+    try {
+      fs.mkdirSync(outDir, { recursive: true });
+      fs.writeFileSync(unavailable, `${error.message}\n`);
+      // A stale addon from an earlier build would contradict the reason just written.
+      fs.rmSync(output, { force: true });
+    } catch {
+      // The message below is all a read-only tree can get.
+    }
+    process.stderr.write(`weft: ${spec.without.replace('REASON', error.message)}\n`);
   }
-
-  const cc = findOnPath('cc');
-  if (cc === undefined) fail('cc not found');
-  const include = nodeIncludeDir();
-  if (include === undefined) fail('Node headers (node_api.h) not found');
-
-  fs.mkdirSync(outDir, { recursive: true });
-  // Compile to a temporary name so an interrupted or failed build never leaves a half-written addon.
-  const temporary = `${output}.tmp-${process.pid}`;
-  const args = ['-O2', '-shared', '-fPIC', '-Wall', '-Werror', `-I${include}`, '-o', temporary, source];
-  const result = spawnSync(cc, args, { encoding: 'utf8' });
-  if (result.error !== undefined || result.status !== 0) {
-    fs.rmSync(temporary, { force: true });
-    const detail =
-      result.error?.message ??
-      (
-        result.stderr.split('\n').find((line) => line.includes('error')) ??
-        result.stderr.trim().split('\n')[0] ??
-        ''
-      )
-        .trim()
-        .slice(0, 300);
-    fail(`${path.basename(cc)} failed${detail === '' ? '' : `: ${detail}`}`);
-  }
-  fs.renameSync(temporary, output);
-  fs.rmSync(unavailable, { force: true });
 }
 
-main();
+for (const spec of addons) build(spec);

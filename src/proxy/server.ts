@@ -30,6 +30,7 @@ import type { JsonObject } from '../core/json.ts';
 import { VERSION } from '../core/version.ts';
 import { TelemetryContext } from './telemetry/context.ts';
 import { ServerStats } from './server-stats.ts';
+import { MallocTrimmer } from './memory-trim.ts';
 
 const log = createLogger('proxy');
 
@@ -79,12 +80,14 @@ export class ProxyServer implements AdminTarget {
   private stopping: Promise<void> | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
   private readonly serverStats: ServerStats;
+  private readonly mallocTrimmer: MallocTrimmer;
 
   constructor(bootstrap: BootstrapConfig, opts: ProxyServerOptions = {}) {
     this.bootstrap = bootstrap;
     this.opts = opts;
     this.stats = new StatsStore(bootstrap.stats);
     this.serverStats = new ServerStats(this.stats, VERSION);
+    this.mallocTrimmer = new MallocTrimmer(this.stats);
     for (const { name, value } of bootstrap.secrets ?? []) this.secrets.set(name, value);
     this.clusterManager = new ClusterManager(this.stats, this.secrets);
     this.telemetry = new TelemetryContext(this.clusterManager, this.stats, bootstrap.node);
@@ -116,6 +119,7 @@ export class ProxyServer implements AdminTarget {
       this.listenerManager.commit(l, keys, await this.listenerManager.prepare(l, keys));
     }
     this.flushTimer = setInterval(() => this.flushStats(), 5000).unref();
+    this.mallocTrimmer.start();
     this.flushStats();
     const firstCertificate = this.startAgent();
     const dynamic = this.bootstrap.dynamic;
@@ -345,6 +349,7 @@ export class ProxyServer implements AdminTarget {
         await new Promise((r) => setTimeout(r, 20));
       }
       if (this.flushTimer) clearInterval(this.flushTimer);
+      this.mallocTrimmer.stop();
       this.listenerManager.destroy();
       // Access logs of the last requests and their spans go out before the clusters they may use close.
       await this.telemetry.close();

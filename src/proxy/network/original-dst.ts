@@ -3,11 +3,9 @@
  * SO_ORIGINAL_DST addon built by scripts/build-native.ts. When the addon is absent (not Linux, no C
  * compiler at install) transparent capture is unavailable and callers fall back to explicit proxying.
  */
-import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import type net from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadNativeAddon } from '../../core/native-addon.ts';
+import type { AddonSupport, LoadedAddon } from '../../core/native-addon.ts';
 
 export interface OriginalDestination {
   readonly address: string;
@@ -19,37 +17,15 @@ interface Addon {
   originalDestination(fd: number): OriginalDestination | null;
 }
 
-type Support = { readonly available: true } | { readonly available: false; readonly reason: string };
+let loaded: LoadedAddon<Addon> | undefined;
 
-// Three levels up from both src/proxy/network/ and dist/proxy/network/.
-const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const addonPath = path.join(packageRoot, 'build', 'native', 'original_dst.node');
-const unavailablePath = path.join(packageRoot, 'build', 'native', 'original_dst.unavailable');
-
-let loaded: { readonly addon: Addon | undefined; readonly support: Support } | undefined;
-
-function load(): { readonly addon: Addon | undefined; readonly support: Support } {
-  if (loaded !== undefined) return loaded;
-  try {
-    const addon = createRequire(import.meta.url)(addonPath) as Addon;
-    loaded = { addon, support: { available: true } };
-  } catch (error) {
-    // The build's own reason is more useful than "cannot find module" when it chose not to build.
-    let reason: string;
-    try {
-      reason = fs.readFileSync(unavailablePath, 'utf8').trim();
-    } catch {
-      // Only the first line: require's message goes on with a require stack nobody needs in weft up's notice.
-      const message = (error instanceof Error ? error.message : String(error)).split('\n')[0];
-      reason = `cannot load ${addonPath}: ${message}`;
-    }
-    loaded = { addon: undefined, support: { available: false, reason } };
-  }
+function load(): LoadedAddon<Addon> {
+  loaded ??= loadNativeAddon<Addon>('original_dst');
   return loaded;
 }
 
 /** Whether the addon loaded; when not, why (from the .unavailable file, or the load error), for weft up's message. */
-export function originalDstSupport(): Support {
+export function originalDstSupport(): AddonSupport {
   return load().support;
 }
 
