@@ -36,12 +36,12 @@ setTimeout(() => {
 }, 300);
 `;
 
-describe('malloc_trim addon', { skip: process.platform !== 'linux' && 'needs Linux and glibc' }, () => {
-  before(async () => {
-    // Self-sufficient when run alone; a no-op when `npm run build` already compiled the addon.
-    await run(process.execPath, [path.join(repo, 'scripts/build-native.ts')]);
-  });
+before(async () => {
+  // Self-sufficient when run alone; a no-op when `npm run build` already compiled the addon.
+  if (process.platform === 'linux') await run(process.execPath, [path.join(repo, 'scripts/build-native.ts')]);
+});
 
+describe('malloc_trim addon', { skip: process.platform !== 'linux' && 'needs Linux and glibc' }, () => {
   it('gives freed memory from the middle of the heap back to the system', async () => {
     const { stdout } = await run(process.execPath, ['--expose-gc', '-e', fragmenter], { timeout: 30_000 });
     const { before, after, released } = JSON.parse(stdout) as {
@@ -61,10 +61,6 @@ describe('malloc_trim addon', { skip: process.platform !== 'linux' && 'needs Lin
 });
 
 describe('MallocTrimmer', { skip: process.platform !== 'linux' && 'needs Linux and glibc' }, () => {
-  before(async () => {
-    await run(process.execPath, [path.join(repo, 'scripts/build-native.ts')]);
-  });
-
   it('trims on its interval, one at a time, and stops', async () => {
     const stats = new StatsStore();
     const trimmer = new MallocTrimmer(stats, 20);

@@ -10,7 +10,7 @@
  */
 import { createLogger } from '../core/logger.ts';
 import { loadNativeAddon } from '../core/native-addon.ts';
-import type { AddonSupport } from '../core/native-addon.ts';
+import type { AddonSupport, LoadedAddon } from '../core/native-addon.ts';
 import type { StatsStore } from './stats/store.ts';
 
 const log = createLogger('memory');
@@ -21,12 +21,11 @@ interface Addon {
   mallocTrim(done: (released: boolean) => void): void;
 }
 
-let addon: Addon | undefined;
-let support: AddonSupport | undefined;
+let loaded: LoadedAddon<Addon> | undefined;
 
-function load(): { addon: Addon | undefined; support: AddonSupport } {
-  if (support === undefined) ({ addon, support } = loadNativeAddon<Addon>('malloc_trim'));
-  return { addon, support };
+function load(): LoadedAddon<Addon> {
+  loaded ??= loadNativeAddon<Addon>('malloc_trim');
+  return loaded;
 }
 
 export class MallocTrimmer {
@@ -45,10 +44,8 @@ export class MallocTrimmer {
     const { addon, support } = load();
     const runs = this.stats.counter('server.memory_trim.runs');
     const released = this.stats.counter('server.memory_trim.released');
-    if (addon === undefined || support.available === false) {
-      log.debug('freed malloc memory is not returned to the system', {
-        reason: support.available ? 'unknown' : support.reason,
-      });
+    if (addon === undefined) {
+      log.debug('freed malloc memory is not returned to the system', { support });
       return support;
     }
     const done = (gaveBack: boolean): void => {
